@@ -1,0 +1,310 @@
+// Package mongohttp serves MongoDB collections as JSON from any net/http
+// service: one shared client, handlers that stream documents straight from
+// raw BSON, a deny-by-default query language, and problem+json errors.
+//
+// A complete service:
+//
+//	client, err := mongohttp.Connect(ctx, "mongodb://localhost:27017")
+//	if err != nil { log.Fatal(err) }
+//	defer client.Close(context.Background())
+//
+//	users := client.Database("app").Collection("users")
+//	mux := http.NewServeMux()
+//	mux.Handle("GET /users", mongohttp.Find[bson.Raw](users, mongohttp.FindConfig{
+//		Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"age": mongohttp.Int}},
+//	}))
+//	mux.Handle("GET /users/{id}", mongohttp.FindOne[bson.Raw](users, mongohttp.FindOneConfig{}))
+//	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
+//	log.Fatal(http.ListenAndServe(":8080", mux))
+//
+// # Clients
+//
+// Connect and ConnectConfig build a client with pool statistics; Wrap adopts
+// a *mongo.Client you built yourself. Default returns a process-wide client
+// created on first use from MONGODB_URI. WithClient, ClientFrom and
+// Client.Middleware carry a client in request contexts.
+//
+// # Errors
+//
+// Every error a handler answers with is an RFC 9457 problem document
+// (application/problem+json) with a stable "code"; see Error and AsError.
+// Driver and server messages never reach clients.
+package mongohttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// DefaultURI is the connection string used when neither Config.URI nor the
+// MONGODB_URI environment variable gives one.
+const DefaultURI = "mongodb://localhost:27017"
+
+// Config configures ConnectConfig.
+type Config struct {
+	// URI is the connection string. Default is the MONGODB_URI environment
+	// variable, or DefaultURI when that is empty.
+	URI string
+
+	// Pool holds the pool settings and timeouts. The zero value keeps the
+	// URI's values and otherwise the defaults documented on each field.
+	Pool PoolConfig
+
+	// Options are driver options of your own (TLS, auth, monitors, read
+	// preference…), applied after URI and before Pool. A PoolMonitor set here
+	// keeps receiving every event: mongohttp counts its statistics and then
+	// calls yours. Options is not modified. Default is nil.
+	Options *options.ClientOptions
+}
+
+// Client is a MongoDB client shared by a whole service, with pool
+// statistics. It is safe for concurrent use. Create one per process and
+// Close it on shutdown.
+type Client struct {
+	mc   *mongo.Client
+	pool *poolCounters // nil for a wrapped client
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Connect builds a client for uri with the default pool settings. Like the
+// driver, it does not wait for a server: it returns at once and connects in
+// the background, so a service starts while its database is down. Use Ping
+// to check the server. ctx is checked before anything is built.
+func Connect(ctx context.Context, uri string) (*Client, error) {
+	return ConnectConfig(ctx, Config{URI: uri})
+}
+
+// ConnectConfig builds a client from cfg; see Connect.
+func ConnectConfig(ctx context.Context, cfg Config) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	opts, pool := cfg.clientOptions()
+	mc, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{mc: mc, pool: pool}, nil
+}
+
+// clientOptions merges the URI, the user's options and the pool settings,
+// in that order, and installs the statistics monitor in front of the user's.
+func (cfg Config) clientOptions() (*options.ClientOptions, *poolCounters) {
+	uri := cfg.URI
+	if uri == "" {
+		uri = os.Getenv("MONGODB_URI")
+	}
+	if uri == "" {
+		uri = DefaultURI
+	}
+	opts := options.Client().ApplyURI(uri)
+	var userMonitor = opts.PoolMonitor
+	if cfg.Options != nil {
+		if cfg.Options.PoolMonitor != nil {
+			userMonitor = cfg.Options.PoolMonitor
+		}
+		opts = options.MergeClientOptions(opts, cfg.Options)
+	}
+	cfg.Pool.apply(opts)
+	pool := &poolCounters{}
+	opts.SetPoolMonitor(pool.monitor(userMonitor))
+	return opts, pool
+}
+
+// Wrap adopts a client you built yourself. mongohttp cannot observe its pool,
+// so Stats reports zeros; pass your options as Config.Options to
+// ConnectConfig instead when you want statistics. Close disconnects mc.
+func Wrap(mc *mongo.Client) *Client {
+	return &Client{mc: mc}
+}
+
+// Mongo returns the underlying driver client.
+func (c *Client) Mongo() *mongo.Client { return c.mc }
+
+// Database returns a handle to the named database.
+func (c *Client) Database(name string, opts ...options.Lister[options.DatabaseOptions]) *mongo.Database {
+	return c.mc.Database(name, opts...)
+}
+
+// Ping asks the server to answer, under ctx. After Close it returns an error
+// matching mongo.ErrClientDisconnected.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.mc.Ping(ctx, nil)
+}
+
+// Close disconnects the client, waiting under ctx for in-use connections to
+// return. It is safe to call more than once and from many goroutines at
+// once: the first call disconnects, the others wait for it and return the
+// same result. After Close every operation fails with an error matching
+// mongo.ErrClientDisconnected.
+func (c *Client) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() {
+		c.closeErr = c.mc.Disconnect(ctx)
+	})
+	return c.closeErr
+}
+
+// The process-wide default client.
+var defaultClient struct {
+	mu      sync.Mutex
+	c       *Client
+	creates int // clients created by Default, for tests
+}
+
+// Default returns the process-wide client, creating it on first use from
+// MONGODB_URI (DefaultURI when unset) with the default pool settings. Calls
+// that race on first use wait for one creation and share its client. A
+// failed creation (a malformed URI) is not kept: the next call tries again.
+func Default(ctx context.Context) (*Client, error) {
+	defaultClient.mu.Lock()
+	defer defaultClient.mu.Unlock()
+	if defaultClient.c != nil {
+		return defaultClient.c, nil
+	}
+	c, err := Connect(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defaultClient.c = c
+	defaultClient.creates++
+	return c, nil
+}
+
+// SetDefault replaces the process-wide client and returns the previous one
+// (nil if none). SetDefault(nil) makes the next Default create a new client.
+// It closes nothing: closing the previous client is the caller's choice.
+func SetDefault(c *Client) (previous *Client) {
+	defaultClient.mu.Lock()
+	defer defaultClient.mu.Unlock()
+	previous, defaultClient.c = defaultClient.c, c
+	return previous
+}
+
+type ctxKey struct{}
+
+// WithClient returns a copy of ctx that carries c.
+func WithClient(ctx context.Context, c *Client) context.Context {
+	return context.WithValue(ctx, ctxKey{}, c)
+}
+
+// ClientFrom returns the client carried by ctx (see WithClient and
+// Middleware), or nil when there is none. It deliberately does not fall
+// back to Default: a forgotten middleware then shows up as a nil client, not
+// as a silent connection to MONGODB_URI.
+func ClientFrom(ctx context.Context) *Client {
+	c, _ := ctx.Value(ctxKey{}).(*Client)
+	return c
+}
+
+// Middleware puts c into the context of every request it passes to next.
+// It has the func(http.Handler) http.Handler shape routers expect:
+//
+//	handler := client.Middleware(mux)   // net/http
+//	r.Use(client.Middleware)            // chi, gorilla/mux
+func (c *Client) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(WithClient(r.Context(), c)))
+	})
+}
+
+// resolveClient picks the explicit client, else the one in ctx, else the
+// default client.
+func resolveClient(ctx context.Context, c *Client) (*Client, error) {
+	if c != nil {
+		return c, nil
+	}
+	if c := ClientFrom(ctx); c != nil {
+		return c, nil
+	}
+	c, err := Default(ctx)
+	if err != nil {
+		return nil, ErrUnavailable.Detailf("no database client is configured").withCause(err)
+	}
+	return c, nil
+}
+
+// DefaultHealthTimeout bounds a HealthHandler's ping when its Timeout is 0.
+const DefaultHealthTimeout = 2 * time.Second
+
+// HealthHandler answers 200 {"status":"ok"} when the database answers a
+// ping, and 503 problem+json with code "unavailable" when it does not. It
+// answers within Timeout even when the server is unreachable (the driver
+// alone would look for a server for 30 s).
+type HealthHandler struct {
+	// Client is the client to check. Default (nil) is the client in the
+	// request's context (see Middleware), else the default client.
+	Client *Client
+	// Timeout bounds the ping. Default is DefaultHealthTimeout (2 s).
+	Timeout time.Duration
+	// Logger receives failed pings at Warn level. Default is slog.Default().
+	Logger *slog.Logger
+}
+
+func (h *HealthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !allowGetHead(w, r) {
+		return
+	}
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = DefaultHealthTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	c, err := resolveClient(ctx, h.Client)
+	if err == nil {
+		err = c.Ping(ctx)
+	}
+	if err != nil {
+		logger := h.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.LogAttrs(r.Context(), slog.LevelWarn, "mongohttp: health check failed", slog.Any("error", err))
+		// Whatever the cause (timeout, refused, closed), health means "cannot
+		// serve now": always 503, never 504 or 500.
+		WriteError(w, r, ErrUnavailable.Detailf("the database did not answer a ping").withCause(err))
+		return
+	}
+	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// allowGetHead answers 405 with an Allow header for methods other than GET
+// and HEAD, and reports whether the request may go on.
+func allowGetHead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET or HEAD", strconv.Quote(r.Method)))
+	return false
+}
+
+// writeJSON writes v as a small, non-cacheable JSON answer.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		WriteError(w, r, errors.Join(ErrInternal, err))
+		return
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}

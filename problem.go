@@ -1,0 +1,196 @@
+package mongohttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Error is an error that maps to an HTTP answer: an RFC 9457 problem
+// document with a stable machine-readable Code.
+//
+// The package's sentinel errors (ErrNotFound, ErrFieldNotAllowed, …) are
+// *Error values; errors returned by mongohttp wrap them, so compare with
+// errors.Is. Two *Error values match under errors.Is when their codes are
+// equal, whatever their details.
+type Error struct {
+	// Status is the HTTP status code.
+	Status int
+	// Code is a stable identifier clients may switch on, for example
+	// "field_not_allowed". Codes never change once published.
+	Code string
+	// Title is a short summary of the problem type.
+	Title string
+	// Detail explains this occurrence. It is shown to clients, so it never
+	// holds driver or server messages.
+	Detail string
+	// Err is the underlying cause, for logs only. It is never shown to clients.
+	Err error
+}
+
+// Sentinel errors, one per problem code. Match them with errors.Is.
+var (
+	ErrInvalidObjectID    = &Error{Status: http.StatusBadRequest, Code: "invalid_object_id", Title: "Invalid object id"}
+	ErrInvalidParameter   = &Error{Status: http.StatusBadRequest, Code: "invalid_parameter", Title: "Invalid parameter"}
+	ErrUnknownParameter   = &Error{Status: http.StatusBadRequest, Code: "unknown_parameter", Title: "Unknown parameter"}
+	ErrFieldNotAllowed    = &Error{Status: http.StatusBadRequest, Code: "field_not_allowed", Title: "Field not allowed"}
+	ErrOperatorNotAllowed = &Error{Status: http.StatusBadRequest, Code: "operator_not_allowed", Title: "Operator not allowed"}
+	ErrLimitExceeded      = &Error{Status: http.StatusBadRequest, Code: "limit_exceeded", Title: "Limit exceeded"}
+	ErrInvalidCursor      = &Error{Status: http.StatusBadRequest, Code: "invalid_cursor", Title: "Invalid cursor"}
+	ErrNotFound           = &Error{Status: http.StatusNotFound, Code: "not_found", Title: "Not found"}
+	ErrMethodNotAllowed   = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Method not allowed"}
+	ErrNotAcceptable      = &Error{Status: http.StatusNotAcceptable, Code: "not_acceptable", Title: "Not acceptable"}
+	ErrUnavailable        = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Database unavailable"}
+	ErrTimeout            = &Error{Status: http.StatusGatewayTimeout, Code: "timeout", Title: "Query timed out"}
+	ErrInternal           = &Error{Status: http.StatusInternalServerError, Code: "internal", Title: "Internal error"}
+)
+
+// ProblemTypeBase prefixes an Error's Code to form the problem's "type" URI.
+const ProblemTypeBase = "urn:mongohttp:problem:"
+
+func (e *Error) Error() string {
+	msg := e.Code
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return "mongohttp: " + msg
+}
+
+// Is reports whether target is an *Error with the same Code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Unwrap returns the underlying cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Detailf returns a copy of e with Detail set from format and args. Use it to
+// derive an occurrence from a sentinel: ErrFieldNotAllowed.Detailf("field %q …", f).
+func (e *Error) Detailf(format string, args ...any) *Error {
+	c := *e
+	c.Detail = fmt.Sprintf(format, args...)
+	return &c
+}
+
+// withCause returns a copy of e whose Err is cause.
+func (e *Error) withCause(cause error) *Error {
+	c := *e
+	c.Err = cause
+	return &c
+}
+
+// AsError maps any error to the *Error a client should see:
+//   - an *Error anywhere in err's chain is returned as is;
+//   - mongo.ErrNoDocuments becomes ErrNotFound;
+//   - an unreachable server, an exhausted connection pool, a network error or
+//     a closed client become ErrUnavailable (503);
+//   - an expired deadline or an operation the server stopped for exceeding
+//     its time limit becomes ErrTimeout (504);
+//   - anything else becomes ErrInternal (500).
+//
+// The returned error keeps err as its cause for logging.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return ErrNotFound.withCause(err)
+	case isUnavailable(err):
+		return ErrUnavailable.Detailf("the database cannot be reached; retry later").withCause(err)
+	case errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err):
+		return ErrTimeout.Detailf("the query did not finish within its time limit").withCause(err)
+	default:
+		return ErrInternal.Detailf("the request could not be completed").withCause(err)
+	}
+}
+
+// isUnavailable reports whether err means no usable connection to the
+// database: no server could be selected, the pool had no connection to give
+// within the wait, the network failed, or the client is closed. These are
+// checked before timeouts because the driver also reports them as timeouts.
+func isUnavailable(err error) bool {
+	if errors.Is(err, mongo.ErrClientDisconnected) || mongo.IsNetworkError(err) {
+		return true
+	}
+	// The driver's ServerSelectionError and WaitQueueTimeoutError live in a
+	// package documented as unstable; match them by name rather than import it.
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		t := reflect.TypeOf(e)
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if strings.HasSuffix(t.PkgPath(), "/x/mongo/driver/topology") &&
+			(t.Name() == "ServerSelectionError" || t.Name() == "WaitQueueTimeoutError") {
+			return true
+		}
+	}
+	return false
+}
+
+// problemBody is the RFC 9457 document.
+type problemBody struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Code     string `json:"code"`
+}
+
+// RetryAfter is the value, in seconds, of the Retry-After header sent with
+// 503 answers.
+const RetryAfter = 1
+
+// WriteError writes err as an application/problem+json answer, mapped by
+// AsError. It never writes the cause's message. For HEAD requests it writes
+// the headers only.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	e := AsError(err)
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("ETag")
+	h.Del("Link")
+	h.Del("X-Total-Count")
+	if e.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", strconv.Itoa(RetryAfter))
+	}
+	body, _ := json.Marshal(problemBody{
+		Type:     ProblemTypeBase + e.Code,
+		Title:    e.Title,
+		Status:   e.Status,
+		Detail:   e.Detail,
+		Instance: requestPath(r),
+		Code:     e.Code,
+	})
+	body = append(body, '\n')
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.Status)
+	if r == nil || r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+func requestPath(r *http.Request) string {
+	if r == nil || r.URL == nil {
+		return ""
+	}
+	return r.URL.Path
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every check of every module: gofmt, go vet, staticcheck, the tests
+# under the race detector, and each fuzz target of the root package briefly
+# (its seed corpus, then FUZZTIME of fuzzing; default 10s, 0 for seeds only).
+#
+# Needs only Go: staticcheck and the embedded test server come from the Go
+# module proxy on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+staticcheck="honnef.co/go/tools/cmd/staticcheck@v0.8.2"
+fuzztime="${FUZZTIME:-10s}"
+modules=(.)
+for m in integration example; do
+	[ -f "$m/go.mod" ] && modules+=("$m")
+done
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "root module requires only the driver"
+direct=$(go list -m -f '{{if and (not .Main) (not .Indirect)}}{{.Path}}{{end}}' all)
+if [ "$direct" != "go.mongodb.org/mongo-driver/v2" ]; then
+	echo "the root module must require only the driver; it requires: $direct" >&2
+	exit 1
+fi
+if go list -m all | grep -i -E 'ferretdb|go-chi|gorilla'; then
+	echo "test servers and routers belong in nested modules, not the root build list" >&2
+	exit 1
+fi
+
+for m in "${modules[@]}"; do
+	step "module $m: gofmt, vet, staticcheck"
+	(
+		cd "$m"
+		unformatted=$(gofmt -l .)
+		if [ -n "$unformatted" ]; then
+			echo "gofmt would change:" >&2
+			echo "$unformatted" >&2
+			exit 1
+		fi
+		go vet ./...
+		go run "$staticcheck" ./...
+	)
+done
+
+for m in "${modules[@]}"; do
+	step "module $m: go test -race"
+	(cd "$m" && go test -race -count=1 ./...)
+done
+
+fuzzers=$(go test -list '^Fuzz' . | grep '^Fuzz' || true)
+for f in $fuzzers; do
+	if [ "$fuzztime" = "0" ]; then
+		continue # the seed corpus already ran with the tests above
+	fi
+	step "fuzz $f for $fuzztime"
+	go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" .
+done
+
+step "all checks passed"
