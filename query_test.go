@@ -1,0 +1,436 @@
+package mongohttp
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+type D = bson.D
+type A = bson.A
+
+var testCursorKey = []byte("0123456789abcdef0123456789abcdef")
+
+// testPolicy is a people collection with a hidden password hash and a
+// hidden field under an otherwise visible sub-document.
+func testPolicy() Policy {
+	return Policy{
+		Filter: map[string]Type{
+			"name": String, "email": String, "age": Int, "score": Float,
+			"active": Bool, "created": Date, "owner": ObjectID, "tags": String,
+			"profile.city": String, "items": String, "items.sku": String, "items.qty": Int,
+			"count": Int, // a reserved name: usable as count[eq]= and in filter=
+		},
+		Sort:      []string{"age", "name", "created", "profile.city"},
+		Project:   []string{"name", "email", "age", "profile.city", "tags", "items"},
+		Hidden:    []string{"password_hash", "profile.secret"},
+		Operators: append(DefaultOperators(), "regex", "elemMatch", "all", "size"),
+		CursorKey: testCursorKey,
+
+		ExtraParameters: []string{"pretty"},
+	}
+}
+
+func newParser(t testing.TB, p Policy) *QueryParser {
+	t.Helper()
+	qp, err := NewQueryParser(p)
+	if err != nil {
+		t.Fatalf("NewQueryParser: %v", err)
+	}
+	return qp
+}
+
+// extJSON renders v for failure messages, with exact BSON types.
+func extJSON(v any) string {
+	b, err := bson.MarshalExtJSON(v, true, false)
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return string(b)
+}
+
+// sameDoc compares documents by their BSON bytes, so types count: int64(5)
+// and int32(5) differ.
+func sameDoc(t *testing.T, what string, got, want bson.D) {
+	t.Helper()
+	g, err1 := bson.Marshal(got)
+	w, err2 := bson.Marshal(want)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%s: marshal: %v / %v", what, err1, err2)
+	}
+	if !bytes.Equal(g, w) {
+		t.Errorf("%s:\n got  %s\n want %s", what, extJSON(got), extJSON(want))
+	}
+}
+
+func mustOID(s string) bson.ObjectID {
+	id, err := bson.ObjectIDFromHex(s)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+const oidHex = "65a1b2c3d4e5f60718293a4b"
+
+var (
+	oid       = mustOID(oidHex)
+	may1      = bson.NewDateTimeFromTime(time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC))
+	may1noon  = bson.NewDateTimeFromTime(time.Date(2024, 5, 1, 12, 30, 0, 0, time.UTC))
+	noHidden  = D{{Key: "password_hash", Value: int32(0)}, {Key: "profile.secret", Value: int32(0)}}
+	defSortID = D{{Key: "_id", Value: int32(1)}}
+)
+
+func TestParseFilterGrammar(t *testing.T) {
+	qp := newParser(t, testPolicy())
+	tests := []struct {
+		name  string
+		query string
+		want  bson.D
+	}{
+		{"no filter", "", D{}},
+		{"empty pairs ignored", "&&", D{}},
+		{"string equality", "name=Ada", D{{Key: "name", Value: "Ada"}}},
+		{"percent and plus decoding", "name=Ada+L%C3%B6velace", D{{Key: "name", Value: "Ada Lövelace"}}},
+		{"empty string equality", "name=", D{{Key: "name", Value: ""}}},
+		{"int equality is int64", "age=35", D{{Key: "age", Value: int64(35)}}},
+		{"negative int", "age=-3", D{{Key: "age", Value: int64(-3)}}},
+		{"float", "score=2.5", D{{Key: "score", Value: 2.5}}},
+		{"float from integer text", "score=3", D{{Key: "score", Value: 3.0}}},
+		{"bool", "active=false", D{{Key: "active", Value: false}}},
+		{"date only", "created=2024-05-01", D{{Key: "created", Value: may1}}},
+		{"RFC 3339 date", "created=2024-05-01T14:30:00%2B02:00", D{{Key: "created", Value: may1noon}}},
+		{"ObjectID field", "owner=" + oidHex, D{{Key: "owner", Value: oid}}},
+		{"_id is an ObjectID by default", "_id=" + strings.ToUpper(oidHex), D{{Key: "_id", Value: oid}}},
+		{"dotted path listed exactly", "profile.city=Paris", D{{Key: "profile.city", Value: "Paris"}}},
+		{"range", "age[gte]=30&age[lt]=40",
+			D{{Key: "age", Value: D{{Key: "$gte", Value: int64(30)}, {Key: "$lt", Value: int64(40)}}}}},
+		{"eq and ne", "name[eq]=a&email[ne]=b",
+			D{{Key: "name", Value: D{{Key: "$eq", Value: "a"}}}, {Key: "email", Value: D{{Key: "$ne", Value: "b"}}}}},
+		{"plain equality joins operators as $eq", "age=3&age[ne]=4",
+			D{{Key: "age", Value: D{{Key: "$eq", Value: int64(3)}, {Key: "$ne", Value: int64(4)}}}}},
+		{"gt and lte on dates", "created[gt]=2024-05-01&created[lte]=2024-05-01T12:30:00Z",
+			D{{Key: "created", Value: D{{Key: "$gt", Value: may1}, {Key: "$lte", Value: may1noon}}}}},
+		{"fields keep first-appearance order", "age[gt]=1&name=x&age[lt]=9",
+			D{{Key: "age", Value: D{{Key: "$gt", Value: int64(1)}, {Key: "$lt", Value: int64(9)}}}, {Key: "name", Value: "x"}}},
+		{"in", "tags[in]=go,db", D{{Key: "tags", Value: D{{Key: "$in", Value: A{"go", "db"}}}}}},
+		{"in coerces each value", "age[in]=1,2,3", D{{Key: "age", Value: D{{Key: "$in", Value: A{int64(1), int64(2), int64(3)}}}}}},
+		{"nin", "owner[nin]=" + oidHex, D{{Key: "owner", Value: D{{Key: "$nin", Value: A{oid}}}}}},
+		{"all", "tags[all]=a,b", D{{Key: "tags", Value: D{{Key: "$all", Value: A{"a", "b"}}}}}},
+		{"exists", "email[exists]=false", D{{Key: "email", Value: D{{Key: "$exists", Value: false}}}}},
+		{"size", "tags[size]=2", D{{Key: "tags", Value: D{{Key: "$size", Value: int64(2)}}}}},
+		{"regex", "name[regex]=%5EAd", D{{Key: "name", Value: D{{Key: "$regex", Value: "^Ad"}}}}},
+		{"reserved field name via brackets", "count[eq]=3", D{{Key: "count", Value: D{{Key: "$eq", Value: int64(3)}}}}},
+		{"extra parameter ignored", "pretty=1&name=a", D{{Key: "name", Value: "a"}}},
+
+		// filter=
+		{"filter equality coerces int32 to int64", `filter={"age":35}`, D{{Key: "age", Value: int64(35)}}},
+		{"filter integral double to int", `filter={"age":35.0}`, D{{Key: "age", Value: int64(35)}}},
+		{"filter float from int", `filter={"score":{"$gt":1}}`, D{{Key: "score", Value: D{{Key: "$gt", Value: 1.0}}}}},
+		{"filter ObjectID from string", `filter={"owner":"` + oidHex + `"}`, D{{Key: "owner", Value: oid}}},
+		{"filter ObjectID from $oid", `filter={"_id":{"$oid":"` + oidHex + `"}}`, D{{Key: "_id", Value: oid}}},
+		{"filter date from string", `filter={"created":{"$gte":"2024-05-01"}}`, D{{Key: "created", Value: D{{Key: "$gte", Value: may1}}}}},
+		{"filter date from $date", `filter={"created":{"$date":"2024-05-01T12:30:00Z"}}`, D{{Key: "created", Value: may1noon}}},
+		{"filter null equality", `filter={"email":null}`, D{{Key: "email", Value: nil}}},
+		{"filter array equality", `filter={"tags":["a","b"]}`, D{{Key: "tags", Value: A{"a", "b"}}}},
+		{"filter in with null", `filter={"email":{"$in":["a",null]}}`, D{{Key: "email", Value: D{{Key: "$in", Value: A{"a", nil}}}}}},
+		{"filter or", `filter={"$or":[{"age":{"$lt":18}},{"active":true}]}`,
+			D{{Key: "$or", Value: A{D{{Key: "age", Value: D{{Key: "$lt", Value: int64(18)}}}}, D{{Key: "active", Value: true}}}}}},
+		{"filter and nor", `filter={"$and":[{"$nor":[{"name":"x"}]}]}`,
+			D{{Key: "$and", Value: A{D{{Key: "$nor", Value: A{D{{Key: "name", Value: "x"}}}}}}}}},
+		{"filter not", `filter={"age":{"$not":{"$gt":5}}}`, D{{Key: "age", Value: D{{Key: "$not", Value: D{{Key: "$gt", Value: int64(5)}}}}}}},
+		{"filter regex with options", `filter={"name":{"$regex":"^a","$options":"i"}}`,
+			D{{Key: "name", Value: D{{Key: "$regex", Value: "^a"}, {Key: "$options", Value: "i"}}}}},
+		{"filter regex value", `filter={"name":{"$regularExpression":{"pattern":"^a","options":"i"}}}`,
+			D{{Key: "name", Value: bson.Regex{Pattern: "^a", Options: "i"}}}},
+		{"filter elemMatch on elements' fields", `filter={"items":{"$elemMatch":{"sku":"x","qty":{"$gte":2}}}}`,
+			D{{Key: "items", Value: D{{Key: "$elemMatch", Value: D{{Key: "sku", Value: "x"}, {Key: "qty", Value: D{{Key: "$gte", Value: int64(2)}}}}}}}}},
+		{"filter elemMatch on elements", `filter={"tags":{"$elemMatch":{"$regex":"^g"}}}`,
+			D{{Key: "tags", Value: D{{Key: "$elemMatch", Value: D{{Key: "$regex", Value: "^g"}}}}}}},
+		{"filter reserved-name field", `filter={"count":2}`, D{{Key: "count", Value: int64(2)}}},
+		{"filter empty", `filter={}`, D{}},
+		{"query string and filter= combine with $and", `age[gt]=1&filter={"name":"x"}`,
+			D{{Key: "$and", Value: A{D{{Key: "age", Value: D{{Key: "$gt", Value: int64(1)}}}}, D{{Key: "name", Value: "x"}}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := qp.Parse(tt.query)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.query, err)
+			}
+			sameDoc(t, "Filter", q.Filter, tt.want)
+			sameDoc(t, "CountFilter", q.CountFilter, tt.want)
+		})
+	}
+}
+
+func TestParseSortProjectionPaging(t *testing.T) {
+	p := testPolicy()
+	p.DefaultSort = "-created"
+	qp := newParser(t, p)
+	tests := []struct {
+		name  string
+		query string
+		sort  bson.D
+		proj  bson.D
+		limit int64
+		skip  int64
+		count CountMode
+	}{
+		{"defaults", "", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, CountNone},
+		{"sort with tie-breaker", "sort=-age,name",
+			D{{Key: "age", Value: int32(-1)}, {Key: "name", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, ""},
+		{"explicit _id keeps its place", "sort=-_id,age",
+			D{{Key: "_id", Value: int32(-1)}, {Key: "age", Value: int32(1)}}, noHidden, 20, 0, ""},
+		{"dotted sort", "sort=profile.city", D{{Key: "profile.city", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, ""},
+		{"fields add sort fields", "fields=name,email&sort=-age",
+			D{{Key: "age", Value: int32(-1)}, {Key: "_id", Value: int32(1)}},
+			D{{Key: "name", Value: int32(1)}, {Key: "email", Value: int32(1)}, {Key: "age", Value: int32(1)}}, 20, 0, ""},
+		{"fields with _id", "fields=_id,name&sort=_id", defSortID,
+			D{{Key: "_id", Value: int32(1)}, {Key: "name", Value: int32(1)}}, 20, 0, ""},
+		{"sort field already projected", "fields=age&sort=age",
+			D{{Key: "age", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, D{{Key: "age", Value: int32(1)}}, 20, 0, ""},
+		{"default sort field added", "fields=name",
+			D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}},
+			D{{Key: "name", Value: int32(1)}, {Key: "created", Value: int32(1)}}, 20, 0, ""},
+		{"limit and skip", "limit=50&skip=100", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 50, 100, ""},
+		{"limit bounds", "limit=100&skip=1000", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 100, 1000, ""},
+		{"leading zeros", "limit=007&skip=0", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 7, 0, ""},
+		{"count exact", "count=exact", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, CountExact},
+		{"count estimated", "count=estimated", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, CountEstimated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := qp.Parse(tt.query)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.query, err)
+			}
+			sameDoc(t, "Sort", q.Sort, tt.sort)
+			sameDoc(t, "Projection", q.Projection, tt.proj)
+			if q.Limit != tt.limit || q.Skip != tt.skip || q.Count != tt.count {
+				t.Errorf("limit, skip, count = %d, %d, %q; want %d, %d, %q", q.Limit, q.Skip, q.Count, tt.limit, tt.skip, tt.count)
+			}
+		})
+	}
+}
+
+func TestProjectionOverlapWithSort(t *testing.T) {
+	qp := newParser(t, Policy{
+		Sort:    []string{"a", "a.b"},
+		Project: []string{"a", "a.b", "c"},
+	})
+	tests := []struct {
+		query string
+		want  bson.D
+	}{
+		// A projected ancestor already covers the sort field.
+		{"fields=a&sort=a.b", D{{Key: "a", Value: int32(1)}}},
+		// A sort field that contains a projected field replaces it.
+		{"fields=a.b,c&sort=a", D{{Key: "c", Value: int32(1)}, {Key: "a", Value: int32(1)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q, err := qp.Parse(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameDoc(t, "Projection", q.Projection, tt.want)
+		})
+	}
+	if _, err := qp.Parse("fields=a,a.b"); !errors.Is(err, ErrInvalidParameter) {
+		t.Errorf("overlapping fields: err = %v, want invalid_parameter", err)
+	}
+}
+
+func TestZeroPolicyDeniesByDefault(t *testing.T) {
+	qp := newParser(t, Policy{})
+	q, err := qp.Parse("_id=" + oidHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDoc(t, "Filter", q.Filter, D{{Key: "_id", Value: oid}})
+	sameDoc(t, "Sort", q.Sort, defSortID)
+	if len(q.Projection) != 0 || q.Limit != 20 {
+		t.Errorf("projection %v, limit %d; want none and 20", q.Projection, q.Limit)
+	}
+	for query, want := range map[string]error{
+		"name=x":                     ErrUnknownParameter,
+		"sort=name":                  ErrFieldNotAllowed,
+		"fields=_id":                 ErrFieldNotAllowed,
+		"_id[regex]=a":               ErrOperatorNotAllowed,
+		`filter={"name":"x"}`:        ErrFieldNotAllowed,
+		`filter={"_id":{"$size":1}}`: ErrOperatorNotAllowed,
+		"limit=101":                  ErrLimitExceeded,
+	} {
+		if _, err := qp.Parse(query); !errors.Is(err, want) {
+			t.Errorf("Parse(%q) = %v, want %v", query, err, want)
+		}
+	}
+}
+
+func TestParseErrorDetails(t *testing.T) {
+	qp := newParser(t, testPolicy())
+	_, err := qp.Parse("nmae=Ada")
+	if !errors.Is(err, ErrUnknownParameter) {
+		t.Fatalf("err = %v", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("%T is not *Error", err)
+	}
+	for _, want := range []string{`"nmae"`, "name", "age", "sort", "limit", "fields", "filter", "after", "pretty"} {
+		if !strings.Contains(e.Detail, want) {
+			t.Errorf("detail %q does not mention %s", e.Detail, want)
+		}
+	}
+	if strings.Contains(e.Detail, "password_hash") || strings.Contains(e.Detail, "secret") {
+		t.Errorf("detail %q names a hidden field", e.Detail)
+	}
+
+	// Hidden fields answer like unknown names: no oracle for their existence.
+	_, errHidden := qp.Parse("password_hash=x")
+	if !errors.Is(errHidden, ErrUnknownParameter) {
+		t.Errorf("hidden field: %v, want unknown_parameter", errHidden)
+	}
+
+	// Huge or binary input is never echoed whole.
+	long := strings.Repeat("x", 3000)
+	for _, query := range []string{long + "=1", "name[" + long + "]=1", "limit=" + long, "age=" + long, "sort=" + long} {
+		_, err := qp.Parse(query)
+		if !errors.As(err, &e) {
+			t.Fatalf("Parse(long): %v", err)
+		}
+		if len(e.Detail) > 600 || strings.Contains(e.Detail, long[:100]) || !utf8.ValidString(e.Detail) {
+			t.Errorf("detail of %d bytes echoes the input: %.120q", len(e.Detail), e.Detail)
+		}
+	}
+}
+
+func TestNewQueryParserConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Policy
+	}{
+		{"hidden field filterable", Policy{Filter: map[string]Type{"secret": String}, Hidden: []string{"secret"}}},
+		{"descendant of hidden filterable", Policy{Filter: map[string]Type{"password_hash.x": String}, Hidden: []string{"password_hash"}}},
+		{"ancestor of hidden filterable", Policy{Filter: map[string]Type{"profile": String}, Hidden: []string{"profile.secret"}}},
+		{"hidden field sortable", Policy{Sort: []string{"secret"}, Hidden: []string{"secret"}}},
+		{"ancestor of hidden sortable", Policy{Sort: []string{"profile"}, Hidden: []string{"profile.secret"}}},
+		{"hidden field projectable", Policy{Project: []string{"secret"}, Hidden: []string{"secret"}}},
+		{"ancestor of hidden projectable", Policy{Project: []string{"profile"}, Hidden: []string{"profile.secret"}}},
+		{"_id hidden", Policy{Hidden: []string{"_id"}}},
+		{"invalid type", Policy{Filter: map[string]Type{"a": Type(9)}}},
+		{"zero type", Policy{Filter: map[string]Type{"a": 0}}},
+		{"operator field name", Policy{Filter: map[string]Type{"$where": String}}},
+		{"dollar inside name", Policy{Filter: map[string]Type{"a.$b": String}}},
+		{"empty segment", Policy{Sort: []string{"a..b"}}},
+		{"bracket in name", Policy{Filter: map[string]Type{"a[b]": String}}},
+		{"comma in name", Policy{Project: []string{"a,b"}}},
+		{"leading minus", Policy{Sort: []string{"-a"}}},
+		{"unknown operator", Policy{Operators: []string{"where"}}},
+		{"operator with dollar", Policy{Operators: []string{"$eq"}}},
+		{"expr never allowed", Policy{Operators: []string{"expr"}}},
+		{"unknown default sort field", Policy{DefaultSort: "age"}},
+		{"malformed default sort", Policy{Sort: []string{"a"}, DefaultSort: "a,,"}},
+		{"default limit above max", Policy{DefaultLimit: 50, MaxLimit: 10}},
+		{"negative limit", Policy{MaxSkip: -1}},
+		{"short cursor key", Policy{CursorKey: []byte("short")}},
+		{"reserved extra parameter", Policy{ExtraParameters: []string{"limit"}}},
+		{"extra parameter that is a field", Policy{Filter: map[string]Type{"a": Int}, ExtraParameters: []string{"a"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			qp, err := NewQueryParser(tt.p)
+			if err == nil {
+				t.Fatalf("NewQueryParser accepted the policy: %+v", qp)
+			}
+			var e *Error
+			if errors.As(err, &e) {
+				t.Errorf("configuration error is an *Error (%v); it must be a plain error", err)
+			}
+		})
+	}
+}
+
+func TestParseID(t *testing.T) {
+	qp := newParser(t, Policy{})
+	if v, err := qp.ParseID(oidHex); err != nil || v != oid {
+		t.Errorf("ParseID = %v, %v", v, err)
+	}
+	for _, s := range []string{"", "xyz", oidHex + "0", strings.Replace(oidHex, "a", "g", 1), "\xff"} {
+		if _, err := qp.ParseID(s); !errors.Is(err, ErrInvalidObjectID) && !errors.Is(err, ErrInvalidParameter) {
+			t.Errorf("ParseID(%q) = %v", s, err)
+		}
+	}
+	if _, err := qp.ParseID("xyz"); !errors.Is(err, ErrInvalidObjectID) {
+		t.Errorf("ParseID(xyz) = %v, want invalid_object_id", err)
+	}
+	qpInt := newParser(t, Policy{Filter: map[string]Type{"_id": Int}})
+	if v, err := qpInt.ParseID("42"); err != nil || v != int64(42) {
+		t.Errorf("int ParseID = %#v, %v", v, err)
+	}
+	if _, err := qpInt.ParseID(oidHex); !errors.Is(err, ErrInvalidParameter) {
+		t.Errorf("int ParseID(hex) = %v, want invalid_parameter", err)
+	}
+	qpStr := newParser(t, Policy{Filter: map[string]Type{"_id": String}})
+	if v, err := qpStr.ParseID("ada"); err != nil || v != "ada" {
+		t.Errorf("string ParseID = %#v, %v", v, err)
+	}
+}
+
+func TestHiddenIsACopy(t *testing.T) {
+	qp := newParser(t, testPolicy())
+	h := qp.Hidden()
+	if len(h) != 2 || h[0] != "password_hash" || h[1] != "profile.secret" {
+		t.Fatalf("Hidden() = %v", h)
+	}
+	h[0] = "x"
+	if qp.Hidden()[0] != "password_hash" {
+		t.Error("Hidden() shares its slice with the parser")
+	}
+}
+
+func TestParseIsSafeForConcurrentUse(t *testing.T) {
+	qp := newParser(t, testPolicy())
+	done := make(chan error)
+	for range 8 {
+		go func() {
+			for range 200 {
+				q, err := qp.Parse("age[gte]=30&sort=-age&fields=name")
+				if err == nil {
+					q.Projection[0].Key = "mutated" // must not leak into other parses
+					q.Sort[0].Key = "mutated"
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, _ := qp.Parse("")
+	sameDoc(t, "Projection", q.Projection, noHidden)
+	sameDoc(t, "Sort", q.Sort, defSortID)
+}
+
+func BenchmarkParseQuery(b *testing.B) {
+	qp := newParser(b, testPolicy())
+	const query = "age[gte]=30&age[lt]=40&tags[in]=go,db&sort=-age,name&limit=50&fields=name,email"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := qp.Parse(query); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
