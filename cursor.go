@@ -201,7 +201,9 @@ func keyset(sort bson.D, vals bson.A) bson.D {
 			or = append(or, clause(i, bson.E{Key: e.Key, Value: bson.D{{Key: "$ne", Value: nil}}}))
 		case desc:
 			or = append(or, clause(i, bson.E{Key: e.Key, Value: bson.D{{Key: "$lt", Value: v}}}))
-			or = append(or, clause(i, bson.E{Key: e.Key, Value: nil}))
+			if e.Key != "_id" { // every document has an _id
+				or = append(or, clause(i, bson.E{Key: e.Key, Value: nil}))
+			}
 		default:
 			or = append(or, clause(i, bson.E{Key: e.Key, Value: bson.D{{Key: "$gt", Value: v}}}))
 		}
