@@ -1,0 +1,693 @@
+package mongohttp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// DefaultMaxTime bounds each query when a handler's MaxTime is 0.
+const DefaultMaxTime = 10 * time.Second
+
+// DefaultLookahead is how many bytes of a page Find holds before it starts
+// writing, when FindConfig.Lookahead is 0.
+const DefaultLookahead = 1 << 20
+
+// NDJSON is the media type of newline-delimited JSON, which Find writes when
+// the request's Accept header asks for it.
+const NDJSON = "application/x-ndjson"
+
+// FindConfig configures Find. The zero value serves the collection with the
+// zero Policy (filter and sort by _id only), pages of 20, plain JSON.
+type FindConfig[T any] struct {
+	// Policy says which fields and operators clients may use. Default is the
+	// zero Policy: deny everything but _id.
+	Policy Policy
+
+	// BaseFilter returns a filter for the request (a tenant, an owner, a
+	// parent id from the path) that is ANDed with whatever the client asks,
+	// so the client can narrow it but never widen it. An error it returns is
+	// answered through ErrorFunc: return an *Error (ErrInvalidObjectID,
+	// ErrNotFound…) to choose the status. Default is nil: no base filter.
+	BaseFilter func(r *http.Request) (bson.D, error)
+
+	// Transform is called on each document after it is decoded into T and
+	// before it is encoded. An error aborts the answer. Default is nil.
+	Transform func(r *http.Request, doc *T) error
+
+	// ErrorFunc answers errors. Default is WriteError after logging: 5xx
+	// causes at Error level, the rest at Debug.
+	ErrorFunc func(w http.ResponseWriter, r *http.Request, err error)
+
+	// Logger receives the handler's logs. Default is slog.Default().
+	Logger *slog.Logger
+
+	// MaxTime bounds each request's queries (count included), on top of the
+	// request's own context; past it the answer is 504 "timeout" and the
+	// driver has the server abandon the operation (maxTimeMS). Default is
+	// DefaultMaxTime (10 s).
+	MaxTime time.Duration
+
+	// Encoder sets the JSON format. Default (nil) is plain JSON.
+	Encoder *Encoder
+
+	// ReadPreference routes this handler's reads, for example
+	// readpref.SecondaryPreferred() for list endpoints. Default (nil) is the
+	// collection's.
+	ReadPreference *readpref.ReadPref
+
+	// ReadConcern sets this handler's read concern. Default (nil) is the
+	// collection's.
+	ReadConcern *readconcern.ReadConcern
+
+	// Lookahead is how many bytes of raw BSON Find may hold before writing a
+	// page, so that it can tell whether another page follows and send the
+	// Link header first. A page larger than this is streamed as it comes,
+	// without a next link. Default is DefaultLookahead (1 MiB).
+	Lookahead int
+}
+
+// FindOneConfig configures FindOne. The zero value serves documents by
+// their ObjectID read from r.PathValue("id").
+type FindOneConfig[T any] struct {
+	// Policy gives the type of _id (Filter["_id"], ObjectID by default), the
+	// hidden fields, and the fields ?fields= may name. Default is the zero
+	// Policy.
+	Policy Policy
+
+	// ID returns the document's id as text from the request. Default is
+	// r.PathValue("id"), which suits http.ServeMux patterns such as
+	// "GET /users/{id}"; other routers pass their own (chi.URLParam…).
+	ID func(r *http.Request) string
+
+	// BaseFilter, Transform, ErrorFunc, Logger, MaxTime, Encoder,
+	// ReadPreference and ReadConcern are as in FindConfig. A document that
+	// exists but fails BaseFilter is answered 404, like a missing one.
+	BaseFilter     func(r *http.Request) (bson.D, error)
+	Transform      func(r *http.Request, doc *T) error
+	ErrorFunc      func(w http.ResponseWriter, r *http.Request, err error)
+	Logger         *slog.Logger
+	MaxTime        time.Duration
+	Encoder        *Encoder
+	ReadPreference *readpref.ReadPref
+	ReadConcern    *readconcern.ReadConcern
+}
+
+// handlerBase holds what Find and FindOne share.
+type handlerBase[T any] struct {
+	coll       *mongo.Collection
+	parser     *QueryParser
+	hidden     []string
+	baseFilter func(r *http.Request) (bson.D, error)
+	transform  func(r *http.Request, doc *T) error
+	errorFunc  func(w http.ResponseWriter, r *http.Request, err error)
+	logger     *slog.Logger
+	maxTime    time.Duration
+	enc        *Encoder
+	raw        bool // T is bson.Raw: documents go from the cursor to the encoder untouched
+}
+
+func newBase[T any](coll *mongo.Collection, p Policy, rp *readpref.ReadPref, rc *readconcern.ReadConcern,
+	baseFilter func(*http.Request) (bson.D, error), transform func(*http.Request, *T) error,
+	errorFunc func(http.ResponseWriter, *http.Request, error), logger *slog.Logger, maxTime time.Duration, enc *Encoder,
+) *handlerBase[T] {
+	if coll == nil {
+		panic("mongohttp: nil collection")
+	}
+	parser, err := NewQueryParser(p)
+	if err != nil {
+		panic("mongohttp: invalid policy for " + coll.Name() + ": " + err.Error())
+	}
+	if rp != nil || rc != nil {
+		opts := options.Collection()
+		if rp != nil {
+			opts.SetReadPreference(rp)
+		}
+		if rc != nil {
+			opts.SetReadConcern(rc)
+		}
+		coll = coll.Clone(opts)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if maxTime <= 0 {
+		maxTime = DefaultMaxTime
+	}
+	var zero T
+	_, raw := any(zero).(bson.Raw)
+	b := &handlerBase[T]{
+		coll: coll, parser: parser, hidden: parser.Hidden(),
+		baseFilter: baseFilter, transform: transform, errorFunc: errorFunc,
+		logger: logger, maxTime: maxTime, enc: enc, raw: raw,
+	}
+	if b.errorFunc == nil {
+		b.errorFunc = b.logAndWrite
+	}
+	return b
+}
+
+// logAndWrite is the default ErrorFunc.
+func (b *handlerBase[T]) logAndWrite(w http.ResponseWriter, r *http.Request, err error) {
+	e := AsError(err)
+	level := slog.LevelDebug
+	if e.Status >= 500 {
+		level = slog.LevelError
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		level = slog.LevelDebug // the client left; nobody reads the answer
+	}
+	b.logger.LogAttrs(r.Context(), level, "mongohttp: request failed",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", e.Status), slog.String("code", e.Code), slog.Any("error", err))
+	WriteError(w, r, e)
+}
+
+// filterFor ANDs the base filter with the client's filter.
+func (b *handlerBase[T]) filterFor(r *http.Request, client bson.D) (bson.D, error) {
+	if b.baseFilter == nil {
+		if client == nil {
+			return bson.D{}, nil
+		}
+		return client, nil
+	}
+	base, err := b.baseFilter(r)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(base) == 0:
+		return client, nil
+	case len(client) == 0:
+		return base, nil
+	}
+	// $and, not a merged document: the client's conditions can then only
+	// narrow the base, even on the same field.
+	return bson.D{{Key: "$and", Value: bson.A{base, client}}}, nil
+}
+
+// document turns one raw document into the BSON to encode: as is for
+// bson.Raw, else decoded into T, transformed, and marshalled back, with
+// hidden fields removed (a struct field the projection left empty would
+// otherwise come out zero-valued).
+func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, error) {
+	if b.raw && b.transform == nil {
+		return raw, nil
+	}
+	var zero T
+	*v = zero
+	if b.raw {
+		*v = any(raw).(T)
+	} else if err := bson.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("decoding into %T: %w", zero, err)
+	}
+	if b.transform != nil {
+		if err := b.transform(r, v); err != nil {
+			return nil, err
+		}
+	}
+	doc, err := bson.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", zero, err)
+	}
+	if len(b.hidden) > 0 {
+		doc = omitPaths(doc, b.hidden, "")
+	}
+	return doc, nil
+}
+
+// Find returns a handler that answers GET and HEAD with the documents of
+// coll that match the request's query, as a JSON array streamed document by
+// document (NDJSON when the Accept header asks for application/x-ndjson).
+//
+// T is the document type: bson.Raw streams raw BSON straight to the encoder;
+// a struct type decodes each document and encodes it with the same JSON. The
+// query language and its errors are those of cfg.Policy (see Policy and
+// QueryParser). A page that has a next one carries a Link header with
+// rel="next"; ?count= adds X-Total-Count.
+//
+// Find panics if coll is nil or the policy is invalid, as http.Handle does
+// for a bad pattern: both are programming errors found at start-up.
+func Find[T any](coll *mongo.Collection, cfg FindConfig[T]) http.Handler {
+	b := newBase(coll, cfg.Policy, cfg.ReadPreference, cfg.ReadConcern, cfg.BaseFilter, cfg.Transform,
+		cfg.ErrorFunc, cfg.Logger, cfg.MaxTime, cfg.Encoder)
+	lookahead := cfg.Lookahead
+	if lookahead <= 0 {
+		lookahead = DefaultLookahead
+	}
+	return &findHandler[T]{handlerBase: b, lookahead: lookahead}
+}
+
+type findHandler[T any] struct {
+	*handlerBase[T]
+	lookahead int
+}
+
+func (h *findHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !allowGetHead(w, r) {
+		return
+	}
+	if err := h.serve(w, r); err != nil {
+		h.errorFunc(w, r, err)
+	}
+}
+
+// serve answers one request. It returns an error only while nothing has been
+// written; after the headers are out, a failure aborts the response (see
+// abort) so the client sees a broken stream rather than a short, valid one.
+func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
+	q, err := h.parser.Parse(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	filter, err := h.filterFor(r, q.Filter)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.maxTime)
+	defer cancel()
+
+	var total int64 = -1
+	switch q.Count {
+	case CountExact:
+		countFilter, err := h.filterFor(r, q.CountFilter)
+		if err != nil {
+			return err
+		}
+		if total, err = h.coll.CountDocuments(ctx, countFilter); err != nil {
+			return err
+		}
+	case CountEstimated:
+		if total, err = h.coll.EstimatedDocumentCount(ctx); err != nil {
+			return err
+		}
+	}
+
+	// One document more than the page tells whether a next page exists.
+	// Batches stay small so a large page streams with bounded memory.
+	opts := options.Find().SetLimit(q.Limit + 1).SetBatchSize(int32(min(q.Limit+1, 1000)))
+	if len(q.Sort) > 0 {
+		opts.SetSort(q.Sort)
+	}
+	if len(q.Projection) > 0 {
+		opts.SetProjection(q.Projection)
+	}
+	if q.Skip > 0 {
+		opts.SetSkip(q.Skip)
+	}
+	cur, err := h.coll.Find(ctx, filter, opts)
+	if err != nil {
+		return err
+	}
+	// Close under a context of its own: when the client has gone, the
+	// request's context is canceled, and the server cursor must still be
+	// killed.
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		defer cancel()
+		_ = cur.Close(closeCtx)
+	}()
+
+	// Look ahead: hold up to limit+1 raw documents (bounded by lookahead
+	// bytes) so the Link header can be decided before the body starts.
+	page := getPageBuffer()
+	defer putPageBuffer(page)
+	streaming := false
+	for page.len() <= int(q.Limit) && cur.Next(ctx) {
+		page.add(cur.Current)
+		if page.size() > h.lookahead && page.len() <= int(q.Limit) {
+			streaming = true
+			break
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return err
+	}
+
+	hdr := w.Header()
+	ndjson := acceptsNDJSON(r)
+	if ndjson {
+		hdr.Set("Content-Type", NDJSON)
+	} else {
+		hdr.Set("Content-Type", "application/json")
+	}
+	hdr.Add("Vary", "Accept")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if total >= 0 {
+		hdr.Set("X-Total-Count", strconv.FormatInt(total, 10))
+	}
+	n := page.len()
+	if !streaming && n > int(q.Limit) {
+		n = int(q.Limit)
+		token, err := h.parser.NextToken(q, page.doc(n-1))
+		if err != nil {
+			return err
+		}
+		hdr.Set("Link", "<"+nextURL(r, token)+`>; rel="next"`)
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+
+	var dw *DocumentWriter
+	if ndjson {
+		dw = h.enc.NewNDJSONWriter(w)
+	} else {
+		dw = h.enc.NewArrayWriter(w)
+	}
+	var v T
+	write := func(raw bson.Raw) error {
+		doc, err := h.document(r, raw, &v)
+		if err != nil {
+			return err
+		}
+		return dw.WriteDocument(doc)
+	}
+	// The first document is encoded before the status is sent, so that a
+	// document that cannot be encoded still gets a proper error answer.
+	for i := range n {
+		if err := write(page.doc(i)); err != nil {
+			if i == 0 {
+				// Nothing has reached w yet (the writer buffers), so the
+				// client still gets a problem answer. The writer is dropped,
+				// not closed, since Close would write the brackets.
+				hdr.Del("Link")
+				return err
+			}
+			h.abort(r, err)
+		}
+	}
+	if streaming {
+		for dw.Count() < int(q.Limit) && cur.Next(ctx) {
+			if err := write(cur.Current); err != nil {
+				h.abort(r, err)
+			}
+		}
+		if err := cur.Err(); err != nil {
+			h.abort(r, err)
+		}
+	}
+	if err := dw.Close(); err != nil {
+		h.abort(r, err)
+	}
+	return nil
+}
+
+// abort ends a response whose headers are already out: it logs why and
+// panics with http.ErrAbortHandler, which net/http answers by dropping the
+// connection without logging a stack trace. The client then sees a
+// truncated body, not a well-formed one that silently misses documents.
+func (h *handlerBase[T]) abort(r *http.Request, err error) {
+	level := slog.LevelError
+	if r.Context().Err() != nil {
+		level = slog.LevelDebug // the client left or the time limit passed
+	}
+	h.logger.LogAttrs(r.Context(), level, "mongohttp: response aborted",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+	panic(http.ErrAbortHandler)
+}
+
+// pageBuffer holds the raw documents of a page back to back, so the look
+// ahead costs one growing slice rather than one allocation per document.
+type pageBuffer struct {
+	buf  []byte
+	offs []int
+}
+
+func (p *pageBuffer) add(doc []byte) {
+	p.offs = append(p.offs, len(p.buf))
+	p.buf = append(p.buf, doc...)
+}
+
+func (p *pageBuffer) len() int  { return len(p.offs) }
+func (p *pageBuffer) size() int { return len(p.buf) }
+
+func (p *pageBuffer) doc(i int) bson.Raw {
+	end := len(p.buf)
+	if i+1 < len(p.offs) {
+		end = p.offs[i+1]
+	}
+	return p.buf[p.offs[i]:end]
+}
+
+var pagePool = sync.Pool{New: func() any { return new(pageBuffer) }}
+
+func getPageBuffer() *pageBuffer { return pagePool.Get().(*pageBuffer) }
+
+// putPageBuffer recycles p unless a large page made it big, so one export
+// does not pin megabytes in the pool.
+func putPageBuffer(p *pageBuffer) {
+	if cap(p.buf) > 4*DefaultLookahead {
+		return
+	}
+	p.buf, p.offs = p.buf[:0], p.offs[:0]
+	pagePool.Put(p)
+}
+
+// acceptsNDJSON reports whether the client asked for NDJSON.
+func acceptsNDJSON(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), NDJSON) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nextURL is the request's own path and query with after set to token and
+// skip dropped. It is a relative reference (RFC 8288 allows one), built
+// from the path the client sent, so it stays right behind StripPrefix and
+// proxies that rewrite Host.
+func nextURL(r *http.Request, token string) string {
+	path := r.URL.EscapedPath()
+	if r.RequestURI != "" {
+		if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+			path = u.EscapedPath()
+		}
+	}
+	var b strings.Builder
+	b.WriteString(path)
+	b.WriteByte('?')
+	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		key, _, _ := strings.Cut(part, "=")
+		if part == "" || key == "after" || key == "skip" {
+			continue
+		}
+		b.WriteString(part)
+		b.WriteByte('&')
+	}
+	b.WriteString("after=")
+	b.WriteString(token)
+	return b.String()
+}
+
+// FindOne returns a handler that answers GET and HEAD with the document of
+// coll whose _id is the request's id: 400 invalid_object_id for a malformed
+// id, 404 not_found when there is no such document. Answers carry a strong
+// ETag, and If-None-Match gets 304. The only query parameter accepted is
+// ?fields= (when the policy allows projection), plus the policy's
+// ExtraParameters.
+//
+// FindOne panics if coll is nil or the policy is invalid.
+func FindOne[T any](coll *mongo.Collection, cfg FindOneConfig[T]) http.Handler {
+	b := newBase(coll, cfg.Policy, cfg.ReadPreference, cfg.ReadConcern, cfg.BaseFilter, cfg.Transform,
+		cfg.ErrorFunc, cfg.Logger, cfg.MaxTime, cfg.Encoder)
+	id := cfg.ID
+	if id == nil {
+		id = func(r *http.Request) string { return r.PathValue("id") }
+	}
+	extras := make(map[string]bool, len(cfg.Policy.ExtraParameters))
+	for _, p := range cfg.Policy.ExtraParameters {
+		extras[p] = true
+	}
+	return &findOneHandler[T]{handlerBase: b, id: id, extras: extras}
+}
+
+type findOneHandler[T any] struct {
+	*handlerBase[T]
+	id     func(r *http.Request) string
+	extras map[string]bool
+}
+
+func (h *findOneHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !allowGetHead(w, r) {
+		return
+	}
+	if err := h.serve(w, r); err != nil {
+		h.errorFunc(w, r, err)
+	}
+}
+
+func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
+	projection, err := h.projection(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	id, err := h.parser.ParseID(h.id(r))
+	if err != nil {
+		return err
+	}
+	filter, err := h.filterFor(r, bson.D{{Key: "_id", Value: id}})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.maxTime)
+	defer cancel()
+	opts := options.FindOne()
+	if len(projection) > 0 {
+		opts.SetProjection(projection)
+	}
+	raw, err := h.coll.FindOne(ctx, filter, opts).Raw()
+	if err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return ErrNotFound.Detailf("no document has this id").withCause(err)
+		}
+		return err
+	}
+	var v T
+	doc, err := h.document(r, raw, &v)
+	if err != nil {
+		return err
+	}
+	body, err := h.enc.AppendDocument(make([]byte, 0, len(doc)+len(doc)/2+16), doc)
+	if err != nil {
+		return err
+	}
+	body = append(body, '\n')
+
+	sum := sha256.Sum256(body)
+	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
+	hdr := w.Header()
+	hdr.Set("ETag", etag)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	return nil
+}
+
+// projection validates FindOne's query string: only fields= and the
+// policy's extra parameters are accepted.
+func (h *findOneHandler[T]) projection(rawQuery string) (bson.D, error) {
+	if rawQuery == "" {
+		return h.parser.exclusion, nil
+	}
+	values, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, ErrInvalidParameter.Detailf("the query string is malformed")
+	}
+	fields := ""
+	for name := range values {
+		switch {
+		case name == "fields":
+			fields = "fields=" + url.QueryEscape(values.Get("fields"))
+		case h.extras[name]:
+		default:
+			return nil, ErrUnknownParameter.Detailf("unknown parameter %s; accepted: fields", clip(name))
+		}
+	}
+	if fields == "" {
+		return h.parser.exclusion, nil
+	}
+	q, err := h.parser.Parse(fields)
+	if err != nil {
+		return nil, err
+	}
+	return q.Projection, nil
+}
+
+// etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for part := range strings.SplitSeq(header, ",") {
+		part = strings.TrimSpace(part)
+		if part == "*" || strings.TrimPrefix(part, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// omitPaths returns doc without the fields at the given dotted paths
+// (relative to prefix). It walks with the driver's bson.Raw; it runs only
+// for typed documents, which already pay for decoding.
+func omitPaths(doc bson.Raw, paths []string, prefix string) bson.Raw {
+	elems, err := doc.Elements()
+	if err != nil {
+		return doc
+	}
+	out := bson.D{}
+	changed := false
+	for _, e := range elems {
+		key := e.Key()
+		path := key
+		if prefix != "" {
+			path = prefix + "." + key
+		}
+		v := e.Value()
+		if matchesAny(path, paths) {
+			changed = true
+			continue
+		}
+		if v.Type == bson.TypeEmbeddedDocument && hasDescendant(path, paths) {
+			out = append(out, bson.E{Key: key, Value: omitPaths(v.Document(), paths, path)})
+			changed = true
+			continue
+		}
+		out = append(out, bson.E{Key: key, Value: v})
+	}
+	if !changed {
+		return doc
+	}
+	b, err := bson.Marshal(out)
+	if err != nil {
+		return doc
+	}
+	return b
+}
+
+func matchesAny(path string, paths []string) bool {
+	for _, p := range paths {
+		if p == path {
+			return true
+		}
+	}
+	return false
+}
+
+func hasDescendant(path string, paths []string) bool {
+	for _, p := range paths {
+		if strings.HasPrefix(p, path+".") {
+			return true
+		}
+	}
+	return false
+}
