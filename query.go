@@ -209,7 +209,8 @@ type Query struct {
 	Sort bson.D
 	// Projection never includes hidden fields. Without ?fields= it excludes
 	// them; with ?fields= it includes the fields named plus the sort fields,
-	// which NextToken needs. Empty when there is nothing to exclude.
+	// which NextToken needs. An empty document when there is nothing to
+	// exclude.
 	Projection bson.D
 	// Limit is between 1 and the policy's MaxLimit.
 	Limit int64
@@ -349,16 +350,14 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 		return nil, fmt.Errorf("mongohttp: Policy.DefaultSort: %s", AsError(err).Detail)
 	}
 
-	accepted := slices.Clone(qp.filterNames)
+	// Filterable fields first: they are what a typo most likely meant.
+	accepted := slices.DeleteFunc(slices.Clone(qp.filterNames), isReserved)
 	for _, r := range reservedParameters {
 		if r != "fields" || qp.project != nil {
 			accepted = append(accepted, r)
 		}
 	}
-	for _, e := range p.ExtraParameters {
-		accepted = append(accepted, e)
-	}
-	qp.accepted = nameList(accepted)
+	qp.accepted = nameList(append(accepted, p.ExtraParameters...))
 	return qp, nil
 }
 
@@ -812,7 +811,8 @@ func (qp *QueryParser) parseSort(s string) (bson.D, error) {
 // that NextToken finds the sort key of the last document.
 func (qp *QueryParser) projection(fields string, has bool, sort bson.D) (bson.D, error) {
 	if !has {
-		return slices.Clone(qp.exclusion), nil
+		// Never nil: the driver cannot marshal a nil bson.D.
+		return append(bson.D{}, qp.exclusion...), nil
 	}
 	if qp.project == nil {
 		return nil, ErrFieldNotAllowed.Detailf("this collection does not accept fields=; every visible field is returned")

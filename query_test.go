@@ -255,8 +255,11 @@ func TestZeroPolicyDeniesByDefault(t *testing.T) {
 	}
 	sameDoc(t, "Filter", q.Filter, D{{Key: "_id", Value: oid}})
 	sameDoc(t, "Sort", q.Sort, defSortID)
-	if len(q.Projection) != 0 || q.Limit != 20 {
-		t.Errorf("projection %v, limit %d; want none and 20", q.Projection, q.Limit)
+	if q.Projection == nil || len(q.Projection) != 0 || q.Limit != 20 {
+		t.Errorf("projection %#v, limit %d; want an empty document and 20", q.Projection, q.Limit)
+	}
+	if err := (policyCheck{}).query(q); err != nil {
+		t.Error(err)
 	}
 	for query, want := range map[string]error{
 		"name=x":                     ErrUnknownParameter,

@@ -1,0 +1,264 @@
+package mongohttp
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// FuzzParseQuery checks that Parse never panics, that every error is a 400
+// *Error with a short detail, and that whatever it accepts references only
+// fields and operators the policy allows, never a hidden field, and can be
+// encoded by the driver.
+func FuzzParseQuery(f *testing.F) {
+	pol := testPolicy()
+	qp := newParser(f, pol)
+	// A valid token lets the fuzzer reach the keyset path; the committed
+	// corpus in testdata holds the other seeds.
+	tok := tokenFor(f, qp, "sort=-age,name", D{{Key: "_id", Value: oid}, {Key: "age", Value: int32(40)}, {Key: "name", Value: "Ada"}})
+	f.Add("sort=-age,name&age[lt]=50&after=" + tok)
+	f.Add(`sort=-age,name&filter={"name":{"$in":["a","b"]}}&after=` + tok)
+	f.Fuzz(func(t *testing.T, query string) {
+		q, err := qp.Parse(query)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Status != 400 {
+				t.Fatalf("error %v is not a 400 *Error", err)
+			}
+			if len(e.Detail) > 1024 || !utf8.ValidString(e.Detail) {
+				t.Fatalf("detail is %d bytes or not UTF-8: %.200q", len(e.Detail), e.Detail)
+			}
+			return
+		}
+		checkQuery(t, pol, q)
+	})
+}
+
+// checkQuery asserts that q stays inside pol. It reads the Policy, not the
+// compiled parser, so a compilation mistake cannot hide itself.
+func checkQuery(t *testing.T, pol Policy, q *Query) {
+	t.Helper()
+	if err := (policyCheck{pol: pol}).query(q); err != nil {
+		t.Fatalf("%v\nFilter %s\nSort %s\nProjection %s", err, extJSON(q.Filter), extJSON(q.Sort), extJSON(q.Projection))
+	}
+}
+
+func (c policyCheck) query(q *Query) error {
+	pol := c.pol
+	if err := c.doc(q.Filter, "", true); err != nil {
+		return err
+	}
+	for _, d := range []bson.D{q.Filter, q.CountFilter, q.Sort, q.Projection} {
+		if _, err := bson.Marshal(d); err != nil {
+			return fmt.Errorf("the driver cannot encode %#v: %v", d, err)
+		}
+	}
+	hasID := false
+	for _, e := range q.Sort {
+		hasID = hasID || e.Key == "_id"
+		if e.Key != "_id" && !slices.Contains(pol.Sort, e.Key) {
+			return fmt.Errorf("Sort names %q", e.Key)
+		}
+		if d := direction(e.Value); d != 1 && d != -1 {
+			return fmt.Errorf("Sort direction %v", e.Value)
+		}
+	}
+	if !hasID {
+		return errors.New("Sort has no _id tie-breaker")
+	}
+	for _, e := range q.Projection {
+		switch e.Value {
+		case int32(0):
+			if !slices.Contains(pol.Hidden, e.Key) {
+				return fmt.Errorf("Projection excludes %q, which is not hidden", e.Key)
+			}
+		case int32(1):
+			if e.Key != "_id" && !slices.Contains(pol.Project, e.Key) && !slices.Contains(pol.Sort, e.Key) {
+				return fmt.Errorf("Projection includes %q", e.Key)
+			}
+			if c.hidden(e.Key) {
+				return fmt.Errorf("Projection includes hidden %q", e.Key)
+			}
+		default:
+			return fmt.Errorf("Projection value %v", e.Value)
+		}
+	}
+	if q.Limit < 1 || q.Limit > 100 || q.Skip < 0 || q.Skip > 1000 {
+		return fmt.Errorf("limit %d, skip %d", q.Limit, q.Skip)
+	}
+	switch q.Count {
+	case CountNone, CountExact, CountEstimated:
+	default:
+		return fmt.Errorf("count %q", q.Count)
+	}
+	return nil
+}
+
+// TestPolicyCheckCatchesLeaks makes sure the fuzz oracle would notice.
+func TestPolicyCheckCatchesLeaks(t *testing.T) {
+	c := policyCheck{pol: testPolicy()}
+	ok := func() *Query {
+		return &Query{Filter: D{}, CountFilter: D{}, Projection: D{}, Sort: defSortID, Limit: 20}
+	}
+	bad := map[string]func(q *Query){
+		"$where":                 func(q *Query) { q.Filter = D{{Key: "$where", Value: "1"}} },
+		"hidden field":           func(q *Query) { q.Filter = D{{Key: "password_hash", Value: "x"}} },
+		"path into hidden field": func(q *Query) { q.Filter = D{{Key: "password_hash.x", Value: "x"}} },
+		"$expr in $or":           func(q *Query) { q.Filter = D{{Key: "$or", Value: A{D{{Key: "$expr", Value: 1}}}}} },
+		"$function in $not": func(q *Query) {
+			q.Filter = D{{Key: "age", Value: D{{Key: "$not", Value: D{{Key: "$function", Value: 1}}}}}}
+		},
+		"hidden in $elemMatch": func(q *Query) {
+			q.Filter = D{{Key: "items", Value: D{{Key: "$elemMatch", Value: D{{Key: "secret", Value: 1}}}}}}
+		},
+		"document literal": func(q *Query) { q.Filter = D{{Key: "name", Value: D{{Key: "a", Value: 1}}}} },
+		"nested $and": func(q *Query) {
+			q.Filter = D{{Key: "$or", Value: A{D{{Key: "$and", Value: A{D{{Key: "$where", Value: 1}}}}}}}}
+		},
+		"sort hidden":    func(q *Query) { q.Sort = D{{Key: "password_hash", Value: int32(1)}, {Key: "_id", Value: int32(1)}} },
+		"no tie-breaker": func(q *Query) { q.Sort = D{{Key: "age", Value: int32(1)}} },
+		"project hidden": func(q *Query) { q.Projection = D{{Key: "profile.secret", Value: int32(1)}} },
+		"limit":          func(q *Query) { q.Limit = 101 },
+	}
+	if err := c.query(ok()); err != nil {
+		t.Fatalf("a valid query fails the check: %v", err)
+	}
+	for name, spoil := range bad {
+		q := ok()
+		spoil(q)
+		if err := c.query(q); err == nil {
+			t.Errorf("%s: not caught", name)
+		}
+	}
+}
+
+type policyCheck struct{ pol Policy }
+
+func (c policyCheck) op(name string) bool {
+	ops := c.pol.Operators
+	if ops == nil {
+		ops = DefaultOperators()
+	}
+	return slices.Contains(ops, name)
+}
+
+// hidden reports whether path is, contains or is inside a hidden field.
+func (c policyCheck) hidden(path string) bool {
+	for _, h := range c.pol.Hidden {
+		if path == h || strings.HasPrefix(h, path+".") || strings.HasPrefix(path, h+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func (c policyCheck) field(path string) error {
+	_, listed := c.pol.Filter[path]
+	if (!listed && path != "_id") || c.hidden(path) {
+		return fmt.Errorf("field %q is not filterable", path)
+	}
+	return nil
+}
+
+// doc walks a filter document; at the top a $and may also be the parser's
+// own combination of query-string conditions, filter= and the keyset.
+func (c policyCheck) doc(d bson.D, prefix string, top bool) error {
+	for _, e := range d {
+		if strings.HasPrefix(e.Key, "$") {
+			name := e.Key[1:]
+			if !(top && name == "and") && (!slices.Contains([]string{"and", "or", "nor"}, name) || !c.op(name)) {
+				return fmt.Errorf("logical operator %q", e.Key)
+			}
+			a, ok := e.Value.(bson.A)
+			if !ok {
+				return fmt.Errorf("%s of %T", e.Key, e.Value)
+			}
+			for _, x := range a {
+				sub, ok := x.(bson.D)
+				if !ok {
+					return fmt.Errorf("%s clause %T", e.Key, x)
+				}
+				if err := c.doc(sub, prefix, top && name == "and"); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := c.field(prefix + e.Key); err != nil {
+			return err
+		}
+		if err := c.value(prefix+e.Key, e.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c policyCheck) value(path string, v any) error {
+	switch v := v.(type) {
+	case bson.D:
+		return c.ops(path, v)
+	case bson.A:
+		for _, x := range v {
+			if err := c.scalar(x); err != nil {
+				return err
+			}
+		}
+		return nil
+	case bson.Regex:
+		if !c.op("regex") {
+			return fmt.Errorf("regex value on %q", path)
+		}
+		return nil
+	}
+	return c.scalar(v)
+}
+
+func (c policyCheck) scalar(v any) error {
+	switch v.(type) {
+	case nil, string, int64, float64, bool, bson.DateTime, bson.ObjectID:
+		return nil
+	case int32: // keyset values keep the type of the document's value
+		return nil
+	}
+	return fmt.Errorf("value of type %T", v)
+}
+
+func (c policyCheck) ops(path string, d bson.D) error {
+	for _, e := range d {
+		name := strings.TrimPrefix(e.Key, "$")
+		if name == e.Key {
+			return fmt.Errorf("plain key %q in the operators of %q", e.Key, path)
+		}
+		if name == "options" {
+			name = "regex"
+		}
+		if !c.op(name) || slices.Contains([]string{"and", "or", "nor"}, name) {
+			return fmt.Errorf("operator %q on %q", e.Key, path)
+		}
+		var err error
+		switch name {
+		case "not":
+			err = c.value(path, e.Value)
+		case "elemMatch":
+			body, _ := e.Value.(bson.D)
+			if len(body) > 0 && strings.HasPrefix(body[0].Key, "$") && body[0].Key != "$and" && body[0].Key != "$or" && body[0].Key != "$nor" {
+				err = c.ops(path, body)
+			} else {
+				err = c.doc(body, path+".", false)
+			}
+		case "regex", "size", "exists":
+		default:
+			err = c.value(path, e.Value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
