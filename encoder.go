@@ -33,6 +33,19 @@ const (
 	FormatCanonical
 )
 
+// String returns "plain", "relaxed" or "canonical".
+func (f Format) String() string {
+	switch f {
+	case FormatPlain:
+		return "plain"
+	case FormatRelaxed:
+		return "relaxed"
+	case FormatCanonical:
+		return "canonical"
+	}
+	return "Format(" + strconv.Itoa(int(f)) + ")"
+}
+
 // DefaultMaxDepth is the nesting limit used when Encoder.MaxDepth is 0.
 // MongoDB documents 100 levels of nesting as its limit for stored
 // documents, so every document a server returns fits, while the recursion
@@ -135,7 +148,8 @@ var ErrWriterClosed = errors.New("mongohttp: document writer closed")
 // may hold partial output: keep len(dst) before the call and truncate back
 // to it (DocumentWriter does this for you).
 type Encoder struct {
-	// Format selects the JSON dialect. Default is FormatPlain.
+	// Format selects the JSON dialect. Default is FormatPlain, which is
+	// also used for values other than the three Format constants.
 	Format Format
 
 	// Int64AsString writes int64 values outside ±(2^53-1), which a
@@ -288,7 +302,9 @@ type transcoder struct {
 func (e *Encoder) transcoder(src []byte) transcoder {
 	t := transcoder{src: src, maxDepth: DefaultMaxDepth}
 	if e != nil {
-		t.format = e.Format
+		if e.Format == FormatRelaxed || e.Format == FormatCanonical {
+			t.format = e.Format
+		}
 		t.int64Str = e.Int64AsString
 		t.html = e.EscapeHTML
 		if e.MaxDepth > 0 {
@@ -327,21 +343,32 @@ func (t *transcoder) document(dst []byte, pos, end, depth int, array bool) ([]by
 	}
 	dst = append(dst, open)
 	i := pos + 4
+	safe := t.safeBytes()
 	for first := true; i < last; first = false {
 		typ := t.src[i]
-		k := bytes.IndexByte(t.src[i+1:last], 0)
-		if k < 0 {
-			return dst, i, malformed(i, "unterminated key")
+		// Keys are mostly short and plain: scan for the NUL over bytes
+		// that need no escaping, and search and escape in full only when
+		// the scan stops on anything else.
+		j := i + 1
+		for j < last && safe[t.src[j]] {
+			j++
+		}
+		if j == last || t.src[j] != 0 {
+			k := bytes.IndexByte(t.src[j:last], 0)
+			if k < 0 {
+				return dst, i, malformed(i, "unterminated key")
+			}
+			j += k
 		}
 		if !first {
 			dst = append(dst, ',')
 		}
 		if !array {
-			dst = t.appendString(dst, t.src[i+1:i+1+k])
+			dst = t.appendString(dst, t.src[i+1:j])
 			dst = append(dst, ':')
 		}
 		var err error
-		dst, i, err = t.value(dst, typ, i+2+k, last, depth)
+		dst, i, err = t.value(dst, typ, j+1, last, depth)
 		if err != nil {
 			return dst, i, err
 		}
@@ -716,6 +743,10 @@ func appendPlainFloat(dst []byte, f float64) []byte {
 		return append(dst, `"-Infinity"`...)
 	}
 	abs := math.Abs(f)
+	if abs < 1<<53 && f == math.Trunc(f) && (f != 0 || !math.Signbit(f)) {
+		// Below 2^53 an integral double's shortest form is the integer.
+		return strconv.AppendInt(dst, int64(f), 10)
+	}
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
@@ -743,6 +774,11 @@ func appendExtFloat(dst []byte, f float64) []byte {
 		return append(dst, "Infinity"...)
 	case math.IsInf(f, -1):
 		return append(dst, "-Infinity"...)
+	}
+	if math.Abs(f) < 1e6 && f == math.Trunc(f) && (f != 0 || !math.Signbit(f)) {
+		// 'G' writes integers below 10^6 without exponent.
+		dst = strconv.AppendInt(dst, int64(f), 10)
+		return append(dst, ".0"...)
 	}
 	start := len(dst)
 	dst = strconv.AppendFloat(dst, f, 'G', -1, 64)
@@ -959,9 +995,10 @@ func needsEscape(w uint64, html bool) bool {
 	return m != 0
 }
 
-// safeASCII[b] is true for ASCII bytes written unescaped; htmlSafeASCII
-// also escapes <, > and &.
-var safeASCII, htmlSafeASCII = func() (safe, html [utf8.RuneSelf]bool) {
+// safeASCII[b] is true for the bytes written unescaped: ASCII but for
+// control characters, '"' and '\\'. htmlSafeASCII also excludes <, > and
+// &. Bytes from 0x80 up are false: they are checked as UTF-8.
+var safeASCII, htmlSafeASCII = func() (safe, html [256]bool) {
 	for b := 0x20; b < utf8.RuneSelf; b++ {
 		safe[b] = b != '"' && b != '\\'
 		html[b] = safe[b] && b != '<' && b != '>' && b != '&'
@@ -969,14 +1006,19 @@ var safeASCII, htmlSafeASCII = func() (safe, html [utf8.RuneSelf]bool) {
 	return safe, html
 }()
 
+// safeBytes returns the table of bytes copied unescaped.
+func (t *transcoder) safeBytes() *[256]bool {
+	if t.html {
+		return &htmlSafeASCII
+	}
+	return &safeASCII
+}
+
 // appendEscaped appends the contents of a JSON string holding s: valid
 // UTF-8, with invalid bytes replaced by U+FFFD and the same escapes as
 // encoding/json.
 func (t *transcoder) appendEscaped(dst, s []byte) []byte {
-	safe := &safeASCII
-	if t.html {
-		safe = &htmlSafeASCII
-	}
+	safe := t.safeBytes()
 	start, i := 0, 0
 	for i < len(s) {
 		for i+8 <= len(s) && !needsEscape(binary.LittleEndian.Uint64(s[i:]), t.html) {
@@ -986,11 +1028,11 @@ func (t *transcoder) appendEscaped(dst, s []byte) []byte {
 			break
 		}
 		b := s[i]
+		if safe[b] {
+			i++
+			continue
+		}
 		if b < utf8.RuneSelf {
-			if safe[b] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '"', '\\':
@@ -1181,9 +1223,11 @@ func (dw *DocumentWriter) writeOut() error {
 func (dw *DocumentWriter) Count() int { return dw.n }
 
 // Flush writes the buffered bytes to the underlying writer and then
-// flushes it if it can be flushed: FlushError() error (as
-// http.ResponseController uses) or http.Flusher, so that an HTTP client
-// receives the documents now.
+// flushes it if it can be flushed (an http.ResponseWriter, through
+// http.ResponseController, or a writer with a FlushError() error or
+// Flush() method), so that an HTTP client receives the documents now.
+// Writing out past the threshold does not flush: it leaves the batching of
+// network writes to net/http.
 func (dw *DocumentWriter) Flush() error {
 	if dw.closed {
 		return ErrWriterClosed
@@ -1195,12 +1239,26 @@ func (dw *DocumentWriter) flush() error {
 	if err := dw.writeOut(); err != nil {
 		return err
 	}
-	switch f := dw.w.(type) {
-	case interface{ FlushError() error }:
-		if err := f.FlushError(); err != nil {
-			dw.err = err
-			return err
+	if err := flushWriter(dw.w); err != nil {
+		dw.err = err
+		return err
+	}
+	return nil
+}
+
+// flushWriter flushes w if it can be flushed. An http.ResponseWriter goes
+// through http.ResponseController, which finds the flusher behind
+// middleware wrappers that implement Unwrap.
+func flushWriter(w io.Writer) error {
+	switch f := w.(type) {
+	case http.ResponseWriter:
+		err := http.NewResponseController(f).Flush()
+		if errors.Is(err, http.ErrNotSupported) {
+			return nil
 		}
+		return err
+	case interface{ FlushError() error }:
+		return f.FlushError()
 	case http.Flusher:
 		f.Flush()
 	}

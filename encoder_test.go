@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"sort"
@@ -228,7 +229,7 @@ func TestEncoderTypes(t *testing.T) {
 			{FormatRelaxed, tc.wantRelaxed},
 			{FormatCanonical, tc.wantCanonical},
 		} {
-			t.Run(fmt.Sprintf("%s/%d", tc.name, f.format), func(t *testing.T) {
+			t.Run(tc.name+"/"+f.format.String(), func(t *testing.T) {
 				enc := &Encoder{Format: f.format}
 				got, err := enc.AppendDocument([]byte("prefix"), doc)
 				if err != nil {
@@ -303,6 +304,8 @@ func TestEncoderOptions(t *testing.T) {
 	}{
 		{"int64 numbers by default", nil, doc,
 			`{"safe":9007199254740991,"unsafe":9007199254740992,"negsafe":-9007199254740991,"negunsafe":-9007199254740992,"i32":2147483647,"f":1e+300}`},
+		{"unknown format writes plain JSON", &Encoder{Format: Format(9)}, doc,
+			`{"safe":9007199254740991,"unsafe":9007199254740992,"negsafe":-9007199254740991,"negunsafe":-9007199254740992,"i32":2147483647,"f":1e+300}`},
 		{"int64 as string beyond 2^53-1", &Encoder{Int64AsString: true}, doc,
 			`{"safe":9007199254740991,"unsafe":"9007199254740992","negsafe":-9007199254740991,"negunsafe":"-9007199254740992","i32":2147483647,"f":1e+300}`},
 		{"relaxed int64 as numberLong beyond 2^53-1", &Encoder{Format: FormatRelaxed, Int64AsString: true}, doc,
@@ -328,6 +331,14 @@ func TestEncoderOptions(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestFormatString(t *testing.T) {
+	for f, want := range map[Format]string{FormatPlain: "plain", FormatRelaxed: "relaxed", FormatCanonical: "canonical", Format(9): "Format(9)"} {
+		if got := f.String(); got != want {
+			t.Errorf("Format(%d).String() = %q, want %q", int(f), got, want)
+		}
 	}
 }
 
@@ -363,13 +374,16 @@ func checkEscaping(t *testing.T, s string) {
 }
 
 // TestEncoderFloatsMatchEncodingJSON compares plain doubles with what
-// encoding/json writes for a float64.
+// encoding/json writes for a float64, and Extended JSON doubles with the
+// driver's.
 func TestEncoderFloatsMatchEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	values := []float64{0, 1, -1, 0.1, 1e20, 1e21, 1e-6, 1e-7, 123456789, 1.5e300, -2.5e-300, math.MaxFloat64, math.SmallestNonzeroFloat64, 1 << 53, 1<<53 + 2}
 	for i := 0; i < 5000; i++ {
-		values = append(values, math.Float64frombits(rng.Uint64()), rng.NormFloat64()*math.Pow(10, float64(rng.IntN(60)-30)))
+		values = append(values, math.Float64frombits(rng.Uint64()), rng.NormFloat64()*math.Pow(10, float64(rng.IntN(60)-30)),
+			float64(rng.Int64N(1<<55)-1<<54), float64(rng.IntN(2e6)-1e6), math.Trunc(rng.NormFloat64()*1e20))
 	}
+	values = append(values, 1<<53-1, -(1<<53 - 1), 1<<53+2, 999999, 1e6, -1e6, math.Copysign(0, -1))
 	for _, f := range values {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			continue
@@ -380,6 +394,25 @@ func TestEncoderFloatsMatchEncodingJSON(t *testing.T) {
 		}
 		if got := appendPlainFloat(nil, f); string(got) != string(want) {
 			t.Fatalf("%v: got %s, encoding/json %s", f, got, want)
+		}
+		// Extended JSON doubles must match the driver's.
+		doc := mustMarshal(t, bson.D{{Key: "v", Value: f}})
+		for _, canonical := range []bool{false, true} {
+			format := FormatRelaxed
+			if canonical {
+				format = FormatCanonical
+			}
+			got, err := (&Encoder{Format: format}).AppendDocument(nil, doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			driver, err := bson.MarshalExtJSON(doc, canonical, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, driver) {
+				t.Fatalf("%v: got %s, driver %s", f, got, driver)
+			}
 		}
 	}
 }
@@ -540,7 +573,7 @@ func TestEncoderMalformed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for _, format := range []Format{FormatPlain, FormatRelaxed, FormatCanonical} {
-			t.Run(fmt.Sprintf("%s/%d", tc.name, format), func(t *testing.T) {
+			t.Run(tc.name+"/"+format.String(), func(t *testing.T) {
 				out, err := (&Encoder{Format: format}).AppendDocument(nil, tc.doc)
 				if !errors.Is(err, ErrMalformedBSON) {
 					t.Fatalf("err = %v, want ErrMalformedBSON (output %q)", err, out)
@@ -773,7 +806,7 @@ func TestAppendValueMatchesRaw(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for _, format := range []Format{FormatPlain, FormatRelaxed, FormatCanonical} {
-			t.Run(fmt.Sprintf("%s/%d", tc.name, format), func(t *testing.T) {
+			t.Run(tc.name+"/"+format.String(), func(t *testing.T) {
 				ptr := tc.into()
 				if err := bson.Unmarshal(tc.raw, ptr); err != nil {
 					t.Fatal(err)
@@ -1028,6 +1061,37 @@ func TestDocumentWriterFlush(t *testing.T) {
 		}
 	})
 
+	t.Run("flush reaches a wrapped http.ResponseWriter", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		dw := (*Encoder)(nil).NewArrayWriter(wrappedWriter{rec})
+		if err := dw.WriteDocument(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := dw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Body.String() != `[{"a":1}` || !rec.Flushed {
+			t.Fatalf("after Flush: %q, flushed %v", rec.Body.String(), rec.Flushed)
+		}
+		if err := dw.Close(); err != nil || rec.Body.String() != `[{"a":1}]` {
+			t.Fatalf("after Close: %q, %v", rec.Body.String(), err)
+		}
+	})
+
+	t.Run("a writer that cannot flush", func(t *testing.T) {
+		var out bytes.Buffer
+		dw := (*Encoder)(nil).NewArrayWriter(struct{ io.Writer }{&out})
+		if err := dw.WriteDocument(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := dw.Flush(); err != nil || out.String() != `[{"a":1}` {
+			t.Fatalf("after Flush: %q, %v", out.String(), err)
+		}
+		if err := dw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("writes out past the threshold", func(t *testing.T) {
 		var out flushRecorder
 		dw := (*Encoder)(nil).NewArrayWriter(&out)
@@ -1094,6 +1158,15 @@ func TestDocumentWriterFlush(t *testing.T) {
 		}
 	})
 }
+
+// wrappedWriter is middleware's http.ResponseWriter: it hides the
+// flusher but unwraps to it.
+type wrappedWriter struct{ rw http.ResponseWriter }
+
+func (w wrappedWriter) Header() http.Header         { return w.rw.Header() }
+func (w wrappedWriter) Write(p []byte) (int, error) { return w.rw.Write(p) }
+func (w wrappedWriter) WriteHeader(code int)        { w.rw.WriteHeader(code) }
+func (w wrappedWriter) Unwrap() http.ResponseWriter { return w.rw }
 
 // countingWriter counts bytes and the largest single write.
 type countingWriter struct{ n, largest int }

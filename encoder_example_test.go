@@ -1,0 +1,107 @@
+package mongohttp_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/mongohttp/mongohttp"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// A raw document, as cursor.Current or SingleResult.Raw give it, becomes
+// plain JSON with its fields in stored order.
+func ExampleEncoder_AppendDocument() {
+	id, _ := bson.ObjectIDFromHex("65f3a1b2c3d4e5f601234567")
+	doc, _ := bson.Marshal(bson.D{
+		{Key: "_id", Value: id},
+		{Key: "name", Value: "Ada"},
+		{Key: "born", Value: bson.NewDateTimeFromTime(time.Date(1815, 12, 10, 0, 0, 0, 0, time.UTC))},
+		{Key: "tags", Value: bson.A{"math", int64(1) << 60}},
+	})
+
+	var enc mongohttp.Encoder // plain JSON
+	out, err := enc.AppendDocument(nil, doc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(out))
+
+	js := mongohttp.Encoder{Int64AsString: true} // for JavaScript clients
+	out, _ = js.AppendDocument(out[:0], doc)
+	fmt.Println(string(out))
+
+	ext := mongohttp.Encoder{Format: mongohttp.FormatCanonical}
+	out, _ = ext.AppendDocument(out[:0], doc)
+	fmt.Println(string(out))
+	// Output:
+	// {"_id":"65f3a1b2c3d4e5f601234567","name":"Ada","born":"1815-12-10T00:00:00.000Z","tags":["math",1152921504606846976]}
+	// {"_id":"65f3a1b2c3d4e5f601234567","name":"Ada","born":"1815-12-10T00:00:00.000Z","tags":["math","1152921504606846976"]}
+	// {"_id":{"$oid":"65f3a1b2c3d4e5f601234567"},"name":"Ada","born":{"$date":{"$numberLong":"-4861728000000"}},"tags":["math",{"$numberLong":"1152921504606846976"}]}
+}
+
+// A struct decoded from MongoDB comes out as the raw document would: bson
+// tags name the fields.
+func ExampleEncoder_AppendValue() {
+	type user struct {
+		ID    bson.ObjectID `bson:"_id"`
+		Name  string        `bson:"name" json:"fullName"` // json tags are ignored
+		Since time.Time     `bson:"since"`
+	}
+	id, _ := bson.ObjectIDFromHex("65f3a1b2c3d4e5f601234567")
+	u := user{ID: id, Name: "Ada", Since: time.Date(2024, 1, 2, 3, 4, 5, 6e8, time.UTC)}
+
+	out, err := (*mongohttp.Encoder)(nil).AppendValue(nil, u)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(out))
+	// Output:
+	// {"_id":"65f3a1b2c3d4e5f601234567","name":"Ada","since":"2024-01-02T03:04:05.600Z"}
+}
+
+// Streaming a cursor as NDJSON: one document per line, written out as the
+// buffer fills, so memory does not grow with the result. In a handler, w
+// is the http.ResponseWriter.
+func ExampleEncoder_NewNDJSONWriter() {
+	cur, err := mongo.NewCursorFromDocuments([]any{
+		bson.D{{Key: "n", Value: 1}},
+		bson.D{{Key: "n", Value: 2.5}},
+	}, nil, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	dw := (*mongohttp.Encoder)(nil).NewNDJSONWriter(os.Stdout)
+	defer dw.Close()
+	for cur.Next(ctx) {
+		if err := dw.WriteDocument(cur.Current); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// {"n":1}
+	// {"n":2.5}
+}
+
+// An array writer writes "[]" for an empty sequence.
+func ExampleEncoder_NewArrayWriter() {
+	dw := (*mongohttp.Encoder)(nil).NewArrayWriter(os.Stdout)
+	_ = dw.WriteValue(bson.D{{Key: "a", Value: true}})
+	_ = dw.WriteValue(map[string]string{"b": "<x>"})
+	if err := dw.Close(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println()
+	fmt.Println(dw.Count(), "documents")
+	// Output:
+	// [{"a":true},{"b":"<x>"}]
+	// 2 documents
+}
