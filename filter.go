@@ -53,8 +53,20 @@ func operatorByName(name string) opSet {
 	return 0
 }
 
+// opKeys are the operators as MongoDB spells them, made once so that
+// building a filter does not concatenate strings.
+var opKeys = func() (k [len(opNames)]string) {
+	for i, n := range opNames {
+		k[i] = "$" + n
+	}
+	return k
+}()
+
 // name returns the name of a single operator.
 func (o opSet) name() string { return opNames[bits.TrailingZeros32(uint32(o))] }
+
+// key returns "$" and the name of a single operator.
+func (o opSet) key() string { return opKeys[bits.TrailingZeros32(uint32(o))] }
 
 func (o opSet) has(x opSet) bool { return o&x != 0 }
 
@@ -278,7 +290,7 @@ func (qp *QueryParser) validateOp(field string, typ Type, o opSet, v any, level 
 	switch o {
 	case opEq, opNe:
 		if a, ok := v.(bson.A); ok {
-			return qp.coerceArray(field, typ, "$"+o.name(), a, true)
+			return qp.coerceArray(field, typ, o.key(), a, true)
 		}
 		return coerceValue(field, typ, v, true)
 	case opGt, opGte, opLt, opLte:
@@ -288,7 +300,7 @@ func (qp *QueryParser) validateOp(field string, typ Type, o opSet, v any, level 
 		if !ok {
 			return nil, ErrInvalidParameter.Detailf("$%s of field %s takes an array", o.name(), clip(field))
 		}
-		return qp.coerceArray(field, typ, "$"+o.name(), a, o != opAll)
+		return qp.coerceArray(field, typ, o.key(), a, o != opAll)
 	case opExists:
 		b, ok := v.(bool)
 		if !ok {
@@ -344,7 +356,7 @@ func (qp *QueryParser) validateOp(field string, typ Type, o opSet, v any, level 
 		}
 		return qp.validateOps(field, typ, b, level+1)
 	}
-	return nil, qp.operatorNotAllowed("$" + o.name())
+	return nil, qp.operatorNotAllowed(o.key())
 }
 
 // coerceArray converts the elements of an array value, which must be

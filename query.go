@@ -236,6 +236,7 @@ type QueryParser struct {
 	ops          opSet
 	defaultSort  bson.D
 	accepted     string // parameter list for unknown_parameter details
+	acceptedOne  string // the same for ParseProjection
 
 	maxRegex, defaultLimit, maxLimit, maxSkip int
 	maxDepth, maxFilterBytes, maxIn, maxQuery int
@@ -358,6 +359,14 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 		}
 	}
 	qp.accepted = nameList(append(accepted, p.ExtraParameters...))
+	var one []string
+	if qp.project != nil {
+		one = append(one, "fields")
+	}
+	qp.acceptedOne = nameList(append(one, p.ExtraParameters...))
+	if qp.acceptedOne == "" {
+		qp.acceptedOne = "none"
+	}
 	return qp, nil
 }
 
@@ -442,7 +451,6 @@ func (qp *QueryParser) ParseID(s string) (any, error) {
 // parseState accumulates one Parse call.
 type parseState struct {
 	qp    *QueryParser
-	seen  map[string]struct{}
 	conds []fieldCond
 
 	filter, sort, fields, after   string
@@ -464,10 +472,44 @@ type fieldCond struct {
 // ErrFieldNotAllowed, ErrOperatorNotAllowed, ErrLimitExceeded,
 // ErrInvalidCursor and ErrInvalidObjectID under errors.Is.
 func (qp *QueryParser) Parse(rawQuery string) (*Query, error) {
-	if len(rawQuery) > qp.maxQuery {
-		return nil, ErrLimitExceeded.Detailf("the query string is %d bytes long; the maximum is %d", len(rawQuery), qp.maxQuery)
+	p := parseState{qp: qp, limit: int64(qp.defaultLimit)}
+	if err := qp.scan(rawQuery, p.param); err != nil {
+		return nil, err
 	}
-	p := parseState{qp: qp, seen: make(map[string]struct{}, 8), limit: int64(qp.defaultLimit)}
+	return p.finish()
+}
+
+// ParseProjection parses the query string of a single-document request,
+// which takes only ?fields= and the extra parameters. Encoding, size,
+// duplicates and unknown names follow the rules of Parse, and the
+// projection is Parse's, without the sort fields that only a page needs.
+func (qp *QueryParser) ParseProjection(rawQuery string) (bson.D, error) {
+	fields, has := "", false
+	err := qp.scan(rawQuery, func(key, val string) error {
+		switch {
+		case key == "fields":
+			fields, has = val, true
+		case qp.extras[key]:
+		default:
+			return ErrUnknownParameter.Detailf("unknown parameter %s; accepted: %s", clip(key), qp.acceptedOne)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return qp.projection(fields, has, nil)
+}
+
+// scan splits a raw query string into decoded parameters and hands each to
+// param, refusing oversized strings, bad encodings and repeated names.
+func (qp *QueryParser) scan(rawQuery string, param func(key, val string) error) error {
+	if len(rawQuery) > qp.maxQuery {
+		return ErrLimitExceeded.Detailf("the query string is %d bytes long; the maximum is %d", len(rawQuery), qp.maxQuery)
+	}
+	// A slice is enough: every name must be known to the policy, so an
+	// unknown one ends the scan before the list can grow long.
+	var seen []string
 	for rest := rawQuery; rest != ""; {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")
@@ -477,24 +519,24 @@ func (qp *QueryParser) Parse(rawQuery string) (*Query, error) {
 		rawKey, rawVal, _ := strings.Cut(pair, "=")
 		key, err := unescape(rawKey)
 		if err != nil {
-			return nil, ErrInvalidParameter.Detailf("parameter name %s %s", clip(rawKey), err)
+			return ErrInvalidParameter.Detailf("parameter name %s %s", clip(rawKey), err)
 		}
 		val, err := unescape(rawVal)
 		if err != nil {
-			return nil, ErrInvalidParameter.Detailf("the value of parameter %s %s", clip(key), err)
+			return ErrInvalidParameter.Detailf("the value of parameter %s %s", clip(key), err)
 		}
 		if key == "" {
-			return nil, ErrInvalidParameter.Detailf("a parameter has an empty name")
+			return ErrInvalidParameter.Detailf("a parameter has an empty name")
 		}
-		if _, dup := p.seen[key]; dup {
-			return nil, ErrInvalidParameter.Detailf("parameter %s is given more than once", clip(key))
+		if slices.Contains(seen, key) {
+			return ErrInvalidParameter.Detailf("parameter %s is given more than once", clip(key))
 		}
-		p.seen[key] = struct{}{}
-		if err := p.param(key, val); err != nil {
-			return nil, err
+		seen = append(seen, key)
+		if err := param(key, val); err != nil {
+			return err
 		}
 	}
-	return p.finish()
+	return nil
 }
 
 // unescape percent-decodes a query component and checks that the result is
@@ -687,7 +729,7 @@ func parseSize(s string) (int64, error) {
 // add records a query-string condition, refusing a second condition with
 // the same operator on the same field (a plain equality counts as eq).
 func (p *parseState) add(name string, o opSet, v any, plain bool) error {
-	key := "$" + o.name()
+	key := o.key()
 	for i := range p.conds {
 		c := &p.conds[i]
 		if c.field != name {

@@ -247,6 +247,51 @@ func TestProjectionOverlapWithSort(t *testing.T) {
 	}
 }
 
+func TestParseProjection(t *testing.T) {
+	qp := newParser(t, testPolicy())
+	tests := []struct {
+		query string
+		want  bson.D
+		err   error
+	}{
+		{"", noHidden, nil},
+		{"pretty=1", noHidden, nil},
+		{"fields=name,profile.city&pretty=1", D{{Key: "name", Value: int32(1)}, {Key: "profile.city", Value: int32(1)}}, nil},
+		{"fields=password_hash", nil, ErrFieldNotAllowed},
+		{"fields=name&fields=email", nil, ErrInvalidParameter},
+		{"fields=%FF", nil, ErrInvalidParameter},
+		{"age=1", nil, ErrUnknownParameter},
+		{"sort=age", nil, ErrUnknownParameter},
+		{"fields=" + strings.Repeat("a", 5000), nil, ErrLimitExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			got, err := qp.ParseProjection(tt.query)
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("err = %v, want %v", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameDoc(t, "Projection", got, tt.want)
+		})
+	}
+	zero := newParser(t, Policy{})
+	if got, err := zero.ParseProjection(""); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("zero policy: %#v, %v; want an empty document", got, err)
+	}
+	if _, err := zero.ParseProjection("fields=_id"); !errors.Is(err, ErrFieldNotAllowed) {
+		t.Errorf("zero policy fields=: %v", err)
+	}
+	var e *Error
+	if _, err := zero.ParseProjection("x=1"); !errors.As(err, &e) || !strings.HasSuffix(e.Detail, "accepted: none") {
+		t.Errorf("zero policy x=1: %v", err)
+	}
+}
+
 func TestZeroPolicyDeniesByDefault(t *testing.T) {
 	qp := newParser(t, Policy{})
 	q, err := qp.Parse("_id=" + oidHex)
