@@ -3,6 +3,7 @@ package mongohttp
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -429,6 +430,18 @@ func TestParseID(t *testing.T) {
 	if v, err := qpStr.ParseID("ada"); err != nil || v != "ada" {
 		t.Errorf("string ParseID = %#v, %v", v, err)
 	}
+}
+
+func TestHiddenIsNormalised(t *testing.T) {
+	qp := newParser(t, Policy{Hidden: []string{"z", "a.b", "a", "z", "a.c.d"}})
+	if h := qp.Hidden(); !slices.Equal(h, []string{"a", "z"}) {
+		t.Errorf("Hidden() = %v, want [a z]", h)
+	}
+	q, err := qp.Parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDoc(t, "Projection", q.Projection, D{{Key: "a", Value: int32(0)}, {Key: "z", Value: int32(0)}})
 }
 
 func TestHiddenIsACopy(t *testing.T) {
