@@ -979,20 +979,19 @@ const (
 	msbs = 0x8080808080808080
 )
 
-// hasZeroByte reports (non-zero) whether any byte of x is zero.
-func hasZeroByte(x uint64) uint64 { return (x - lsbs) & ^x & msbs }
+// special returns, for the eight bytes of w, a mask with the high bit of
+// the lowest byte that is not copied as it is into a JSON string set: a
+// control character, '"', '\\' or a non-ASCII byte (checked as UTF-8).
+// Higher bits may be set falsely by borrows, never lower ones, and the
+// usual "& ^x" terms are left out because every byte they exclude has its
+// high bit set and so is caught by the "| w" term anyway.
+func special(w uint64) uint64 {
+	return ((w - lsbs*0x20) | ((w ^ lsbs*'"') - lsbs) | ((w ^ lsbs*'\\') - lsbs) | w) & msbs
+}
 
-// needsEscape reports whether any byte of w is not copied as it is into a
-// JSON string: a control character, '"', '\\', a non-ASCII byte (which
-// must be checked as UTF-8) and, with html, '<', '>' or '&'.
-func needsEscape(w uint64, html bool) bool {
-	m := (w - lsbs*0x20) & ^w & msbs // bytes below 0x20
-	m |= w & msbs
-	m |= hasZeroByte(w^(lsbs*'"')) | hasZeroByte(w^(lsbs*'\\'))
-	if html {
-		m |= hasZeroByte(w^(lsbs*'<')) | hasZeroByte(w^(lsbs*'>')) | hasZeroByte(w^(lsbs*'&'))
-	}
-	return m != 0
+// specialHTML is special that also catches '<', '>' and '&'.
+func specialHTML(w uint64) uint64 {
+	return special(w) | (((w ^ lsbs*'<') - lsbs) | ((w ^ lsbs*'>') - lsbs) | ((w ^ lsbs*'&') - lsbs)) & msbs
 }
 
 // safeASCII[b] is true for the bytes written unescaped: ASCII but for
@@ -1021,7 +1020,18 @@ func (t *transcoder) appendEscaped(dst, s []byte) []byte {
 	safe := t.safeBytes()
 	start, i := 0, 0
 	for i < len(s) {
-		for i+8 <= len(s) && !needsEscape(binary.LittleEndian.Uint64(s[i:]), t.html) {
+		// Skip eight plain bytes at a time, then land on the first byte
+		// that is not.
+		for i+8 <= len(s) {
+			w := binary.LittleEndian.Uint64(s[i:])
+			m := special(w)
+			if t.html {
+				m = specialHTML(w)
+			}
+			if m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		if i >= len(s) {
