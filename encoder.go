@@ -991,7 +991,7 @@ func special(w uint64) uint64 {
 
 // specialHTML is special that also catches '<', '>' and '&'.
 func specialHTML(w uint64) uint64 {
-	return special(w) | (((w ^ lsbs*'<') - lsbs) | ((w ^ lsbs*'>') - lsbs) | ((w ^ lsbs*'&') - lsbs)) & msbs
+	return special(w) | (((w^lsbs*'<')-lsbs)|((w^lsbs*'>')-lsbs)|((w^lsbs*'&')-lsbs))&msbs
 }
 
 // safeASCII[b] is true for the bytes written unescaped: ASCII but for
