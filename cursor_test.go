@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-func rawDoc(t testing.TB, d bson.D) bson.Raw {
+func marshalRaw(t testing.TB, d bson.D) bson.Raw {
 	t.Helper()
 	b, err := bson.Marshal(d)
 	if err != nil {
@@ -20,14 +20,14 @@ func rawDoc(t testing.TB, d bson.D) bson.Raw {
 	return b
 }
 
-// tokenFor parses query, builds the token for doc and returns it.
-func tokenFor(t testing.TB, qp *QueryParser, query string, doc bson.D) string {
+// afterToken parses query, builds the token for doc and returns it.
+func afterToken(t testing.TB, qp *QueryParser, query string, doc bson.D) string {
 	t.Helper()
 	q, err := qp.Parse(query)
 	if err != nil {
 		t.Fatalf("Parse(%q): %v", query, err)
 	}
-	tok, err := qp.NextToken(q, rawDoc(t, doc))
+	tok, err := qp.NextToken(q, marshalRaw(t, doc))
 	if err != nil {
 		t.Fatalf("NextToken: %v", err)
 	}
@@ -35,11 +35,11 @@ func tokenFor(t testing.TB, qp *QueryParser, query string, doc bson.D) string {
 }
 
 func TestKeysetRoundTrip(t *testing.T) {
-	qp := newParser(t, Policy{
+	qp := mustQueryParser(t, Policy{
 		Filter: map[string]Type{"a": Int, "b": String},
 		Sort:   []string{"a", "b", "p.c"},
 	})
-	id := oid
+	id := queryOID
 	tests := []struct {
 		name   string
 		sort   string
@@ -50,68 +50,68 @@ func TestKeysetRoundTrip(t *testing.T) {
 			// The example of the issue, plus the nulls that follow b in
 			// descending order.
 			"mixed directions", "sort=a,-b",
-			D{{Key: "_id", Value: id}, {Key: "a", Value: int32(5)}, {Key: "b", Value: "x"}},
-			D{{Key: "$or", Value: A{
-				D{{Key: "a", Value: D{{Key: "$gt", Value: int32(5)}}}},
-				D{{Key: "a", Value: int32(5)}, {Key: "b", Value: D{{Key: "$lt", Value: "x"}}}},
-				D{{Key: "a", Value: int32(5)}, {Key: "b", Value: nil}},
-				D{{Key: "a", Value: int32(5)}, {Key: "b", Value: "x"}, {Key: "_id", Value: D{{Key: "$gt", Value: id}}}},
+			qD{{Key: "_id", Value: id}, {Key: "a", Value: int32(5)}, {Key: "b", Value: "x"}},
+			qD{{Key: "$or", Value: qA{
+				qD{{Key: "a", Value: qD{{Key: "$gt", Value: int32(5)}}}},
+				qD{{Key: "a", Value: int32(5)}, {Key: "b", Value: qD{{Key: "$lt", Value: "x"}}}},
+				qD{{Key: "a", Value: int32(5)}, {Key: "b", Value: nil}},
+				qD{{Key: "a", Value: int32(5)}, {Key: "b", Value: "x"}, {Key: "_id", Value: qD{{Key: "$gt", Value: id}}}},
 			}}},
 		},
 		{
 			"default _id sort", "",
-			D{{Key: "_id", Value: id}},
-			D{{Key: "$or", Value: A{D{{Key: "_id", Value: D{{Key: "$gt", Value: id}}}}}}},
+			qD{{Key: "_id", Value: id}},
+			qD{{Key: "$or", Value: qA{qD{{Key: "_id", Value: qD{{Key: "$gt", Value: id}}}}}}},
 		},
 		{
 			"descending _id", "sort=-_id",
-			D{{Key: "_id", Value: id}},
-			D{{Key: "$or", Value: A{D{{Key: "_id", Value: D{{Key: "$lt", Value: id}}}}}}},
+			qD{{Key: "_id", Value: id}},
+			qD{{Key: "$or", Value: qA{qD{{Key: "_id", Value: qD{{Key: "$lt", Value: id}}}}}}},
 		},
 		{
 			"missing ascending field is null", "sort=b",
-			D{{Key: "_id", Value: id}},
-			D{{Key: "$or", Value: A{
-				D{{Key: "b", Value: D{{Key: "$ne", Value: nil}}}},
-				D{{Key: "b", Value: nil}, {Key: "_id", Value: D{{Key: "$gt", Value: id}}}},
+			qD{{Key: "_id", Value: id}},
+			qD{{Key: "$or", Value: qA{
+				qD{{Key: "b", Value: qD{{Key: "$ne", Value: nil}}}},
+				qD{{Key: "b", Value: nil}, {Key: "_id", Value: qD{{Key: "$gt", Value: id}}}},
 			}}},
 		},
 		{
 			"null descending field: only ties follow", "sort=-b",
-			D{{Key: "_id", Value: id}, {Key: "b", Value: nil}},
-			D{{Key: "$or", Value: A{
-				D{{Key: "b", Value: nil}, {Key: "_id", Value: D{{Key: "$gt", Value: id}}}},
+			qD{{Key: "_id", Value: id}, {Key: "b", Value: nil}},
+			qD{{Key: "$or", Value: qA{
+				qD{{Key: "b", Value: nil}, {Key: "_id", Value: qD{{Key: "$gt", Value: id}}}},
 			}}},
 		},
 		{
 			"dotted path", "sort=p.c",
-			D{{Key: "_id", Value: id}, {Key: "p", Value: D{{Key: "c", Value: int64(7)}}}},
-			D{{Key: "$or", Value: A{
-				D{{Key: "p.c", Value: D{{Key: "$gt", Value: int64(7)}}}},
-				D{{Key: "p.c", Value: int64(7)}, {Key: "_id", Value: D{{Key: "$gt", Value: id}}}},
+			qD{{Key: "_id", Value: id}, {Key: "p", Value: qD{{Key: "c", Value: int64(7)}}}},
+			qD{{Key: "$or", Value: qA{
+				qD{{Key: "p.c", Value: qD{{Key: "$gt", Value: int64(7)}}}},
+				qD{{Key: "p.c", Value: int64(7)}, {Key: "_id", Value: qD{{Key: "$gt", Value: id}}}},
 			}}},
 		},
 		{
 			"dotted path through a scalar is missing", "sort=p.c",
-			D{{Key: "_id", Value: id}, {Key: "p", Value: "flat"}},
-			D{{Key: "$or", Value: A{
-				D{{Key: "p.c", Value: D{{Key: "$ne", Value: nil}}}},
-				D{{Key: "p.c", Value: nil}, {Key: "_id", Value: D{{Key: "$gt", Value: id}}}},
+			qD{{Key: "_id", Value: id}, {Key: "p", Value: "flat"}},
+			qD{{Key: "$or", Value: qA{
+				qD{{Key: "p.c", Value: qD{{Key: "$ne", Value: nil}}}},
+				qD{{Key: "p.c", Value: nil}, {Key: "_id", Value: qD{{Key: "$gt", Value: id}}}},
 			}}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok := tokenFor(t, qp, tt.sort, tt.doc)
+			tok := afterToken(t, qp, tt.sort, tt.doc)
 			if strings.ContainsAny(tok, "=+/") || len(tok) > MaxCursorLength {
 				t.Errorf("token %q is not unpadded base64url within the cap", tok)
 			}
-			q, err := qp.Parse(join(tt.sort, "after="+tok))
+			q, err := qp.Parse(joinQuery(tt.sort, "after="+tok))
 			if err != nil {
 				t.Fatalf("Parse with after: %v", err)
 			}
-			sameDoc(t, "Filter", q.Filter, tt.filter)
-			sameDoc(t, "CountFilter", q.CountFilter, D{})
+			sameQueryDoc(t, "Filter", q.Filter, tt.filter)
+			sameQueryDoc(t, "CountFilter", q.CountFilter, qD{})
 			if q.Skip != 0 {
 				t.Errorf("Skip = %d", q.Skip)
 			}
@@ -119,7 +119,7 @@ func TestKeysetRoundTrip(t *testing.T) {
 	}
 }
 
-func join(a, b string) string {
+func joinQuery(a, b string) string {
 	if a == "" {
 		return b
 	}
@@ -127,28 +127,28 @@ func join(a, b string) string {
 }
 
 func TestKeysetIsAndedWithClientFilter(t *testing.T) {
-	qp := newParser(t, testPolicy())
-	doc := D{{Key: "_id", Value: oid}, {Key: "age", Value: int32(40)}}
-	tok := tokenFor(t, qp, "sort=-age", doc)
+	qp := mustQueryParser(t, queryTestPolicy())
+	doc := qD{{Key: "_id", Value: queryOID}, {Key: "age", Value: int32(40)}}
+	tok := afterToken(t, qp, "sort=-age", doc)
 	q, err := qp.Parse(`age[gte]=30&sort=-age&filter={"active":true}&after=` + tok)
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := []bson.D{
-		{{Key: "age", Value: D{{Key: "$gte", Value: int64(30)}}}},
+		{{Key: "age", Value: qD{{Key: "$gte", Value: int64(30)}}}},
 		{{Key: "active", Value: true}},
 	}
-	ks := D{{Key: "$or", Value: A{
-		D{{Key: "age", Value: D{{Key: "$lt", Value: int32(40)}}}},
-		D{{Key: "age", Value: nil}},
-		D{{Key: "age", Value: int32(40)}, {Key: "_id", Value: D{{Key: "$gt", Value: oid}}}},
+	ks := qD{{Key: "$or", Value: qA{
+		qD{{Key: "age", Value: qD{{Key: "$lt", Value: int32(40)}}}},
+		qD{{Key: "age", Value: nil}},
+		qD{{Key: "age", Value: int32(40)}, {Key: "_id", Value: qD{{Key: "$gt", Value: queryOID}}}},
 	}}}
-	sameDoc(t, "Filter", q.Filter, D{{Key: "$and", Value: A{client[0], client[1], ks}}})
-	sameDoc(t, "CountFilter", q.CountFilter, D{{Key: "$and", Value: A{client[0], client[1]}}})
+	sameQueryDoc(t, "Filter", q.Filter, qD{{Key: "$and", Value: qA{client[0], client[1], ks}}})
+	sameQueryDoc(t, "CountFilter", q.CountFilter, qD{{Key: "$and", Value: qA{client[0], client[1]}}})
 }
 
 func TestNextTokenErrors(t *testing.T) {
-	qp := newParser(t, testPolicy())
+	qp := mustQueryParser(t, queryTestPolicy())
 	q, err := qp.Parse("sort=name")
 	if err != nil {
 		t.Fatal(err)
@@ -157,9 +157,9 @@ func TestNextTokenErrors(t *testing.T) {
 		name string
 		doc  bson.Raw
 	}{
-		{"array sort value", rawDoc(t, D{{Key: "_id", Value: oid}, {Key: "name", Value: A{"a"}}})},
-		{"no _id", rawDoc(t, D{{Key: "name", Value: "a"}})},
-		{"token too long", rawDoc(t, D{{Key: "_id", Value: oid}, {Key: "name", Value: strings.Repeat("n", MaxCursorLength)}})},
+		{"array sort value", marshalRaw(t, qD{{Key: "_id", Value: queryOID}, {Key: "name", Value: qA{"a"}}})},
+		{"no _id", marshalRaw(t, qD{{Key: "name", Value: "a"}})},
+		{"token too long", marshalRaw(t, qD{{Key: "_id", Value: queryOID}, {Key: "name", Value: strings.Repeat("n", MaxCursorLength)}})},
 		{"malformed document", bson.Raw{1, 2, 3}},
 	}
 	for _, tt := range tests {
@@ -169,15 +169,15 @@ func TestNextTokenErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := qp.NextToken(nil, rawDoc(t, D{{Key: "_id", Value: oid}})); err == nil {
+	if _, err := qp.NextToken(nil, marshalRaw(t, qD{{Key: "_id", Value: queryOID}})); err == nil {
 		t.Error("NextToken(nil query) did not fail")
 	}
 }
 
 func TestTamperedTokensAreRefused(t *testing.T) {
-	qp := newParser(t, testPolicy())
-	doc := D{{Key: "_id", Value: oid}, {Key: "age", Value: int32(40)}, {Key: "name", Value: "Ada"}}
-	tok := tokenFor(t, qp, "sort=-age,name", doc)
+	qp := mustQueryParser(t, queryTestPolicy())
+	doc := qD{{Key: "_id", Value: queryOID}, {Key: "age", Value: int32(40)}, {Key: "name", Value: "Ada"}}
+	tok := afterToken(t, qp, "sort=-age,name", doc)
 	raw, err := cursorEncoding.DecodeString(tok)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestTamperedTokensAreRefused(t *testing.T) {
 			}
 		}
 	}
-	otherKey := testPolicy()
+	otherKey := queryTestPolicy()
 	otherKey.CursorKey = []byte("another key, at least 16 bytes")
 	tests := map[string]string{
 		"other sort":               "sort=age,name&after=" + tok,
@@ -211,7 +211,7 @@ func TestTamperedTokensAreRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			p := qp
 			if name == "other key" {
-				p, query = newParser(t, otherKey), "sort=-age,name&after="+tok
+				p, query = mustQueryParser(t, otherKey), "sort=-age,name&after="+tok
 			}
 			if _, err := p.Parse(query); !errors.Is(err, ErrInvalidCursor) {
 				t.Errorf("err = %v, want invalid_cursor", err)
@@ -230,9 +230,9 @@ func TestTamperedTokensAreRefused(t *testing.T) {
 }
 
 func TestDefaultCursorKeyIsSharedWithinAProcess(t *testing.T) {
-	a := newParser(t, Policy{})
-	b := newParser(t, Policy{})
-	tok := tokenFor(t, a, "", D{{Key: "_id", Value: oid}})
+	a := mustQueryParser(t, Policy{})
+	b := mustQueryParser(t, Policy{})
+	tok := afterToken(t, a, "", qD{{Key: "_id", Value: queryOID}})
 	if _, err := b.Parse("after=" + tok); err != nil {
 		t.Errorf("token of one parser refused by another in the same process: %v", err)
 	}
@@ -249,7 +249,7 @@ func TestDefaultCursorKeyIsSharedWithinAProcess(t *testing.T) {
 
 type memDoc = bson.D
 
-func field(d memDoc, k string) any {
+func memField(d memDoc, k string) any {
 	for _, e := range d {
 		if e.Key == k {
 			return e.Value
@@ -258,9 +258,9 @@ func field(d memDoc, k string) any {
 	return nil
 }
 
-// typeRank is the BSON type bracket of the values used here, in MongoDB's
+// memTypeRank is the BSON type bracket of the values used here, in MongoDB's
 // order: null (and missing) first, then numbers, strings and ObjectIDs.
-func typeRank(v any) int {
+func memTypeRank(v any) int {
 	switch v.(type) {
 	case nil:
 		return 0
@@ -273,15 +273,15 @@ func typeRank(v any) int {
 }
 
 // compare orders values as MongoDB sorts them.
-func compare(a, b any) int {
-	if r := cmp.Compare(typeRank(a), typeRank(b)); r != 0 {
+func memCompare(a, b any) int {
+	if r := cmp.Compare(memTypeRank(a), memTypeRank(b)); r != 0 {
 		return r
 	}
 	switch x := a.(type) {
 	case int32:
-		return cmp.Compare(int64(x), toInt64(b))
+		return cmp.Compare(int64(x), memInt64(b))
 	case int64:
-		return cmp.Compare(x, toInt64(b))
+		return cmp.Compare(x, memInt64(b))
 	case string:
 		return cmp.Compare(x, b.(string))
 	case bson.ObjectID:
@@ -291,20 +291,20 @@ func compare(a, b any) int {
 	return 0
 }
 
-func toInt64(v any) int64 {
+func memInt64(v any) int64 {
 	if x, ok := v.(int32); ok {
 		return int64(x)
 	}
 	return v.(int64)
 }
 
-func matches(d memDoc, cond bson.D) bool {
+func memMatches(d memDoc, cond bson.D) bool {
 	for _, e := range cond {
 		switch e.Key {
 		case "$or":
 			ok := false
 			for _, c := range e.Value.(bson.A) {
-				ok = ok || matches(d, c.(bson.D))
+				ok = ok || memMatches(d, c.(bson.D))
 			}
 			if !ok {
 				return false
@@ -312,28 +312,28 @@ func matches(d memDoc, cond bson.D) bool {
 			continue
 		case "$and":
 			for _, c := range e.Value.(bson.A) {
-				if !matches(d, c.(bson.D)) {
+				if !memMatches(d, c.(bson.D)) {
 					return false
 				}
 			}
 			continue
 		}
-		v := field(d, e.Key)
+		v := memField(d, e.Key)
 		if ops, ok := e.Value.(bson.D); ok {
 			for _, op := range ops {
 				// $gt and $lt compare within one type bracket, never with null.
-				sameType := v != nil && op.Value != nil && typeRank(v) == typeRank(op.Value)
+				sameType := v != nil && op.Value != nil && memTypeRank(v) == memTypeRank(op.Value)
 				switch op.Key {
 				case "$gt":
-					if !sameType || compare(v, op.Value) <= 0 {
+					if !sameType || memCompare(v, op.Value) <= 0 {
 						return false
 					}
 				case "$lt":
-					if !sameType || compare(v, op.Value) >= 0 {
+					if !sameType || memCompare(v, op.Value) >= 0 {
 						return false
 					}
 				case "$ne":
-					if compare(v, op.Value) == 0 && (v == nil) == (op.Value == nil) {
+					if memCompare(v, op.Value) == 0 && (v == nil) == (op.Value == nil) {
 						return false
 					}
 				default:
@@ -342,7 +342,7 @@ func matches(d memDoc, cond bson.D) bool {
 			}
 			continue
 		}
-		if (v == nil) != (e.Value == nil) || compare(v, e.Value) != 0 {
+		if (v == nil) != (e.Value == nil) || memCompare(v, e.Value) != 0 {
 			return false
 		}
 	}
@@ -350,7 +350,7 @@ func matches(d memDoc, cond bson.D) bool {
 }
 
 func TestKeysetWalkCoversEveryDocumentOnce(t *testing.T) {
-	qp := newParser(t, Policy{Sort: []string{"a", "b"}})
+	qp := mustQueryParser(t, Policy{Sort: []string{"a", "b"}})
 	var docs []memDoc
 	n := 0
 	newID := func() bson.ObjectID {
@@ -381,7 +381,7 @@ func TestKeysetWalkCoversEveryDocumentOnce(t *testing.T) {
 				s := slices.Clone(coll)
 				slices.SortStableFunc(s, func(x, y memDoc) int {
 					for _, e := range q.Sort {
-						if c := compare(field(x, e.Key), field(y, e.Key)); c != 0 {
+						if c := memCompare(memField(x, e.Key), memField(y, e.Key)); c != 0 {
 							return c * direction(e.Value)
 						}
 					}
@@ -397,13 +397,13 @@ func TestKeysetWalkCoversEveryDocumentOnce(t *testing.T) {
 				if page > 50 {
 					t.Fatal("paging does not end")
 				}
-				pq, err := qp.Parse(join("sort="+sortSpec, after))
+				pq, err := qp.Parse(joinQuery("sort="+sortSpec, after))
 				if err != nil {
 					t.Fatal(err)
 				}
 				var rest []memDoc
 				for _, d := range order(coll) {
-					if matches(d, pq.Filter) {
+					if memMatches(d, pq.Filter) {
 						rest = append(rest, d)
 					}
 				}
@@ -412,7 +412,7 @@ func TestKeysetWalkCoversEveryDocumentOnce(t *testing.T) {
 				if len(pageDocs) < 7 {
 					break
 				}
-				tok, err := qp.NextToken(pq, rawDoc(t, pageDocs[len(pageDocs)-1]))
+				tok, err := qp.NextToken(pq, marshalRaw(t, pageDocs[len(pageDocs)-1]))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -425,7 +425,7 @@ func TestKeysetWalkCoversEveryDocumentOnce(t *testing.T) {
 			// others; compare the original documents in order.
 			var orig []memDoc
 			for _, d := range got {
-				if a, _ := field(d, "a").(int32); a != -1 {
+				if a, _ := memField(d, "a").(int32); a != -1 {
 					orig = append(orig, d)
 				}
 			}
@@ -433,8 +433,8 @@ func TestKeysetWalkCoversEveryDocumentOnce(t *testing.T) {
 				t.Fatalf("got %d original documents, want %d", len(orig), len(want))
 			}
 			for i := range want {
-				if field(orig[i], "_id") != field(want[i], "_id") {
-					t.Fatalf("position %d: got %v, want %v", i, extJSON(orig[i]), extJSON(want[i]))
+				if memField(orig[i], "_id") != memField(want[i], "_id") {
+					t.Fatalf("position %d: got %v, want %v", i, showDoc(orig[i]), showDoc(want[i]))
 				}
 			}
 		})

@@ -8,23 +8,23 @@ import (
 )
 
 // nest wraps a condition on age in n levels of $and.
-func nest(n int) string {
+func nestedAnd(n int) string {
 	return strings.Repeat(`{"$and":[`, n) + `{"age":1}` + strings.Repeat(`]}`, n)
 }
 
 // f encodes a filter= parameter.
-func f(json string) string { return "filter=" + url.QueryEscape(json) }
+func filterParam(json string) string { return "filter=" + url.QueryEscape(json) }
 
 // TestHostileInput checks that each hostile request is refused with its
 // specific 4xx code.
 func TestHostileInput(t *testing.T) {
-	qp := newParser(t, testPolicy())
-	noRegex := testPolicy()
+	qp := mustQueryParser(t, queryTestPolicy())
+	noRegex := queryTestPolicy()
 	noRegex.Operators = nil
-	qpNoRegex := newParser(t, noRegex)
+	qpNoRegex := mustQueryParser(t, noRegex)
 
-	doc := D{{Key: "_id", Value: oid}, {Key: "age", Value: int32(40)}}
-	tok := tokenFor(t, qp, "sort=-age", doc)
+	doc := qD{{Key: "_id", Value: queryOID}, {Key: "age", Value: int32(40)}}
+	tok := afterToken(t, qp, "sort=-age", doc)
 	tooManyIn := strings.TrimSuffix(strings.Repeat("a,", 101), ",")
 	tooManyJSON := `[` + strings.TrimSuffix(strings.Repeat(`"a",`, 101), ",") + `]`
 
@@ -49,23 +49,23 @@ func TestHostileInput(t *testing.T) {
 		{"stray closing bracket", nil, "name]=1", ErrInvalidParameter},
 
 		// Forbidden operators at any depth of filter=.
-		{"$where", nil, f(`{"$where":"sleep(1000)"}`), ErrOperatorNotAllowed},
-		{"$function", nil, f(`{"$function":{"body":"x","args":[],"lang":"js"}}`), ErrOperatorNotAllowed},
-		{"$accumulator", nil, f(`{"$accumulator":{}}`), ErrOperatorNotAllowed},
-		{"$expr", nil, f(`{"$expr":{"$gt":["$age",1]}}`), ErrOperatorNotAllowed},
-		{"$where in $and", nil, f(`{"$and":[{"$where":"1"}]}`), ErrOperatorNotAllowed},
-		{"$expr in second $or clause", nil, f(`{"$or":[{"age":1},{"$expr":{}}]}`), ErrOperatorNotAllowed},
-		{"$where deep in logical operators", nil, f(`{"$nor":[{"$and":[{"$or":[{"$where":"1"}]}]}]}`), ErrOperatorNotAllowed},
-		{"$where inside $not", nil, f(`{"age":{"$not":{"$where":"1"}}}`), ErrOperatorNotAllowed},
-		{"$where inside $elemMatch", nil, f(`{"items":{"$elemMatch":{"$where":"1"}}}`), ErrOperatorNotAllowed},
-		{"$function inside $elemMatch field", nil, f(`{"items":{"$elemMatch":{"sku":{"$function":{}}}}}`), ErrOperatorNotAllowed},
-		{"$expr as a field operator", nil, f(`{"age":{"$expr":1}}`), ErrOperatorNotAllowed},
-		{"$where beside $regex", nil, f(`{"name":{"$regex":"a","$where":"1"}}`), ErrOperatorNotAllowed},
-		{"$text", nil, f(`{"$text":{"$search":"x"}}`), ErrOperatorNotAllowed},
-		{"$comment", nil, f(`{"$comment":"x"}`), ErrOperatorNotAllowed},
-		{"elemMatch not listed", qpNoRegex, f(`{"tags":{"$elemMatch":{"$eq":"a"}}}`), ErrOperatorNotAllowed},
-		{"and not listed", newParser(t, Policy{Operators: []string{"eq"}}), f(`{"$and":[{"_id":{"$oid":"` + oidHex + `"}}]}`), ErrOperatorNotAllowed},
-		{"$and at operator level", nil, f(`{"age":{"$and":[{"$gt":1}]}}`), ErrOperatorNotAllowed},
+		{"$where", nil, filterParam(`{"$where":"sleep(1000)"}`), ErrOperatorNotAllowed},
+		{"$function", nil, filterParam(`{"$function":{"body":"x","args":[],"lang":"js"}}`), ErrOperatorNotAllowed},
+		{"$accumulator", nil, filterParam(`{"$accumulator":{}}`), ErrOperatorNotAllowed},
+		{"$expr", nil, filterParam(`{"$expr":{"$gt":["$age",1]}}`), ErrOperatorNotAllowed},
+		{"$where in $and", nil, filterParam(`{"$and":[{"$where":"1"}]}`), ErrOperatorNotAllowed},
+		{"$expr in second $or clause", nil, filterParam(`{"$or":[{"age":1},{"$expr":{}}]}`), ErrOperatorNotAllowed},
+		{"$where deep in logical operators", nil, filterParam(`{"$nor":[{"$and":[{"$or":[{"$where":"1"}]}]}]}`), ErrOperatorNotAllowed},
+		{"$where inside $not", nil, filterParam(`{"age":{"$not":{"$where":"1"}}}`), ErrOperatorNotAllowed},
+		{"$where inside $elemMatch", nil, filterParam(`{"items":{"$elemMatch":{"$where":"1"}}}`), ErrOperatorNotAllowed},
+		{"$function inside $elemMatch field", nil, filterParam(`{"items":{"$elemMatch":{"sku":{"$function":{}}}}}`), ErrOperatorNotAllowed},
+		{"$expr as a field operator", nil, filterParam(`{"age":{"$expr":1}}`), ErrOperatorNotAllowed},
+		{"$where beside $regex", nil, filterParam(`{"name":{"$regex":"a","$where":"1"}}`), ErrOperatorNotAllowed},
+		{"$text", nil, filterParam(`{"$text":{"$search":"x"}}`), ErrOperatorNotAllowed},
+		{"$comment", nil, filterParam(`{"$comment":"x"}`), ErrOperatorNotAllowed},
+		{"elemMatch not listed", qpNoRegex, filterParam(`{"tags":{"$elemMatch":{"$eq":"a"}}}`), ErrOperatorNotAllowed},
+		{"and not listed", mustQueryParser(t, Policy{Operators: []string{"eq"}}), filterParam(`{"$and":[{"_id":{"$oid":"` + queryOIDHex + `"}}]}`), ErrOperatorNotAllowed},
+		{"$and at operator level", nil, filterParam(`{"age":{"$and":[{"$gt":1}]}}`), ErrOperatorNotAllowed},
 
 		// Fields that are not allowed, dotted paths into them, bad names.
 		{"dotted path into hidden field", nil, "password_hash.x=1", ErrFieldNotAllowed},
@@ -73,14 +73,14 @@ func TestHostileInput(t *testing.T) {
 		{"array index path", nil, "tags.0=x", ErrFieldNotAllowed},
 		{"hidden sub-field", nil, "profile.secret=x", ErrFieldNotAllowed},
 		{"hidden field with operator", nil, "password_hash[exists]=true", ErrFieldNotAllowed},
-		{"hidden field in filter=", nil, f(`{"password_hash":"x"}`), ErrFieldNotAllowed},
-		{"hidden sub-field in filter=", nil, f(`{"profile.secret":{"$exists":true}}`), ErrFieldNotAllowed},
-		{"hidden field in $or", nil, f(`{"$or":[{"name":"a"},{"password_hash":{"$exists":true}}]}`), ErrFieldNotAllowed},
-		{"unlisted sub-field in $elemMatch", nil, f(`{"items":{"$elemMatch":{"secret":1}}}`), ErrFieldNotAllowed},
-		{"NUL in field name", nil, f(`{"a\u0000b":1}`), ErrFieldNotAllowed},
-		{"empty segment", nil, f(`{"profile..city":"x"}`), ErrFieldNotAllowed},
-		{"positional path", nil, f(`{"tags.$":"x"}`), ErrFieldNotAllowed},
-		{"empty field name", nil, f(`{"":1}`), ErrFieldNotAllowed},
+		{"hidden field in filter=", nil, filterParam(`{"password_hash":"x"}`), ErrFieldNotAllowed},
+		{"hidden sub-field in filter=", nil, filterParam(`{"profile.secret":{"$exists":true}}`), ErrFieldNotAllowed},
+		{"hidden field in $or", nil, filterParam(`{"$or":[{"name":"a"},{"password_hash":{"$exists":true}}]}`), ErrFieldNotAllowed},
+		{"unlisted sub-field in $elemMatch", nil, filterParam(`{"items":{"$elemMatch":{"secret":1}}}`), ErrFieldNotAllowed},
+		{"NUL in field name", nil, filterParam(`{"a\u0000b":1}`), ErrFieldNotAllowed},
+		{"empty segment", nil, filterParam(`{"profile..city":"x"}`), ErrFieldNotAllowed},
+		{"positional path", nil, filterParam(`{"tags.$":"x"}`), ErrFieldNotAllowed},
+		{"empty field name", nil, filterParam(`{"":1}`), ErrFieldNotAllowed},
 		{"typo", nil, "nmae=x", ErrUnknownParameter},
 		{"hidden field plain", nil, "password_hash=x", ErrUnknownParameter},
 
@@ -98,7 +98,7 @@ func TestHostileInput(t *testing.T) {
 		{"project hidden beside allowed", nil, "fields=name,profile.secret", ErrFieldNotAllowed},
 		{"project empty", nil, "fields=", ErrInvalidParameter},
 		{"project twice", nil, "fields=name,name", ErrInvalidParameter},
-		{"projection disabled", newParser(t, Policy{}), "fields=_id", ErrFieldNotAllowed},
+		{"projection disabled", mustQueryParser(t, Policy{}), "fields=_id", ErrFieldNotAllowed},
 
 		// limit and skip.
 		{"negative limit", nil, "limit=-1", ErrInvalidParameter},
@@ -139,7 +139,7 @@ func TestHostileInput(t *testing.T) {
 		{"duplicate filter", nil, "filter=%7B%7D&filter=%7B%7D", ErrInvalidParameter},
 		{"duplicate operator", nil, "age[gte]=1&age[gte]=2", ErrInvalidParameter},
 		{"equality twice", nil, "age=1&age[eq]=1", ErrInvalidParameter},
-		{"duplicate key in filter=", nil, f(`{"name":"a","name":"b"}`), ErrInvalidParameter},
+		{"duplicate key in filter=", nil, filterParam(`{"name":"a","name":"b"}`), ErrInvalidParameter},
 		{"bad count", nil, "count=all", ErrInvalidParameter},
 
 		// Wrong types for declared fields.
@@ -150,61 +150,61 @@ func TestHostileInput(t *testing.T) {
 		{"yes for bool", nil, "active=yes", ErrInvalidParameter},
 		{"bad date", nil, "created=yesterday", ErrInvalidParameter},
 		{"bad ObjectID", nil, "owner=123", ErrInvalidObjectID},
-		{"bad ObjectID in list", nil, "owner[in]=" + oidHex + ",nope", ErrInvalidObjectID},
+		{"bad ObjectID in list", nil, "owner[in]=" + queryOIDHex + ",nope", ErrInvalidObjectID},
 		{"bad exists", nil, "email[exists]=1", ErrInvalidParameter},
 		{"bad size", nil, "tags[size]=-1", ErrInvalidParameter},
-		{"string for int in filter=", nil, f(`{"age":"35"}`), ErrInvalidParameter},
-		{"number for string in filter=", nil, f(`{"name":5}`), ErrInvalidParameter},
-		{"bool for date in filter=", nil, f(`{"created":{"$gt":true}}`), ErrInvalidParameter},
-		{"bad ObjectID string in filter=", nil, f(`{"owner":"zzz"}`), ErrInvalidObjectID},
-		{"number for ObjectID in filter=", nil, f(`{"owner":5}`), ErrInvalidParameter},
-		{"$oid garbage", nil, f(`{"owner":{"$oid":"zz"}}`), ErrInvalidParameter},
-		{"$date garbage", nil, f(`{"created":{"$date":"soon"}}`), ErrInvalidParameter},
-		{"document literal", nil, f(`{"name":{"first":"x"}}`), ErrInvalidParameter},
-		{"empty document literal", nil, f(`{"name":{}}`), ErrInvalidParameter},
-		{"document in $in", nil, f(`{"name":{"$in":[{"a":1}]}}`), ErrInvalidParameter},
-		{"mixed operator document", nil, f(`{"age":{"$gt":1,"x":1}}`), ErrInvalidParameter},
-		{"decimal for int", nil, f(`{"age":{"$gt":{"$numberDecimal":"1"}}}`), ErrInvalidParameter},
-		{"NaN in filter=", nil, f(`{"score":{"$numberDouble":"NaN"}}`), ErrInvalidParameter},
-		{"null with $gt", nil, f(`{"age":{"$gt":null}}`), ErrInvalidParameter},
-		{"number for $exists", nil, f(`{"email":{"$exists":1}}`), ErrInvalidParameter},
-		{"scalar for $in", nil, f(`{"age":{"$in":5}}`), ErrInvalidParameter},
-		{"negative $size", nil, f(`{"tags":{"$size":-1}}`), ErrInvalidParameter},
-		{"$not of $not", nil, f(`{"age":{"$not":{"$not":{"$gt":1}}}}`), ErrInvalidParameter},
-		{"$not of a scalar", nil, f(`{"age":{"$not":5}}`), ErrInvalidParameter},
-		{"empty $and", nil, f(`{"$and":[]}`), ErrInvalidParameter},
-		{"$or of a document", nil, f(`{"$or":{"age":1}}`), ErrInvalidParameter},
-		{"$or of scalars", nil, f(`{"$or":[1]}`), ErrInvalidParameter},
+		{"string for int in filter=", nil, filterParam(`{"age":"35"}`), ErrInvalidParameter},
+		{"number for string in filter=", nil, filterParam(`{"name":5}`), ErrInvalidParameter},
+		{"bool for date in filter=", nil, filterParam(`{"created":{"$gt":true}}`), ErrInvalidParameter},
+		{"bad ObjectID string in filter=", nil, filterParam(`{"owner":"zzz"}`), ErrInvalidObjectID},
+		{"number for ObjectID in filter=", nil, filterParam(`{"owner":5}`), ErrInvalidParameter},
+		{"$oid garbage", nil, filterParam(`{"owner":{"$oid":"zz"}}`), ErrInvalidParameter},
+		{"$date garbage", nil, filterParam(`{"created":{"$date":"soon"}}`), ErrInvalidParameter},
+		{"document literal", nil, filterParam(`{"name":{"first":"x"}}`), ErrInvalidParameter},
+		{"empty document literal", nil, filterParam(`{"name":{}}`), ErrInvalidParameter},
+		{"document in $in", nil, filterParam(`{"name":{"$in":[{"a":1}]}}`), ErrInvalidParameter},
+		{"mixed operator document", nil, filterParam(`{"age":{"$gt":1,"x":1}}`), ErrInvalidParameter},
+		{"decimal for int", nil, filterParam(`{"age":{"$gt":{"$numberDecimal":"1"}}}`), ErrInvalidParameter},
+		{"NaN in filter=", nil, filterParam(`{"score":{"$numberDouble":"NaN"}}`), ErrInvalidParameter},
+		{"null with $gt", nil, filterParam(`{"age":{"$gt":null}}`), ErrInvalidParameter},
+		{"number for $exists", nil, filterParam(`{"email":{"$exists":1}}`), ErrInvalidParameter},
+		{"scalar for $in", nil, filterParam(`{"age":{"$in":5}}`), ErrInvalidParameter},
+		{"negative $size", nil, filterParam(`{"tags":{"$size":-1}}`), ErrInvalidParameter},
+		{"$not of $not", nil, filterParam(`{"age":{"$not":{"$not":{"$gt":1}}}}`), ErrInvalidParameter},
+		{"$not of a scalar", nil, filterParam(`{"age":{"$not":5}}`), ErrInvalidParameter},
+		{"empty $and", nil, filterParam(`{"$and":[]}`), ErrInvalidParameter},
+		{"$or of a document", nil, filterParam(`{"$or":{"age":1}}`), ErrInvalidParameter},
+		{"$or of scalars", nil, filterParam(`{"$or":[1]}`), ErrInvalidParameter},
 
 		// Regular expressions.
 		{"regex not enabled", qpNoRegex, "name[regex]=a", ErrOperatorNotAllowed},
-		{"regex not enabled in filter=", qpNoRegex, f(`{"name":{"$regex":"a"}}`), ErrOperatorNotAllowed},
-		{"regex value not enabled", qpNoRegex, f(`{"name":{"$regularExpression":{"pattern":"a","options":""}}}`), ErrOperatorNotAllowed},
-		{"regex value in $in not enabled", qpNoRegex, f(`{"name":{"$in":[{"$regularExpression":{"pattern":"a","options":""}}]}}`), ErrInvalidParameter},
+		{"regex not enabled in filter=", qpNoRegex, filterParam(`{"name":{"$regex":"a"}}`), ErrOperatorNotAllowed},
+		{"regex value not enabled", qpNoRegex, filterParam(`{"name":{"$regularExpression":{"pattern":"a","options":""}}}`), ErrOperatorNotAllowed},
+		{"regex value in $in not enabled", qpNoRegex, filterParam(`{"name":{"$in":[{"$regularExpression":{"pattern":"a","options":""}}]}}`), ErrInvalidParameter},
 		{"regex over the cap", nil, "name[regex]=" + strings.Repeat("a", 65), ErrLimitExceeded},
-		{"regex over the cap in filter=", nil, f(`{"name":{"$regex":"` + strings.Repeat("a", 65) + `"}}`), ErrLimitExceeded},
+		{"regex over the cap in filter=", nil, filterParam(`{"name":{"$regex":"` + strings.Repeat("a", 65) + `"}}`), ErrLimitExceeded},
 		{"regex lookahead", nil, "name[regex]=" + url.QueryEscape("(?=a)"), ErrInvalidParameter},
 		{"regex on an int field", nil, "age[regex]=1", ErrInvalidParameter},
-		{"NUL in regex", nil, f(`{"name":{"$regex":"a\u0000"}}`), ErrInvalidParameter},
-		{"bad regex options", nil, f(`{"name":{"$regex":"a","$options":"g"}}`), ErrInvalidParameter},
-		{"$options alone", nil, f(`{"name":{"$options":"i"}}`), ErrInvalidParameter},
+		{"NUL in regex", nil, filterParam(`{"name":{"$regex":"a\u0000"}}`), ErrInvalidParameter},
+		{"bad regex options", nil, filterParam(`{"name":{"$regex":"a","$options":"g"}}`), ErrInvalidParameter},
+		{"$options alone", nil, filterParam(`{"name":{"$options":"i"}}`), ErrInvalidParameter},
 
 		// Value counts, depth and size.
 		{"too many in-values", nil, "tags[in]=" + tooManyIn, ErrLimitExceeded},
-		{"too many in-values in filter=", nil, f(`{"tags":{"$in":` + tooManyJSON + `}}`), ErrLimitExceeded},
-		{"too long array equality", nil, f(`{"tags":` + tooManyJSON + `}`), ErrLimitExceeded},
-		{"filter nested 200 deep", nil, f(nest(200)), ErrLimitExceeded},
-		{"filter one level too deep", nil, f(nest(8)), ErrLimitExceeded}, // nest(7) has depth 8
-		{"filter over the byte cap", nil, f(`{"name":"` + strings.Repeat("a", 2100) + `"}`), ErrLimitExceeded},
+		{"too many in-values in filter=", nil, filterParam(`{"tags":{"$in":` + tooManyJSON + `}}`), ErrLimitExceeded},
+		{"too long array equality", nil, filterParam(`{"tags":` + tooManyJSON + `}`), ErrLimitExceeded},
+		{"filter nested 200 deep", nil, filterParam(nestedAnd(200)), ErrLimitExceeded},
+		{"filter one level too deep", nil, filterParam(nestedAnd(8)), ErrLimitExceeded}, // nestedAnd(7) has depth 8
+		{"filter over the byte cap", nil, filterParam(`{"name":"` + strings.Repeat("a", 2100) + `"}`), ErrLimitExceeded},
 
 		// filter= that is not one JSON object.
-		{"filter not JSON", nil, f(`{name:`), ErrInvalidParameter},
-		{"filter is an array", nil, f(`[{"name":"x"}]`), ErrInvalidParameter},
-		{"filter is a string", nil, f(`"x"`), ErrInvalidParameter},
+		{"filter not JSON", nil, filterParam(`{name:`), ErrInvalidParameter},
+		{"filter is an array", nil, filterParam(`[{"name":"x"}]`), ErrInvalidParameter},
+		{"filter is a string", nil, filterParam(`"x"`), ErrInvalidParameter},
 		{"filter is empty", nil, "filter=", ErrInvalidParameter},
-		{"filter with trailing data", nil, f(`{"name":"x"} {"$where":"1"}`), ErrInvalidParameter},
-		{"filter with trailing garbage", nil, f(`{"name":"x"}xx`), ErrInvalidParameter},
-		{"filter unterminated", nil, f(`{"name":"x"`), ErrInvalidParameter},
+		{"filter with trailing data", nil, filterParam(`{"name":"x"} {"$where":"1"}`), ErrInvalidParameter},
+		{"filter with trailing garbage", nil, filterParam(`{"name":"x"}xx`), ErrInvalidParameter},
+		{"filter unterminated", nil, filterParam(`{"name":"x"`), ErrInvalidParameter},
 	}
 	if len(tests) < 40 {
 		t.Fatalf("only %d hostile cases", len(tests))
@@ -217,7 +217,7 @@ func TestHostileInput(t *testing.T) {
 			}
 			q, err := p.Parse(tt.query)
 			if err == nil {
-				t.Fatalf("Parse accepted it: filter %s", extJSON(q.Filter))
+				t.Fatalf("Parse accepted it: filter %s", showDoc(q.Filter))
 			}
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
@@ -242,9 +242,9 @@ func flipChar(s string, i int) string {
 
 // TestFilterDepthBoundary pins what counts as a level.
 func TestFilterDepthBoundary(t *testing.T) {
-	p := testPolicy()
+	p := queryTestPolicy()
 	p.MaxFilterDepth = 3
-	qp := newParser(t, p)
+	qp := mustQueryParser(t, p)
 	for query, ok := range map[string]bool{
 		`{"age":1}`:                                  true,  // 1
 		`{"age":{"$gt":1}}`:                          true,  // 2
@@ -256,7 +256,7 @@ func TestFilterDepthBoundary(t *testing.T) {
 		`{"items":{"$elemMatch":{"qty":1}}}`:         true,  // 3
 		`{"items":{"$elemMatch":{"qty":{"$gt":1}}}}`: false, // 4
 	} {
-		_, err := qp.Parse(f(query))
+		_, err := qp.Parse(filterParam(query))
 		if ok && err != nil {
 			t.Errorf("%s: %v", query, err)
 		}

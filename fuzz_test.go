@@ -17,11 +17,11 @@ import (
 // fields and operators the policy allows, never a hidden field, and can be
 // encoded by the driver.
 func FuzzParseQuery(f *testing.F) {
-	pol := testPolicy()
-	qp := newParser(f, pol)
+	pol := queryTestPolicy()
+	qp := mustQueryParser(f, pol)
 	// A valid token lets the fuzzer reach the keyset path; the committed
 	// corpus in testdata holds the other seeds.
-	tok := tokenFor(f, qp, "sort=-age,name", D{{Key: "_id", Value: oid}, {Key: "age", Value: int32(40)}, {Key: "name", Value: "Ada"}})
+	tok := afterToken(f, qp, "sort=-age,name", qD{{Key: "_id", Value: queryOID}, {Key: "age", Value: int32(40)}, {Key: "name", Value: "Ada"}})
 	f.Add("sort=-age,name&age[lt]=50&after=" + tok)
 	f.Add(`sort=-age,name&filter={"name":{"$in":["a","b"]}}&after=` + tok)
 	f.Fuzz(func(t *testing.T, query string) {
@@ -49,7 +49,7 @@ func FuzzParseQuery(f *testing.F) {
 func checkQuery(t *testing.T, pol Policy, q *Query) {
 	t.Helper()
 	if err := (policyCheck{pol: pol}).query(q); err != nil {
-		t.Fatalf("%v\nFilter %s\nSort %s\nProjection %s", err, extJSON(q.Filter), extJSON(q.Sort), extJSON(q.Projection))
+		t.Fatalf("%v\nFilter %s\nSort %s\nProjection %s", err, showDoc(q.Filter), showDoc(q.Sort), showDoc(q.Projection))
 	}
 }
 
@@ -106,28 +106,28 @@ func (c policyCheck) query(q *Query) error {
 
 // TestPolicyCheckCatchesLeaks makes sure the fuzz oracle would notice.
 func TestPolicyCheckCatchesLeaks(t *testing.T) {
-	c := policyCheck{pol: testPolicy()}
+	c := policyCheck{pol: queryTestPolicy()}
 	ok := func() *Query {
-		return &Query{Filter: D{}, CountFilter: D{}, Projection: D{}, Sort: defSortID, Limit: 20}
+		return &Query{Filter: qD{}, CountFilter: qD{}, Projection: qD{}, Sort: querySortID, Limit: 20}
 	}
 	bad := map[string]func(q *Query){
-		"$where":                 func(q *Query) { q.Filter = D{{Key: "$where", Value: "1"}} },
-		"hidden field":           func(q *Query) { q.Filter = D{{Key: "password_hash", Value: "x"}} },
-		"path into hidden field": func(q *Query) { q.Filter = D{{Key: "password_hash.x", Value: "x"}} },
-		"$expr in $or":           func(q *Query) { q.Filter = D{{Key: "$or", Value: A{D{{Key: "$expr", Value: 1}}}}} },
+		"$where":                 func(q *Query) { q.Filter = qD{{Key: "$where", Value: "1"}} },
+		"hidden field":           func(q *Query) { q.Filter = qD{{Key: "password_hash", Value: "x"}} },
+		"path into hidden field": func(q *Query) { q.Filter = qD{{Key: "password_hash.x", Value: "x"}} },
+		"$expr in $or":           func(q *Query) { q.Filter = qD{{Key: "$or", Value: qA{qD{{Key: "$expr", Value: 1}}}}} },
 		"$function in $not": func(q *Query) {
-			q.Filter = D{{Key: "age", Value: D{{Key: "$not", Value: D{{Key: "$function", Value: 1}}}}}}
+			q.Filter = qD{{Key: "age", Value: qD{{Key: "$not", Value: qD{{Key: "$function", Value: 1}}}}}}
 		},
 		"hidden in $elemMatch": func(q *Query) {
-			q.Filter = D{{Key: "items", Value: D{{Key: "$elemMatch", Value: D{{Key: "secret", Value: 1}}}}}}
+			q.Filter = qD{{Key: "items", Value: qD{{Key: "$elemMatch", Value: qD{{Key: "secret", Value: 1}}}}}}
 		},
-		"document literal": func(q *Query) { q.Filter = D{{Key: "name", Value: D{{Key: "a", Value: 1}}}} },
+		"document literal": func(q *Query) { q.Filter = qD{{Key: "name", Value: qD{{Key: "a", Value: 1}}}} },
 		"nested $and": func(q *Query) {
-			q.Filter = D{{Key: "$or", Value: A{D{{Key: "$and", Value: A{D{{Key: "$where", Value: 1}}}}}}}}
+			q.Filter = qD{{Key: "$or", Value: qA{qD{{Key: "$and", Value: qA{qD{{Key: "$where", Value: 1}}}}}}}}
 		},
-		"sort hidden":    func(q *Query) { q.Sort = D{{Key: "password_hash", Value: int32(1)}, {Key: "_id", Value: int32(1)}} },
-		"no tie-breaker": func(q *Query) { q.Sort = D{{Key: "age", Value: int32(1)}} },
-		"project hidden": func(q *Query) { q.Projection = D{{Key: "profile.secret", Value: int32(1)}} },
+		"sort hidden":    func(q *Query) { q.Sort = qD{{Key: "password_hash", Value: int32(1)}, {Key: "_id", Value: int32(1)}} },
+		"no tie-breaker": func(q *Query) { q.Sort = qD{{Key: "age", Value: int32(1)}} },
+		"project hidden": func(q *Query) { q.Projection = qD{{Key: "profile.secret", Value: int32(1)}} },
 		"limit":          func(q *Query) { q.Limit = 101 },
 	}
 	if err := c.query(ok()); err != nil {

@@ -304,7 +304,7 @@ func (qp *QueryParser) fieldNotAllowed(name string) error {
 // list parses the comma-separated values of in, nin and all.
 func (p *parseState) list(name string, typ Type, o opSet, val string) (bson.A, error) {
 	if n := strings.Count(val, ",") + 1; n > p.qp.maxIn {
-		return nil, ErrLimitExceeded.Detailf("%s[%s] has %d values; the maximum is %d", clip(name), o.name(), n, p.qp.maxIn)
+		return nil, ErrLimitExceeded.Detailf("%s has %d values; the maximum is %d", clip(name+"["+o.name()+"]"), n, p.qp.maxIn)
 	}
 	parts := strings.Split(val, ",")
 	out := make(bson.A, len(parts))

@@ -12,14 +12,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-type D = bson.D
-type A = bson.A
+type qD = bson.D
+type qA = bson.A
 
-var testCursorKey = []byte("0123456789abcdef0123456789abcdef")
+var queryCursorKey = []byte("0123456789abcdef0123456789abcdef")
 
-// testPolicy is a people collection with a hidden password hash and a
+// queryTestPolicy is a people collection with a hidden password hash and a
 // hidden field under an otherwise visible sub-document.
-func testPolicy() Policy {
+func queryTestPolicy() Policy {
 	return Policy{
 		Filter: map[string]Type{
 			"name": String, "email": String, "age": Int, "score": Float,
@@ -31,13 +31,13 @@ func testPolicy() Policy {
 		Project:   []string{"name", "email", "age", "profile.city", "tags", "items"},
 		Hidden:    []string{"password_hash", "profile.secret"},
 		Operators: append(DefaultOperators(), "regex", "elemMatch", "all", "size"),
-		CursorKey: testCursorKey,
+		CursorKey: queryCursorKey,
 
 		ExtraParameters: []string{"pretty"},
 	}
 }
 
-func newParser(t testing.TB, p Policy) *QueryParser {
+func mustQueryParser(t testing.TB, p Policy) *QueryParser {
 	t.Helper()
 	qp, err := NewQueryParser(p)
 	if err != nil {
@@ -46,8 +46,8 @@ func newParser(t testing.TB, p Policy) *QueryParser {
 	return qp
 }
 
-// extJSON renders v for failure messages, with exact BSON types.
-func extJSON(v any) string {
+// showDoc renders v for failure messages, with exact BSON types.
+func showDoc(v any) string {
 	b, err := bson.MarshalExtJSON(v, true, false)
 	if err != nil {
 		return "<" + err.Error() + ">"
@@ -55,9 +55,9 @@ func extJSON(v any) string {
 	return string(b)
 }
 
-// sameDoc compares documents by their BSON bytes, so types count: int64(5)
+// sameQueryDoc compares documents by their BSON bytes, so types count: int64(5)
 // and int32(5) differ.
-func sameDoc(t *testing.T, what string, got, want bson.D) {
+func sameQueryDoc(t *testing.T, what string, got, want bson.D) {
 	t.Helper()
 	g, err1 := bson.Marshal(got)
 	w, err2 := bson.Marshal(want)
@@ -65,11 +65,11 @@ func sameDoc(t *testing.T, what string, got, want bson.D) {
 		t.Fatalf("%s: marshal: %v / %v", what, err1, err2)
 	}
 	if !bytes.Equal(g, w) {
-		t.Errorf("%s:\n got  %s\n want %s", what, extJSON(got), extJSON(want))
+		t.Errorf("%s:\n got  %s\n want %s", what, showDoc(got), showDoc(want))
 	}
 }
 
-func mustOID(s string) bson.ObjectID {
+func mustObjectID(s string) bson.ObjectID {
 	id, err := bson.ObjectIDFromHex(s)
 	if err != nil {
 		panic(err)
@@ -77,86 +77,86 @@ func mustOID(s string) bson.ObjectID {
 	return id
 }
 
-const oidHex = "65a1b2c3d4e5f60718293a4b"
+const queryOIDHex = "65a1b2c3d4e5f60718293a4b"
 
 var (
-	oid       = mustOID(oidHex)
-	may1      = bson.NewDateTimeFromTime(time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC))
-	may1noon  = bson.NewDateTimeFromTime(time.Date(2024, 5, 1, 12, 30, 0, 0, time.UTC))
-	noHidden  = D{{Key: "password_hash", Value: int32(0)}, {Key: "profile.secret", Value: int32(0)}}
-	defSortID = D{{Key: "_id", Value: int32(1)}}
+	queryOID      = mustObjectID(queryOIDHex)
+	queryMay1     = bson.NewDateTimeFromTime(time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC))
+	queryMay1Noon = bson.NewDateTimeFromTime(time.Date(2024, 5, 1, 12, 30, 0, 0, time.UTC))
+	queryNoHidden = qD{{Key: "password_hash", Value: int32(0)}, {Key: "profile.secret", Value: int32(0)}}
+	querySortID   = qD{{Key: "_id", Value: int32(1)}}
 )
 
 func TestParseFilterGrammar(t *testing.T) {
-	qp := newParser(t, testPolicy())
+	qp := mustQueryParser(t, queryTestPolicy())
 	tests := []struct {
 		name  string
 		query string
 		want  bson.D
 	}{
-		{"no filter", "", D{}},
-		{"empty pairs ignored", "&&", D{}},
-		{"string equality", "name=Ada", D{{Key: "name", Value: "Ada"}}},
-		{"percent and plus decoding", "name=Ada+L%C3%B6velace", D{{Key: "name", Value: "Ada Lövelace"}}},
-		{"empty string equality", "name=", D{{Key: "name", Value: ""}}},
-		{"int equality is int64", "age=35", D{{Key: "age", Value: int64(35)}}},
-		{"negative int", "age=-3", D{{Key: "age", Value: int64(-3)}}},
-		{"float", "score=2.5", D{{Key: "score", Value: 2.5}}},
-		{"float from integer text", "score=3", D{{Key: "score", Value: 3.0}}},
-		{"bool", "active=false", D{{Key: "active", Value: false}}},
-		{"date only", "created=2024-05-01", D{{Key: "created", Value: may1}}},
-		{"RFC 3339 date", "created=2024-05-01T14:30:00%2B02:00", D{{Key: "created", Value: may1noon}}},
-		{"ObjectID field", "owner=" + oidHex, D{{Key: "owner", Value: oid}}},
-		{"_id is an ObjectID by default", "_id=" + strings.ToUpper(oidHex), D{{Key: "_id", Value: oid}}},
-		{"dotted path listed exactly", "profile.city=Paris", D{{Key: "profile.city", Value: "Paris"}}},
+		{"no filter", "", qD{}},
+		{"empty pairs ignored", "&&", qD{}},
+		{"string equality", "name=Ada", qD{{Key: "name", Value: "Ada"}}},
+		{"percent and plus decoding", "name=Ada+L%C3%B6velace", qD{{Key: "name", Value: "Ada Lövelace"}}},
+		{"empty string equality", "name=", qD{{Key: "name", Value: ""}}},
+		{"int equality is int64", "age=35", qD{{Key: "age", Value: int64(35)}}},
+		{"negative int", "age=-3", qD{{Key: "age", Value: int64(-3)}}},
+		{"float", "score=2.5", qD{{Key: "score", Value: 2.5}}},
+		{"float from integer text", "score=3", qD{{Key: "score", Value: 3.0}}},
+		{"bool", "active=false", qD{{Key: "active", Value: false}}},
+		{"date only", "created=2024-05-01", qD{{Key: "created", Value: queryMay1}}},
+		{"RFC 3339 date", "created=2024-05-01T14:30:00%2B02:00", qD{{Key: "created", Value: queryMay1Noon}}},
+		{"ObjectID field", "owner=" + queryOIDHex, qD{{Key: "owner", Value: queryOID}}},
+		{"_id is an ObjectID by default", "_id=" + strings.ToUpper(queryOIDHex), qD{{Key: "_id", Value: queryOID}}},
+		{"dotted path listed exactly", "profile.city=Paris", qD{{Key: "profile.city", Value: "Paris"}}},
 		{"range", "age[gte]=30&age[lt]=40",
-			D{{Key: "age", Value: D{{Key: "$gte", Value: int64(30)}, {Key: "$lt", Value: int64(40)}}}}},
+			qD{{Key: "age", Value: qD{{Key: "$gte", Value: int64(30)}, {Key: "$lt", Value: int64(40)}}}}},
 		{"eq and ne", "name[eq]=a&email[ne]=b",
-			D{{Key: "name", Value: D{{Key: "$eq", Value: "a"}}}, {Key: "email", Value: D{{Key: "$ne", Value: "b"}}}}},
+			qD{{Key: "name", Value: qD{{Key: "$eq", Value: "a"}}}, {Key: "email", Value: qD{{Key: "$ne", Value: "b"}}}}},
 		{"plain equality joins operators as $eq", "age=3&age[ne]=4",
-			D{{Key: "age", Value: D{{Key: "$eq", Value: int64(3)}, {Key: "$ne", Value: int64(4)}}}}},
+			qD{{Key: "age", Value: qD{{Key: "$eq", Value: int64(3)}, {Key: "$ne", Value: int64(4)}}}}},
 		{"gt and lte on dates", "created[gt]=2024-05-01&created[lte]=2024-05-01T12:30:00Z",
-			D{{Key: "created", Value: D{{Key: "$gt", Value: may1}, {Key: "$lte", Value: may1noon}}}}},
+			qD{{Key: "created", Value: qD{{Key: "$gt", Value: queryMay1}, {Key: "$lte", Value: queryMay1Noon}}}}},
 		{"fields keep first-appearance order", "age[gt]=1&name=x&age[lt]=9",
-			D{{Key: "age", Value: D{{Key: "$gt", Value: int64(1)}, {Key: "$lt", Value: int64(9)}}}, {Key: "name", Value: "x"}}},
-		{"in", "tags[in]=go,db", D{{Key: "tags", Value: D{{Key: "$in", Value: A{"go", "db"}}}}}},
-		{"in coerces each value", "age[in]=1,2,3", D{{Key: "age", Value: D{{Key: "$in", Value: A{int64(1), int64(2), int64(3)}}}}}},
-		{"nin", "owner[nin]=" + oidHex, D{{Key: "owner", Value: D{{Key: "$nin", Value: A{oid}}}}}},
-		{"all", "tags[all]=a,b", D{{Key: "tags", Value: D{{Key: "$all", Value: A{"a", "b"}}}}}},
-		{"exists", "email[exists]=false", D{{Key: "email", Value: D{{Key: "$exists", Value: false}}}}},
-		{"size", "tags[size]=2", D{{Key: "tags", Value: D{{Key: "$size", Value: int64(2)}}}}},
-		{"regex", "name[regex]=%5EAd", D{{Key: "name", Value: D{{Key: "$regex", Value: "^Ad"}}}}},
-		{"reserved field name via brackets", "count[eq]=3", D{{Key: "count", Value: D{{Key: "$eq", Value: int64(3)}}}}},
-		{"extra parameter ignored", "pretty=1&name=a", D{{Key: "name", Value: "a"}}},
+			qD{{Key: "age", Value: qD{{Key: "$gt", Value: int64(1)}, {Key: "$lt", Value: int64(9)}}}, {Key: "name", Value: "x"}}},
+		{"in", "tags[in]=go,db", qD{{Key: "tags", Value: qD{{Key: "$in", Value: qA{"go", "db"}}}}}},
+		{"in coerces each value", "age[in]=1,2,3", qD{{Key: "age", Value: qD{{Key: "$in", Value: qA{int64(1), int64(2), int64(3)}}}}}},
+		{"nin", "owner[nin]=" + queryOIDHex, qD{{Key: "owner", Value: qD{{Key: "$nin", Value: qA{queryOID}}}}}},
+		{"all", "tags[all]=a,b", qD{{Key: "tags", Value: qD{{Key: "$all", Value: qA{"a", "b"}}}}}},
+		{"exists", "email[exists]=false", qD{{Key: "email", Value: qD{{Key: "$exists", Value: false}}}}},
+		{"size", "tags[size]=2", qD{{Key: "tags", Value: qD{{Key: "$size", Value: int64(2)}}}}},
+		{"regex", "name[regex]=%5EAd", qD{{Key: "name", Value: qD{{Key: "$regex", Value: "^Ad"}}}}},
+		{"reserved field name via brackets", "count[eq]=3", qD{{Key: "count", Value: qD{{Key: "$eq", Value: int64(3)}}}}},
+		{"extra parameter ignored", "pretty=1&name=a", qD{{Key: "name", Value: "a"}}},
 
 		// filter=
-		{"filter equality coerces int32 to int64", `filter={"age":35}`, D{{Key: "age", Value: int64(35)}}},
-		{"filter integral double to int", `filter={"age":35.0}`, D{{Key: "age", Value: int64(35)}}},
-		{"filter float from int", `filter={"score":{"$gt":1}}`, D{{Key: "score", Value: D{{Key: "$gt", Value: 1.0}}}}},
-		{"filter ObjectID from string", `filter={"owner":"` + oidHex + `"}`, D{{Key: "owner", Value: oid}}},
-		{"filter ObjectID from $oid", `filter={"_id":{"$oid":"` + oidHex + `"}}`, D{{Key: "_id", Value: oid}}},
-		{"filter date from string", `filter={"created":{"$gte":"2024-05-01"}}`, D{{Key: "created", Value: D{{Key: "$gte", Value: may1}}}}},
-		{"filter date from $date", `filter={"created":{"$date":"2024-05-01T12:30:00Z"}}`, D{{Key: "created", Value: may1noon}}},
-		{"filter null equality", `filter={"email":null}`, D{{Key: "email", Value: nil}}},
-		{"filter array equality", `filter={"tags":["a","b"]}`, D{{Key: "tags", Value: A{"a", "b"}}}},
-		{"filter in with null", `filter={"email":{"$in":["a",null]}}`, D{{Key: "email", Value: D{{Key: "$in", Value: A{"a", nil}}}}}},
+		{"filter equality coerces int32 to int64", `filter={"age":35}`, qD{{Key: "age", Value: int64(35)}}},
+		{"filter integral double to int", `filter={"age":35.0}`, qD{{Key: "age", Value: int64(35)}}},
+		{"filter float from int", `filter={"score":{"$gt":1}}`, qD{{Key: "score", Value: qD{{Key: "$gt", Value: 1.0}}}}},
+		{"filter ObjectID from string", `filter={"owner":"` + queryOIDHex + `"}`, qD{{Key: "owner", Value: queryOID}}},
+		{"filter ObjectID from $oid", `filter={"_id":{"$oid":"` + queryOIDHex + `"}}`, qD{{Key: "_id", Value: queryOID}}},
+		{"filter date from string", `filter={"created":{"$gte":"2024-05-01"}}`, qD{{Key: "created", Value: qD{{Key: "$gte", Value: queryMay1}}}}},
+		{"filter date from $date", `filter={"created":{"$date":"2024-05-01T12:30:00Z"}}`, qD{{Key: "created", Value: queryMay1Noon}}},
+		{"filter null equality", `filter={"email":null}`, qD{{Key: "email", Value: nil}}},
+		{"filter array equality", `filter={"tags":["a","b"]}`, qD{{Key: "tags", Value: qA{"a", "b"}}}},
+		{"filter in with null", `filter={"email":{"$in":["a",null]}}`, qD{{Key: "email", Value: qD{{Key: "$in", Value: qA{"a", nil}}}}}},
 		{"filter or", `filter={"$or":[{"age":{"$lt":18}},{"active":true}]}`,
-			D{{Key: "$or", Value: A{D{{Key: "age", Value: D{{Key: "$lt", Value: int64(18)}}}}, D{{Key: "active", Value: true}}}}}},
+			qD{{Key: "$or", Value: qA{qD{{Key: "age", Value: qD{{Key: "$lt", Value: int64(18)}}}}, qD{{Key: "active", Value: true}}}}}},
 		{"filter and nor", `filter={"$and":[{"$nor":[{"name":"x"}]}]}`,
-			D{{Key: "$and", Value: A{D{{Key: "$nor", Value: A{D{{Key: "name", Value: "x"}}}}}}}}},
-		{"filter not", `filter={"age":{"$not":{"$gt":5}}}`, D{{Key: "age", Value: D{{Key: "$not", Value: D{{Key: "$gt", Value: int64(5)}}}}}}},
+			qD{{Key: "$and", Value: qA{qD{{Key: "$nor", Value: qA{qD{{Key: "name", Value: "x"}}}}}}}}},
+		{"filter not", `filter={"age":{"$not":{"$gt":5}}}`, qD{{Key: "age", Value: qD{{Key: "$not", Value: qD{{Key: "$gt", Value: int64(5)}}}}}}},
 		{"filter regex with options", `filter={"name":{"$regex":"^a","$options":"i"}}`,
-			D{{Key: "name", Value: D{{Key: "$regex", Value: "^a"}, {Key: "$options", Value: "i"}}}}},
+			qD{{Key: "name", Value: qD{{Key: "$regex", Value: "^a"}, {Key: "$options", Value: "i"}}}}},
 		{"filter regex value", `filter={"name":{"$regularExpression":{"pattern":"^a","options":"i"}}}`,
-			D{{Key: "name", Value: bson.Regex{Pattern: "^a", Options: "i"}}}},
+			qD{{Key: "name", Value: bson.Regex{Pattern: "^a", Options: "i"}}}},
 		{"filter elemMatch on elements' fields", `filter={"items":{"$elemMatch":{"sku":"x","qty":{"$gte":2}}}}`,
-			D{{Key: "items", Value: D{{Key: "$elemMatch", Value: D{{Key: "sku", Value: "x"}, {Key: "qty", Value: D{{Key: "$gte", Value: int64(2)}}}}}}}}},
+			qD{{Key: "items", Value: qD{{Key: "$elemMatch", Value: qD{{Key: "sku", Value: "x"}, {Key: "qty", Value: qD{{Key: "$gte", Value: int64(2)}}}}}}}}},
 		{"filter elemMatch on elements", `filter={"tags":{"$elemMatch":{"$regex":"^g"}}}`,
-			D{{Key: "tags", Value: D{{Key: "$elemMatch", Value: D{{Key: "$regex", Value: "^g"}}}}}}},
-		{"filter reserved-name field", `filter={"count":2}`, D{{Key: "count", Value: int64(2)}}},
-		{"filter empty", `filter={}`, D{}},
+			qD{{Key: "tags", Value: qD{{Key: "$elemMatch", Value: qD{{Key: "$regex", Value: "^g"}}}}}}},
+		{"filter reserved-name field", `filter={"count":2}`, qD{{Key: "count", Value: int64(2)}}},
+		{"filter empty", `filter={}`, qD{}},
 		{"query string and filter= combine with $and", `age[gt]=1&filter={"name":"x"}`,
-			D{{Key: "$and", Value: A{D{{Key: "age", Value: D{{Key: "$gt", Value: int64(1)}}}}, D{{Key: "name", Value: "x"}}}}}},
+			qD{{Key: "$and", Value: qA{qD{{Key: "age", Value: qD{{Key: "$gt", Value: int64(1)}}}}, qD{{Key: "name", Value: "x"}}}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,16 +164,16 @@ func TestParseFilterGrammar(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%q): %v", tt.query, err)
 			}
-			sameDoc(t, "Filter", q.Filter, tt.want)
-			sameDoc(t, "CountFilter", q.CountFilter, tt.want)
+			sameQueryDoc(t, "Filter", q.Filter, tt.want)
+			sameQueryDoc(t, "CountFilter", q.CountFilter, tt.want)
 		})
 	}
 }
 
 func TestParseSortProjectionPaging(t *testing.T) {
-	p := testPolicy()
+	p := queryTestPolicy()
 	p.DefaultSort = "-created"
-	qp := newParser(t, p)
+	qp := mustQueryParser(t, p)
 	tests := []struct {
 		name  string
 		query string
@@ -183,27 +183,27 @@ func TestParseSortProjectionPaging(t *testing.T) {
 		skip  int64
 		count CountMode
 	}{
-		{"defaults", "", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, CountNone},
+		{"defaults", "", qD{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, queryNoHidden, 20, 0, CountNone},
 		{"sort with tie-breaker", "sort=-age,name",
-			D{{Key: "age", Value: int32(-1)}, {Key: "name", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, ""},
+			qD{{Key: "age", Value: int32(-1)}, {Key: "name", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, queryNoHidden, 20, 0, ""},
 		{"explicit _id keeps its place", "sort=-_id,age",
-			D{{Key: "_id", Value: int32(-1)}, {Key: "age", Value: int32(1)}}, noHidden, 20, 0, ""},
-		{"dotted sort", "sort=profile.city", D{{Key: "profile.city", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, ""},
+			qD{{Key: "_id", Value: int32(-1)}, {Key: "age", Value: int32(1)}}, queryNoHidden, 20, 0, ""},
+		{"dotted sort", "sort=profile.city", qD{{Key: "profile.city", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, queryNoHidden, 20, 0, ""},
 		{"fields add sort fields", "fields=name,email&sort=-age",
-			D{{Key: "age", Value: int32(-1)}, {Key: "_id", Value: int32(1)}},
-			D{{Key: "name", Value: int32(1)}, {Key: "email", Value: int32(1)}, {Key: "age", Value: int32(1)}}, 20, 0, ""},
-		{"fields with _id", "fields=_id,name&sort=_id", defSortID,
-			D{{Key: "_id", Value: int32(1)}, {Key: "name", Value: int32(1)}}, 20, 0, ""},
+			qD{{Key: "age", Value: int32(-1)}, {Key: "_id", Value: int32(1)}},
+			qD{{Key: "name", Value: int32(1)}, {Key: "email", Value: int32(1)}, {Key: "age", Value: int32(1)}}, 20, 0, ""},
+		{"fields with _id", "fields=_id,name&sort=_id", querySortID,
+			qD{{Key: "_id", Value: int32(1)}, {Key: "name", Value: int32(1)}}, 20, 0, ""},
 		{"sort field already projected", "fields=age&sort=age",
-			D{{Key: "age", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, D{{Key: "age", Value: int32(1)}}, 20, 0, ""},
+			qD{{Key: "age", Value: int32(1)}, {Key: "_id", Value: int32(1)}}, qD{{Key: "age", Value: int32(1)}}, 20, 0, ""},
 		{"default sort field added", "fields=name",
-			D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}},
-			D{{Key: "name", Value: int32(1)}, {Key: "created", Value: int32(1)}}, 20, 0, ""},
-		{"limit and skip", "limit=50&skip=100", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 50, 100, ""},
-		{"limit bounds", "limit=100&skip=1000", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 100, 1000, ""},
-		{"leading zeros", "limit=007&skip=0", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 7, 0, ""},
-		{"count exact", "count=exact", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, CountExact},
-		{"count estimated", "count=estimated", D{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, noHidden, 20, 0, CountEstimated},
+			qD{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}},
+			qD{{Key: "name", Value: int32(1)}, {Key: "created", Value: int32(1)}}, 20, 0, ""},
+		{"limit and skip", "limit=50&skip=100", qD{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, queryNoHidden, 50, 100, ""},
+		{"limit bounds", "limit=100&skip=1000", qD{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, queryNoHidden, 100, 1000, ""},
+		{"leading zeros", "limit=007&skip=0", qD{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, queryNoHidden, 7, 0, ""},
+		{"count exact", "count=exact", qD{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, queryNoHidden, 20, 0, CountExact},
+		{"count estimated", "count=estimated", qD{{Key: "created", Value: int32(-1)}, {Key: "_id", Value: int32(1)}}, queryNoHidden, 20, 0, CountEstimated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,8 +211,8 @@ func TestParseSortProjectionPaging(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%q): %v", tt.query, err)
 			}
-			sameDoc(t, "Sort", q.Sort, tt.sort)
-			sameDoc(t, "Projection", q.Projection, tt.proj)
+			sameQueryDoc(t, "Sort", q.Sort, tt.sort)
+			sameQueryDoc(t, "Projection", q.Projection, tt.proj)
 			if q.Limit != tt.limit || q.Skip != tt.skip || q.Count != tt.count {
 				t.Errorf("limit, skip, count = %d, %d, %q; want %d, %d, %q", q.Limit, q.Skip, q.Count, tt.limit, tt.skip, tt.count)
 			}
@@ -221,7 +221,7 @@ func TestParseSortProjectionPaging(t *testing.T) {
 }
 
 func TestProjectionOverlapWithSort(t *testing.T) {
-	qp := newParser(t, Policy{
+	qp := mustQueryParser(t, Policy{
 		Sort:    []string{"a", "a.b"},
 		Project: []string{"a", "a.b", "c"},
 	})
@@ -230,9 +230,9 @@ func TestProjectionOverlapWithSort(t *testing.T) {
 		want  bson.D
 	}{
 		// A projected ancestor already covers the sort field.
-		{"fields=a&sort=a.b", D{{Key: "a", Value: int32(1)}}},
+		{"fields=a&sort=a.b", qD{{Key: "a", Value: int32(1)}}},
 		// A sort field that contains a projected field replaces it.
-		{"fields=a.b,c&sort=a", D{{Key: "c", Value: int32(1)}, {Key: "a", Value: int32(1)}}},
+		{"fields=a.b,c&sort=a", qD{{Key: "c", Value: int32(1)}, {Key: "a", Value: int32(1)}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -240,7 +240,7 @@ func TestProjectionOverlapWithSort(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameDoc(t, "Projection", q.Projection, tt.want)
+			sameQueryDoc(t, "Projection", q.Projection, tt.want)
 		})
 	}
 	if _, err := qp.Parse("fields=a,a.b"); !errors.Is(err, ErrInvalidParameter) {
@@ -249,15 +249,15 @@ func TestProjectionOverlapWithSort(t *testing.T) {
 }
 
 func TestParseProjection(t *testing.T) {
-	qp := newParser(t, testPolicy())
+	qp := mustQueryParser(t, queryTestPolicy())
 	tests := []struct {
 		query string
 		want  bson.D
 		err   error
 	}{
-		{"", noHidden, nil},
-		{"pretty=1", noHidden, nil},
-		{"fields=name,profile.city&pretty=1", D{{Key: "name", Value: int32(1)}, {Key: "profile.city", Value: int32(1)}}, nil},
+		{"", queryNoHidden, nil},
+		{"pretty=1", queryNoHidden, nil},
+		{"fields=name,profile.city&pretty=1", qD{{Key: "name", Value: int32(1)}, {Key: "profile.city", Value: int32(1)}}, nil},
 		{"fields=password_hash", nil, ErrFieldNotAllowed},
 		{"fields=name&fields=email", nil, ErrInvalidParameter},
 		{"fields=%FF", nil, ErrInvalidParameter},
@@ -277,10 +277,10 @@ func TestParseProjection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameDoc(t, "Projection", got, tt.want)
+			sameQueryDoc(t, "Projection", got, tt.want)
 		})
 	}
-	zero := newParser(t, Policy{})
+	zero := mustQueryParser(t, Policy{})
 	if got, err := zero.ParseProjection(""); err != nil || got == nil || len(got) != 0 {
 		t.Errorf("zero policy: %#v, %v; want an empty document", got, err)
 	}
@@ -294,13 +294,13 @@ func TestParseProjection(t *testing.T) {
 }
 
 func TestZeroPolicyDeniesByDefault(t *testing.T) {
-	qp := newParser(t, Policy{})
-	q, err := qp.Parse("_id=" + oidHex)
+	qp := mustQueryParser(t, Policy{})
+	q, err := qp.Parse("_id=" + queryOIDHex)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameDoc(t, "Filter", q.Filter, D{{Key: "_id", Value: oid}})
-	sameDoc(t, "Sort", q.Sort, defSortID)
+	sameQueryDoc(t, "Filter", q.Filter, qD{{Key: "_id", Value: queryOID}})
+	sameQueryDoc(t, "Sort", q.Sort, querySortID)
 	if q.Projection == nil || len(q.Projection) != 0 || q.Limit != 20 {
 		t.Errorf("projection %#v, limit %d; want an empty document and 20", q.Projection, q.Limit)
 	}
@@ -323,7 +323,7 @@ func TestZeroPolicyDeniesByDefault(t *testing.T) {
 }
 
 func TestParseErrorDetails(t *testing.T) {
-	qp := newParser(t, testPolicy())
+	qp := mustQueryParser(t, queryTestPolicy())
 	_, err := qp.Parse("nmae=Ada")
 	if !errors.Is(err, ErrUnknownParameter) {
 		t.Fatalf("err = %v", err)
@@ -407,11 +407,11 @@ func TestNewQueryParserConfigErrors(t *testing.T) {
 }
 
 func TestParseID(t *testing.T) {
-	qp := newParser(t, Policy{})
-	if v, err := qp.ParseID(oidHex); err != nil || v != oid {
+	qp := mustQueryParser(t, Policy{})
+	if v, err := qp.ParseID(queryOIDHex); err != nil || v != queryOID {
 		t.Errorf("ParseID = %v, %v", v, err)
 	}
-	for _, s := range []string{"", "xyz", oidHex + "0", strings.Replace(oidHex, "a", "g", 1), "\xff"} {
+	for _, s := range []string{"", "xyz", queryOIDHex + "0", strings.Replace(queryOIDHex, "a", "g", 1), "\xff"} {
 		if _, err := qp.ParseID(s); !errors.Is(err, ErrInvalidObjectID) && !errors.Is(err, ErrInvalidParameter) {
 			t.Errorf("ParseID(%q) = %v", s, err)
 		}
@@ -419,21 +419,21 @@ func TestParseID(t *testing.T) {
 	if _, err := qp.ParseID("xyz"); !errors.Is(err, ErrInvalidObjectID) {
 		t.Errorf("ParseID(xyz) = %v, want invalid_object_id", err)
 	}
-	qpInt := newParser(t, Policy{Filter: map[string]Type{"_id": Int}})
+	qpInt := mustQueryParser(t, Policy{Filter: map[string]Type{"_id": Int}})
 	if v, err := qpInt.ParseID("42"); err != nil || v != int64(42) {
 		t.Errorf("int ParseID = %#v, %v", v, err)
 	}
-	if _, err := qpInt.ParseID(oidHex); !errors.Is(err, ErrInvalidParameter) {
+	if _, err := qpInt.ParseID(queryOIDHex); !errors.Is(err, ErrInvalidParameter) {
 		t.Errorf("int ParseID(hex) = %v, want invalid_parameter", err)
 	}
-	qpStr := newParser(t, Policy{Filter: map[string]Type{"_id": String}})
+	qpStr := mustQueryParser(t, Policy{Filter: map[string]Type{"_id": String}})
 	if v, err := qpStr.ParseID("ada"); err != nil || v != "ada" {
 		t.Errorf("string ParseID = %#v, %v", v, err)
 	}
 }
 
 func TestHiddenIsNormalised(t *testing.T) {
-	qp := newParser(t, Policy{Hidden: []string{"z", "a.b", "a", "z", "a.c.d"}})
+	qp := mustQueryParser(t, Policy{Hidden: []string{"z", "a.b", "a", "z", "a.c.d"}})
 	if h := qp.Hidden(); !slices.Equal(h, []string{"a", "z"}) {
 		t.Errorf("Hidden() = %v, want [a z]", h)
 	}
@@ -441,11 +441,11 @@ func TestHiddenIsNormalised(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameDoc(t, "Projection", q.Projection, D{{Key: "a", Value: int32(0)}, {Key: "z", Value: int32(0)}})
+	sameQueryDoc(t, "Projection", q.Projection, qD{{Key: "a", Value: int32(0)}, {Key: "z", Value: int32(0)}})
 }
 
 func TestHiddenIsACopy(t *testing.T) {
-	qp := newParser(t, testPolicy())
+	qp := mustQueryParser(t, queryTestPolicy())
 	h := qp.Hidden()
 	if len(h) != 2 || h[0] != "password_hash" || h[1] != "profile.secret" {
 		t.Fatalf("Hidden() = %v", h)
@@ -457,7 +457,7 @@ func TestHiddenIsACopy(t *testing.T) {
 }
 
 func TestParseIsSafeForConcurrentUse(t *testing.T) {
-	qp := newParser(t, testPolicy())
+	qp := mustQueryParser(t, queryTestPolicy())
 	done := make(chan error)
 	for range 8 {
 		go func() {
@@ -481,12 +481,12 @@ func TestParseIsSafeForConcurrentUse(t *testing.T) {
 		}
 	}
 	q, _ := qp.Parse("")
-	sameDoc(t, "Projection", q.Projection, noHidden)
-	sameDoc(t, "Sort", q.Sort, defSortID)
+	sameQueryDoc(t, "Projection", q.Projection, queryNoHidden)
+	sameQueryDoc(t, "Sort", q.Sort, querySortID)
 }
 
 func BenchmarkParseQuery(b *testing.B) {
-	qp := newParser(b, testPolicy())
+	qp := mustQueryParser(b, queryTestPolicy())
 	const query = "age[gte]=30&age[lt]=40&tags[in]=go,db&sort=-age,name&limit=50&fields=name,email"
 	b.ReportAllocs()
 	for b.Loop() {
