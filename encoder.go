@@ -353,7 +353,8 @@ func (t *transcoder) document(dst []byte, pos, end, depth int, array bool) ([]by
 		for j < last && safe[t.src[j]] {
 			j++
 		}
-		if j == last || t.src[j] != 0 {
+		plainKey := j < last && t.src[j] == 0
+		if !plainKey {
 			k := bytes.IndexByte(t.src[j:last], 0)
 			if k < 0 {
 				return dst, i, malformed(i, "unterminated key")
@@ -363,7 +364,13 @@ func (t *transcoder) document(dst []byte, pos, end, depth int, array bool) ([]by
 		if !first {
 			dst = append(dst, ',')
 		}
-		if !array {
+		switch {
+		case array:
+		case plainKey:
+			dst = append(dst, '"')
+			dst = append(dst, t.src[i+1:j]...)
+			dst = append(dst, '"', ':')
+		default:
 			dst = t.appendString(dst, t.src[i+1:j])
 			dst = append(dst, ':')
 		}

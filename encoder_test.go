@@ -1411,7 +1411,7 @@ func FuzzEncodeDocument(f *testing.F) {
 	}
 	encoders := []*Encoder{nil, {Format: FormatRelaxed}, {Format: FormatCanonical}, {EscapeHTML: true, Int64AsString: true, MaxDepth: 4}, {Format: FormatRelaxed, Int64AsString: true, EscapeHTML: true}}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		valid := driverValid(data)
+		valid := -1 // driverValid, computed on the first error only: it is slow
 		for _, enc := range encoders {
 			out, err := enc.AppendDocument([]byte("[1,"), data)
 			if !bytes.HasPrefix(out, []byte("[1,")) {
@@ -1421,7 +1421,13 @@ func FuzzEncodeDocument(f *testing.F) {
 				if !errors.Is(err, ErrMalformedBSON) && !errors.Is(err, ErrMaxDepth) {
 					t.Fatalf("%+v: error %v wraps neither sentinel", enc, err)
 				}
-				if valid && !errors.Is(err, ErrMaxDepth) {
+				if valid < 0 {
+					valid = 0
+					if driverValid(data) {
+						valid = 1
+					}
+				}
+				if valid == 1 && !errors.Is(err, ErrMaxDepth) {
 					t.Fatalf("%+v: driver-valid document %q refused: %v", enc, data, err)
 				}
 				continue
