@@ -918,6 +918,44 @@ func TestEncoderAllocs(t *testing.T) {
 	}
 }
 
+// TestEncoderConcurrent shares one Encoder between goroutines, raw and
+// typed, which the race detector checks (the pools are shared too).
+func TestEncoderConcurrent(t *testing.T) {
+	user, doc := benchDocument(t, 3)
+	enc := &Encoder{Int64AsString: true}
+	want, err := enc.AppendDocument(nil, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			var buf []byte
+			for i := 0; i < 200; i++ {
+				var err error
+				if i%2 == 0 {
+					buf, err = enc.AppendDocument(buf[:0], doc)
+				} else {
+					buf, err = enc.AppendValue(buf[:0], &user)
+				}
+				if err == nil && !bytes.Equal(buf, want) {
+					err = fmt.Errorf("iteration %d: got %s", i, buf)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // flushRecorder records writes and flushes.
 type flushRecorder struct {
 	bytes.Buffer
