@@ -754,6 +754,11 @@ func appendPlainFloat(dst []byte, f float64) []byte {
 		// Below 2^53 an integral double's shortest form is the integer.
 		return strconv.AppendInt(dst, int64(f), 10)
 	}
+	if abs >= 1e-6 {
+		if out, ok := appendShortDecimal(dst, f); ok {
+			return out
+		}
+	}
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
@@ -787,12 +792,63 @@ func appendExtFloat(dst []byte, f float64) []byte {
 		dst = strconv.AppendInt(dst, int64(f), 10)
 		return append(dst, ".0"...)
 	}
+	if abs := math.Abs(f); abs >= 1e-4 && abs < 1e6 {
+		// 'G' writes these as 'f' does.
+		if out, ok := appendShortDecimal(dst, f); ok {
+			return out
+		}
+	}
 	start := len(dst)
 	dst = strconv.AppendFloat(dst, f, 'G', -1, 64)
 	if !bytes.ContainsAny(dst[start:], "E.") {
 		dst = append(dst, ".0"...)
 	}
 	return dst
+}
+
+// pow10 holds the powers of ten that appendShortDecimal tries, as float64
+// (exact up to 10^22) and as uint64.
+var (
+	pow10f = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
+	pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
+)
+
+// appendShortDecimal writes a non-integral f with one to eight decimals
+// exactly as strconv's shortest 'f' form would, several times faster:
+// prices, coordinates and measures are mostly such numbers. It reports
+// false, writing nothing, for any other f.
+//
+// For the smallest k whose n = round(|f|·10^k) gives back f as n/10^k
+// (one correctly rounded division of two exact values), n·10^-k is a
+// decimal that reads back as f, with as few digits as any can have. As
+// n < 2^50, the spacing of doubles near f is below 10^-k/4, so no other
+// multiple of 10^-k reads back as f: it is the one strconv picks.
+func appendShortDecimal(dst []byte, f float64) ([]byte, bool) {
+	abs := math.Abs(f)
+	for k := 1; k < len(pow10f); k++ {
+		x := abs * pow10f[k]
+		if x >= 1<<50 {
+			return dst, false
+		}
+		n := uint64(x + 0.5)
+		if n == 0 || float64(n)/pow10f[k] != abs {
+			continue
+		}
+		if n%10 == 0 {
+			return dst, false // integral: callers write those themselves
+		}
+		if f < 0 {
+			dst = append(dst, '-')
+		}
+		dst = strconv.AppendUint(dst, n/pow10u[k], 10)
+		dst = append(dst, '.')
+		frac := n % pow10u[k]
+		for p := pow10u[k] / 10; p > 0; p /= 10 {
+			dst = append(dst, byte('0'+frac/p%10))
+		}
+		return dst, true
+	}
+	return dst, false
 }
 
 const msPerDay = 24 * 60 * 60 * 1000

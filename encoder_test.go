@@ -383,11 +383,49 @@ func TestEncoderFloatsMatchEncodingJSON(t *testing.T) {
 		values = append(values, math.Float64frombits(rng.Uint64()), rng.NormFloat64()*math.Pow(10, float64(rng.IntN(60)-30)),
 			float64(rng.Int64N(1<<55)-1<<54), float64(rng.IntN(2e6)-1e6), math.Trunc(rng.NormFloat64()*1e20))
 	}
-	values = append(values, 1<<53-1, -(1<<53 - 1), 1<<53+2, 999999, 1e6, -1e6, math.Copysign(0, -1))
+	for i := 0; i < 5000; i++ {
+		// Short decimals (prices, coordinates) of every size, and their
+		// neighbours.
+		d := float64(rng.Int64N(1<<(10+rng.IntN(45)))) / math.Pow(10, float64(1+rng.IntN(10)))
+		values = append(values, d, -d, math.Nextafter(d, 0), math.Nextafter(d, math.Inf(1)))
+	}
+	values = append(values, 1<<53-1, -(1<<53 - 1), 1<<53+2, 999999, 1e6, -1e6, math.Copysign(0, -1),
+		0.1, 0.2, 0.3, math.Nextafter(0.3, 1), 19.99, -0.1357, 51.5074, 1e-6, 1e-4, 0.0001, 999999.99999999, 1125899906842.6245, 0.00001234, 123456.7)
 	for _, f := range values {
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			continue
+		checkDouble(t, f)
+	}
+}
+
+func TestAppendShortDecimal(t *testing.T) {
+	cases := []struct {
+		f    float64
+		want string // "" when the fast path must decline
+	}{
+		{19.99, "19.99"},
+		{-0.1357, "-0.1357"},
+		{math.Nextafter(0.3, 1), ""}, // 0.30000000000000004: seventeen digits
+		{1.0 / 3, ""},
+		{0.5, "0.5"},
+		{0.00000001, "0.00000001"},
+		{0.000000001, ""}, // nine decimals
+		{123456789.125, "123456789.125"},
+		{1 << 50, ""}, // too large for the exactness argument
+		{1e-300, ""},
+		{40, ""}, // integral: not this function's job
+	}
+	for _, tc := range cases {
+		got, ok := appendShortDecimal(nil, tc.f)
+		if ok != (tc.want != "") || string(got) != tc.want {
+			t.Errorf("%v: got %q, %v; want %q", tc.f, got, ok, tc.want)
 		}
+	}
+}
+
+// checkDouble compares the plain JSON of f with encoding/json's and its
+// Extended JSON with the driver's.
+func checkDouble(t *testing.T, f float64) {
+	t.Helper()
+	if !math.IsNaN(f) && !math.IsInf(f, 0) {
 		want, err := json.Marshal(f)
 		if err != nil {
 			t.Fatal(err)
@@ -395,24 +433,23 @@ func TestEncoderFloatsMatchEncodingJSON(t *testing.T) {
 		if got := appendPlainFloat(nil, f); string(got) != string(want) {
 			t.Fatalf("%v: got %s, encoding/json %s", f, got, want)
 		}
-		// Extended JSON doubles must match the driver's.
-		doc := mustMarshal(t, bson.D{{Key: "v", Value: f}})
-		for _, canonical := range []bool{false, true} {
-			format := FormatRelaxed
-			if canonical {
-				format = FormatCanonical
-			}
-			got, err := (&Encoder{Format: format}).AppendDocument(nil, doc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			driver, err := bson.MarshalExtJSON(doc, canonical, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, driver) {
-				t.Fatalf("%v: got %s, driver %s", f, got, driver)
-			}
+	}
+	doc := mustMarshal(t, bson.D{{Key: "v", Value: f}})
+	for _, canonical := range []bool{false, true} {
+		format := FormatRelaxed
+		if canonical {
+			format = FormatCanonical
+		}
+		got, err := (&Encoder{Format: format}).AppendDocument(nil, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		driver, err := bson.MarshalExtJSON(doc, canonical, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, driver) {
+			t.Fatalf("%v: got %s, driver %s", f, got, driver)
 		}
 	}
 }
@@ -1560,6 +1597,17 @@ func FuzzDateTime(f *testing.F) {
 		if got, want := string(appendISODate(nil, ms, false)), isoDate(ms); got != want {
 			t.Fatalf("%d: got %s, want %s", ms, got, want)
 		}
+	})
+}
+
+// FuzzDouble compares doubles with encoding/json (plain) and the driver
+// (Extended JSON).
+func FuzzDouble(f *testing.F) {
+	for _, v := range []float64{0, 1, -1.5, 19.99, math.Nextafter(0.3, 1), 1e21, 1e-7, 123456.7, math.MaxFloat64, math.NaN()} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		checkDouble(t, v)
 	})
 }
 
