@@ -1,0 +1,267 @@
+// Command example is a small service built with mongohttp: users and posts
+// served as JSON from net/http, with filtering, sorting, projection, keyset
+// paging, a health check and pool statistics.
+//
+// With no configuration it starts an embedded FerretDB (SQLite, loopback
+// only, data in a temporary directory), fills it with deterministic sample
+// data and listens on 127.0.0.1:8080:
+//
+//	go run .
+//
+// Flags and environment:
+//
+//	-addr ADDR     HTTP address to listen on (or ADDR; default 127.0.0.1:8080)
+//	-data DIR      keep the embedded database in DIR across runs
+//	-db NAME       database name (default mongohttp_example)
+//	-seed          seed the sample data into an empty MONGODB_URI server too
+//	-db-only       start the embedded database only, print its MONGODB_URI
+//	               and wait for a signal (for benchmarks)
+//	-db-addr ADDR  loopback address of the embedded database (default a free port)
+//	-max-time D    time limit of each request's queries (default 10s)
+//	MONGODB_URI    use this server instead of the embedded one
+//
+// SIGINT and SIGTERM shut the service down gracefully: it stops accepting
+// connections, finishes the requests in flight, closes the client, stops
+// the embedded database and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mongohttp/mongohttp"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Timeouts of the service's life cycle.
+const (
+	seedTimeout     = 5 * time.Minute
+	shutdownTimeout = 15 * time.Second
+	closeTimeout    = 5 * time.Second
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, a second one kills the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "example:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage reports bad flags; the flag package has already said why.
+var errUsage = errors.New("usage error")
+
+// config is the command line and environment, parsed.
+type config struct {
+	addr, dataDir, dbName, dbAddr string
+	seed, dbOnly                  bool
+	maxTime                       time.Duration
+	uri                           string // MONGODB_URI; "" for the embedded server
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := getenv("ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	fs.StringVar(&c.addr, "addr", addr, "HTTP address to listen on (environment: ADDR)")
+	fs.StringVar(&c.dataDir, "data", "", "keep the embedded database in this directory (default: a temporary one)")
+	fs.StringVar(&c.dbName, "db", "mongohttp_example", "database name")
+	fs.BoolVar(&c.seed, "seed", false, "seed the sample data into an empty MONGODB_URI database too")
+	fs.BoolVar(&c.dbOnly, "db-only", false, "start the embedded database only, print its MONGODB_URI and wait for a signal")
+	fs.StringVar(&c.dbAddr, "db-addr", "127.0.0.1:0", "loopback address of the embedded database")
+	fs.DurationVar(&c.maxTime, "max-time", mongohttp.DefaultMaxTime, "time limit of each request's queries; past it the answer is 504")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, errUsage
+	}
+	if c.maxTime <= 0 {
+		fmt.Fprintln(stderr, "-max-time must be positive")
+		return c, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return c, errUsage
+	}
+	c.uri = getenv("MONGODB_URI")
+	if c.dbOnly && c.uri != "" {
+		return c, errors.New("-db-only starts the embedded database: unset MONGODB_URI")
+	}
+	if c.uri != "" && c.dataDir != "" {
+		return c, errors.New("-data is for the embedded database: unset MONGODB_URI or drop -data")
+	}
+	return c, nil
+}
+
+// run is the whole program: main only adds the signals and the exit code.
+// It returns when ctx is done and everything is shut down, or on a failure.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+
+	uri, where := cfg.uri, "MONGODB_URI"
+	seedIt := cfg.seed
+	if uri == "" {
+		// FerretDB's own logs: errors only (it warns about every command it lacks,
+		// such as the endSessions the driver sends when it disconnects).
+		dbLogger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb")
+		db, err := startEmbedded(cfg.dbAddr, cfg.dataDir, dbLogger)
+		if err != nil {
+			return err
+		}
+		defer db.Stop() // runs after the client is closed
+		uri, where = db.URI(), "the embedded FerretDB at "+db.URI()
+		seedIt = seedIt || !cfg.dbOnly
+	}
+
+	if cfg.dbOnly && !seedIt {
+		fmt.Fprintf(stdout, "MONGODB_URI=%s\nMONGODB_DATABASE=%s\n", uri, cfg.dbName)
+		<-ctx.Done()
+		return nil
+	}
+
+	client, err := mongohttp.ConnectConfig(ctx, mongohttp.Config{URI: uri})
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		if err := client.Close(closeCtx); err != nil {
+			logger.Warn("closing the database client", "error", err)
+		}
+	}()
+	db := client.Database(cfg.dbName)
+
+	if seedIt {
+		seedCtx, cancel := context.WithTimeout(ctx, seedTimeout)
+		_, err := seed(seedCtx, db, logger)
+		cancel()
+		if err != nil {
+			return err
+		}
+	} else {
+		// Like mongohttp, the service starts while its database is down:
+		// /healthz then answers 503 until it is back.
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := client.Ping(pingCtx); err != nil {
+			logger.Warn("the database does not answer yet; serving anyway", "error", err)
+		}
+		cancel()
+	}
+
+	if cfg.dbOnly {
+		fmt.Fprintf(stdout, "MONGODB_URI=%s\nMONGODB_DATABASE=%s\n", uri, cfg.dbName)
+		<-ctx.Done()
+		return nil
+	}
+
+	l, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           NewHandler(client, db, logger, cfg.maxTime),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+
+	base := "http://" + displayAddr(l.Addr())
+	logger.Info("serving", "url", base, "database", cfg.dbName)
+	printTry(ctx, stdout, base, where, db)
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing the requests in flight")
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// displayAddr turns a listener address into one a browser can open:
+// an unspecified host (":8080") becomes localhost.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// printTry prints where the service listens and URLs to try, with the id of
+// a real user when the database has one.
+func printTry(ctx context.Context, w io.Writer, base, where string, db *mongo.Database) {
+	userID := "USER_ID"
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var first struct {
+		ID bson.ObjectID `bson:"_id"`
+	}
+	err := db.Collection("users").FindOne(ctx, bson.D{},
+		options.FindOne().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&first)
+	if err == nil {
+		userID = first.ID.Hex()
+	}
+	fmt.Fprintf(w, "mongohttp example listening on %s\n", base)
+	fmt.Fprintf(w, "database %s on %s\n\n", db.Name(), where)
+	fmt.Fprintln(w, "Try:")
+	for _, path := range []string{
+		"/users?limit=3&fields=name,age",
+		"/users?profile.city=Lisbon&age[gte]=30&sort=-age&limit=5",
+		"/users/" + userID,
+		"/users/" + userID + "/posts?sort=-likes&limit=3",
+		"/posts?likes[gte]=1500&count=exact",
+		"/users?name[$ne]=x",
+		"/healthz",
+		"/debug/pool",
+		"/debug/vars",
+	} {
+		fmt.Fprintf(w, "  curl -g '%s%s'\n", base, path)
+	}
+	fmt.Fprintln(w, "\nStop with Ctrl-C.")
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"expvar"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mongohttp/mongohttp"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Post is a post as stored and as served: /posts and /users/{id}/posts
+// decode each document into it (the typed flavour of the handlers), where
+// /users streams raw BSON untouched.
+type Post struct {
+	ID        bson.ObjectID `bson:"_id"`
+	AuthorID  bson.ObjectID `bson:"author_id"`
+	Title     string        `bson:"title"`
+	Body      string        `bson:"body"`
+	Published time.Time     `bson:"published"`
+	Likes     int32         `bson:"likes"`
+}
+
+// usersPolicy is what clients may ask of the users collection. Everything
+// else is refused with a 400: unknown parameters, other fields, other
+// operators, filter= reaching past these fields. password_hash is hidden:
+// it is never returned, and it cannot be filtered, sorted or projected
+// (which would let a client guess it character by character).
+var usersPolicy = mongohttp.Policy{
+	Filter: map[string]mongohttp.Type{
+		"name":         mongohttp.String,
+		"email":        mongohttp.String,
+		"age":          mongohttp.Int,
+		"tags":         mongohttp.String,
+		"profile.city": mongohttp.String,
+		"created":      mongohttp.Date,
+	},
+	Sort:         []string{"age", "name", "created"},
+	Project:      []string{"name", "email", "age", "tags", "profile", "profile.city", "created"},
+	Hidden:       []string{"password_hash"},
+	DefaultLimit: 20,
+	MaxLimit:     100,
+}
+
+// postsPolicy is what clients may ask of the posts collection. It has no
+// Project list, so fields= is refused: a typed handler would write the
+// fields a projection left out as zero values.
+var postsPolicy = mongohttp.Policy{
+	Filter: map[string]mongohttp.Type{
+		"author_id": mongohttp.ObjectID,
+		"title":     mongohttp.String,
+		"likes":     mongohttp.Int,
+		"published": mongohttp.Date,
+	},
+	Sort:         []string{"published", "likes"},
+	DefaultSort:  "-published",
+	DefaultLimit: 20,
+	MaxLimit:     100,
+}
+
+// routes are the service's handlers, built once and mountable on any
+// router: only pathID, which reads the {id} segment of the path, depends
+// on the router.
+type routes struct {
+	Users, User, UserPosts, Posts, Post http.Handler
+	Health, Pool, Vars                  http.Handler
+}
+
+// newRoutes builds the handlers on db's users and posts collections.
+// maxTime bounds each request's queries: past it the answer is 504.
+func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, maxTime time.Duration) *routes {
+	users, posts := db.Collection("users"), db.Collection("posts")
+	publishPoolStats(client)
+	return &routes{
+		// bson.Raw: documents go from the cursor to the JSON encoder without
+		// being decoded. The policy's projection keeps password_hash on the
+		// server.
+		Users: mongohttp.Find(users, mongohttp.FindConfig[bson.Raw]{
+			Policy: usersPolicy, Logger: logger, MaxTime: maxTime,
+		}),
+		User: mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{
+			Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+		}),
+		// The author comes from the path, through the base filter: whatever
+		// the query string says, it can only narrow this user's posts.
+		UserPosts: mongohttp.Find(posts, mongohttp.FindConfig[Post]{
+			Policy: postsPolicy, BaseFilter: authorFilter(users, pathID, maxTime), Logger: logger, MaxTime: maxTime,
+		}),
+		Posts: mongohttp.Find(posts, mongohttp.FindConfig[Post]{
+			Policy: postsPolicy, Logger: logger, MaxTime: maxTime,
+		}),
+		Post: mongohttp.FindOne(posts, mongohttp.FindOneConfig[Post]{
+			Policy: postsPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+		}),
+		Health: &mongohttp.HealthHandler{Client: client, Logger: logger},
+		Pool:   &mongohttp.StatsHandler{Client: client},
+		Vars:   getOnly(expvar.Handler()),
+	}
+}
+
+// authorFilter is the base filter of /users/{id}/posts: the user's id from
+// the path, which must be a well-formed ObjectID (else 400
+// invalid_object_id) of an existing user (else 404 not_found, rather than
+// an empty list that would look like a user without posts).
+func authorFilter(users *mongo.Collection, pathID func(*http.Request) string, maxTime time.Duration) func(*http.Request) (bson.D, error) {
+	return func(r *http.Request) (bson.D, error) {
+		raw := pathID(r)
+		id, err := bson.ObjectIDFromHex(raw)
+		if err != nil {
+			return nil, mongohttp.ErrInvalidObjectID.Detailf("the user id must be 24 hexadecimal digits, not %q", clip(raw))
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), maxTime)
+		defer cancel()
+		err = users.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
+			options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, mongohttp.ErrNotFound.Detailf("no user has this id")
+		}
+		if err != nil {
+			return nil, err // mapped to 503, 504 or 500 without its message
+		}
+		return bson.D{{Key: "author_id", Value: id}}, nil
+	}
+}
+
+// clip shortens client input before it is echoed in an error detail.
+func clip(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// NewHandler builds the service on an http.ServeMux. Patterns carry no
+// method: the handlers answer other methods themselves with a 405
+// problem+json and an Allow header, where ServeMux would answer in plain
+// text.
+func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logger, maxTime time.Duration) http.Handler {
+	rt := newRoutes(client, db, func(r *http.Request) string { return r.PathValue("id") }, logger, maxTime)
+	mux := http.NewServeMux()
+	mux.Handle("/users", rt.Users)
+	mux.Handle("/users/{id}", rt.User)
+	mux.Handle("/users/{id}/posts", rt.UserPosts)
+	mux.Handle("/posts", rt.Posts)
+	mux.Handle("/posts/{id}", rt.Post)
+	mux.Handle("/healthz", rt.Health)
+	mux.Handle("/debug/pool", rt.Pool)
+	mux.Handle("/debug/vars", rt.Vars)
+	mux.Handle("/", http.HandlerFunc(notFound))
+	return mux
+}
+
+// notFound answers paths no route serves, as problem+json like every
+// other error of the service.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	mongohttp.WriteError(w, r, mongohttp.ErrNotFound.Detailf("no route serves this path; try /users, /posts or /healthz"))
+}
+
+// getOnly lets GET and HEAD through to h and answers other methods 405.
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// methodNotAllowed answers 405 as mongohttp's handlers do, for routes
+// (and routers) that refuse a method before a handler sees it.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	mongohttp.WriteError(w, r, mongohttp.ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET or HEAD", strconv.Quote(r.Method)))
+}
+
+// poolStats is the client whose statistics /debug/vars shows under
+// "mongohttp.pool". expvar.Publish panics on a second publication of a
+// name, so the variable is published once per process and reads whichever
+// client was built last (tests build several services in one process).
+var poolStats struct {
+	once   sync.Once
+	client atomic.Pointer[mongohttp.Client]
+}
+
+func publishPoolStats(c *mongohttp.Client) {
+	poolStats.client.Store(c)
+	poolStats.once.Do(func() {
+		expvar.Publish("mongohttp.pool", expvar.Func(func() any {
+			return json.RawMessage(poolStats.client.Load().Expvar().String())
+		}))
+	})
+}
