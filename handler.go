@@ -66,13 +66,15 @@ type FindConfig[T any] struct {
 	// Encoder sets the JSON format. Default (nil) is plain JSON.
 	Encoder *Encoder
 
-	// ReadPreference routes this handler's reads, for example
-	// readpref.SecondaryPreferred() for list endpoints. Default (nil) is the
-	// collection's.
+	// ReadPreference routes this handler's reads (the find and the count),
+	// for example readpref.SecondaryPreferred() for list endpoints. Default
+	// (nil) is primary: the query is sent as a command, and commands do not
+	// inherit the client's or the collection's read preference, so set it
+	// here.
 	ReadPreference *readpref.ReadPref
 
-	// ReadConcern sets this handler's read concern. Default (nil) is the
-	// collection's.
+	// ReadConcern sets this handler's read concern, for example
+	// readconcern.Majority(). Default (nil) is the server's default.
 	ReadConcern *readconcern.ReadConcern
 
 	// Lookahead is how many bytes of raw BSON Find may hold before writing a
@@ -120,6 +122,9 @@ type handlerBase[T any] struct {
 	maxTime    time.Duration
 	enc        *Encoder
 	raw        bool // T is bson.Raw: documents go from the cursor to the encoder untouched
+
+	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
+	runOpts     *options.RunCmdOptionsBuilder
 }
 
 func newBase[T any](coll *mongo.Collection, p Policy, rp *readpref.ReadPref, rc *readconcern.ReadConcern,
@@ -133,16 +138,17 @@ func newBase[T any](coll *mongo.Collection, p Policy, rp *readpref.ReadPref, rc 
 	if err != nil {
 		panic("mongohttp: invalid policy for " + coll.Name() + ": " + err.Error())
 	}
-	if rp != nil || rc != nil {
-		opts := options.Collection()
-		if rp != nil {
-			opts.SetReadPreference(rp)
-		}
-		if rc != nil {
-			opts.SetReadConcern(rc)
-		}
-		coll = coll.Clone(opts)
+	// Every query of the handler uses the same read preference and concern:
+	// the configured ones, or primary and the server's default. (Commands do
+	// not inherit the client's read preference, so neither do the others.)
+	if rp == nil {
+		rp = readpref.Primary()
 	}
+	collOpts := options.Collection().SetReadPreference(rp)
+	if rc != nil {
+		collOpts.SetReadConcern(rc)
+	}
+	coll = coll.Clone(collOpts)
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -153,6 +159,7 @@ func newBase[T any](coll *mongo.Collection, p Policy, rp *readpref.ReadPref, rc 
 	_, raw := any(zero).(bson.Raw)
 	b := &handlerBase[T]{
 		coll: coll, parser: parser, hidden: parser.Hidden(),
+		readConcern: rc, runOpts: options.RunCmd().SetReadPreference(rp),
 		baseFilter: baseFilter, transform: transform, errorFunc: errorFunc,
 		logger: logger, maxTime: maxTime, enc: enc, raw: raw,
 	}
@@ -239,7 +246,9 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 // a struct type decodes each document and encodes it with the same JSON. The
 // query language and its errors are those of cfg.Policy (see Policy and
 // QueryParser). A page that has a next one carries a Link header with
-// rel="next"; ?count= adds X-Total-Count.
+// rel="next"; ?count=exact adds X-Total-Count, the number of documents
+// matching the filter (the same on every page), and ?count=estimated the
+// collection's estimated size from metadata, whatever the filter.
 //
 // Find panics if coll is nil or the policy is invalid, as http.Handle does
 // for a bad pattern: both are programming errors found at start-up.
@@ -298,29 +307,37 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 
-	// One document more than the page tells whether a next page exists.
-	// Batches stay small so a large page streams with bounded memory.
-	opts := options.Find().SetLimit(q.Limit + 1).SetBatchSize(int32(min(q.Limit+1, 1000)))
+	// The find is sent as a command so that the server gets the time limit
+	// too (maxTimeMS, from ctx's deadline) and abandons the work when it
+	// passes; the driver's Find leaves maxTimeMS out. One document more than
+	// the page tells whether a next page exists; batches stay small so a
+	// large page streams with bounded memory.
+	batch := int32(min(q.Limit+1, 1000))
+	cmd := make(bson.D, 0, 9)
+	cmd = append(cmd, bson.E{Key: "find", Value: h.coll.Name()}, bson.E{Key: "filter", Value: filter})
 	if len(q.Sort) > 0 {
-		opts.SetSort(q.Sort)
+		cmd = append(cmd, bson.E{Key: "sort", Value: q.Sort})
 	}
 	if len(q.Projection) > 0 {
-		opts.SetProjection(q.Projection)
+		cmd = append(cmd, bson.E{Key: "projection", Value: q.Projection})
 	}
 	if q.Skip > 0 {
-		opts.SetSkip(q.Skip)
+		cmd = append(cmd, bson.E{Key: "skip", Value: q.Skip})
 	}
-	cur, err := h.coll.Find(ctx, filter, opts)
+	cmd = append(cmd, bson.E{Key: "limit", Value: q.Limit + 1}, bson.E{Key: "batchSize", Value: batch})
+	if h.readConcern != nil {
+		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
+	}
+	cur, err := h.coll.Database().RunCommandCursor(ctx, cmd, h.runOpts)
 	if err != nil {
 		return err
 	}
-	// Close under a context of its own: when the client has gone, the
-	// request's context is canceled, and the server cursor must still be
-	// killed.
+	cur.SetBatchSize(batch) // for the getMores, which do not inherit it
+	closed := false
 	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
-		defer cancel()
-		_ = cur.Close(closeCtx)
+		if !closed {
+			closeInBackground(r.Context(), cur)
+		}
 	}()
 
 	// Look ahead: hold up to limit+1 raw documents (bounded by lookahead
@@ -338,6 +355,12 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if err := cur.Err(); err != nil {
 		return err
 	}
+	if !streaming {
+		// The page is in hand: release the server cursor now rather than
+		// after the body is written.
+		closed = true
+		closeInBackground(r.Context(), cur)
+	}
 
 	hdr := w.Header()
 	ndjson := acceptsNDJSON(r)
@@ -354,11 +377,14 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	n := page.len()
 	if !streaming && n > int(q.Limit) {
 		n = int(q.Limit)
-		token, err := h.parser.NextToken(q, page.doc(n-1))
-		if err != nil {
-			return err
+		// A page whose last sort key cannot make a token (an array value,
+		// a key too long) is still served, without a next link.
+		if token, err := h.parser.NextToken(q, page.doc(n-1)); err == nil {
+			hdr.Set("Link", "<"+nextURL(r, token)+`>; rel="next"`)
+		} else {
+			h.logger.LogAttrs(r.Context(), slog.LevelWarn, "mongohttp: no next link for this page",
+				slog.String("path", r.URL.Path), slog.Any("error", err))
 		}
-		hdr.Set("Link", "<"+nextURL(r, token)+`>; rel="next"`)
 	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
@@ -407,6 +433,28 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		h.abort(r, err)
 	}
 	return nil
+}
+
+// cursorCloseTimeout bounds the background killing of a cursor that a
+// request left open. It is generous because the kill queues for a pool
+// connection like any operation, and an exhausted pool can make it wait.
+const cursorCloseTimeout = 30 * time.Second
+
+// closeInBackground closes a cursor left open by a request that failed,
+// was aborted, or streamed. Killing the server cursor takes a round trip
+// that must not hold the response (the request's context may be over: the
+// client left, or the time limit passed), so it runs in a goroutine under a
+// bounded context of its own. A cursor already exhausted closes at once.
+func closeInBackground(ctx context.Context, cur *mongo.Cursor) {
+	if cur.ID() == 0 {
+		_ = cur.Close(ctx)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cursorCloseTimeout)
+		defer cancel()
+		_ = cur.Close(ctx)
+	}()
 }
 
 // abort ends a response whose headers are already out: it logs why and
@@ -489,6 +537,9 @@ func nextURL(r *http.Request, token string) string {
 	b.WriteByte('?')
 	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
 		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k // %61fter is after too
+		}
 		if part == "" || key == "after" || key == "skip" {
 			continue
 		}
@@ -515,17 +566,12 @@ func FindOne[T any](coll *mongo.Collection, cfg FindOneConfig[T]) http.Handler {
 	if id == nil {
 		id = func(r *http.Request) string { return r.PathValue("id") }
 	}
-	extras := make(map[string]bool, len(cfg.Policy.ExtraParameters))
-	for _, p := range cfg.Policy.ExtraParameters {
-		extras[p] = true
-	}
-	return &findOneHandler[T]{handlerBase: b, id: id, extras: extras}
+	return &findOneHandler[T]{handlerBase: b, id: id}
 }
 
 type findOneHandler[T any] struct {
 	*handlerBase[T]
-	id     func(r *http.Request) string
-	extras map[string]bool
+	id func(r *http.Request) string
 }
 
 func (h *findOneHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -538,7 +584,7 @@ func (h *findOneHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
-	projection, err := h.projection(r.URL.RawQuery)
+	projection, err := h.parser.ParseProjection(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -590,36 +636,6 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 		_, _ = w.Write(body)
 	}
 	return nil
-}
-
-// projection validates FindOne's query string: only fields= and the
-// policy's extra parameters are accepted.
-func (h *findOneHandler[T]) projection(rawQuery string) (bson.D, error) {
-	if rawQuery == "" {
-		return h.parser.exclusion, nil
-	}
-	values, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return nil, ErrInvalidParameter.Detailf("the query string is malformed")
-	}
-	fields := ""
-	for name := range values {
-		switch {
-		case name == "fields":
-			fields = "fields=" + url.QueryEscape(values.Get("fields"))
-		case h.extras[name]:
-		default:
-			return nil, ErrUnknownParameter.Detailf("unknown parameter %s; accepted: fields", clip(name))
-		}
-	}
-	if fields == "" {
-		return h.parser.exclusion, nil
-	}
-	q, err := h.parser.Parse(fields)
-	if err != nil {
-		return nil, err
-	}
-	return q.Projection, nil
 }
 
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).

@@ -20,8 +20,9 @@ import (
 // PoolConfig field, then URI, then mongohttp's default, then the driver's.
 type PoolConfig struct {
 	// MaxPoolSize is the most connections per server, in use and idle
-	// together. A checkout beyond it waits for a connection to come back,
-	// until the operation's context ends. Default is 100 (the driver's).
+	// together. A checkout beyond it waits for a connection to come back, up
+	// to ServerSelectionTimeout or the operation's deadline, whichever comes
+	// first. Default is 100 (the driver's).
 	MaxPoolSize uint64
 
 	// MinPoolSize is the number of connections per server the pool keeps open
@@ -41,10 +42,13 @@ type PoolConfig struct {
 	// included. Default is 10 s (the driver's is 30 s).
 	ConnectTimeout time.Duration
 
-	// ServerSelectionTimeout bounds how long an operation looks for a
-	// suitable server before it fails, which is how long a request waits
-	// when the database is down. Default is 5 s: the driver's 30 s would
-	// hold every HTTP request that long during an outage.
+	// ServerSelectionTimeout bounds how long an operation waits to start:
+	// finding a suitable server and then checking a connection out of its
+	// pool share this budget (the driver has no separate wait-queue
+	// timeout). So it is how long a request waits when the database is down
+	// or the pool is exhausted before it fails with 503 "unavailable"; a
+	// handler's shorter MaxTime cuts the wait shorter. Default is 5 s: the
+	// driver's 30 s would hold every HTTP request that long during an outage.
 	ServerSelectionTimeout time.Duration
 
 	// Timeout is the client-wide time limit of each operation (the driver's

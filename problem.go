@@ -93,10 +93,11 @@ func (e *Error) withCause(cause error) *Error {
 // AsError maps any error to the *Error a client should see:
 //   - an *Error anywhere in err's chain is returned as is;
 //   - mongo.ErrNoDocuments becomes ErrNotFound;
-//   - an unreachable server, an exhausted connection pool, a network error or
-//     a closed client become ErrUnavailable (503);
-//   - an expired deadline or an operation the server stopped for exceeding
-//     its time limit becomes ErrTimeout (504);
+//   - an unreachable server or an exhausted connection pool (the operation
+//     never got a connection) becomes ErrUnavailable (503);
+//   - otherwise an expired deadline, or an operation the server stopped for
+//     exceeding its time limit, becomes ErrTimeout (504);
+//   - a network error or a closed client becomes ErrUnavailable (503);
 //   - anything else becomes ErrInternal (500).
 //
 // The returned error keeps err as its cause for logging.
@@ -111,23 +112,22 @@ func AsError(err error) *Error {
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return ErrNotFound.withCause(err)
-	case isUnavailable(err):
+	case noConnection(err):
 		return ErrUnavailable.Detailf("the database cannot be reached; retry later").withCause(err)
 	case errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err):
 		return ErrTimeout.Detailf("the query did not finish within its time limit").withCause(err)
+	case errors.Is(err, mongo.ErrClientDisconnected) || mongo.IsNetworkError(err):
+		return ErrUnavailable.Detailf("the database cannot be reached; retry later").withCause(err)
 	default:
 		return ErrInternal.Detailf("the request could not be completed").withCause(err)
 	}
 }
 
-// isUnavailable reports whether err means no usable connection to the
-// database: no server could be selected, the pool had no connection to give
-// within the wait, the network failed, or the client is closed. These are
-// checked before timeouts because the driver also reports them as timeouts.
-func isUnavailable(err error) bool {
-	if errors.Is(err, mongo.ErrClientDisconnected) || mongo.IsNetworkError(err) {
-		return true
-	}
+// noConnection reports whether err means the operation never got a usable
+// connection: no server could be selected, the pool had none to give within
+// the wait, or the pool was cleared after another connection failed. The driver reports both as timeouts too, so they are
+// checked first; a timeout of a query that did run is a 504 instead.
+func noConnection(err error) bool {
 	// The driver's ServerSelectionError and WaitQueueTimeoutError live in a
 	// package documented as unstable; match them by name rather than import it.
 	for e := err; e != nil; e = errors.Unwrap(e) {
@@ -136,7 +136,7 @@ func isUnavailable(err error) bool {
 			t = t.Elem()
 		}
 		if strings.HasSuffix(t.PkgPath(), "/x/mongo/driver/topology") &&
-			(t.Name() == "ServerSelectionError" || t.Name() == "WaitQueueTimeoutError") {
+			(t.Name() == "ServerSelectionError" || t.Name() == "WaitQueueTimeoutError" || t.Name() == "poolClearedError") {
 			return true
 		}
 	}

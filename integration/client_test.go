@@ -162,19 +162,20 @@ func hammer(t *testing.T, c *mongohttp.Client, coll *mongo.Collection, workers, 
 	}()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var firstErr atomic.Value
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range perWorker {
 				cur, err := coll.Find(context.Background(), bson.D{})
+				if err == nil {
+					var docs []bson.Raw
+					err = cur.All(context.Background(), &docs)
+				}
 				if err != nil {
 					failed.Add(1)
-					continue
-				}
-				var docs []bson.Raw
-				if err := cur.All(context.Background(), &docs); err != nil {
-					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
 				}
 			}
 		}()
@@ -183,13 +184,15 @@ func hammer(t *testing.T, c *mongohttp.Client, coll *mongo.Collection, workers, 
 	close(stop)
 	s := <-sampled
 	if n := failed.Load(); n > 0 {
-		t.Fatalf("%d operations failed", n)
+		t.Fatalf("%d operations failed; first: %v", n, firstErr.Load())
 	}
 	return s[0], s[1]
 }
 
 func TestPoolStatsUnderConcurrency(t *testing.T) {
-	c := connect(t, mongohttp.PoolConfig{MaxPoolSize: 4})
+	// The pool wait shares the server-selection budget; the race detector
+	// makes the server slow enough for 32 workers to queue past 5 s.
+	c := connect(t, mongohttp.PoolConfig{MaxPoolSize: 4, ServerSelectionTimeout: time.Minute})
 	coll := database(t, c).Collection("things")
 	seed(t, coll, 200)
 
@@ -224,8 +227,8 @@ func TestPoolConfigWinsOverURI(t *testing.T) {
 		pool    mongohttp.PoolConfig
 		wantMax int64
 	}{
-		{"URI alone", "2", mongohttp.PoolConfig{}, 2},
-		{"PoolConfig over URI", "8", mongohttp.PoolConfig{MaxPoolSize: 3}, 3},
+		{"URI alone", "2", mongohttp.PoolConfig{ServerSelectionTimeout: time.Minute}, 2},
+		{"PoolConfig over URI", "8", mongohttp.PoolConfig{MaxPoolSize: 3, ServerSelectionTimeout: time.Minute}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

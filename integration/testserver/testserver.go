@@ -23,19 +23,25 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// Server is an embedded FerretDB that can be stopped and started again on
-// the same address, so tests can simulate a database outage.
+// Server is an embedded FerretDB behind a small TCP proxy, so that tests can
+// take the database away and bring it back on the same address. Stop acts
+// like a crash or a network partition: the proxy drops every connection at
+// once, then FerretDB stops.
 type Server struct {
 	dir  string
-	addr string // host:port, fixed after the first start
+	addr string // the proxy's host:port, fixed after the first start
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu      sync.Mutex
+	running bool
+	ln      net.Listener
+	conns   map[net.Conn]struct{}
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when FerretDB has stopped
+	proxied sync.WaitGroup
 }
 
-// Start starts an embedded FerretDB storing its data in dir. addr is a
-// loopback TCP address; "127.0.0.1:0" picks a free port.
+// Start starts an embedded FerretDB storing its data in dir, reachable at
+// addr, a loopback TCP address; "127.0.0.1:0" picks a free port.
 func Start(dir, addr string) (*Server, error) {
 	s := &Server{dir: dir, addr: addr}
 	if err := s.start(); err != nil {
@@ -44,23 +50,27 @@ func Start(dir, addr string) (*Server, error) {
 	return s, nil
 }
 
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cancel != nil {
+	if s.running {
 		return errors.New("testserver: already running")
 	}
-	if s.addr == "" || s.addr == "127.0.0.1:0" {
-		// Pick the port ourselves so a restart can reuse it.
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		s.addr = l.Addr().String()
-		l.Close()
+	backend, err := freeAddr()
+	if err != nil {
+		return err
 	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: s.addr},
+		Listener:  ferretdb.ListenerConfig{TCP: backend},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + s.dir + "/",
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -74,8 +84,60 @@ func (s *Server) start() error {
 		defer close(done)
 		_ = f.Run(ctx)
 	}()
-	s.cancel, s.done = cancel, done
-	return waitListening(s.addr, 30*time.Second)
+	if err := waitListening(backend, 30*time.Second); err != nil {
+		cancel()
+		<-done
+		return err
+	}
+	if s.addr == "" {
+		s.addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		cancel()
+		<-done
+		return fmt.Errorf("testserver: %w", err)
+	}
+	s.addr = ln.Addr().String()
+	s.ln, s.cancel, s.done, s.running = ln, cancel, done, true
+	s.conns = map[net.Conn]struct{}{}
+	s.proxied.Add(1)
+	go s.accept(ln, backend)
+	return nil
+}
+
+// accept proxies each client connection to FerretDB until ln closes.
+func (s *Server) accept(ln net.Listener, backend string) {
+	defer s.proxied.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		b, err := net.Dial("tcp", backend)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		s.mu.Lock()
+		if !s.running {
+			s.mu.Unlock()
+			c.Close()
+			b.Close()
+			return
+		}
+		s.conns[c], s.conns[b] = struct{}{}, struct{}{}
+		s.mu.Unlock()
+		s.proxied.Add(2)
+		pipe := func(dst, src net.Conn) {
+			defer s.proxied.Done()
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+		}
+		go pipe(b, c)
+		go pipe(c, b)
+	}
 }
 
 // waitListening waits until something accepts connections on addr.
@@ -100,16 +162,22 @@ func (s *Server) URI() string { return "mongodb://" + s.addr + "/" }
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return s.addr }
 
-// Stop stops the server and waits until its listener and connections are
+// Stop drops every connection, stops FerretDB and waits until all is
 // closed. Stopping a stopped server does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel == nil {
+	if !s.running {
+		s.mu.Unlock()
 		return
 	}
+	s.running = false
+	s.ln.Close()
+	for c := range s.conns {
+		c.Close()
+	}
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	s.proxied.Wait()
 	cancel()
 	<-done
 }
