@@ -94,7 +94,9 @@ func (e *Error) withCause(cause error) *Error {
 //   - an *Error anywhere in err's chain is returned as is;
 //   - mongo.ErrNoDocuments becomes ErrNotFound;
 //   - an unreachable server or an exhausted connection pool (the operation
-//     never got a connection) becomes ErrUnavailable (503);
+//     never got a connection), or a server answering that it cannot serve
+//     now (shutting down, electing a primary, overloaded), becomes
+//     ErrUnavailable (503);
 //   - otherwise an expired deadline, or an operation the server stopped for
 //     exceeding its time limit, becomes ErrTimeout (504);
 //   - a network error or a closed client becomes ErrUnavailable (503);
@@ -112,7 +114,7 @@ func AsError(err error) *Error {
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return ErrNotFound.withCause(err)
-	case noConnection(err):
+	case noConnection(err) || serverUnavailable(err):
 		return ErrUnavailable.Detailf("the database cannot be reached; retry later").withCause(err)
 	case errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err):
 		return ErrTimeout.Detailf("the query did not finish within its time limit").withCause(err)
@@ -121,6 +123,24 @@ func AsError(err error) *Error {
 	default:
 		return ErrInternal.Detailf("the request could not be completed").withCause(err)
 	}
+}
+
+// unavailableCodes are server error codes that mean "not now, elsewhere or
+// later": shutdowns, elections, unreachable peers, overload.
+var unavailableCodes = map[int32]bool{
+	6: true, 7: true, 89: true, 91: true, 189: true, 462: true, 9001: true,
+	10107: true, 11600: true, 11602: true, 13435: true, 13436: true,
+}
+
+// serverUnavailable reports whether the server answered that it cannot serve
+// the operation now (a shutdown, a primary stepping down, overload), which
+// the driver's retryable reads would also retry.
+func serverUnavailable(err error) bool {
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	return unavailableCodes[ce.Code] || ce.HasErrorLabel("RetryableError") || ce.HasErrorLabel("SystemOverloadedError")
 }
 
 // noConnection reports whether err means the operation never got a usable
