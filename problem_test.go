@@ -107,7 +107,6 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
-
 func TestMethodNotAllowed(t *testing.T) {
 	rec := httptest.NewRecorder()
 	(&HealthHandler{Client: Wrap(nil)}).ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, "/", nil))
