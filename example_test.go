@@ -1,0 +1,111 @@
+package mongohttp_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/mongohttp/mongohttp"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// A service with a list route, a by-id route and a health check. (It needs
+// a MongoDB server, so it has no output to check.)
+func Example() {
+	ctx := context.Background()
+	client, err := mongohttp.Connect(ctx, "mongodb://localhost:27017")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close(ctx)
+
+	users := client.Database("app").Collection("users")
+	policy := mongohttp.Policy{
+		Filter: map[string]mongohttp.Type{"name": mongohttp.String, "age": mongohttp.Int},
+		Sort:   []string{"age", "name"},
+		Hidden: []string{"password_hash"},
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /users", mongohttp.Find(users, mongohttp.FindConfig[bson.Raw]{Policy: policy}))
+	mux.Handle("GET /users/{id}", mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{Policy: policy}))
+	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
+	_ = http.ListenAndServe("127.0.0.1:8080", client.Middleware(mux))
+}
+
+// The parser turns a query string into a filter, sort and projection that
+// reference only what the policy allows.
+func ExampleQueryParser_Parse() {
+	qp, err := mongohttp.NewQueryParser(mongohttp.Policy{
+		Filter: map[string]mongohttp.Type{"age": mongohttp.Int, "name": mongohttp.String},
+		Sort:   []string{"age"},
+		Hidden: []string{"password_hash"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	q, err := qp.Parse("age[gte]=30&age[lt]=40&sort=-age&limit=5")
+	if err != nil {
+		log.Fatal(err)
+	}
+	show := func(name string, d bson.D) {
+		b, _ := bson.MarshalExtJSON(d, false, false)
+		fmt.Printf("%s: %s\n", name, b)
+	}
+	show("filter", q.Filter)
+	show("sort", q.Sort)
+	show("projection", q.Projection)
+	fmt.Println("limit:", q.Limit)
+
+	_, err = qp.Parse("password_hash[exists]=true")
+	fmt.Println(err)
+	// Output:
+	// filter: {"age":{"$gte":30,"$lt":40}}
+	// sort: {"age":-1,"_id":1}
+	// projection: {"password_hash":0}
+	// limit: 5
+	// mongohttp: field_not_allowed: field "password_hash" may not be filtered; filterable: _id, age, name
+}
+
+// WriteError answers any error as an RFC 9457 problem document; driver
+// errors are mapped and their messages kept out of the answer.
+func ExampleWriteError() {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/users/42", nil)
+	mongohttp.WriteError(rec, req, mongohttp.ErrInvalidObjectID.Detailf("id must be 24 hex digits"))
+	fmt.Println(rec.Code, rec.Header().Get("Content-Type"))
+	fmt.Print(rec.Body.String())
+	// Output:
+	// 400 application/problem+json
+	// {"type":"urn:mongohttp:problem:invalid_object_id","title":"Invalid object id","status":400,"detail":"id must be 24 hex digits","instance":"/users/42","code":"invalid_object_id"}
+}
+
+// Middleware carries a client in every request's context, for handlers of
+// your own.
+func ExampleClient_Middleware() {
+	client := mongohttp.Wrap(nil) // normally from Connect
+	h := client.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("client in context:", mongohttp.ClientFrom(r.Context()) == client)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	// Output:
+	// client in context: true
+}
+
+// AsError tells what a client would see for an error, for logs or your own
+// handlers.
+func ExampleAsError() {
+	for _, err := range []error{
+		mongohttp.ErrFieldNotAllowed.Detailf("field %q may not be sorted", "password_hash"),
+		context.DeadlineExceeded,
+		fmt.Errorf("decode: %w", bson.ErrDecodeToNil),
+	} {
+		e := mongohttp.AsError(err)
+		fmt.Println(e.Status, e.Code)
+	}
+	// Output:
+	// 400 field_not_allowed
+	// 504 timeout
+	// 500 internal
+}
