@@ -73,7 +73,7 @@ var (
 	}
 	titleForms = []string{
 		"Notes on %s", "What I learned about %s", "A short guide to %s", "%s in practice",
-		"Rethinking %s", "Why %s matter", "Ten questions about %s", "%s, revisited",
+		"Rethinking %s", "The trouble with %s", "Ten questions about %s", "%s, revisited",
 	}
 	sentences = []string{
 		"It started as a small experiment.", "The numbers surprised me.",
