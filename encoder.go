@@ -122,11 +122,13 @@ var ErrWriterClosed = errors.New("mongohttp: document writer closed")
 //
 // Output is Extended JSON v2 as bson.MarshalExtJSON writes it, byte for
 // byte, except that a DBPointer namespace is escaped (the driver writes it
-// unescaped). bson.UnmarshalExtJSON reads canonical output back to the same
-// document; relaxed output gives up the int32/int64 distinction and the
-// payloads of NaN. Neither dialect can carry strings that are not UTF-8, and
-// documents whose keys spell type wrappers ({"$oid": …}) read back as those
-// types: that is a limit of Extended JSON itself.
+// unescaped) and that a non-canonical decimal128 (coefficient above
+// 10^34-1) is written as the zero the BSON specification reads it as.
+// bson.UnmarshalExtJSON reads canonical output back to the same document
+// (NaN payloads aside); relaxed output also gives up the int32/int64
+// distinction. Neither dialect can carry strings that are not UTF-8, and
+// documents whose keys spell type wrappers ({"$oid": …}) read back as
+// those types: limits of Extended JSON itself.
 //
 // # Typed values
 //
@@ -1187,8 +1189,10 @@ func (t *transcoder) appendSortedOptions(dst, options []byte) []byte {
 // returned; the writer stays usable. An error from the underlying writer
 // is sticky: every later call returns it.
 //
-// A DocumentWriter is not safe for concurrent use. Close it when done, to
-// finish the output and return its buffer to a pool.
+// Create one with Encoder.NewArrayWriter or Encoder.NewNDJSONWriter. A
+// DocumentWriter is not safe for concurrent use. Close it when done, to
+// finish the output and return its buffer to a pool; a writer abandoned
+// without Close (say, to answer an error instead) is simply collected.
 type DocumentWriter struct {
 	enc    Encoder
 	w      io.Writer
@@ -1354,7 +1358,7 @@ func (dw *DocumentWriter) Close() error {
 		}
 	}
 	err := dw.flush()
-	if cap(dw.buf) <= maxPooledBuffer {
+	if dw.bufp != nil && cap(dw.buf) <= maxPooledBuffer {
 		*dw.bufp = dw.buf[:0]
 		streamBufPool.Put(dw.bufp)
 	}
