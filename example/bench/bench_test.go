@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// TestMain lets the test binary play the serve role, as the program does:
+// the orchestrator under test starts os.Executable() in that role.
+func TestMain(m *testing.M) {
+	if os.Getenv(roleEnv) == roleServe {
+		if err := serveMain(os.Stdin, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench serve:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs the whole program on tiny data with tiny rounds: the
+// example's database as a child, the seed, the serve role, every case,
+// the report.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example and starts its database")
+	}
+	cfg, err := parseFlags([]string{
+		"-docs", "300", "-limits", "10", "-exports", "100,300",
+		"-rounds", "1", "-export-rounds", "1", "-duration", "200ms", "-warmup", "0", "-conns", "4",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.uri = "" // always the example's own database: never reseed a server of the user's
+	if raceEnabled {
+		cfg.buildFlags = []string{"-race"} // shares the build cache with the example's own tests
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	var out, log bytes.Buffer
+	if err := run(ctx, cfg, &out, &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for _, want := range []string{
+		"| Find, limit 10 | mongohttp `Find[bson.Raw]` |",
+		"| FindOne by _id | mongohttp `FindOne[bson.Raw]` |",
+		"| 300 | mongohttp `Find[bson.Raw]` |",
+		"| Export of 300 documents: peak heap through mongohttp < 16 MiB |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestUserDoc(t *testing.T) {
+	a, b := userDoc(7), userDoc(7)
+	ra, _ := bson.Marshal(a)
+	rb, _ := bson.Marshal(b)
+	if !bytes.Equal(ra, rb) {
+		t.Fatal("userDoc is not deterministic")
+	}
+	var u User
+	if err := bson.Unmarshal(ra, &u); err != nil {
+		t.Fatal(err)
+	}
+	if u.Name == "" || u.Email == "" || u.Age < 18 || len(u.Tags) == 0 || u.Profile.City == "" || u.Created.IsZero() {
+		t.Errorf("incomplete user: %+v", u)
+	}
+	if h, _ := bson.Raw(ra).LookupErr("password_hash"); !strings.HasPrefix(h.StringValue(), "$2a$10$") {
+		t.Errorf("password_hash = %v", h)
+	}
+	if ids := sampleIDs(10, 1000); len(ids) != 10 || ids[0] == ids[1] {
+		t.Errorf("sampleIDs = %v", ids)
+	}
+}
+
+func TestStatistics(t *testing.T) {
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median = %v", got)
+	}
+	if got := median([]float64{4, 1, 2, 3}); got != 2.5 {
+		t.Errorf("median = %v", got)
+	}
+	lat := make([]time.Duration, 100)
+	for i := range lat {
+		lat[i] = time.Duration(i+1) * time.Millisecond
+	}
+	if p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99); p50 != 50*time.Millisecond || p99 != 99*time.Millisecond {
+		t.Errorf("p50 %v, p99 %v", p50, p99)
+	}
+	if got := fmtCount(1234567); got != "1,234,567" {
+		t.Errorf("fmtCount = %q", got)
+	}
+	if got := rotate([]string{"a", "b", "c"}, 4); strings.Join(got, "") != "bca" {
+		t.Errorf("rotate = %v", got)
+	}
+}
+
+func TestFirstDiff(t *testing.T) {
+	decode := func(s string) any {
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	same := [][2]string{
+		{`{"a":45,"t":"2021-01-14T01:22:29.81Z"}`, `{"t":"2021-01-14T01:22:29.810Z","a":45.0}`},
+		{`[{"x":[1,"y"]}]`, `[{"x":[1,"y"]}]`},
+	}
+	for _, c := range same {
+		if d := firstDiff(decode(c[0]), decode(c[1]), ""); d != "" {
+			t.Errorf("%s vs %s: %s", c[0], c[1], d)
+		}
+	}
+	differ := [][2]string{
+		{`{"a":1}`, `{"a":2}`},
+		{`{"a":1}`, `{"a":1,"b":1}`},
+		{`[1]`, `[1,2]`},
+		{`{"t":"2021-01-14T01:22:29.81Z"}`, `{"t":"2021-01-14T01:22:29.811Z"}`},
+	}
+	for _, c := range differ {
+		if d := firstDiff(decode(c[0]), decode(c[1]), ""); d == "" {
+			t.Errorf("%s vs %s: no difference found", c[0], c[1])
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// dbName is the database the benchmark seeds and reads.
+const dbName = "mongohttp_bench"
+
+// usersColl holds -docs documents; the largest export reads it.
+//
+// FerretDB 1.24 sorts in memory: a sorted find reads its whole collection,
+// whatever the limit, where MongoDB walks the _id index and reads only the
+// documents it returns; and its SQLite tables have no index that a lookup
+// by _id can use, so FindOne scans the collection. So that the database
+// does about what MongoDB would do, a page of limit L is read from a
+// collection holding the first L+1 users (mongohttp asks for one more
+// document, to know whether a next page exists), FindOne looks up
+// findOneDocs ids in a collection of that many, and an export of N
+// documents reads one holding the first N.
+const usersColl = "users"
+
+// findOneDocs is the size of the collection FindOne reads.
+const findOneDocs = 1000
+
+func findOneColl(docs int) string { return sizedColl(min(findOneDocs, docs), docs) }
+
+// sizedColl is the collection that holds the first n of docs users.
+func sizedColl(n, docs int) string {
+	if n == docs {
+		return usersColl
+	}
+	return fmt.Sprintf("users_%d", n)
+}
+
+// User is the struct a service would declare for its users. It has no
+// password_hash field: that one is hidden from every answer.
+type User struct {
+	ID      bson.ObjectID `bson:"_id"`
+	Name    string        `bson:"name"`
+	Email   string        `bson:"email"`
+	Age     int32         `bson:"age"`
+	Created time.Time     `bson:"created"`
+	Tags    []string      `bson:"tags"`
+	Profile Profile       `bson:"profile"`
+}
+
+// Profile is User's embedded document.
+type Profile struct {
+	City  string  `bson:"city"`
+	Score float64 `bson:"score"`
+}
+
+var (
+	firstNames = []string{
+		"Ada", "Alan", "Barbara", "Brian", "Claude", "Dennis", "Donald", "Edsger",
+		"Frances", "Grace", "Guido", "Hedy", "Ivan", "Jean", "John", "Katherine",
+		"Ken", "Leslie", "Linus", "Margaret", "Niklaus", "Radia", "Rob", "Robin",
+	}
+	lastNames = []string{
+		"Allen", "Backus", "Bartik", "Berners-Lee", "Cerf", "Dijkstra", "Goldwasser",
+		"Hamilton", "Hoare", "Hopper", "Johnson", "Kay", "Knuth", "Lamport", "Liskov",
+		"Lovelace", "Matsumoto", "McCarthy", "Milner", "Perlman", "Pike", "Ritchie",
+	}
+	cities = []string{
+		"Amsterdam", "Berlin", "Cape Town", "Lagos", "Lisbon", "London", "Montreal",
+		"Osaka", "Paris", "São Paulo", "Seoul", "Sydney", "Toronto", "Zürich",
+	}
+	tagPool = []string{
+		"go", "mongodb", "http", "json", "databases", "distributed", "security",
+		"testing", "performance", "design", "music", "travel", "photography", "cooking",
+	}
+)
+
+const hashAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+var seedStart = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// userDoc returns the i-th user, shaped like the example's users. It
+// depends on i only, so every collection holds the same first documents.
+func userDoc(i int) bson.D {
+	rng := rand.New(rand.NewPCG(20240501, uint64(i)))
+	first := firstNames[rng.IntN(len(firstNames))]
+	last := lastNames[rng.IntN(len(lastNames))]
+	created := seedStart.Add(time.Duration(rng.Int64N(int64(3 * 365 * 24 * time.Hour)))).Truncate(time.Millisecond)
+	tags := bson.A{}
+	for _, k := range rng.Perm(len(tagPool))[:1+rng.IntN(3)] {
+		tags = append(tags, tagPool[k])
+	}
+	var hash strings.Builder
+	hash.WriteString("$2a$10$")
+	for range 53 {
+		hash.WriteByte(hashAlphabet[rng.IntN(len(hashAlphabet))])
+	}
+	return bson.D{
+		{Key: "_id", Value: userID(i, created)},
+		{Key: "name", Value: first + " " + last},
+		{Key: "email", Value: fmt.Sprintf("%s.%s%d@example.com", strings.ToLower(first), strings.ToLower(last), i+1)},
+		{Key: "age", Value: int32(18 + rng.IntN(62))},
+		{Key: "created", Value: bson.NewDateTimeFromTime(created)},
+		{Key: "tags", Value: tags},
+		{Key: "profile", Value: bson.D{
+			{Key: "city", Value: cities[rng.IntN(len(cities))]},
+			{Key: "score", Value: float64(rng.IntN(1001)) / 10},
+		}},
+		{Key: "password_hash", Value: hash.String()},
+	}
+}
+
+// userID is a real ObjectID whose timestamp is the user's creation time;
+// the rest is the index, so ids are unique and deterministic.
+func userID(i int, created time.Time) bson.ObjectID {
+	var id bson.ObjectID
+	binary.BigEndian.PutUint32(id[0:4], uint32(created.Unix()))
+	binary.BigEndian.PutUint64(id[4:12], uint64(i))
+	return id
+}
+
+// sampleIDs returns n ids of users spread over the first docs documents.
+func sampleIDs(n, docs int) []string {
+	n = min(n, docs)
+	ids := make([]string, n)
+	for k := range ids {
+		i := int(uint64(k) * uint64(docs) / uint64(n))
+		ids[k] = userDoc(i)[0].Value.(bson.ObjectID).Hex()
+	}
+	return ids
+}
+
+// seedCollection makes coll hold exactly the first n users: it leaves a
+// collection that already has n documents alone (a reused -data
+// directory), and otherwise drops it and inserts them in batches.
+func seedCollection(ctx context.Context, coll *mongo.Collection, n int, log io.Writer) error {
+	have, err := coll.EstimatedDocumentCount(ctx)
+	if err != nil {
+		return fmt.Errorf("counting %s: %w", coll.Name(), err)
+	}
+	if have == int64(n) {
+		fmt.Fprintf(log, "seed: %s already holds %d documents\n", coll.Name(), n)
+		return nil
+	}
+	if err := coll.Drop(ctx); err != nil {
+		return fmt.Errorf("dropping %s: %w", coll.Name(), err)
+	}
+	start := time.Now()
+	const batch = 1000
+	docs := make([]any, 0, batch)
+	for i := 0; i < n; i += batch {
+		docs = docs[:0]
+		for j := i; j < min(i+batch, n); j++ {
+			docs = append(docs, userDoc(j))
+		}
+		if _, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true)); err != nil {
+			return fmt.Errorf("seeding %s: %w", coll.Name(), err)
+		}
+		if done := i + len(docs); done%20000 == 0 && done < n {
+			fmt.Fprintf(log, "seed: %s %d/%d\n", coll.Name(), done, n)
+		}
+	}
+	fmt.Fprintf(log, "seed: %s: %d documents in %s\n", coll.Name(), n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// seedAll seeds every collection the configuration reads. _id, the only
+// sort key, is indexed by every server.
+func seedAll(ctx context.Context, db *mongo.Database, cfg config, log io.Writer) error {
+	sizes := []int{cfg.docs, min(findOneDocs, cfg.docs)}
+	for _, l := range cfg.limits {
+		sizes = append(sizes, l+1)
+	}
+	sizes = append(sizes, cfg.exportSizes...)
+	seeded := map[string]bool{}
+	for _, n := range sizes {
+		name := sizedColl(n, cfg.docs)
+		if seeded[name] {
+			continue
+		}
+		if err := seedCollection(ctx, db.Collection(name), n, log); err != nil {
+			return err
+		}
+		seeded[name] = true
+	}
+	return nil
+}

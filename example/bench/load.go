@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// newHTTPClient returns the load generator's client: keep-alive
+// connections to the serve process, at most conns of them.
+func newHTTPClient(conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		MaxIdleConns:        conns + 4,
+		MaxIdleConnsPerHost: conns + 4,
+		MaxConnsPerHost:     conns + 4, // the load's conns, and the stats requests
+		IdleConnTimeout:     5 * time.Minute,
+		DisableCompression:  true,
+	}}
+}
+
+// loadResult is what the clients saw during one load.
+type loadResult struct {
+	ok       int
+	errs     int
+	firstErr error
+	elapsed  time.Duration   // from the first request to the last answer
+	lat      []time.Duration // one per successful request
+	bytes    int64           // body bytes of the successful requests
+}
+
+// runLoad sends GET requests from conns concurrent clients, each one after
+// the other on its keep-alive connection, until d has passed; requests in
+// flight then finish and are counted. url(i) gives the i-th request's URL.
+func runLoad(ctx context.Context, hc *http.Client, conns int, d time.Duration, url func(i uint64) string, accept string) loadResult {
+	start := time.Now()
+	deadline := start.Add(d)
+	var seq atomic.Uint64
+	results := make([]loadResult, conns)
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Go(func() {
+			r := &results[w]
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				n, err := fetch(ctx, hc, url(seq.Add(1)-1), accept, io.Discard)
+				if err != nil {
+					r.errs++
+					if r.firstErr == nil {
+						r.firstErr = err
+					}
+					time.Sleep(10 * time.Millisecond) // no busy loop on a dead server
+					continue
+				}
+				r.lat = append(r.lat, time.Since(t0))
+				r.ok++
+				r.bytes += n
+			}
+		})
+	}
+	wg.Wait()
+	total := loadResult{elapsed: time.Since(start)}
+	for _, r := range results {
+		total.ok += r.ok
+		total.errs += r.errs
+		total.bytes += r.bytes
+		total.lat = append(total.lat, r.lat...)
+		if total.firstErr == nil {
+			total.firstErr = r.firstErr
+		}
+	}
+	slices.Sort(total.lat)
+	return total
+}
+
+// fetch GETs url and copies the body to dst; any status but 200 is an error.
+func fetch(ctx context.Context, hc *http.Client, url, accept string, dst io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return 0, fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return io.Copy(dst, resp.Body)
+}
+
+// percentile returns the p-th percentile (0 < p ≤ 1) of sorted values, by
+// the nearest-rank method.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p*float64(len(sorted))+0.999999) - 1
+	return sorted[max(0, min(rank, len(sorted)-1))]
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count), or 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// serveClient talks to the serve process's control endpoints.
+type serveClient struct {
+	hc   *http.Client
+	base string // http://host:port
+}
+
+func (c serveClient) stats(ctx context.Context) (processStats, error) {
+	var st processStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/_stats", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /_stats: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func (c serveClient) gc(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/_gc", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("POST /_gc: %s", resp.Status)
+	}
+	return nil
+}

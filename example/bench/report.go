@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// report prints the results as Markdown, ready for the README.
+type report struct {
+	cfg     config
+	cases   []caseResult
+	exports []exportResult
+	elapsed time.Duration
+}
+
+// exportHeapTarget is the peak heap an export through mongohttp must stay
+// under, whatever its size.
+const exportHeapTarget = 16 << 20
+
+func (rep report) write(w io.Writer) {
+	cfg := rep.cfg
+	fmt.Fprintln(w, "## mongohttp benchmark")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "- Command: `cd example && %s`\n", commandLine())
+	fmt.Fprintf(w, "- Machine: %s, %d cores (GOMAXPROCS %d), %s/%s, %s, GOGC default\n",
+		cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	if cfg.uri != "" {
+		fmt.Fprintln(w, "- Database: the server of MONGODB_URI")
+	} else {
+		fmt.Fprintln(w, "- Database: the example's embedded FerretDB 1.24 (SQLite), in its own process (`go run . -db-only`)")
+	}
+	fmt.Fprintf(w, "- Data: %s users shaped like the example's; a page of limit L is read from a copy of the first L+1, FindOne from a copy of the first %s, an export of N from the first N (FerretDB sorts in memory and has no usable _id index: this way it reads about what MongoDB reads through its _id index); sorted by _id, password_hash hidden\n",
+		fmtCount(float64(cfg.docs)), fmtCount(float64(min(findOneDocs, cfg.docs))))
+	fmt.Fprintf(w, "- Load: %d keep-alive connections on loopback; %d rounds of %s per handler, handlers alternating; %s warm-up; whole run %s\n",
+		cfg.conns, cfg.rounds, cfg.duration, cfg.warmup, rep.elapsed.Round(time.Second))
+	fmt.Fprintln(w, "- CPU, allocations and heap are the handler process's own (getrusage, runtime/metrics); ratios are medians of per-round ratios to the hand-written handler")
+
+	if len(rep.cases) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| Case | Handler | req/s | p50 | p99 | CPU/req | allocs/req | alloc/req | CPU × | allocs × | req/s × |")
+		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, c := range rep.cases {
+			for i, v := range variants {
+				name := ""
+				if i == 0 {
+					name = c.name
+				}
+				rs := c.rounds[v]
+				med := func(f func(roundResult) float64) float64 { return medianOf(rs, f) }
+				ratio := func(f func(roundResult) float64) string {
+					if v == variantHand {
+						return "1"
+					}
+					return fmt.Sprintf("%.2f", c.ratio(v, f))
+				}
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+					name, variantLabel(v, c.limit == 0),
+					fmtRate(med(rps)),
+					fmtDur(time.Duration(med(func(r roundResult) float64 { return float64(r.P50) }))),
+					fmtDur(time.Duration(med(func(r roundResult) float64 { return float64(r.P99) }))),
+					fmtDur(time.Duration(med(cpu))),
+					fmtCount(med(allocs)),
+					fmtKiB(med(func(r roundResult) float64 { return r.Bytes })),
+					ratio(cpu), ratio(allocs), ratio(rps))
+			}
+		}
+	}
+
+	if len(rep.exports) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Export: NDJSON (`Accept: application/x-ndjson`, `?limit=N`), medians of %d rounds; the heap is sampled every millisecond during the request, after a GC.\n", cfg.exportRounds)
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| Documents | Handler | total time | first byte | peak heap | handler CPU | allocs | allocated |")
+		fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, e := range rep.exports {
+			for i, v := range exportVariants {
+				name := ""
+				if i == 0 {
+					name = fmtCount(float64(e.n))
+				}
+				rs := e.rounds[v]
+				med := func(f func(exportRound) float64) float64 { return medianOf(rs, f) }
+				label := "mongohttp `Find[bson.Raw]`"
+				if v == variantHand {
+					label = "hand-written (`cursor.All`)"
+				}
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %.1f MiB | %s | %s | %.1f MiB |\n",
+					name, label,
+					fmtDur(time.Duration(med(func(r exportRound) float64 { return float64(r.Total) }))),
+					fmtDur(time.Duration(med(func(r exportRound) float64 { return float64(r.FirstByte) }))),
+					mib(uint64(med(exportPeak))),
+					fmtDur(time.Duration(med(func(r exportRound) float64 { return float64(r.CPU) }))),
+					fmtCount(med(func(r exportRound) float64 { return r.Allocs })),
+					mib(uint64(med(func(r exportRound) float64 { return r.Bytes }))))
+			}
+		}
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| Target | Measured | |")
+	fmt.Fprintln(w, "| --- | --- | --- |")
+	for _, t := range rep.targets() {
+		verdict := "met"
+		if !t.met {
+			verdict = "**missed**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", t.name, t.measured, verdict)
+	}
+}
+
+type target struct {
+	name, measured string
+	met            bool
+}
+
+// targets checks the goals the benchmark exists for.
+func (rep report) targets() []target {
+	var out []target
+	cpuTarget := func(c caseResult, limit float64) {
+		r := c.ratio(variantRaw, cpu)
+		out = append(out, target{
+			name:     fmt.Sprintf("%s: CPU/req of `%s` ≤ %.1f× hand-written", c.name, rawName(c.limit == 0), limit),
+			measured: fmt.Sprintf("%.2f×", r), met: r <= limit,
+		})
+	}
+	for _, c := range rep.cases {
+		switch {
+		case c.limit == 100:
+			cpuTarget(c, 0.5)
+		case c.limit == 10:
+			cpuTarget(c, 0.8)
+		case c.limit == 0:
+			cpuTarget(c, 0.9)
+		}
+	}
+	for _, metric := range []struct {
+		name string
+		f    func(roundResult) float64
+		ok   func(float64) bool
+		op   string
+	}{
+		{"allocs/req", allocs, func(r float64) bool { return r < 1 }, "<"},
+		{"req/s", rps, func(r float64) bool { return r >= 1 }, "≥"},
+	} {
+		var parts []string
+		met := len(rep.cases) > 0
+		for _, c := range rep.cases {
+			for _, v := range []string{variantRaw, variantStruct} {
+				r := c.ratio(v, metric.f)
+				met = met && metric.ok(r)
+				parts = append(parts, fmt.Sprintf("%s %s %.2f×", shortCase(c), shortVariant(v), r))
+			}
+		}
+		if len(parts) > 0 {
+			out = append(out, target{
+				name:     fmt.Sprintf("%s of every mongohttp handler %s the hand-written one's, in every case", metric.name, metric.op),
+				measured: strings.Join(parts, "; "), met: met,
+			})
+		}
+	}
+	for _, e := range rep.exports {
+		peak := medianOf(e.rounds[variantRaw], exportPeak)
+		hand := medianOf(e.rounds[variantHand], exportPeak)
+		out = append(out, target{
+			name:     fmt.Sprintf("Export of %s documents: peak heap through mongohttp < 16 MiB", fmtCount(float64(e.n))),
+			measured: fmt.Sprintf("%.1f MiB (hand-written: %.1f MiB)", mib(uint64(peak)), mib(uint64(hand))),
+			met:      peak < exportHeapTarget,
+		})
+	}
+	return out
+}
+
+func rps(r roundResult) float64    { return r.RPS }
+func cpu(r roundResult) float64    { return float64(r.CPU) }
+func allocs(r roundResult) float64 { return r.Allocs }
+
+func exportPeak(r exportRound) float64 { return float64(r.Peak) }
+
+// ratio is the median over rounds of v's figure divided by the
+// hand-written handler's in the same round.
+func (c caseResult) ratio(v string, f func(roundResult) float64) float64 {
+	hand := c.rounds[variantHand]
+	var rs []float64
+	for i, r := range c.rounds[v] {
+		if i < len(hand) && f(hand[i]) > 0 {
+			rs = append(rs, f(r)/f(hand[i]))
+		}
+	}
+	return median(rs)
+}
+
+func medianOf[R any](rs []R, f func(R) float64) float64 {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = f(r)
+	}
+	return median(xs)
+}
+
+func rawName(one bool) string {
+	if one {
+		return "FindOne[bson.Raw]"
+	}
+	return "Find[bson.Raw]"
+}
+
+func variantLabel(v string, one bool) string {
+	switch v {
+	case variantRaw:
+		return "mongohttp `" + rawName(one) + "`"
+	case variantStruct:
+		if one {
+			return "mongohttp `FindOne[User]`"
+		}
+		return "mongohttp `Find[User]`"
+	}
+	return "hand-written"
+}
+
+func shortVariant(v string) string {
+	if v == variantRaw {
+		return "raw"
+	}
+	return "struct"
+}
+
+func shortCase(c caseResult) string {
+	if c.limit == 0 {
+		return "FindOne"
+	}
+	return fmt.Sprintf("limit %d", c.limit)
+}
+
+// commandLine is the command as typed, for the report.
+func commandLine() string {
+	parts := []string{"go run ./bench"}
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " '\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// cpuModel is the processor's name from /proc/cpuinfo, or "CPU" where
+// there is none.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "CPU"
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0"
+	case d < 10*time.Microsecond:
+		return fmt.Sprintf("%.1f µs", float64(d)/1e3)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+func fmtRate(r float64) string {
+	if r >= 100 {
+		return fmt.Sprintf("%.0f", r)
+	}
+	return fmt.Sprintf("%.1f", r)
+}
+
+// fmtCount writes a count rounded to an integer, with thousands separators.
+func fmtCount(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func fmtKiB(x float64) string {
+	if x >= 10<<20 {
+		return fmt.Sprintf("%.1f MiB", x/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", x/(1<<10))
+}
+
+func mib(x uint64) float64 { return float64(x) / (1 << 20) }

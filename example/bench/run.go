@@ -1,0 +1,536 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// run is the orchestrator: database, seed, serve process, cases, report.
+func run(ctx context.Context, cfg config, stdout, log io.Writer) error {
+	started := time.Now()
+	// The children's standard error is copied to log by goroutines of
+	// os/exec unless log is an *os.File: serialise the writes.
+	log = &lockedWriter{w: log}
+	db, err := startDatabase(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.stop()
+
+	mc, err := mongo.Connect(options.Client().ApplyURI(db.uri))
+	if err != nil {
+		return err
+	}
+	seedCtx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	err = seedAll(seedCtx, mc.Database(dbName), cfg, log)
+	cancel()
+	_ = mc.Disconnect(context.Background())
+	if err != nil {
+		return err
+	}
+
+	srv, err := startServe(ctx, cfg, db.uri, log)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+
+	b := &bench{cfg: cfg, log: log, hc: newHTTPClient(cfg.conns)}
+	b.sc = serveClient{hc: b.hc, base: "http://" + srv.addr}
+	b.ids = sampleIDs(findOneDocs, min(findOneDocs, cfg.docs))
+	if err := b.checkSame(ctx); err != nil {
+		return err
+	}
+
+	rep := report{cfg: cfg}
+	if cfg.cases["find"] {
+		for _, limit := range cfg.limits {
+			c := benchCase{
+				name: fmt.Sprintf("Find, limit %d", limit), key: fmt.Sprintf("find%d", limit), limit: limit,
+				url: func(v string) func(uint64) string {
+					u := fmt.Sprintf("%s/%s/page/%s?limit=%d", b.sc.base, v, sizedColl(limit+1, cfg.docs), limit)
+					return func(uint64) string { return u }
+				},
+			}
+			res, err := b.runCase(ctx, c)
+			if err != nil {
+				return err
+			}
+			rep.cases = append(rep.cases, res)
+		}
+	}
+	if cfg.cases["findone"] {
+		c := benchCase{
+			name: "FindOne by _id", key: "findone",
+			url: func(v string) func(uint64) string {
+				prefix := fmt.Sprintf("%s/%s/users/", b.sc.base, v)
+				return func(i uint64) string { return prefix + b.ids[i%uint64(len(b.ids))] }
+			},
+		}
+		res, err := b.runCase(ctx, c)
+		if err != nil {
+			return err
+		}
+		rep.cases = append(rep.cases, res)
+	}
+	if cfg.cases["export"] {
+		for _, n := range cfg.exportSizes {
+			res, err := b.runExport(ctx, n)
+			if err != nil {
+				return err
+			}
+			rep.exports = append(rep.exports, res)
+		}
+	}
+	rep.elapsed = time.Since(started)
+	rep.write(stdout)
+	return nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// serveProcess is the serve role, running as a child.
+type serveProcess struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{}
+	addr  string
+}
+
+// startServe starts this program again in its serve role.
+func startServe(ctx context.Context, cfg config, uri string, log io.Writer) (*serveProcess, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	pageColls, exportColls := []string{}, []string{}
+	for _, l := range cfg.limits {
+		pageColls = append(pageColls, sizedColl(l+1, cfg.docs))
+	}
+	for _, n := range cfg.exportSizes {
+		exportColls = append(exportColls, sizedColl(n, cfg.docs))
+	}
+	sc, err := json.Marshal(serveConfig{
+		URI: uri, Database: dbName, MaxLimit: max(slicesMax(cfg.limits), 100), PageColls: pageColls, FindOneColl: findOneColl(cfg.docs),
+		ExportColls: exportColls, ExportLimit: max(slicesMax(cfg.exportSizes), 100),
+	})
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), roleEnv+"="+roleServe, serveEnv+"="+string(sc))
+	cmd.Stderr = log
+	setParentDeath(cmd)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the serve process: %w", err)
+	}
+	p := &serveProcess{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "LISTEN="); ok {
+				addr <- v
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	select {
+	case p.addr = <-addr:
+	case <-p.done:
+		return nil, errors.New("the serve process exited before listening")
+	case <-time.After(time.Minute):
+		p.stop()
+		return nil, errors.New("the serve process did not listen within a minute")
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+	return p, nil
+}
+
+// stop closes the serve process's standard input, which ends it, and
+// kills it if it has not ended within 10 s.
+func (p *serveProcess) stop() {
+	_ = p.stdin.Close()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func slicesMax(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+// bench runs the cases against the serve process.
+type bench struct {
+	cfg config
+	log io.Writer
+	hc  *http.Client
+	sc  serveClient
+	ids []string // ids of existing users, for FindOne
+}
+
+var variants = []string{variantRaw, variantStruct, variantHand}
+
+// benchCase is one load: the same request shape sent to each variant.
+type benchCase struct {
+	name  string
+	key   string // for profile file names
+	limit int    // page size; 0 for FindOne
+	url   func(variant string) func(i uint64) string
+}
+
+// roundResult is one variant's figures in one round, per request.
+type roundResult struct {
+	RPS      float64
+	P50, P99 time.Duration
+	CPU      time.Duration // serve process CPU per request
+	SysCPU   time.Duration // the part of it spent in the kernel
+	Allocs   float64       // serve process heap allocations per request
+	Bytes    float64       // serve process bytes allocated per request
+	Body     float64       // response body bytes per request
+	Requests int
+	Errors   int
+}
+
+type caseResult struct {
+	benchCase
+	rounds map[string][]roundResult // by variant, in round order
+}
+
+// rotate returns xs rotated left by k, so each round starts with another
+// variant and none always runs first or last.
+func rotate(xs []string, k int) []string {
+	k %= len(xs)
+	return append(append([]string{}, xs[k:]...), xs[:k]...)
+}
+
+func (b *bench) runCase(ctx context.Context, c benchCase) (caseResult, error) {
+	res := caseResult{benchCase: c, rounds: map[string][]roundResult{}}
+	if b.cfg.warmup > 0 {
+		for _, v := range variants {
+			lr := runLoad(ctx, b.hc, b.cfg.conns, b.cfg.warmup, c.url(v), "")
+			if lr.errs > 0 {
+				return res, fmt.Errorf("%s, %s: %d errors while warming up; first: %v", c.name, v, lr.errs, lr.firstErr)
+			}
+		}
+	}
+	for r := range b.cfg.rounds {
+		for _, v := range rotate(variants, r) {
+			rr, err := b.measure(ctx, c, v)
+			if err != nil {
+				return res, err
+			}
+			res.rounds[v] = append(res.rounds[v], rr)
+			fmt.Fprintf(b.log, "%s, round %d/%d, %-16s %8.1f req/s  p50 %-9s CPU/req %-9s (sys %-9s) allocs/req %.0f\n",
+				c.name, r+1, b.cfg.rounds, v, rr.RPS, fmtDur(rr.P50), fmtDur(rr.CPU), fmtDur(rr.SysCPU), rr.Allocs)
+		}
+	}
+	if b.cfg.profileDir != "" {
+		if err := b.profile(ctx, c); err != nil {
+			return res, err
+		}
+	}
+	return res, ctx.Err()
+}
+
+// measure runs one round of load against one variant, between two
+// readings of the serve process's counters.
+func (b *bench) measure(ctx context.Context, c benchCase, v string) (roundResult, error) {
+	before, err := b.sc.stats(ctx)
+	if err != nil {
+		return roundResult{}, err
+	}
+	lr := runLoad(ctx, b.hc, b.cfg.conns, b.cfg.duration, c.url(v), "")
+	after, err := b.sc.stats(ctx)
+	if err != nil {
+		return roundResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return roundResult{}, err
+	}
+	if lr.errs > 0 {
+		return roundResult{}, fmt.Errorf("%s, %s: %d errors; first: %v", c.name, v, lr.errs, lr.firstErr)
+	}
+	if lr.ok == 0 {
+		return roundResult{}, fmt.Errorf("%s, %s: no request finished", c.name, v)
+	}
+	n := float64(lr.ok)
+	return roundResult{
+		RPS:      n / lr.elapsed.Seconds(),
+		P50:      percentile(lr.lat, 0.50),
+		P99:      percentile(lr.lat, 0.99),
+		CPU:      time.Duration(float64(after.CPU-before.CPU) / n),
+		SysCPU:   time.Duration(float64(after.SysCPU-before.SysCPU) / n),
+		Allocs:   float64(after.Allocs-before.Allocs) / n,
+		Bytes:    float64(after.AllocBytes-before.AllocBytes) / n,
+		Body:     float64(lr.bytes) / n,
+		Requests: lr.ok,
+		Errors:   lr.errs,
+	}, nil
+}
+
+// profile loads each variant for one more round while the serve process
+// records a CPU profile and an allocation profile of it.
+func (b *bench) profile(ctx context.Context, c benchCase) error {
+	if err := os.MkdirAll(b.cfg.profileDir, 0o755); err != nil {
+		return err
+	}
+	secs := max(1, int(math.Ceil(b.cfg.duration.Seconds())))
+	for _, v := range variants {
+		errc := make(chan error, 2)
+		for _, kind := range []string{"profile", "allocs"} {
+			name := filepath.Join(b.cfg.profileDir, fmt.Sprintf("%s-%s.%s.pprof", c.key, v, map[string]string{"profile": "cpu", "allocs": "allocs"}[kind]))
+			go func() {
+				f, err := os.Create(name)
+				if err != nil {
+					errc <- err
+					return
+				}
+				defer f.Close()
+				_, err = fetch(ctx, b.hc, fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", b.sc.base, kind, secs), "", f)
+				errc <- err
+			}()
+		}
+		time.Sleep(50 * time.Millisecond) // let both profiles start
+		runLoad(ctx, b.hc, b.cfg.conns, time.Duration(secs)*time.Second, c.url(v), "")
+		for range 2 {
+			if err := <-errc; err != nil {
+				return fmt.Errorf("profiling %s, %s: %w", c.name, v, err)
+			}
+		}
+		fmt.Fprintf(b.log, "%s, %s: profiles written to %s\n", c.name, v, b.cfg.profileDir)
+	}
+	return nil
+}
+
+// exportRound is one NDJSON export, from the client's and the serve
+// process's side.
+type exportRound struct {
+	Total     time.Duration // request to last byte
+	FirstByte time.Duration // request to first byte
+	Peak      uint64        // serve process heap objects, highest sample
+	Start     uint64        // the same when the request began
+	CPU       time.Duration
+	Allocs    float64
+	Bytes     float64
+}
+
+type exportResult struct {
+	n      int
+	rounds map[string][]exportRound
+}
+
+var exportVariants = []string{variantRaw, variantHand}
+
+func (b *bench) runExport(ctx context.Context, n int) (exportResult, error) {
+	res := exportResult{n: n, rounds: map[string][]exportRound{}}
+	coll := sizedColl(n, b.cfg.docs)
+	for r := range b.cfg.exportRounds {
+		for _, v := range rotate(exportVariants, r) {
+			// Collect first, so the heap holds what the last round left
+			// behind no more than it must (GOGC stays at its default).
+			if err := b.sc.gc(ctx); err != nil {
+				return res, err
+			}
+			before, err := b.sc.stats(ctx)
+			if err != nil {
+				return res, err
+			}
+			url := fmt.Sprintf("%s/%s/export/%s?limit=%d", b.sc.base, v, coll, n)
+			cw := &lineCounter{start: time.Now()}
+			if _, err := fetch(ctx, b.hc, url, "application/x-ndjson", cw); err != nil {
+				return res, err
+			}
+			total := time.Since(cw.start)
+			after, err := b.sc.stats(ctx)
+			if err != nil {
+				return res, err
+			}
+			if cw.lines != n {
+				return res, fmt.Errorf("export of %d documents, %s: %d lines", n, v, cw.lines)
+			}
+			er := exportRound{
+				Total: total, FirstByte: cw.first,
+				Peak: after.Export.Peak, Start: after.Export.Start,
+				CPU:    after.CPU - before.CPU,
+				Allocs: float64(after.Allocs - before.Allocs),
+				Bytes:  float64(after.AllocBytes - before.AllocBytes),
+			}
+			res.rounds[v] = append(res.rounds[v], er)
+			fmt.Fprintf(b.log, "export %d, round %d/%d, %-16s %-9s first byte %-9s peak heap %.1f MiB, CPU %s\n",
+				n, r+1, b.cfg.exportRounds, v, fmtDur(er.Total), fmtDur(er.FirstByte), mib(er.Peak), fmtDur(er.CPU))
+		}
+	}
+	return res, nil
+}
+
+// lineCounter counts NDJSON lines and notes when the first byte came.
+type lineCounter struct {
+	start time.Time
+	first time.Duration
+	lines int
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	if c.first == 0 && len(p) > 0 {
+		c.first = time.Since(c.start)
+	}
+	c.lines += bytes.Count(p, []byte{'\n'})
+	return len(p), nil
+}
+
+// checkSame fetches one answer of each kind from every variant and checks
+// that they hold the same documents (as JSON values), so that the variants
+// are compared on the same work.
+func (b *bench) checkSame(ctx context.Context) error {
+	var paths []string
+	if b.cfg.cases["find"] {
+		l := slicesMax(b.cfg.limits)
+		paths = append(paths, fmt.Sprintf("/page/%s?limit=%d", sizedColl(l+1, b.cfg.docs), l))
+	}
+	if b.cfg.cases["findone"] {
+		paths = append(paths, "/users/"+b.ids[0])
+	}
+	for _, path := range paths {
+		var want any
+		for _, v := range []string{variantHand, variantRaw, variantStruct} {
+			var buf bytes.Buffer
+			if _, err := fetch(ctx, b.hc, b.sc.base+"/"+v+path, "", &buf); err != nil {
+				return err
+			}
+			dec := json.NewDecoder(&buf)
+			dec.UseNumber()
+			var got any
+			if err := dec.Decode(&got); err != nil {
+				return fmt.Errorf("%s%s: %w", v, path, err)
+			}
+			if v == variantHand {
+				want = got
+				continue
+			}
+			if d := firstDiff(want, got, ""); d != "" {
+				return fmt.Errorf("%s%s answers other documents than the hand-written handler: %s", v, path, d)
+			}
+		}
+		fmt.Fprintf(b.log, "check: %s: the same documents from every handler\n", path)
+	}
+	return nil
+}
+
+// firstDiff describes the first difference between two decoded JSON
+// values, or returns "".
+func firstDiff(a, b any, path string) string {
+	switch a := a.(type) {
+	case map[string]any:
+		bm, ok := b.(map[string]any)
+		if !ok {
+			return fmt.Sprintf("%s: object vs %T", path, b)
+		}
+		keys := make([]string, 0, len(a)+len(bm))
+		for k := range a {
+			keys = append(keys, k)
+		}
+		for k := range bm {
+			if _, ok := a[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			av, aok := a[k]
+			bv, bok := bm[k]
+			if !aok || !bok {
+				return fmt.Sprintf("%s.%s: present in only one", path, k)
+			}
+			if d := firstDiff(av, bv, path+"."+k); d != "" {
+				return d
+			}
+		}
+		return ""
+	case []any:
+		bs, ok := b.([]any)
+		if !ok {
+			return fmt.Sprintf("%s: array vs %T", path, b)
+		}
+		if len(a) != len(bs) {
+			return fmt.Sprintf("%s: %d elements vs %d", path, len(a), len(bs))
+		}
+		for i := range a {
+			if d := firstDiff(a[i], bs[i], path+"["+strconv.Itoa(i)+"]"); d != "" {
+				return d
+			}
+		}
+		return ""
+	case json.Number:
+		// The same number may be written 45 or 45.0.
+		bn, ok := b.(json.Number)
+		af, aerr := a.Float64()
+		bf, berr := bn.Float64()
+		if !ok || aerr != nil || berr != nil || af != bf {
+			return fmt.Sprintf("%s: %v vs %v", path, a, b)
+		}
+		return ""
+	case string:
+		// The same instant may be written with or without trailing zeros.
+		if bs, ok := b.(string); ok && a != bs {
+			at, aerr := time.Parse(time.RFC3339Nano, a)
+			bt, berr := time.Parse(time.RFC3339Nano, bs)
+			if aerr != nil || berr != nil || !at.Equal(bt) {
+				return fmt.Sprintf("%s: %q vs %q", path, a, bs)
+			}
+		}
+		return ""
+	default:
+		if !reflect.DeepEqual(a, b) {
+			return fmt.Sprintf("%s: %v vs %v", path, a, b)
+		}
+		return ""
+	}
+}
