@@ -147,9 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	if cfg.dbOnly && !seedIt {
-		fmt.Fprintf(stdout, "MONGODB_URI=%s\nMONGODB_DATABASE=%s\n", uri, cfg.dbName)
-		<-ctx.Done()
-		return nil
+		return serveDatabase(ctx, stdout, uri, cfg.dbName)
 	}
 
 	client, err := mongohttp.ConnectConfig(ctx, mongohttp.Config{URI: uri})
@@ -169,6 +167,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		seedCtx, cancel := context.WithTimeout(ctx, seedTimeout)
 		_, err := seed(seedCtx, db, logger)
 		cancel()
+		if ctx.Err() != nil {
+			return nil // interrupted while seeding: a stop, not a failure
+		}
 		if err != nil {
 			return err
 		}
@@ -183,9 +184,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	if cfg.dbOnly {
-		fmt.Fprintf(stdout, "MONGODB_URI=%s\nMONGODB_DATABASE=%s\n", uri, cfg.dbName)
-		<-ctx.Done()
-		return nil
+		_ = client.Close(ctx) // seeded; the database is for others now
+		return serveDatabase(ctx, stdout, uri, cfg.dbName)
 	}
 
 	l, err := net.Listen("tcp", cfg.addr)
@@ -217,6 +217,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	logger.Info("stopped")
+	return nil
+}
+
+// serveDatabase is -db-only: it tells where the database is, in lines a
+// shell can source, and waits for the signal to stop.
+func serveDatabase(ctx context.Context, stdout io.Writer, uri, dbName string) error {
+	fmt.Fprintf(stdout, "MONGODB_URI=%s\nMONGODB_DATABASE=%s\n", uri, dbName)
+	<-ctx.Done()
 	return nil
 }
 
