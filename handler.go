@@ -310,9 +310,11 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	// The find is sent as a command so that the server gets the time limit
 	// too (maxTimeMS, from ctx's deadline) and abandons the work when it
 	// passes; the driver's Find leaves maxTimeMS out. One document more than
-	// the page tells whether a next page exists; batches stay small so a
-	// large page streams with bounded memory.
-	batch := int32(min(q.Limit+1, 1000))
+	// the page tells whether a next page exists. A first batch one larger
+	// than that lets every server see the result is complete and close the
+	// cursor, saving a killCursors round trip. Batches stay small so a large
+	// page streams with bounded memory.
+	batch := int32(min(q.Limit+2, 1000))
 	cmd := make(bson.D, 0, 9)
 	cmd = append(cmd, bson.E{Key: "find", Value: h.coll.Name()}, bson.E{Key: "filter", Value: filter})
 	if len(q.Sort) > 0 {
@@ -598,15 +600,8 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxTime)
 	defer cancel()
-	opts := options.FindOne()
-	if len(projection) > 0 {
-		opts.SetProjection(projection)
-	}
-	raw, err := h.coll.FindOne(ctx, filter, opts).Raw()
+	raw, err := h.findOne(ctx, filter, projection)
 	if err != nil {
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return ErrNotFound.Detailf("no document has this id").withCause(err)
-		}
 		return err
 	}
 	var v T
@@ -636,6 +631,42 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 		_, _ = w.Write(body)
 	}
 	return nil
+}
+
+// findOne sends one find command with singleBatch, so that no cursor is
+// left open on any server, and returns the document of its first batch.
+// It reads the reply in place rather than through the driver's cursor.
+func (h *findOneHandler[T]) findOne(ctx context.Context, filter, projection bson.D) (bson.Raw, error) {
+	cmd := make(bson.D, 0, 6)
+	cmd = append(cmd, bson.E{Key: "find", Value: h.coll.Name()}, bson.E{Key: "filter", Value: filter})
+	if len(projection) > 0 {
+		cmd = append(cmd, bson.E{Key: "projection", Value: projection})
+	}
+	cmd = append(cmd, bson.E{Key: "limit", Value: 1}, bson.E{Key: "singleBatch", Value: true})
+	if h.readConcern != nil {
+		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
+	}
+	reply, err := h.coll.Database().RunCommand(ctx, cmd, h.runOpts).Raw()
+	if err != nil {
+		return nil, err
+	}
+	batch, err := reply.LookupErr("cursor", "firstBatch")
+	if err != nil {
+		return nil, fmt.Errorf("find reply without cursor.firstBatch: %w", err)
+	}
+	arr, ok := batch.ArrayOK()
+	if !ok {
+		return nil, errors.New("find reply: cursor.firstBatch is not an array")
+	}
+	first, err := arr.IndexErr(0)
+	if err != nil {
+		return nil, ErrNotFound.Detailf("no document has this id")
+	}
+	doc, ok := first.DocumentOK()
+	if !ok {
+		return nil, errors.New("find reply: a batch element is not a document")
+	}
+	return doc, nil
 }
 
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
