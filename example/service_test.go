@@ -139,6 +139,7 @@ func startProcess(args []string, env ...string) (*process, error) {
 	cmd.Env = append(cmd.Env, env...)
 	p := &process{cmd: cmd, stdout: newLines(), stderr: newLines(), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
