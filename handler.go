@@ -47,7 +47,10 @@ type FindConfig[T any] struct {
 	BaseFilter func(r *http.Request) (bson.D, error)
 
 	// Transform is called on each document after it is decoded into T and
-	// before it is encoded. An error aborts the answer. Default is nil.
+	// before it is encoded. An error aborts the answer. When the request
+	// narrows the fields (?fields=), fields the server did not return are
+	// dropped after Transform, so it can change values but not add fields
+	// to such answers. Default is nil.
 	Transform func(r *http.Request, doc *T) error
 
 	// ErrorFunc answers errors. Default is WriteError after logging: 5xx
@@ -185,34 +188,35 @@ func (b *handlerBase[T]) logAndWrite(w http.ResponseWriter, r *http.Request, err
 	WriteError(w, r, e)
 }
 
-// filterFor ANDs the base filter with the client's filter.
-func (b *handlerBase[T]) filterFor(r *http.Request, client bson.D) (bson.D, error) {
+// base returns the request's base filter; nil when there is none.
+func (b *handlerBase[T]) base(r *http.Request) (bson.D, error) {
 	if b.baseFilter == nil {
-		if client == nil {
-			return bson.D{}, nil
-		}
-		return client, nil
+		return nil, nil
 	}
-	base, err := b.baseFilter(r)
-	if err != nil {
-		return nil, err
-	}
+	return b.baseFilter(r)
+}
+
+// and combines the base filter with the client's. It uses $and, not a
+// merged document, so the client's conditions can only narrow the base,
+// even on the same field.
+func and(base, client bson.D) bson.D {
 	switch {
+	case len(base) == 0 && client == nil:
+		return bson.D{}
 	case len(base) == 0:
-		return client, nil
+		return client
 	case len(client) == 0:
-		return base, nil
+		return base
 	}
-	// $and, not a merged document: the client's conditions can then only
-	// narrow the base, even on the same field.
-	return bson.D{{Key: "$and", Value: bson.A{base, client}}}, nil
+	return bson.D{{Key: "$and", Value: bson.A{base, client}}}
 }
 
 // document turns one raw document into the BSON to encode: as is for
-// bson.Raw, else decoded into T, transformed, and marshalled back, with
-// hidden fields removed (a struct field the projection left empty would
-// otherwise come out zero-valued).
-func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, error) {
+// bson.Raw, else decoded into T, transformed, and marshalled back. Hidden
+// fields are removed from the result, and so, when the request narrowed the
+// projection (?fields=), is every field the server did not return: a struct
+// field the projection left out would otherwise come out zero-valued.
+func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T, narrowed bool) ([]byte, error) {
 	if b.raw && b.transform == nil {
 		return raw, nil
 	}
@@ -232,10 +236,33 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 	if err != nil {
 		return nil, fmt.Errorf("encoding %T: %w", zero, err)
 	}
+	if narrowed && !b.raw {
+		doc = keepPresent(doc, raw)
+	}
 	if len(b.hidden) > 0 {
 		doc = omitPaths(doc, b.hidden, "")
 	}
 	return doc, nil
+}
+
+// narrows reports whether a projection includes fields (?fields=) rather
+// than only excluding hidden ones.
+func narrows(projection bson.D) bool {
+	for _, e := range projection {
+		if e.Key != "_id" {
+			switch v := e.Value.(type) {
+			case int32:
+				return v != 0
+			case int64:
+				return v != 0
+			case int:
+				return v != 0
+			case bool:
+				return v
+			}
+		}
+	}
+	return false
 }
 
 // Find returns a handler that answers GET and HEAD with the documents of
@@ -284,21 +311,18 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	filter, err := h.filterFor(r, q.Filter)
+	base, err := h.base(r)
 	if err != nil {
 		return err
 	}
+	filter := and(base, q.Filter)
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxTime)
 	defer cancel()
 
 	var total int64 = -1
 	switch q.Count {
 	case CountExact:
-		countFilter, err := h.filterFor(r, q.CountFilter)
-		if err != nil {
-			return err
-		}
-		if total, err = h.coll.CountDocuments(ctx, countFilter); err != nil {
+		if total, err = h.coll.CountDocuments(ctx, and(base, q.CountFilter)); err != nil {
 			return err
 		}
 	case CountEstimated:
@@ -400,8 +424,9 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		dw = h.enc.NewArrayWriter(w)
 	}
 	var v T
+	narrowed := narrows(q.Projection)
 	write := func(raw bson.Raw) error {
-		doc, err := h.document(r, raw, &v)
+		doc, err := h.document(r, raw, &v, narrowed)
 		if err != nil {
 			return err
 		}
@@ -594,10 +619,11 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	filter, err := h.filterFor(r, bson.D{{Key: "_id", Value: id}})
+	base, err := h.base(r)
 	if err != nil {
 		return err
 	}
+	filter := and(base, bson.D{{Key: "_id", Value: id}})
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxTime)
 	defer cancel()
 	raw, err := h.findOne(ctx, filter, projection)
@@ -605,7 +631,7 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	var v T
-	doc, err := h.document(r, raw, &v)
+	doc, err := h.document(r, raw, &v, narrows(projection))
 	if err != nil {
 		return err
 	}
@@ -669,6 +695,17 @@ func (h *findOneHandler[T]) findOne(ctx context.Context, filter, projection bson
 	return doc, nil
 }
 
+// ParseObjectID parses s as an ObjectID (24 hex digits, either case) and
+// returns an error matching ErrInvalidObjectID when it is not one: for
+// BaseFilter hooks that read a parent id from the path.
+func ParseObjectID(s string) (bson.ObjectID, error) {
+	id, err := bson.ObjectIDFromHex(s)
+	if err != nil {
+		return bson.ObjectID{}, ErrInvalidObjectID.Detailf("an id must be 24 hexadecimal digits")
+	}
+	return id, nil
+}
+
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
 func etagMatches(header, etag string) bool {
 	if header == "" {
@@ -681,6 +718,43 @@ func etagMatches(header, etag string) bool {
 		}
 	}
 	return false
+}
+
+// keepPresent returns doc without the fields that raw, the document the
+// server returned, does not have, at every depth where both are documents.
+func keepPresent(doc, raw bson.Raw) bson.Raw {
+	elems, err := doc.Elements()
+	if err != nil {
+		return doc
+	}
+	out := make(bson.D, 0, len(elems))
+	changed := false
+	for _, e := range elems {
+		key, v := e.Key(), e.Value()
+		have, err := raw.LookupErr(key)
+		if err != nil {
+			changed = true
+			continue
+		}
+		if sub, ok := v.DocumentOK(); ok {
+			if subRaw, ok := have.DocumentOK(); ok {
+				if kept := keepPresent(sub, subRaw); len(kept) != len(sub) {
+					out = append(out, bson.E{Key: key, Value: kept})
+					changed = true
+					continue
+				}
+			}
+		}
+		out = append(out, bson.E{Key: key, Value: v})
+	}
+	if !changed {
+		return doc
+	}
+	b, err := bson.Marshal(out)
+	if err != nil {
+		return doc
+	}
+	return b
 }
 
 // omitPaths returns doc without the fields at the given dotted paths

@@ -10,10 +10,10 @@
 //
 //	users := client.Database("app").Collection("users")
 //	mux := http.NewServeMux()
-//	mux.Handle("GET /users", mongohttp.Find[bson.Raw](users, mongohttp.FindConfig{
+//	mux.Handle("GET /users", mongohttp.Find(users, mongohttp.FindConfig[bson.Raw]{
 //		Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"age": mongohttp.Int}},
 //	}))
-//	mux.Handle("GET /users/{id}", mongohttp.FindOne[bson.Raw](users, mongohttp.FindOneConfig{}))
+//	mux.Handle("GET /users/{id}", mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{}))
 //	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
 //	log.Fatal(http.ListenAndServe(":8080", mux))
 //

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,9 +74,10 @@ func people(t *testing.T, coll *mongo.Collection, n int) []person {
 
 // fixture is a seeded collection served by Find and FindOne on a ServeMux.
 type fixture struct {
-	coll   *mongo.Collection
-	people []person
-	srv    *httptest.Server
+	coll      *mongo.Collection
+	people    []person
+	srv       *httptest.Server
+	baseCalls atomic.Int64 // calls of the /groups base filter
 }
 
 func newFixture(t *testing.T, n int) *fixture {
@@ -91,6 +93,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	mux.Handle("/groups/{group}/people", mongohttp.Find(coll, mongohttp.FindConfig[bson.Raw]{
 		Policy: peoplePolicy,
 		BaseFilter: func(r *http.Request) (bson.D, error) {
+			f.baseCalls.Add(1)
 			return bson.D{{Key: "group", Value: r.PathValue("group")}}, nil
 		},
 	}))
@@ -223,11 +226,19 @@ func TestFindSortAndProjection(t *testing.T) {
 	if len(docs) != 40 {
 		t.Fatalf("got %d documents, want 40", len(docs))
 	}
-	for _, d := range f.do(t, "GET", "/people?fields=name,tags&limit=50").docs(t) {
-		keys := slices.Sorted(mapsKeys(d))
-		if !slices.Equal(keys, []string{"_id", "name", "tags"}) {
-			t.Fatalf("fields=name,tags gave keys %v", keys)
+	for _, target := range []string{"/people", "/typed"} {
+		// A typed handler must not invent zero values for the fields the
+		// projection left out.
+		for _, d := range f.do(t, "GET", target+"?fields=name,tags&limit=50").docs(t) {
+			keys := slices.Sorted(mapsKeys(d))
+			if !slices.Equal(keys, []string{"_id", "name", "tags"}) {
+				t.Fatalf("%s?fields=name,tags gave keys %v", target, keys)
+			}
 		}
+	}
+	one := f.do(t, "GET", "/typed/"+f.people[0].ID.Hex()+"?fields=name")
+	if raw := f.do(t, "GET", "/people/"+f.people[0].ID.Hex()+"?fields=name"); !bytes.Equal(one.body, raw.body) {
+		t.Fatalf("typed FindOne with fields=name: %s, raw: %s", one.body, raw.body)
 	}
 }
 
@@ -318,6 +329,12 @@ func TestFindCount(t *testing.T) {
 				t.Fatalf("X-Total-Count = %q, want %q", got, tt.want)
 			}
 		})
+	}
+	// The base filter runs once per request, count or not.
+	before := f.baseCalls.Load()
+	f.do(t, "GET", "/groups/a/people?count=exact")
+	if n := f.baseCalls.Load() - before; n != 1 {
+		t.Fatalf("BaseFilter ran %d times for one request", n)
 	}
 	// Every page of a walk reports the same total.
 	r := f.do(t, "GET", "/people?count=exact&limit=20")
