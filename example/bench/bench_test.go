@@ -31,9 +31,6 @@ func TestMain(m *testing.M) {
 // example's database as a child, the seed, the serve role, every case,
 // the report.
 func TestSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the example and starts its database")
-	}
 	cfg, err := parseFlags([]string{
 		"-docs", "300", "-limits", "10", "-exports", "100,300",
 		"-rounds", "1", "-export-rounds", "1", "-duration", "200ms", "-warmup", "0", "-conns", "4",
