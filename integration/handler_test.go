@@ -493,3 +493,55 @@ func checkProblem(t *testing.T, r response, code string) {
 		t.Fatalf("problem %+v, want code %q and status %d", p, code, r.status)
 	}
 }
+
+// TestFindStreamsLargePages checks the path for pages larger than the
+// look-ahead: documents stream as they come, complete and in order, and the
+// page has no next link (it could not be decided before the body started).
+func TestFindStreamsLargePages(t *testing.T) {
+	c := connect(t, mongohttp.PoolConfig{})
+	coll := database(t, c).Collection("big")
+	ids := insertDocs(t, coll, 120, 2000) // about 240 KB
+	h := mongohttp.Find(coll, mongohttp.FindConfig[bson.Raw]{
+		Policy:    mongohttp.Policy{MaxLimit: 1000},
+		Lookahead: 16 << 10,
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, accept := range []string{"application/json", "application/x-ndjson"} {
+		t.Run(accept, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL+"?limit=100", nil)
+			req.Header.Set("Accept", accept)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || resp.Header.Get("Link") != "" {
+				t.Fatalf("status %d, Link %q", resp.StatusCode, resp.Header.Get("Link"))
+			}
+			var docs []map[string]any
+			if accept == "application/json" {
+				if err := json.Unmarshal(body, &docs); err != nil {
+					t.Fatalf("%v", err)
+				}
+			} else {
+				for _, line := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
+					var d map[string]any
+					if err := json.Unmarshal([]byte(line), &d); err != nil {
+						t.Fatalf("line %q: %v", line[:min(40, len(line))], err)
+					}
+					docs = append(docs, d)
+				}
+			}
+			if len(docs) != 100 {
+				t.Fatalf("%d documents, want 100", len(docs))
+			}
+			for i, d := range docs {
+				if d["_id"] != ids[i].Hex() {
+					t.Fatalf("document %d is %v, want %s", i, d["_id"], ids[i].Hex())
+				}
+			}
+		})
+	}
+}
