@@ -354,7 +354,11 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if h.readConcern != nil {
 		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
 	}
-	cur, err := h.coll.Database().RunCommandCursor(ctx, cmd, h.runOpts)
+	var cur *mongo.Cursor
+	err = retryRead(ctx, func() (err error) {
+		cur, err = h.coll.Database().RunCommandCursor(ctx, cmd, h.runOpts)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -460,6 +464,23 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		h.abort(r, err)
 	}
 	return nil
+}
+
+// retryRead runs a read and, if it failed in a way a retry can mend (a
+// network error, a connection from a pool the driver has since cleared, a
+// server shutting down or electing a primary), runs it once more while ctx
+// allows. The driver's retryable reads do this for its own helpers but not
+// for commands, which Find and FindOne send so the server gets maxTimeMS.
+// Nothing has been written to the client when it runs, so a retry is safe.
+func retryRead(ctx context.Context, read func() error) error {
+	err := read()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if mongo.IsNetworkError(err) || serverUnavailable(err) || isPoolCleared(err) {
+		return read()
+	}
+	return err
 }
 
 // cursorCloseTimeout bounds the background killing of a cursor that a
@@ -672,7 +693,11 @@ func (h *findOneHandler[T]) findOne(ctx context.Context, filter, projection bson
 	if h.readConcern != nil {
 		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
 	}
-	reply, err := h.coll.Database().RunCommand(ctx, cmd, h.runOpts).Raw()
+	var reply bson.Raw
+	err := retryRead(ctx, func() (err error) {
+		reply, err = h.coll.Database().RunCommand(ctx, cmd, h.runOpts).Raw()
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

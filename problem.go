@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -143,20 +144,29 @@ func serverUnavailable(err error) bool {
 	return unavailableCodes[ce.Code] || ce.HasErrorLabel("RetryableError") || ce.HasErrorLabel("SystemOverloadedError")
 }
 
+// isPoolCleared reports whether err came from a connection pool the driver
+// cleared after another connection to the same server failed.
+func isPoolCleared(err error) bool { return hasTopologyError(err, "poolClearedError") }
+
 // noConnection reports whether err means the operation never got a usable
 // connection: no server could be selected, the pool had none to give within
-// the wait, or the pool was cleared after another connection failed. The driver reports both as timeouts too, so they are
-// checked first; a timeout of a query that did run is a 504 instead.
+// the wait, or the pool was cleared after another connection failed. The
+// driver reports the first two as timeouts too, so they are checked first;
+// a timeout of a query that did run is a 504 instead.
 func noConnection(err error) bool {
-	// The driver's ServerSelectionError and WaitQueueTimeoutError live in a
-	// package documented as unstable; match them by name rather than import it.
+	return hasTopologyError(err, "ServerSelectionError", "WaitQueueTimeoutError", "poolClearedError")
+}
+
+// hasTopologyError reports whether err's chain holds one of the driver's
+// topology errors with the given type names. They live in a package
+// documented as unstable; matching by name avoids importing it.
+func hasTopologyError(err error, names ...string) bool {
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		t := reflect.TypeOf(e)
 		if t.Kind() == reflect.Pointer {
 			t = t.Elem()
 		}
-		if strings.HasSuffix(t.PkgPath(), "/x/mongo/driver/topology") &&
-			(t.Name() == "ServerSelectionError" || t.Name() == "WaitQueueTimeoutError" || t.Name() == "poolClearedError") {
+		if strings.HasSuffix(t.PkgPath(), "/x/mongo/driver/topology") && slices.Contains(names, t.Name()) {
 			return true
 		}
 	}

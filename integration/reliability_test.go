@@ -498,3 +498,29 @@ func TestPoolWaitEndsIn503(t *testing.T) {
 	}
 	s.finish()
 }
+
+// TestFirstRequestAfterRestartSucceeds: after the database restarts, the
+// pool still holds connections to the old process. The first request that
+// picks one up must not turn the blip into an error: the query is retried
+// once, as the driver's retryable reads would.
+func TestFirstRequestAfterRestartSucceeds(t *testing.T) {
+	srv := embedded(t)
+	s := newScenario(t, srv.URI(), mongohttp.PoolConfig{MinPoolSize: 2})
+	coll := s.client.Database("restart").Collection("docs")
+	ids := insertDocs(t, coll, 10, 10)
+	s.serve(coll, 10*time.Second, 0)
+	for _, target := range []string{"/docs?limit=3", "/docs/" + ids[0].Hex()} {
+		if a := s.get(target); a.status != 200 {
+			t.Fatalf("%s before the restart: %d %v", target, a.status, a.err)
+		}
+		srv.Stop()
+		if err := srv.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		s.cursors.forgetOpen()
+		if a := s.get(target); a.status != 200 {
+			t.Fatalf("%s first after the restart: %d %q %v", target, a.status, a.code, a.err)
+		}
+	}
+	s.finish()
+}
