@@ -474,7 +474,9 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 // Nothing has been written to the client when it runs, so a retry is safe.
 func retryRead(ctx context.Context, read func() error) error {
 	err := read()
-	if err == nil || ctx.Err() != nil {
+	// A read that ran out of time is not retried: the socket's deadline
+	// can fire a moment before ctx reports it, as a network timeout.
+	if err == nil || ctx.Err() != nil || mongo.IsTimeout(err) {
 		return err
 	}
 	if mongo.IsNetworkError(err) || serverUnavailable(err) || isPoolCleared(err) {
