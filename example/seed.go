@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mongohttp/mongohttp/example/internal/sample"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -46,26 +47,6 @@ type seedProfile struct {
 const passwordHashPrefix = "$2a$10$"
 
 var (
-	firstNames = []string{
-		"Ada", "Alan", "Barbara", "Brian", "Claude", "Dennis", "Donald", "Edsger",
-		"Frances", "Grace", "Guido", "Hedy", "Ivan", "Jean", "John", "Katherine",
-		"Ken", "Leslie", "Linus", "Margaret", "Niklaus", "Radia", "Rob", "Robin",
-		"Shafi", "Sophie", "Tim", "Tony", "Vint", "Whitfield", "Yukihiro", "Zhang",
-	}
-	lastNames = []string{
-		"Allen", "Backus", "Bartik", "Berners-Lee", "Cerf", "Dijkstra", "Goldwasser",
-		"Hamilton", "Hoare", "Hopper", "Johnson", "Kay", "Knuth", "Lamport", "Liskov",
-		"Lovelace", "Matsumoto", "McCarthy", "Milner", "Perlman", "Pike", "Ritchie",
-		"Rossum", "Shannon", "Sutherland", "Thompson", "Torvalds", "Turing", "Wilson", "Wirth",
-	}
-	cities = []string{
-		"Amsterdam", "Berlin", "Cape Town", "Lagos", "Lisbon", "London", "Montreal",
-		"Osaka", "Paris", "São Paulo", "Seoul", "Sydney", "Toronto", "Zürich",
-	}
-	tagPool = []string{
-		"go", "mongodb", "http", "json", "databases", "distributed", "security",
-		"testing", "performance", "design", "music", "travel", "photography", "cooking",
-	}
 	titleTopics = []string{
 		"indexes", "connection pools", "keyset pagination", "JSON encoding", "HTTP caching",
 		"graceful shutdown", "rate limits", "schema design", "query planners", "timeouts",
@@ -97,8 +78,8 @@ func sampleData() ([]seedUser, []Post) {
 	users := make([]seedUser, sampleUsers)
 	userIDs := newIDMaker(rng)
 	for i := range users {
-		first := firstNames[rng.IntN(len(firstNames))]
-		last := lastNames[rng.IntN(len(lastNames))]
+		first := sample.FirstNames[rng.IntN(len(sample.FirstNames))]
+		last := sample.LastNames[rng.IntN(len(sample.LastNames))]
 		// Users join during the first three years, so each has time to post.
 		created := start.Add(time.Duration(rng.Int64N(int64(span * 2 / 3)))).Truncate(time.Millisecond)
 		users[i] = seedUser{
@@ -107,9 +88,9 @@ func sampleData() ([]seedUser, []Post) {
 			Email:   fmt.Sprintf("%s.%s%d@example.com", strings.ToLower(first), strings.ToLower(last), i+1),
 			Age:     int32(18 + rng.IntN(62)),
 			Created: created,
-			Tags:    pick(rng, tagPool, 1+rng.IntN(3)),
+			Tags:    pick(rng, sample.Tags, 1+rng.IntN(3)),
 			Profile: seedProfile{
-				City:  cities[rng.IntN(len(cities))],
+				City:  sample.Cities[rng.IntN(len(sample.Cities))],
 				Score: float64(rng.IntN(1001)) / 10,
 			},
 			PasswordHash: passwordHash(rng),

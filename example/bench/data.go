@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mongohttp/mongohttp/example/internal/sample"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -61,27 +62,6 @@ type Profile struct {
 	Score float64 `bson:"score"`
 }
 
-var (
-	firstNames = []string{
-		"Ada", "Alan", "Barbara", "Brian", "Claude", "Dennis", "Donald", "Edsger",
-		"Frances", "Grace", "Guido", "Hedy", "Ivan", "Jean", "John", "Katherine",
-		"Ken", "Leslie", "Linus", "Margaret", "Niklaus", "Radia", "Rob", "Robin",
-	}
-	lastNames = []string{
-		"Allen", "Backus", "Bartik", "Berners-Lee", "Cerf", "Dijkstra", "Goldwasser",
-		"Hamilton", "Hoare", "Hopper", "Johnson", "Kay", "Knuth", "Lamport", "Liskov",
-		"Lovelace", "Matsumoto", "McCarthy", "Milner", "Perlman", "Pike", "Ritchie",
-	}
-	cities = []string{
-		"Amsterdam", "Berlin", "Cape Town", "Lagos", "Lisbon", "London", "Montreal",
-		"Osaka", "Paris", "São Paulo", "Seoul", "Sydney", "Toronto", "Zürich",
-	}
-	tagPool = []string{
-		"go", "mongodb", "http", "json", "databases", "distributed", "security",
-		"testing", "performance", "design", "music", "travel", "photography", "cooking",
-	}
-)
-
 const hashAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 var seedStart = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -90,12 +70,12 @@ var seedStart = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
 // depends on i only, so every collection holds the same first documents.
 func userDoc(i int) bson.D {
 	rng := rand.New(rand.NewPCG(20240501, uint64(i)))
-	first := firstNames[rng.IntN(len(firstNames))]
-	last := lastNames[rng.IntN(len(lastNames))]
+	first := sample.FirstNames[rng.IntN(len(sample.FirstNames))]
+	last := sample.LastNames[rng.IntN(len(sample.LastNames))]
 	created := seedStart.Add(time.Duration(rng.Int64N(int64(3 * 365 * 24 * time.Hour)))).Truncate(time.Millisecond)
 	tags := bson.A{}
-	for _, k := range rng.Perm(len(tagPool))[:1+rng.IntN(3)] {
-		tags = append(tags, tagPool[k])
+	for _, k := range rng.Perm(len(sample.Tags))[:1+rng.IntN(3)] {
+		tags = append(tags, sample.Tags[k])
 	}
 	var hash strings.Builder
 	hash.WriteString("$2a$10$")
@@ -110,7 +90,7 @@ func userDoc(i int) bson.D {
 		{Key: "created", Value: bson.NewDateTimeFromTime(created)},
 		{Key: "tags", Value: tags},
 		{Key: "profile", Value: bson.D{
-			{Key: "city", Value: cities[rng.IntN(len(cities))]},
+			{Key: "city", Value: sample.Cities[rng.IntN(len(sample.Cities))]},
 			{Key: "score", Value: float64(rng.IntN(1001)) / 10},
 		}},
 		{Key: "password_hash", Value: hash.String()},
