@@ -1,0 +1,163 @@
+package mongohttp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// FindOne returns a handler that answers GET and HEAD with the document of
+// coll whose _id is the request's id: 400 invalid_object_id for a malformed
+// id, 404 not_found when there is no such document. Answers carry a strong
+// ETag, and If-None-Match gets 304. The only query parameter accepted is
+// ?fields= (when the policy allows projection), plus the policy's
+// ExtraParameters.
+//
+// FindOne panics if coll is nil or the policy is invalid.
+func FindOne[T any](coll *mongo.Collection, cfg FindOneConfig[T]) http.Handler {
+	b := newBase(coll, cfg.Policy, cfg.ReadPreference, cfg.ReadConcern, cfg.BaseFilter, cfg.Transform,
+		cfg.ErrorFunc, cfg.Logger, cfg.MaxTime, cfg.Encoder)
+	id := cfg.ID
+	if id == nil {
+		id = func(r *http.Request) string { return r.PathValue("id") }
+	}
+	return &findOneHandler[T]{handlerBase: b, id: id}
+}
+
+type findOneHandler[T any] struct {
+	*handlerBase[T]
+	id func(r *http.Request) string
+}
+
+func (h *findOneHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !allowGetHead(w, r) {
+		return
+	}
+	if err := h.serve(w, r); err != nil {
+		h.errorFunc(w, r, err)
+	}
+}
+
+func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
+	projection, err := h.parser.ParseProjection(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	id, err := h.parser.ParseID(h.id(r))
+	if err != nil {
+		return err
+	}
+	base, err := h.base(r)
+	if err != nil {
+		return err
+	}
+	filter := and(base, bson.D{{Key: "_id", Value: id}})
+	ctx, cancel := context.WithTimeout(r.Context(), h.maxTime)
+	defer cancel()
+	raw, err := h.findOne(ctx, filter, projection)
+	if err != nil {
+		return err
+	}
+	var v T
+	doc, err := h.document(r, raw, &v, narrows(projection))
+	if err != nil {
+		return err
+	}
+	body, err := h.enc.AppendDocument(make([]byte, 0, len(doc)+len(doc)/2+16), doc)
+	if err != nil {
+		return err
+	}
+	body = append(body, '\n')
+
+	sum := sha256.Sum256(body)
+	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
+	hdr := w.Header()
+	hdr.Set("ETag", etag)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	return nil
+}
+
+// findOne sends one find command with singleBatch, so that no cursor is
+// left open on any server, and returns the document of its first batch.
+// It reads the reply in place rather than through the driver's cursor.
+func (h *findOneHandler[T]) findOne(ctx context.Context, filter, projection bson.D) (bson.Raw, error) {
+	cmd := make(bson.D, 0, 6)
+	cmd = append(cmd, bson.E{Key: "find", Value: h.coll.Name()}, bson.E{Key: "filter", Value: filter})
+	if len(projection) > 0 {
+		cmd = append(cmd, bson.E{Key: "projection", Value: projection})
+	}
+	cmd = append(cmd, bson.E{Key: "limit", Value: 1}, bson.E{Key: "singleBatch", Value: true})
+	if h.readConcern != nil {
+		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
+	}
+	var reply bson.Raw
+	err := retryRead(ctx, func() (err error) {
+		reply, err = h.coll.Database().RunCommand(ctx, cmd, h.runOpts).Raw()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	batch, err := reply.LookupErr("cursor", "firstBatch")
+	if err != nil {
+		return nil, fmt.Errorf("find reply without cursor.firstBatch: %w", err)
+	}
+	arr, ok := batch.ArrayOK()
+	if !ok {
+		return nil, errors.New("find reply: cursor.firstBatch is not an array")
+	}
+	first, err := arr.IndexErr(0)
+	if err != nil {
+		return nil, ErrNotFound.Detailf("no document has this id")
+	}
+	doc, ok := first.DocumentOK()
+	if !ok {
+		return nil, errors.New("find reply: a batch element is not a document")
+	}
+	return doc, nil
+}
+
+// ParseObjectID parses s as an ObjectID (24 hex digits, either case) and
+// returns an error matching ErrInvalidObjectID when it is not one: for
+// BaseFilter hooks that read a parent id from the path.
+func ParseObjectID(s string) (bson.ObjectID, error) {
+	id, err := bson.ObjectIDFromHex(s)
+	if err != nil {
+		return bson.ObjectID{}, ErrInvalidObjectID.Detailf("an id must be 24 hexadecimal digits")
+	}
+	return id, nil
+}
+
+// etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for part := range strings.SplitSeq(header, ",") {
+		part = strings.TrimSpace(part)
+		if part == "*" || strings.TrimPrefix(part, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// keepPresent returns doc without the fields that raw, the document the
