@@ -27,25 +27,33 @@ import (
 //
 // Find panics if coll is nil or the policy is invalid, as http.Handle does
 // for a bad pattern: both are programming errors found at start-up.
+//
+// Deprecated: declare the collection with Collection and use Resource.Find,
+// which New checks without panicking.
 func Find[T any](coll *mongo.Collection, cfg FindConfig[T]) http.Handler {
-	b := newBase(coll, cfg.Policy, cfg.ReadPreference, cfg.ReadConcern, cfg.BaseFilter, cfg.Transform,
-		cfg.ErrorFunc, cfg.Logger, cfg.MaxTime, cfg.Encoder)
-	lookahead := cfg.Lookahead
-	if lookahead <= 0 {
-		lookahead = DefaultLookahead
-	}
-	return &findHandler[T]{handlerBase: b, lookahead: lookahead}
+	return Must(New(Collection[T]{
+		Coll: coll, Policy: cfg.Policy, BaseFilter: cfg.BaseFilter, Transform: cfg.Transform,
+		ErrorFunc: cfg.ErrorFunc, Logger: cfg.Logger, MaxTime: cfg.MaxTime, Encoder: cfg.Encoder,
+		ReadPreference: cfg.ReadPreference, ReadConcern: cfg.ReadConcern, Lookahead: cfg.Lookahead,
+	})).Find()
 }
 
 type findHandler[T any] struct {
 	*handlerBase[T]
 	lookahead int
+	limit     *limiter
 }
 
 func (h *findHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !allowGetHead(w, r) {
 		return
 	}
+	client := clientLimiter(h.coll.Database().Client())
+	if err := admit(r.Context(), h.limit, client); err != nil {
+		h.errorFunc(w, r, err)
+		return
+	}
+	defer leave(h.limit, client)
 	if err := h.serve(w, r); err != nil {
 		h.errorFunc(w, r, err)
 	}
@@ -176,9 +184,8 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		dw = h.enc.NewArrayWriter(w)
 	}
 	var v T
-	narrowed := narrows(q.Projection)
 	write := func(raw bson.Raw) error {
-		doc, err := h.document(r, raw, &v, narrowed)
+		doc, err := h.document(r, raw, &v)
 		if err != nil {
 			return err
 		}
@@ -214,12 +221,7 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// retryRead runs a read and, if it failed in a way a retry can mend (a
-// network error, a connection from a pool the driver has since cleared, a
-// server shutting down or electing a primary), runs it once more while ctx
-// allows. The driver's retryable reads do this for its own helpers but not
-// for commands, which Find and FindOne send so the server gets maxTimeMS.
-// Nothing has been written to the client when it runs, so a retry is safe.
+// pageBuffer holds the raw documents of a page back to back, so the look
 // ahead costs one growing slice rather than one allocation per document.
 type pageBuffer struct {
 	buf  []byte

@@ -22,25 +22,33 @@ import (
 // ExtraParameters.
 //
 // FindOne panics if coll is nil or the policy is invalid.
+//
+// Deprecated: declare the collection with Collection and use
+// Resource.FindOne, which New checks without panicking.
 func FindOne[T any](coll *mongo.Collection, cfg FindOneConfig[T]) http.Handler {
-	b := newBase(coll, cfg.Policy, cfg.ReadPreference, cfg.ReadConcern, cfg.BaseFilter, cfg.Transform,
-		cfg.ErrorFunc, cfg.Logger, cfg.MaxTime, cfg.Encoder)
-	id := cfg.ID
-	if id == nil {
-		id = func(r *http.Request) string { return r.PathValue("id") }
-	}
-	return &findOneHandler[T]{handlerBase: b, id: id}
+	return Must(New(Collection[T]{
+		Coll: coll, Policy: cfg.Policy, ID: cfg.ID, BaseFilter: cfg.BaseFilter, Transform: cfg.Transform,
+		ErrorFunc: cfg.ErrorFunc, Logger: cfg.Logger, MaxTime: cfg.MaxTime, Encoder: cfg.Encoder,
+		ReadPreference: cfg.ReadPreference, ReadConcern: cfg.ReadConcern,
+	})).FindOne()
 }
 
 type findOneHandler[T any] struct {
 	*handlerBase[T]
-	id func(r *http.Request) string
+	id    func(r *http.Request) string
+	limit *limiter
 }
 
 func (h *findOneHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !allowGetHead(w, r) {
 		return
 	}
+	client := clientLimiter(h.coll.Database().Client())
+	if err := admit(r.Context(), h.limit, client); err != nil {
+		h.errorFunc(w, r, err)
+		return
+	}
+	defer leave(h.limit, client)
 	if err := h.serve(w, r); err != nil {
 		h.errorFunc(w, r, err)
 	}
@@ -67,7 +75,7 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	var v T
-	doc, err := h.document(r, raw, &v, narrows(projection))
+	doc, err := h.document(r, raw, &v)
 	if err != nil {
 		return err
 	}
@@ -159,5 +167,3 @@ func etagMatches(header, etag string) bool {
 	}
 	return false
 }
-
-// keepPresent returns doc without the fields that raw, the document the

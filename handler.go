@@ -27,77 +27,32 @@ const DefaultLookahead = 1 << 20
 // the request's Accept header asks for it.
 const NDJSON = "application/x-ndjson"
 
-// FindConfig configures Find. The zero value serves the collection with the
-// zero Policy (filter and sort by _id only), pages of 20, plain JSON.
+// FindConfig configures Find.
+//
+// Deprecated: declare the collection once with Collection and New, and make
+// its handlers from the Resource. FindConfig's fields mean what the fields
+// of the same names in Collection mean.
 type FindConfig[T any] struct {
-	// Policy says which fields and operators clients may use. Default is the
-	// zero Policy: deny everything but _id.
-	Policy Policy
-
-	// BaseFilter returns a filter for the request (a tenant, an owner, a
-	// parent id from the path) that is ANDed with whatever the client asks,
-	// so the client can narrow it but never widen it. An error it returns is
-	// answered through ErrorFunc: return an *Error (ErrInvalidObjectID,
-	// ErrNotFound…) to choose the status. Default is nil: no base filter.
-	BaseFilter func(r *http.Request) (bson.D, error)
-
-	// Transform is called on each document after it is decoded into T and
-	// before it is encoded. An error aborts the answer. When the request
-	// narrows the fields (?fields=), fields the server did not return are
-	// dropped after Transform, so it can change values but not add fields
-	// to such answers. Default is nil.
-	Transform func(r *http.Request, doc *T) error
-
-	// ErrorFunc answers errors. Default is WriteError after logging: 5xx
-	// causes at Error level, the rest at Debug.
-	ErrorFunc func(w http.ResponseWriter, r *http.Request, err error)
-
-	// Logger receives the handler's logs. Default is slog.Default().
-	Logger *slog.Logger
-
-	// MaxTime bounds each request's queries (count included), on top of the
-	// request's own context; past it the answer is 504 "timeout" and the
-	// driver has the server abandon the operation (maxTimeMS). Default is
-	// DefaultMaxTime (10 s).
-	MaxTime time.Duration
-
-	// Encoder sets the JSON format. Default (nil) is plain JSON.
-	Encoder *Encoder
-
-	// ReadPreference routes this handler's reads (the find and the count),
-	// for example readpref.SecondaryPreferred() for list endpoints. Default
-	// (nil) is primary: the query is sent as a command, and commands do not
-	// inherit the client's or the collection's read preference, so set it
-	// here.
+	Policy         Policy
+	BaseFilter     func(r *http.Request) (bson.D, error)
+	Transform      func(r *http.Request, doc *T) error
+	ErrorFunc      func(w http.ResponseWriter, r *http.Request, err error)
+	Logger         *slog.Logger
+	MaxTime        time.Duration
+	Encoder        *Encoder
 	ReadPreference *readpref.ReadPref
-
-	// ReadConcern sets this handler's read concern, for example
-	// readconcern.Majority(). Default (nil) is the server's default.
-	ReadConcern *readconcern.ReadConcern
-
-	// Lookahead is how many bytes of raw BSON Find may hold before writing a
-	// page, so that it can tell whether another page follows and send the
-	// Link header first. A page larger than this is streamed as it comes,
-	// without a next link. Default is DefaultLookahead (1 MiB).
-	Lookahead int
+	ReadConcern    *readconcern.ReadConcern
+	Lookahead      int
 }
 
-// FindOneConfig configures FindOne. The zero value serves documents by
-// their ObjectID read from r.PathValue("id").
+// FindOneConfig configures FindOne.
+//
+// Deprecated: declare the collection once with Collection and New, and make
+// its handlers from the Resource. FindOneConfig's fields mean what the
+// fields of the same names in Collection mean.
 type FindOneConfig[T any] struct {
-	// Policy gives the type of _id (Filter["_id"], ObjectID by default), the
-	// hidden fields, and the fields ?fields= may name. Default is the zero
-	// Policy.
-	Policy Policy
-
-	// ID returns the document's id as text from the request. Default is
-	// r.PathValue("id"), which suits http.ServeMux patterns such as
-	// "GET /users/{id}"; other routers pass their own (chi.URLParam…).
-	ID func(r *http.Request) string
-
-	// BaseFilter, Transform, ErrorFunc, Logger, MaxTime, Encoder,
-	// ReadPreference and ReadConcern are as in FindConfig. A document that
-	// exists but fails BaseFilter is answered 404, like a missing one.
+	Policy         Policy
+	ID             func(r *http.Request) string
 	BaseFilter     func(r *http.Request) (bson.D, error)
 	Transform      func(r *http.Request, doc *T) error
 	ErrorFunc      func(w http.ResponseWriter, r *http.Request, err error)
@@ -108,7 +63,7 @@ type FindOneConfig[T any] struct {
 	ReadConcern    *readconcern.ReadConcern
 }
 
-// handlerBase holds what Find and FindOne share.
+// handlerBase is what the handlers of one policy of a Resource share.
 type handlerBase[T any] struct {
 	coll       *mongo.Collection
 	parser     *QueryParser
@@ -119,56 +74,16 @@ type handlerBase[T any] struct {
 	logger     *slog.Logger
 	maxTime    time.Duration
 	enc        *Encoder
-	raw        bool // T is bson.Raw: documents go from the cursor to the encoder untouched
+	raw        bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
+	zeroDoc    bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
 }
 
-func newBase[T any](coll *mongo.Collection, p Policy, rp *readpref.ReadPref, rc *readconcern.ReadConcern,
-	baseFilter func(*http.Request) (bson.D, error), transform func(*http.Request, *T) error,
-	errorFunc func(http.ResponseWriter, *http.Request, error), logger *slog.Logger, maxTime time.Duration, enc *Encoder,
-) *handlerBase[T] {
-	if coll == nil {
-		panic("mongohttp: nil collection")
-	}
-	parser, err := NewQueryParser(p)
-	if err != nil {
-		panic("mongohttp: invalid policy for " + coll.Name() + ": " + err.Error())
-	}
-	// Every query of the handler uses the same read preference and concern:
-	// the configured ones, or primary and the server's default. (Commands do
-	// not inherit the client's read preference, so neither do the others.)
-	if rp == nil {
-		rp = readpref.Primary()
-	}
-	collOpts := options.Collection().SetReadPreference(rp)
-	if rc != nil {
-		collOpts.SetReadConcern(rc)
-	}
-	coll = coll.Clone(collOpts)
-	if logger == nil {
-		logger = slog.Default()
-	}
-	if maxTime <= 0 {
-		maxTime = DefaultMaxTime
-	}
-	var zero T
-	_, raw := any(zero).(bson.Raw)
-	b := &handlerBase[T]{
-		coll: coll, parser: parser, hidden: parser.Hidden(),
-		readConcern: rc, runOpts: options.RunCmd().SetReadPreference(rp),
-		baseFilter: baseFilter, transform: transform, errorFunc: errorFunc,
-		logger: logger, maxTime: maxTime, enc: enc, raw: raw,
-	}
-	if b.errorFunc == nil {
-		b.errorFunc = b.logAndWrite
-	}
-	return b
-}
-
-// logAndWrite is the default ErrorFunc.
-func (b *handlerBase[T]) logAndWrite(w http.ResponseWriter, r *http.Request, err error) {
+// logError logs a failed request: 5xx causes at Error level, the rest, and
+// requests whose client left, at Debug.
+func logError(logger *slog.Logger, r *http.Request, err error) {
 	e := AsError(err)
 	level := slog.LevelDebug
 	if e.Status >= 500 {
@@ -177,10 +92,9 @@ func (b *handlerBase[T]) logAndWrite(w http.ResponseWriter, r *http.Request, err
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		level = slog.LevelDebug // the client left; nobody reads the answer
 	}
-	b.logger.LogAttrs(r.Context(), level, "mongohttp: request failed",
+	logger.LogAttrs(r.Context(), level, "mongohttp: request failed",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", e.Status), slog.String("code", e.Code), slog.Any("error", err))
-	WriteError(w, r, e)
 }
 
 // base returns the request's base filter; nil when there is none.
@@ -208,10 +122,11 @@ func and(base, client bson.D) bson.D {
 
 // document turns one raw document into the BSON to encode: as is for
 // bson.Raw, else decoded into T, transformed, and marshalled back. Hidden
-// fields are removed from the result, and so, when the request narrowed the
-// projection (?fields=), is every field the server did not return: a struct
-// field the projection left out would otherwise come out zero-valued.
-func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T, narrowed bool) ([]byte, error) {
+// fields are removed from the result, and so are the fields the stored
+// document does not have (it is sparse, or ?fields= narrowed it) and to
+// which Transform gave no value: a struct would otherwise write them as
+// zero values, and a typed handler would not serve what a bson.Raw one does.
+func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, error) {
 	if b.raw && b.transform == nil {
 		return raw, nil
 	}
@@ -231,8 +146,8 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T, narrowed 
 	if err != nil {
 		return nil, fmt.Errorf("encoding %T: %w", zero, err)
 	}
-	if narrowed && !b.raw {
-		doc = keepPresent(doc, raw)
+	if !b.raw {
+		doc = keepPresent(doc, raw, b.zeroDoc)
 	}
 	if len(b.hidden) > 0 {
 		doc = omitPaths(doc, b.hidden, "")
@@ -240,26 +155,12 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T, narrowed 
 	return doc, nil
 }
 
-// narrows reports whether a projection includes fields (?fields=) rather
-// than only excluding hidden ones.
-func narrows(projection bson.D) bool {
-	for _, e := range projection {
-		if e.Key != "_id" {
-			switch v := e.Value.(type) {
-			case int32:
-				return v != 0
-			case int64:
-				return v != 0
-			case int:
-				return v != 0
-			case bool:
-				return v
-			}
-		}
-	}
-	return false
-}
-
+// retryRead runs a read and, if it failed in a way a retry can mend (a
+// network error, a connection from a pool the driver has since cleared, a
+// server shutting down or electing a primary), runs it once more while ctx
+// allows. The driver's retryable reads do this for its own helpers but not
+// for commands, which Find and FindOne send so the server gets maxTimeMS.
+// Nothing has been written to the client when it runs, so a retry is safe.
 func retryRead(ctx context.Context, read func() error) error {
 	err := read()
 	// A read that ran out of time is not retried: the socket's deadline
@@ -309,9 +210,11 @@ func (h *handlerBase[T]) abort(r *http.Request, err error) {
 	panic(http.ErrAbortHandler)
 }
 
-// pageBuffer holds the raw documents of a page back to back, so the look
-// server returned, does not have, at every depth where both are documents.
-func keepPresent(doc, raw bson.Raw) bson.Raw {
+// keepPresent returns doc without the fields that raw, the document the
+// server returned, does not have, at every depth where both are documents,
+// unless the field's value differs from its value in zero, the marshalled
+// zero T: that value was set by Transform, not decoded.
+func keepPresent(doc, raw, zero bson.Raw) bson.Raw {
 	elems, err := doc.Elements()
 	if err != nil {
 		return doc
@@ -322,12 +225,17 @@ func keepPresent(doc, raw bson.Raw) bson.Raw {
 		key, v := e.Key(), e.Value()
 		have, err := raw.LookupErr(key)
 		if err != nil {
-			changed = true
+			if z, err := zero.LookupErr(key); err == nil && z.Equal(v) {
+				changed = true
+				continue
+			}
+			out = append(out, bson.E{Key: key, Value: v})
 			continue
 		}
 		if sub, ok := v.DocumentOK(); ok {
 			if subRaw, ok := have.DocumentOK(); ok {
-				if kept := keepPresent(sub, subRaw); len(kept) != len(sub) {
+				subZero, _ := zero.Lookup(key).DocumentOK()
+				if kept := keepPresent(sub, subRaw, subZero); len(kept) != len(sub) {
 					out = append(out, bson.E{Key: key, Value: kept})
 					changed = true
 					continue

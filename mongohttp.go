@@ -35,6 +35,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -65,6 +66,12 @@ type Config struct {
 	// keeps receiving every event: mongohttp counts its statistics and then
 	// calls yours. Options is not modified. Default is nil.
 	Options *options.ClientOptions
+
+	// Admission bounds the requests that mongohttp's handlers run at once on
+	// this client, all handlers together (each handler has its own bound
+	// too; see Collection.Admission). Default is DefaultClientMaxActive (64)
+	// at once, four times as many waiting at most DefaultMaxWait.
+	Admission Admission
 }
 
 // Client is a MongoDB client shared by a whole service, with pool
@@ -91,11 +98,15 @@ func ConnectConfig(ctx context.Context, cfg Config) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Admission.check(); err != nil {
+		return nil, fmt.Errorf("mongohttp: Config.Admission: %w", err)
+	}
 	opts, pool := cfg.clientOptions()
 	mc, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, err
 	}
+	registerLimiter(mc, cfg.Admission)
 	return &Client{mc: mc, pool: pool}, nil
 }
 
@@ -125,10 +136,16 @@ func (cfg Config) clientOptions() (*options.ClientOptions, *poolCounters) {
 
 // Wrap adopts a client you built yourself. mongohttp cannot observe its pool,
 // so Stats reports zeros; pass your options as Config.Options to
-// ConnectConfig instead when you want statistics. Close disconnects mc.
+// ConnectConfig instead when you want statistics. The handlers on mc's
+// collections get the default client-wide Admission. Close disconnects mc.
 func Wrap(mc *mongo.Client) *Client {
+	registerLimiter(mc, Admission{})
 	return &Client{mc: mc}
 }
+
+// AdmissionStats reports the client-wide admission bound: the requests of
+// mongohttp's handlers running and waiting on this client.
+func (c *Client) AdmissionStats() AdmissionStats { return clientLimiter(c.mc).stats() }
 
 // Mongo returns the underlying driver client.
 func (c *Client) Mongo() *mongo.Client { return c.mc }
@@ -152,6 +169,7 @@ func (c *Client) Ping(ctx context.Context) error {
 func (c *Client) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.mc.Disconnect(ctx)
+		clientLimiters.Delete(c.mc)
 	})
 	return c.closeErr
 }
