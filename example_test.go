@@ -28,8 +28,8 @@ func Example() {
 		Hidden: []string{"password_hash"},
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /users", mongohttp.Find(users, mongohttp.FindConfig[bson.Raw]{Policy: policy}))
-	mux.Handle("GET /users/{id}", mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{Policy: policy}))
+	mux.Handle("GET /users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: policy})).Find())
+	mux.Handle("GET /users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: policy})).FindOne())
 	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
 	_ = http.ListenAndServe("127.0.0.1:8080", client.Middleware(mux))
 }

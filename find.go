@@ -13,31 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// Find returns a handler that answers GET and HEAD with the documents of
-// coll that match the request's query, as a JSON array streamed document by
-// document (NDJSON when the Accept header asks for application/x-ndjson).
-//
-// T is the document type: bson.Raw streams raw BSON straight to the encoder;
-// a struct type decodes each document and encodes it with the same JSON. The
-// query language and its errors are those of cfg.Policy (see Policy and
-// QueryParser). A page that has a next one carries a Link header with
-// rel="next"; ?count=exact adds X-Total-Count, the number of documents
-// matching the filter (the same on every page), and ?count=estimated the
-// collection's estimated size from metadata, whatever the filter.
-//
-// Find panics if coll is nil or the policy is invalid, as http.Handle does
-// for a bad pattern: both are programming errors found at start-up.
-//
-// Deprecated: declare the collection with Collection and use Resource.Find,
-// which New checks without panicking.
-func Find[T any](coll *mongo.Collection, cfg FindConfig[T]) http.Handler {
-	return Must(New(Collection[T]{
-		Coll: coll, Policy: cfg.Policy, BaseFilter: cfg.BaseFilter, Transform: cfg.Transform,
-		ErrorFunc: cfg.ErrorFunc, Logger: cfg.Logger, MaxTime: cfg.MaxTime, Encoder: cfg.Encoder,
-		ReadPreference: cfg.ReadPreference, ReadConcern: cfg.ReadConcern, Lookahead: cfg.Lookahead,
-	})).Find()
-}
-
 type findHandler[T any] struct {
 	*handlerBase[T]
 	lookahead int

@@ -11,27 +11,7 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
-
-// FindOne returns a handler that answers GET and HEAD with the document of
-// coll whose _id is the request's id: 400 invalid_object_id for a malformed
-// id, 404 not_found when there is no such document. Answers carry a strong
-// ETag, and If-None-Match gets 304. The only query parameter accepted is
-// ?fields= (when the policy allows projection), plus the policy's
-// ExtraParameters.
-//
-// FindOne panics if coll is nil or the policy is invalid.
-//
-// Deprecated: declare the collection with Collection and use
-// Resource.FindOne, which New checks without panicking.
-func FindOne[T any](coll *mongo.Collection, cfg FindOneConfig[T]) http.Handler {
-	return Must(New(Collection[T]{
-		Coll: coll, Policy: cfg.Policy, ID: cfg.ID, BaseFilter: cfg.BaseFilter, Transform: cfg.Transform,
-		ErrorFunc: cfg.ErrorFunc, Logger: cfg.Logger, MaxTime: cfg.MaxTime, Encoder: cfg.Encoder,
-		ReadPreference: cfg.ReadPreference, ReadConcern: cfg.ReadConcern,
-	})).FindOne()
-}
 
 type findOneHandler[T any] struct {
 	*handlerBase[T]

@@ -13,7 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
-	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
 
 // DefaultMaxTime bounds each query when a handler's MaxTime is 0.
@@ -26,42 +25,6 @@ const DefaultLookahead = 1 << 20
 // NDJSON is the media type of newline-delimited JSON, which Find writes when
 // the request's Accept header asks for it.
 const NDJSON = "application/x-ndjson"
-
-// FindConfig configures Find.
-//
-// Deprecated: declare the collection once with Collection and New, and make
-// its handlers from the Resource. FindConfig's fields mean what the fields
-// of the same names in Collection mean.
-type FindConfig[T any] struct {
-	Policy         Policy
-	BaseFilter     func(r *http.Request) (bson.D, error)
-	Transform      func(r *http.Request, doc *T) error
-	ErrorFunc      func(w http.ResponseWriter, r *http.Request, err error)
-	Logger         *slog.Logger
-	MaxTime        time.Duration
-	Encoder        *Encoder
-	ReadPreference *readpref.ReadPref
-	ReadConcern    *readconcern.ReadConcern
-	Lookahead      int
-}
-
-// FindOneConfig configures FindOne.
-//
-// Deprecated: declare the collection once with Collection and New, and make
-// its handlers from the Resource. FindOneConfig's fields mean what the
-// fields of the same names in Collection mean.
-type FindOneConfig[T any] struct {
-	Policy         Policy
-	ID             func(r *http.Request) string
-	BaseFilter     func(r *http.Request) (bson.D, error)
-	Transform      func(r *http.Request, doc *T) error
-	ErrorFunc      func(w http.ResponseWriter, r *http.Request, err error)
-	Logger         *slog.Logger
-	MaxTime        time.Duration
-	Encoder        *Encoder
-	ReadPreference *readpref.ReadPref
-	ReadConcern    *readconcern.ReadConcern
-}
 
 // handlerBase is what the handlers of one policy of a Resource share.
 type handlerBase[T any] struct {

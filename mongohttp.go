@@ -8,14 +8,22 @@
 //	if err != nil { log.Fatal(err) }
 //	defer client.Close(context.Background())
 //
-//	users := client.Database("app").Collection("users")
-//	mux := http.NewServeMux()
-//	mux.Handle("GET /users", mongohttp.Find(users, mongohttp.FindConfig[bson.Raw]{
+//	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+//		Coll:   client.Database("app").Collection("users"),
 //		Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"age": mongohttp.Int}},
 //	}))
-//	mux.Handle("GET /users/{id}", mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{}))
+//	mux := http.NewServeMux()
+//	mux.Handle("GET /users", users.Find())
+//	mux.Handle("GET /users/{id}", users.FindOne())
 //	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
 //	log.Fatal(http.ListenAndServe(":8080", mux))
+//
+// # Collections
+//
+// A Collection declares once how a collection is served: its Policy (what
+// clients may ask), hooks (BaseFilter, Transform), limits (MaxTime,
+// Admission) and read settings. New checks it and returns a Resource whose
+// methods make the handlers.
 //
 // # Clients
 //

@@ -24,13 +24,13 @@ func chiRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
 
 	r := chi.NewRouter()
 	r.Use(middleware.GetHead) // HEAD is answered by the GET routes
-	r.Get("/users", mongohttp.Find(users, mongohttp.FindConfig[bson.Raw]{Policy: usersPolicy, MaxTime: testMaxTime}).ServeHTTP)
-	r.Get("/users/{id}", mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{Policy: usersPolicy, ID: id, MaxTime: testMaxTime}).ServeHTTP)
-	r.Get("/users/{id}/posts", mongohttp.Find(posts, mongohttp.FindConfig[Post]{
+	r.Get("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: usersPolicy, MaxTime: testMaxTime})).Find().ServeHTTP)
+	r.Get("/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: usersPolicy, ID: id, MaxTime: testMaxTime})).FindOne().ServeHTTP)
+	r.Get("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts,
 		Policy: postsPolicy, MaxTime: testMaxTime, BaseFilter: authorFilter(users, id, testMaxTime),
-	}).ServeHTTP)
-	r.Get("/posts", mongohttp.Find(posts, mongohttp.FindConfig[Post]{Policy: postsPolicy, MaxTime: testMaxTime}).ServeHTTP)
-	r.Get("/posts/{id}", mongohttp.FindOne(posts, mongohttp.FindOneConfig[Post]{Policy: postsPolicy, ID: id, MaxTime: testMaxTime}).ServeHTTP)
+	})).Find().ServeHTTP)
+	r.Get("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts, Policy: postsPolicy, MaxTime: testMaxTime})).Find().ServeHTTP)
+	r.Get("/posts/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts, Policy: postsPolicy, ID: id, MaxTime: testMaxTime})).FindOne().ServeHTTP)
 	r.Get("/healthz", (&mongohttp.HealthHandler{Client: client}).ServeHTTP)
 	r.Get("/debug/pool", (&mongohttp.StatsHandler{Client: client}).ServeHTTP)
 	// chi answers other methods and unknown paths itself: in problem+json
@@ -47,13 +47,13 @@ func gorillaRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
 	users, posts := db.Collection("users"), db.Collection("posts")
 
 	r := mux.NewRouter()
-	r.Handle("/users", mongohttp.Find(users, mongohttp.FindConfig[bson.Raw]{Policy: usersPolicy, MaxTime: testMaxTime})).Methods("GET", "HEAD")
-	r.Handle("/users/{id}", mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{Policy: usersPolicy, ID: id, MaxTime: testMaxTime})).Methods("GET", "HEAD")
-	r.Handle("/users/{id}/posts", mongohttp.Find(posts, mongohttp.FindConfig[Post]{
+	r.Handle("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: usersPolicy, MaxTime: testMaxTime})).Find()).Methods("GET", "HEAD")
+	r.Handle("/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: usersPolicy, ID: id, MaxTime: testMaxTime})).FindOne()).Methods("GET", "HEAD")
+	r.Handle("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts,
 		Policy: postsPolicy, MaxTime: testMaxTime, BaseFilter: authorFilter(users, id, testMaxTime),
-	})).Methods("GET", "HEAD")
-	r.Handle("/posts", mongohttp.Find(posts, mongohttp.FindConfig[Post]{Policy: postsPolicy, MaxTime: testMaxTime})).Methods("GET", "HEAD")
-	r.Handle("/posts/{id}", mongohttp.FindOne(posts, mongohttp.FindOneConfig[Post]{Policy: postsPolicy, ID: id, MaxTime: testMaxTime})).Methods("GET", "HEAD")
+	})).Find()).Methods("GET", "HEAD")
+	r.Handle("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts, Policy: postsPolicy, MaxTime: testMaxTime})).Find()).Methods("GET", "HEAD")
+	r.Handle("/posts/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts, Policy: postsPolicy, ID: id, MaxTime: testMaxTime})).FindOne()).Methods("GET", "HEAD")
 	r.Handle("/healthz", &mongohttp.HealthHandler{Client: client}).Methods("GET", "HEAD")
 	r.Handle("/debug/pool", &mongohttp.StatsHandler{Client: client}).Methods("GET", "HEAD")
 	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)

@@ -79,32 +79,34 @@ type routes struct {
 // newRoutes builds the handlers on db's users and posts collections.
 // maxTime bounds each request's queries: past it the answer is 504.
 func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, maxTime time.Duration) *routes {
-	users, posts := db.Collection("users"), db.Collection("posts")
 	publishPoolStats(client)
-	return &routes{
+	// Each collection is declared once; its handlers are made from the
+	// declaration.
+	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
 		// bson.Raw: documents go from the cursor to the JSON encoder without
 		// being decoded. The policy's projection keeps password_hash on the
 		// server.
-		Users: mongohttp.Find(users, mongohttp.FindConfig[bson.Raw]{
-			Policy: usersPolicy, Logger: logger, MaxTime: maxTime,
-		}),
-		User: mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{
-			Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
-		}),
-		// The author comes from the path, through the base filter: whatever
-		// the query string says, it can only narrow this user's posts.
-		UserPosts: mongohttp.Find(posts, mongohttp.FindConfig[Post]{
-			Policy: postsPolicy, BaseFilter: authorFilter(users, pathID, maxTime), Logger: logger, MaxTime: maxTime,
-		}),
-		Posts: mongohttp.Find(posts, mongohttp.FindConfig[Post]{
-			Policy: postsPolicy, Logger: logger, MaxTime: maxTime,
-		}),
-		Post: mongohttp.FindOne(posts, mongohttp.FindOneConfig[Post]{
-			Policy: postsPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
-		}),
-		Health: &mongohttp.HealthHandler{Client: client, Logger: logger},
-		Pool:   &mongohttp.StatsHandler{Client: client},
-		Vars:   getOnly(expvar.Handler()),
+		Coll: db.Collection("users"), Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+	}))
+	postsDecl := mongohttp.Collection[Post]{
+		Coll: db.Collection("posts"), Policy: postsPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+	}
+	posts := mongohttp.Must(mongohttp.New(postsDecl))
+	// A user's posts: the same declaration, scoped by the author in the path
+	// through the base filter. Whatever the query string says, it can only
+	// narrow this user's posts.
+	userPostsDecl := postsDecl
+	userPostsDecl.BaseFilter = authorFilter(db.Collection("users"), pathID, maxTime)
+	userPosts := mongohttp.Must(mongohttp.New(userPostsDecl))
+	return &routes{
+		Users:     users.Find(),
+		User:      users.FindOne(),
+		UserPosts: userPosts.Find(),
+		Posts:     posts.Find(),
+		Post:      posts.FindOne(),
+		Health:    &mongohttp.HealthHandler{Client: client, Logger: logger},
+		Pool:      &mongohttp.StatsHandler{Client: client},
+		Vars:      getOnly(expvar.Handler()),
 	}
 }
 

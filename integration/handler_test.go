@@ -86,30 +86,30 @@ func newFixture(t *testing.T, n int) *fixture {
 	coll := database(t, c).Collection("people")
 	f := &fixture{coll: coll, people: people(t, coll, n)}
 	mux := http.NewServeMux()
-	mux.Handle("/people", mongohttp.Find(coll, mongohttp.FindConfig[bson.Raw]{Policy: peoplePolicy}))
-	mux.Handle("/typed", mongohttp.Find(coll, mongohttp.FindConfig[person]{Policy: peoplePolicy}))
-	mux.Handle("/people/{id}", mongohttp.FindOne(coll, mongohttp.FindOneConfig[bson.Raw]{Policy: peoplePolicy}))
-	mux.Handle("/typed/{id}", mongohttp.FindOne(coll, mongohttp.FindOneConfig[person]{Policy: peoplePolicy}))
-	mux.Handle("/groups/{group}/people", mongohttp.Find(coll, mongohttp.FindConfig[bson.Raw]{
+	mux.Handle("/people", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: peoplePolicy})).Find())
+	mux.Handle("/typed", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Coll: coll, Policy: peoplePolicy})).Find())
+	mux.Handle("/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: peoplePolicy})).FindOne())
+	mux.Handle("/typed/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Coll: coll, Policy: peoplePolicy})).FindOne())
+	mux.Handle("/groups/{group}/people", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
 		Policy: peoplePolicy,
 		BaseFilter: func(r *http.Request) (bson.D, error) {
 			f.baseCalls.Add(1)
 			return bson.D{{Key: "group", Value: r.PathValue("group")}}, nil
 		},
-	}))
-	mux.Handle("/groups/{group}/people/{id}", mongohttp.FindOne(coll, mongohttp.FindOneConfig[bson.Raw]{
+	})).Find())
+	mux.Handle("/groups/{group}/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
 		Policy: peoplePolicy,
 		BaseFilter: func(r *http.Request) (bson.D, error) {
 			return bson.D{{Key: "group", Value: r.PathValue("group")}}, nil
 		},
-	}))
-	mux.Handle("/shout", mongohttp.Find(coll, mongohttp.FindConfig[person]{
+	})).FindOne())
+	mux.Handle("/shout", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Coll: coll,
 		Policy: peoplePolicy,
 		Transform: func(r *http.Request, p *person) error {
 			p.Name = strings.ToUpper(p.Name)
 			return nil
 		},
-	}))
+	})).Find())
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -501,10 +501,10 @@ func TestFindStreamsLargePages(t *testing.T) {
 	c := connect(t, mongohttp.PoolConfig{})
 	coll := database(t, c).Collection("big")
 	ids := insertDocs(t, coll, 120, 2000) // about 240 KB
-	h := mongohttp.Find(coll, mongohttp.FindConfig[bson.Raw]{
+	h := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
 		Policy:    mongohttp.Policy{MaxLimit: 1000},
 		Lookahead: 16 << 10,
-	})
+	})).Find()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for _, accept := range []string{"application/json", "application/x-ndjson"} {

@@ -135,8 +135,8 @@ func (s *scenario) serve(coll *mongo.Collection, maxTime time.Duration, lookahea
 	p := mongohttp.Policy{Filter: map[string]mongohttp.Type{"name": mongohttp.String}, Sort: []string{"name"},
 		MaxLimit: 5000, MaxSkip: 10}
 	mux := http.NewServeMux()
-	mux.Handle("/docs", mongohttp.Find(coll, mongohttp.FindConfig[bson.Raw]{Policy: p, MaxTime: maxTime, Lookahead: lookahead}))
-	mux.Handle("/docs/{id}", mongohttp.FindOne(coll, mongohttp.FindOneConfig[bson.Raw]{Policy: p, MaxTime: maxTime}))
+	mux.Handle("/docs", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: p, MaxTime: maxTime, Lookahead: lookahead})).Find())
+	mux.Handle("/docs/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: p, MaxTime: maxTime})).FindOne())
 	mux.Handle("/healthz", &mongohttp.HealthHandler{Client: s.client})
 	s.srv = httptest.NewServer(mux)
 }

@@ -36,10 +36,10 @@ func TestReadConcernReachesTheServer(t *testing.T) {
 	insertDocs(t, coll, 3, 1)
 
 	mux := http.NewServeMux()
-	mux.Handle("/docs", mongohttp.Find(coll, mongohttp.FindConfig[bson.Raw]{
+	mux.Handle("/docs", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
 		ReadConcern: readconcern.Local(), ReadPreference: readpref.PrimaryPreferred(),
-	}))
-	mux.Handle("/docs/{id}", mongohttp.FindOne(coll, mongohttp.FindOneConfig[bson.Raw]{ReadConcern: readconcern.Local()}))
+	})).Find())
+	mux.Handle("/docs/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, ReadConcern: readconcern.Local()})).FindOne())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

@@ -132,18 +132,17 @@ func newServeHandler(ctx context.Context, sc serveConfig) (http.Handler, func(),
 
 	mux := http.NewServeMux()
 	for _, name := range sc.PageColls {
-		mux.Handle("GET /"+variantRaw+"/page/"+name, mongohttp.Find(mdb.Collection(name), mongohttp.FindConfig[bson.Raw]{Policy: policy, MaxTime: maxTime}))
-		mux.Handle("GET /"+variantStruct+"/page/"+name, mongohttp.Find(mdb.Collection(name), mongohttp.FindConfig[User]{Policy: policy, MaxTime: maxTime}))
+		mux.Handle("GET /"+variantRaw+"/page/"+name, mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(name), Policy: policy, MaxTime: maxTime})).Find())
+		mux.Handle("GET /"+variantStruct+"/page/"+name, mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(name), Policy: policy, MaxTime: maxTime})).Find())
 		mux.Handle("GET /"+variantHand+"/page/"+name, handFind(hdb.Collection(name), sc.MaxLimit))
 	}
-	mux.Handle("GET /"+variantRaw+"/users/{id}", mongohttp.FindOne(mdb.Collection(sc.FindOneColl), mongohttp.FindOneConfig[bson.Raw]{Policy: policy, MaxTime: maxTime}))
-	mux.Handle("GET /"+variantStruct+"/users/{id}", mongohttp.FindOne(mdb.Collection(sc.FindOneColl), mongohttp.FindOneConfig[User]{Policy: policy, MaxTime: maxTime}))
+	mux.Handle("GET /"+variantRaw+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime})).FindOne())
+	mux.Handle("GET /"+variantStruct+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime})).FindOne())
 	mux.Handle("GET /"+variantHand+"/users/{id}", handFindOne(hdb.Collection(sc.FindOneColl)))
 
 	st := &serveStats{}
 	for _, name := range sc.ExportColls {
-		mux.Handle("GET /"+variantRaw+"/export/"+name, st.sampled(mongohttp.Find(mdb.Collection(name),
-			mongohttp.FindConfig[bson.Raw]{Policy: exportPolicy, Lookahead: exportLookahead, MaxTime: maxTime})))
+		mux.Handle("GET /"+variantRaw+"/export/"+name, st.sampled(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(name), Policy: exportPolicy, Lookahead: exportLookahead, MaxTime: maxTime})).Find()))
 		mux.Handle("GET /"+variantHand+"/export/"+name, st.sampled(handExport(hdb.Collection(name), sc.ExportLimit)))
 	}
 
