@@ -204,10 +204,11 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	for name, p := range c.allPolicies() {
 		parser, err := NewQueryParser(p)
 		if err != nil {
+			msg := strings.TrimPrefix(err.Error(), "mongohttp: ")
 			if name != "" {
-				return nil, fmt.Errorf("%s: Policies[%q]: %w", where, name, err)
+				return nil, fmt.Errorf("%s: Policies[%q]: %s", where, name, msg)
 			}
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, fmt.Errorf("%s: %s", where, msg)
 		}
 		res.bases[name] = &handlerBase[T]{
 			coll: res.coll, parser: parser, hidden: parser.Hidden(),

@@ -52,8 +52,11 @@ func logError(logger *slog.Logger, r *http.Request, err error) {
 	if e.Status >= 500 {
 		level = slog.LevelError
 	}
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		level = slog.LevelDebug // the client left; nobody reads the answer
+	case errors.Is(e, ErrOverloaded):
+		level = slog.LevelDebug // expected under a burst, and counted in AdmissionStats
 	}
 	logger.LogAttrs(r.Context(), level, "mongohttp: request failed",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
