@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // Collection declares, once, how a collection is served: what clients may
@@ -116,6 +118,53 @@ type Collection[T any] struct {
 	// ETag still allows revalidation).
 	CacheControl string
 
+	// Validate checks a document about to be written (an insert, a
+	// replacement, or a patched document), decoded into T, after the
+	// policy's checks. Return a *ValidationError to answer 422 with each
+	// failing field; another *Error answers with its status; any other
+	// error is mapped by AsError (a failed look-up of a related document
+	// is a 503 or 504, not a client's fault). Default is nil.
+	Validate func(r *http.Request, doc *T) error
+
+	// Prepare runs after Validate and may change the document about to be
+	// stored: set fields clients cannot write (a creation time, an owner,
+	// a password hash) and clear fields that only carry input (a
+	// password). op says whether the write creates the document. The id,
+	// the version and the fields the BaseFilter fixes are set after it.
+	// Default is nil.
+	Prepare func(r *http.Request, op WriteOp, doc *T) error
+
+	// WriteConcern is the write concern of the write handlers, for example
+	// writeconcern.Majority(). Default (nil) is the collection's.
+	WriteConcern *writeconcern.WriteConcern
+
+	// RequireIfMatch makes Replace, Patch and Delete answer 428
+	// "precondition_required" to requests without If-Match (or, for
+	// Replace, If-None-Match: *), so that no client can overwrite a change
+	// it has not seen. Default is false.
+	RequireIfMatch bool
+
+	// MaxBodyBytes bounds a write's body, and each line of a bulk insert;
+	// past it the answer is 413 "body_too_large". Default is
+	// DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+
+	// Location returns the URL of a document Insert created, for the
+	// Location header. Default is the request's path followed by "/" and
+	// the id, which suits "POST /posts" next to "GET /posts/{id}".
+	Location func(r *http.Request, id any) string
+
+	// VersionField is the field in which writes store each document's
+	// version, a new ObjectID per write, which ETags carry and If-Match is
+	// checked against in the write's own server operation. It may not be
+	// writable or hidden. Default is DefaultVersionField ("_etag").
+	VersionField string
+
+	// Idempotency configures Idempotency-Key on Insert. Default is a
+	// store in the collection "<name>_idempotency" of the same database,
+	// keeping keys for 24 hours.
+	Idempotency Idempotency
+
 	// Vary lists request headers that BaseFilter or PolicyFor read (for
 	// example "Authorization" or "X-Tenant"), added to every answer's Vary
 	// header so that caches keep answers for different clients apart.
@@ -133,6 +182,7 @@ type Resource[T any] struct {
 	policyFor func(r *http.Request) string // nil: always ""
 	errorFunc func(http.ResponseWriter, *http.Request, error)
 	logger    *slog.Logger
+	writes    *writeSettings[T]
 }
 
 // New checks c and returns its Resource. Mistakes in the declaration (no
@@ -154,8 +204,23 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			return nil, fmt.Errorf("%s: Vary: invalid header name %q", where, v)
 		}
 	}
-	if c.MaxTime < 0 || c.Lookahead < 0 {
-		return nil, fmt.Errorf("%s: MaxTime and Lookahead may not be negative", where)
+	if c.MaxTime < 0 || c.Lookahead < 0 || c.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("%s: MaxTime, Lookahead and MaxBodyBytes may not be negative", where)
+	}
+	if c.VersionField == "" {
+		c.VersionField = DefaultVersionField
+	}
+	if !validPath(c.VersionField) || strings.Contains(c.VersionField, ".") || c.VersionField == "_id" {
+		return nil, fmt.Errorf("%s: VersionField %q is not a top-level field name", where, c.VersionField)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Location == nil {
+		c.Location = defaultLocation
+	}
+	if err := c.Idempotency.check(); err != nil {
+		return nil, fmt.Errorf("%s: Idempotency: %w", where, err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -202,6 +267,12 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	_, raw := any(zero).(bson.Raw)
 	zeroDoc, _ := bson.Marshal(zero) // nil for types that are not documents; Find then fails per request
 	for name, p := range c.allPolicies() {
+		if err := checkVersionField(c.VersionField, p); err != nil {
+			if name != "" {
+				return nil, fmt.Errorf("%s: Policies[%q]: %w", where, name, err)
+			}
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
 		parser, err := NewQueryParser(p)
 		if err != nil {
 			msg := strings.TrimPrefix(err.Error(), "mongohttp: ")
@@ -215,9 +286,45 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
 			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
+			version: c.VersionField,
 		}
 	}
+	wcoll := res.coll
+	if c.WriteConcern != nil {
+		wcoll = res.coll.Clone(options.Collection().SetWriteConcern(c.WriteConcern))
+	}
+	res.writes = &writeSettings[T]{
+		wcoll: wcoll, validate: c.Validate, prepare: c.Prepare, requireMatch: c.RequireIfMatch,
+		maxBody: c.MaxBodyBytes, location: c.Location, known: knownKeys[T](),
+		idem: c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime),
+	}
 	return res, nil
+}
+
+// checkVersionField refuses a policy that lets clients write, or hides,
+// the version field.
+func checkVersionField(field string, p Policy) error {
+	if _, ok := p.Write[field]; ok {
+		return fmt.Errorf("Policy.Write: the version field %q is set by the server", field)
+	}
+	for _, h := range p.Hidden {
+		if h == field {
+			return fmt.Errorf("Policy.Hidden: the version field %q must stay visible: ETags and If-Match rely on it", field)
+		}
+	}
+	return nil
+}
+
+// defaultLocation is the request's path, then "/" and the id.
+func defaultLocation(r *http.Request, id any) string {
+	var s string
+	switch v := id.(type) {
+	case bson.ObjectID:
+		s = v.Hex()
+	default:
+		s = fmt.Sprint(v)
+	}
+	return strings.TrimSuffix(r.URL.EscapedPath(), "/") + "/" + url.PathEscape(s)
 }
 
 // allPolicies yields Policy under "" and then the named policies.
@@ -272,6 +379,50 @@ func (r *Resource[T]) FindOne() http.Handler {
 	lim := r.decl.Admission.limiter()
 	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findOneHandler[T]{handlerBase: b, id: r.decl.ID, limit: lim}
+	})
+}
+
+// Insert returns a handler that answers POST with a new document: an
+// application/json body is one document, answered 201 Created with
+// Location, ETag and the stored document as FindOne serves it (204 under
+// Prefer: return=minimal); an application/x-ndjson body is a stream of
+// documents inserted in ordered batches (see the README). Only the
+// policy's Write fields may be sent; the id is made by the server, and the
+// fields the BaseFilter fixes are set from it. A request with an
+// Idempotency-Key header is answered, when retried with the same key and
+// body, as it was the first time, without inserting again.
+func (r *Resource[T]) Insert() http.Handler {
+	return r.writeHandler(http.MethodPost, serveInsert[T])
+}
+
+// Replace returns a handler that answers PUT with the whole document of
+// the request's id: the policy's Write fields are replaced by the body's
+// (absent ones removed), the others are kept. A document that does not
+// exist is created (201); If-None-Match: * allows only that, and If-Match
+// only a replacement of the version it names (412 otherwise), checked in
+// the same server operation as the write.
+func (r *Resource[T]) Replace() http.Handler {
+	return r.writeHandler(http.MethodPut, serveUpdate[T])
+}
+
+// Patch returns a handler that answers PATCH with an
+// application/merge-patch+json body (RFC 7396): the fields it names change,
+// null removes one, and nothing else moves. If-Match is honoured as by
+// Replace. A missing document is 404.
+func (r *Resource[T]) Patch() http.Handler {
+	return r.writeHandler(http.MethodPatch, serveUpdate[T])
+}
+
+// Delete returns a handler that answers DELETE: 204, then 404. If-Match is
+// honoured as by Replace.
+func (r *Resource[T]) Delete() http.Handler {
+	return r.writeHandler(http.MethodDelete, serveDelete[T])
+}
+
+func (r *Resource[T]) writeHandler(method string, serve func(*writer[T], http.ResponseWriter, *http.Request) error) http.Handler {
+	lim := r.decl.Admission.limiter()
+	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+		return &writer[T]{handlerBase: b, w: r.writes, id: r.decl.ID, limit: lim, method: method, serve: serve}
 	})
 }
 

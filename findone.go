@@ -2,8 +2,6 @@ package mongohttp
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -54,19 +52,10 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	var v T
-	doc, err := h.document(r, raw, &v)
+	body, etag, err := h.render(r, raw)
 	if err != nil {
 		return err
 	}
-	body, err := h.enc.AppendDocument(make([]byte, 0, len(doc)+len(doc)/2+16), doc)
-	if err != nil {
-		return err
-	}
-	body = append(body, '\n')
-
-	sum := sha256.Sum256(body)
-	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
 	hdr := w.Header()
 	hdr.Set("ETag", etag)
 	hdr.Set("X-Content-Type-Options", "nosniff")

@@ -2,6 +2,8 @@ package mongohttp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +41,7 @@ type handlerBase[T any] struct {
 	enc        *Encoder
 	raw        bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
 	zeroDoc    bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
+	version    string   // the field holding a document's version
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
@@ -119,6 +122,31 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 		doc = omitPaths(doc, b.hidden, "")
 	}
 	return doc, nil
+}
+
+// render encodes one document as the handlers of one document answer it,
+// newline included, and returns it with its strong ETag. The ETag is a hash
+// of the answer, so every representation (a projection, a policy, a
+// Transform) has its own; when the stored document carries a version (see
+// Collection.VersionField) the ETag starts with it, so that writes can check
+// If-Match against the stored version in the same server operation.
+func (b *handlerBase[T]) render(r *http.Request, raw bson.Raw) (body []byte, etag string, err error) {
+	var v T
+	doc, err := b.document(r, raw, &v)
+	if err != nil {
+		return nil, "", err
+	}
+	body, err = b.enc.AppendDocument(make([]byte, 0, len(doc)+len(doc)/2+16), doc)
+	if err != nil {
+		return nil, "", err
+	}
+	body = append(body, '\n')
+	sum := sha256.Sum256(body)
+	hash := base64.RawURLEncoding.EncodeToString(sum[:18])
+	if version, ok := raw.Lookup(b.version).ObjectIDOK(); ok {
+		return body, `"` + version.Hex() + "." + hash + `"`, nil
+	}
+	return body, `"` + hash + `"`, nil
 }
 
 // retryRead runs a read and, if it failed in a way a retry can mend (a

@@ -40,8 +40,26 @@ const (
 	ObjectID
 )
 
+// arrayOf marks a Type as an array of the type in its low bits.
+const arrayOf Type = 1 << 8
+
+// ArrayOf declares a writable field holding an array of t, for Policy.Write:
+// ArrayOf(String) is a list of strings. Arrays of arrays and of objects
+// cannot be declared. Filter fields take the element type instead, since a
+// filter compares a value with each element of an array.
+func ArrayOf(t Type) Type { return t | arrayOf }
+
+// scalar reports whether t is one of the declared scalar types.
+func (t Type) scalar() bool { return t >= String && t <= ObjectID }
+
+// elem returns the element type of an array type, and whether t is one.
+func (t Type) elem() (Type, bool) { return t &^ arrayOf, t&arrayOf != 0 }
+
 // String returns the type's name as used in error details.
 func (t Type) String() string {
+	if e, ok := t.elem(); ok {
+		return "[]" + e.String()
+	}
 	switch t {
 	case String:
 		return "string"
@@ -160,6 +178,15 @@ type Policy struct {
 	// collide with reserved or filterable names. Default is none.
 	ExtraParameters []string
 
+	// Write maps the fields clients may write (Insert, Replace, Patch) to
+	// their declared types; ArrayOf(t) declares an array of t. Dotted paths
+	// ("profile.city") name fields inside objects, which a body gives as
+	// nested objects ({"profile": {"city": …}}). Nothing else can ever be
+	// written by a client: not _id (it comes from the path or the server),
+	// not a hidden field, not a field the server sets. Default (nil):
+	// nothing is writable.
+	Write map[string]Type
+
 	// CursorKey is the HMAC-SHA256 key that signs after tokens; it must be at
 	// least 16 bytes. Default is a random key made once per process, so
 	// tokens stop working across restarts and are not accepted by other
@@ -200,6 +227,7 @@ type QueryParser struct {
 	maxRegex, defaultLimit, maxLimit, maxSkip int
 	maxDepth, maxFilterBytes, maxIn, maxQuery int
 	key                                       []byte
+	write                                     writeSchema
 }
 
 func isReserved(name string) bool { return slices.Contains(reservedParameters, name) }
@@ -246,7 +274,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 		if err := qp.checkVisible("Filter", name); err != nil {
 			return nil, err
 		}
-		if t < String || t > ObjectID {
+		if !t.scalar() {
 			return nil, fmt.Errorf("mongohttp: Policy.Filter: field %q has invalid type %v", name, t)
 		}
 		qp.filter[name] = t
@@ -339,6 +367,9 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	qp.acceptedOne = nameList(append(one, p.ExtraParameters...))
 	if qp.acceptedOne == "" {
 		qp.acceptedOne = "none"
+	}
+	if qp.write, err = qp.compileWrite(p.Write); err != nil {
+		return nil, err
 	}
 	return qp, nil
 }

@@ -34,6 +34,13 @@ type Error struct {
 	Detail string
 	// Err is the underlying cause, for logs only. It is never shown to clients.
 	Err error
+	// Errors lists the failing fields of a 422 "validation_failed" answer,
+	// written as the problem's "errors" member.
+	Errors []FieldError
+	// Extensions are further members of the problem document, such as a
+	// bulk insert's "inserted" and "line". Members named like the standard
+	// ones are ignored.
+	Extensions map[string]any
 }
 
 // Sentinel errors, one per problem code. Match them with errors.Is.
@@ -112,6 +119,14 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		c := *ErrValidation
+		c.Detail = "the document cannot be written; see errors"
+		c.Errors = ve.Fields
+		c.Err = err
+		return &c
+	}
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return ErrNotFound.withCause(err)
@@ -175,12 +190,31 @@ func hasTopologyError(err error, names ...string) bool {
 
 // problemBody is the RFC 9457 document.
 type problemBody struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	Code     string `json:"code"`
+	Type     string       `json:"type"`
+	Title    string       `json:"title"`
+	Status   int          `json:"status"`
+	Detail   string       `json:"detail,omitempty"`
+	Instance string       `json:"instance,omitempty"`
+	Code     string       `json:"code"`
+	Errors   []FieldError `json:"errors,omitempty"`
+}
+
+// withExtensions adds extension members to a marshalled problem document.
+func withExtensions(body []byte, ext map[string]any) []byte {
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	for k, v := range ext {
+		if _, standard := m[k]; !standard && k != "type" && k != "title" && k != "status" && k != "detail" && k != "instance" && k != "code" && k != "errors" {
+			m[k] = v
+		}
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // RetryAfter is the value, in seconds, of the Retry-After header sent with
@@ -209,7 +243,11 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		Detail:   e.Detail,
 		Instance: requestPath(r),
 		Code:     e.Code,
+		Errors:   e.Errors,
 	})
+	if len(e.Extensions) > 0 {
+		body = withExtensions(body, e.Extensions)
+	}
 	body = append(body, '\n')
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(e.Status)

@@ -1,0 +1,436 @@
+package mongohttp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Errors of request bodies.
+var (
+	ErrInvalidBody          = &Error{Status: http.StatusBadRequest, Code: "invalid_body", Title: "Invalid request body"}
+	ErrBodyTooLarge         = &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request body too large"}
+	ErrUnsupportedMediaType = &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Title: "Unsupported media type"}
+	ErrValidation           = &Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed", Title: "Validation failed"}
+)
+
+// FieldError is one failing field of a 422 "validation_failed" answer.
+type FieldError struct {
+	// Pointer locates the field in the request body (RFC 6901), for
+	// example "/profile/city" or "/tags/2".
+	Pointer string `json:"pointer"`
+	// Code is a stable identifier: not_writable, invalid_type,
+	// invalid_value or invalid_object_id for bodies that break the write
+	// policy, and the Validate hook's own codes.
+	Code string `json:"code"`
+	// Detail explains the failure to the client.
+	Detail string `json:"detail,omitempty"`
+}
+
+// ValidationError lists the fields of a document that cannot be written.
+// A Validate hook returns one to have the request answered 422
+// "validation_failed" with each field in the problem's "errors" member.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("mongohttp: validation failed:")
+	for i, f := range e.Fields {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		fmt.Fprintf(&b, " %s %s", f.Pointer, f.Code)
+	}
+	return b.String()
+}
+
+// maxBodyErrors caps the field errors reported for one body.
+const maxBodyErrors = 20
+
+// maxBodyNesting bounds the nesting of a body, writable or not, so that
+// skipping a refused value never walks an unbounded structure.
+const maxBodyNesting = 32
+
+// remove marks, in a decoded merge patch, a field the patch sets to null.
+type remove struct{}
+
+// bodyDecoder reads one JSON object into a document of writable fields
+// converted to their declared types. Field problems are collected (so the
+// client sees them all); syntax problems end the decoding.
+type bodyDecoder struct {
+	w     writeSchema
+	dec   *json.Decoder
+	patch bool // null removes a field (RFC 7396)
+	errs  []FieldError
+	depth int
+}
+
+// decodeBody decodes a request body. Syntax errors are ErrInvalidBody
+// (400) with the byte offset; fields that break the write policy are a
+// *ValidationError (422).
+func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	d := &bodyDecoder{w: w, dec: dec, patch: patch}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, d.syntax(err)
+	}
+	if tok != json.Delim('{') {
+		return nil, ErrInvalidBody.Detailf("the body must be a JSON object")
+	}
+	doc, err := d.object("", "")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, ErrInvalidBody.Detailf("the body has data after its JSON object, at byte %d", dec.InputOffset())
+	}
+	if len(d.errs) > 0 {
+		return nil, &ValidationError{Fields: d.errs}
+	}
+	return doc, nil
+}
+
+func (d *bodyDecoder) syntax(err error) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.Error(), se.Offset).withCause(err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return ErrInvalidBody.Detailf("the body ends before its JSON object does, at byte %d", d.dec.InputOffset())
+	}
+	return ErrInvalidBody.Detailf("the body is not valid JSON at byte %d", d.dec.InputOffset()).withCause(err)
+}
+
+func (d *bodyDecoder) fail(ptr, code, format string, args ...any) {
+	if len(d.errs) < maxBodyErrors {
+		d.errs = append(d.errs, FieldError{Pointer: ptr, Code: code, Detail: fmt.Sprintf(format, args...)})
+	}
+}
+
+func (d *bodyDecoder) token() (json.Token, error) {
+	tok, err := d.dec.Token()
+	if err != nil {
+		return nil, d.syntax(err)
+	}
+	return tok, nil
+}
+
+// enter counts one level of nesting and refuses too many.
+func (d *bodyDecoder) enter() error {
+	d.depth++
+	if d.depth > maxBodyNesting {
+		return ErrInvalidBody.Detailf("the body is nested more than %d levels deep", maxBodyNesting)
+	}
+	return nil
+}
+
+// object reads the members of an object whose '{' was read, at path
+// prefix (JSON pointer ptr).
+func (d *bodyDecoder) object(prefix, ptr string) (bson.D, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { d.depth-- }()
+	out := bson.D{}
+	var seen []string
+	for d.dec.More() {
+		tok, err := d.token()
+		if err != nil {
+			return nil, err
+		}
+		key := tok.(string) // object keys are always strings
+		if containsString(seen, key) {
+			return nil, ErrInvalidBody.Detailf("the body has key %s twice in one object, before byte %d", clip(key), d.dec.InputOffset())
+		}
+		seen = append(seen, key)
+		path, p := key, ptr+"/"+pointerEscape(key)
+		if prefix != "" {
+			path = prefix + "." + key
+		}
+		var v any
+		switch typ, leaf := d.w.leaves[path]; {
+		case key == "" || strings.HasPrefix(key, "$") || strings.ContainsAny(key, ".\x00") || !utf8.ValidString(key):
+			d.fail(p, "not_writable", "keys may not be empty, start with \"$\", or contain \".\" or NUL")
+			err = d.skip()
+		case leaf:
+			v, err = d.leaf(path, p, typ)
+		case d.w.objects[path]:
+			v, err = d.nested(path, p)
+		default:
+			d.fail(p, "not_writable", "field %s may not be written; writable: %s", clip(path), nameList(d.w.names))
+			err = d.skip()
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			out = append(out, bson.E{Key: key, Value: v})
+		}
+	}
+	_, err := d.token() // '}'
+	return out, err
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// nested reads the value of an object that holds writable fields.
+func (d *bodyDecoder) nested(path, ptr string) (any, error) {
+	tok, err := d.token()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case tok == json.Delim('{'):
+		return d.object(path, ptr)
+	case tok == nil && d.patch:
+		return remove{}, nil
+	}
+	d.fail(ptr, "invalid_type", "field %s takes an object", clip(path))
+	return nil, d.skipAfter(tok)
+}
+
+// leaf reads the value of a writable field and converts it to typ. It
+// returns nil (and records a field error) for a value it refuses.
+func (d *bodyDecoder) leaf(path, ptr string, typ Type) (any, error) {
+	tok, err := d.token()
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil && d.patch {
+		return remove{}, nil
+	}
+	elem, isArray := typ.elem()
+	if !isArray {
+		return d.scalar(path, ptr, typ, tok)
+	}
+	if tok != json.Delim('[') {
+		d.fail(ptr, "invalid_type", "field %s takes an array of %s", clip(path), elem)
+		return nil, d.skipAfter(tok)
+	}
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { d.depth-- }()
+	arr := bson.A{}
+	ok := true
+	for i := 0; d.dec.More(); i++ {
+		tok, err := d.token()
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.scalar(path, ptr+"/"+strconv.Itoa(i), elem, tok)
+		if err != nil {
+			return nil, err
+		}
+		ok = ok && v != nil
+		arr = append(arr, v)
+	}
+	if _, err := d.token(); err != nil { // ']'
+		return nil, err
+	}
+	if !ok {
+		return nil, nil
+	}
+	return arr, nil
+}
+
+// scalar converts one JSON value, whose first token is tok, to typ.
+func (d *bodyDecoder) scalar(path, ptr string, typ Type, tok json.Token) (any, error) {
+	bad := func(code string) (any, error) {
+		d.fail(ptr, code, "field %s takes %s", clip(path), typ.expects())
+		return nil, d.skipAfter(tok)
+	}
+	if tok == json.Delim('{') && (typ == ObjectID || typ == Date) {
+		return d.wrapped(path, ptr, typ)
+	}
+	switch v := tok.(type) {
+	case string:
+		switch typ {
+		case String:
+			if strings.IndexByte(v, 0) >= 0 {
+				d.fail(ptr, "invalid_value", "field %s may not contain a NUL byte", clip(path))
+				return nil, nil
+			}
+			return v, nil
+		case Date:
+			if t, ok := parseDate(v); ok {
+				return t, nil
+			}
+			return bad("invalid_value")
+		case ObjectID:
+			if id, err := bson.ObjectIDFromHex(v); err == nil {
+				return id, nil
+			}
+			return bad("invalid_object_id")
+		}
+	case json.Number:
+		switch typ {
+		case Int:
+			if n, ok := parseIntNumber(v); ok {
+				if n >= math.MinInt32 && n <= math.MaxInt32 {
+					return int32(n), nil
+				}
+				return n, nil
+			}
+			return bad("invalid_value")
+		case Float:
+			if f, err := v.Float64(); err == nil && finite(f) {
+				return f, nil
+			}
+			return bad("invalid_value")
+		}
+	case bool:
+		if typ == Bool {
+			return v, nil
+		}
+	}
+	return bad("invalid_type")
+}
+
+// parseIntNumber accepts a JSON number with an integral value that fits in
+// an int64: 42, -7, 1e3, 3.0.
+func parseIntNumber(n json.Number) (int64, bool) {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return i, true
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// wrapped reads {"$oid": "…"} or {"$date": …}, whose '{' was read.
+func (d *bodyDecoder) wrapped(path, ptr string, typ Type) (any, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { d.depth-- }()
+	want := "$oid"
+	if typ == Date {
+		want = "$date"
+	}
+	code := "invalid_value"
+	if typ == ObjectID {
+		code = "invalid_object_id"
+	}
+	var out any
+	n := 0
+	for d.dec.More() {
+		tok, err := d.token()
+		if err != nil {
+			return nil, err
+		}
+		n++
+		v, err := d.token()
+		if err != nil {
+			return nil, err
+		}
+		if tok != want || n > 1 {
+			out = nil
+			if err := d.skipAfter(v); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		switch s := v.(type) {
+		case string:
+			if typ == ObjectID {
+				if id, err := bson.ObjectIDFromHex(s); err == nil {
+					out = id
+				}
+			} else if t, ok := parseDate(s); ok {
+				out = t
+			}
+		case json.Number:
+			if ms, ok := parseIntNumber(s); ok && typ == Date && validDateMillis(ms) {
+				out = bson.DateTime(ms)
+			}
+		default:
+			if err := d.skipAfter(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if _, err := d.token(); err != nil { // '}'
+		return nil, err
+	}
+	if out == nil || n != 1 {
+		d.fail(ptr, code, "field %s takes %s", clip(path), typ.expects())
+	}
+	return out, nil
+}
+
+// validDateMillis reports whether ms is a date the query language accepts
+// too: years 0000 to 9999.
+func validDateMillis(ms int64) bool {
+	const lo, hi = -62167219200000, 253402300799999 // 0000-01-01, 9999-12-31T23:59:59.999Z
+	return ms >= lo && ms <= hi
+}
+
+// skip reads and drops one whole value.
+func (d *bodyDecoder) skip() error {
+	tok, err := d.token()
+	if err != nil {
+		return err
+	}
+	return d.skipAfter(tok)
+}
+
+// skipAfter drops the rest of a value whose first token was tok.
+func (d *bodyDecoder) skipAfter(tok json.Token) error {
+	if tok != json.Delim('{') && tok != json.Delim('[') {
+		return nil
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	base := d.depth
+	for d.depth >= base {
+		t, err := d.token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			if err := d.enter(); err != nil {
+				return err
+			}
+		case json.Delim('}'), json.Delim(']'):
+			d.depth--
+		}
+	}
+	return nil
+}
+
+// pointerEscape escapes a key for a JSON pointer (RFC 6901), clipped as
+// every echoed input is.
+func pointerEscape(key string) string {
+	if len(key) > 64 {
+		key = key[:64]
+		for len(key) > 0 && !utf8.ValidString(key) {
+			key = key[:len(key)-1]
+		}
+	}
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+}

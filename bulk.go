@@ -1,0 +1,157 @@
+package mongohttp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Bulk insert batches: an insertMany is sent when either bound is reached,
+// so memory stays flat however long the stream is.
+const (
+	bulkBatchDocs  = 500
+	bulkBatchBytes = 4 << 20
+)
+
+// serveBulk inserts an NDJSON stream, one document per line (blank lines
+// are skipped), in ordered batches. It stops at the first line that cannot
+// be inserted: everything before it is stored, nothing after it. The
+// answer is 200 {"inserted": n}, or the failing line's problem document
+// with "inserted" and "line" (1-based) members.
+func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
+	if r.Header.Get("Idempotency-Key") != "" {
+		return ErrInvalidParameter.Detailf("Idempotency-Key applies to single inserts; a bulk insert reports how far it got instead")
+	}
+	_, fixed, err := h.scope(r)
+	if err != nil {
+		return err
+	}
+	in := bufio.NewReaderSize(r.Body, 64<<10)
+	var (
+		batch     []any
+		batchLine []int // the line of each document of the batch
+		size      int
+		inserted  int64
+		line      int
+		buf       []byte
+	)
+	fail := func(at int, err error) error {
+		e := AsError(err)
+		c := *e
+		c.Extensions = map[string]any{"inserted": inserted, "line": at}
+		return &c
+	}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		ctx, cancel := h.writeContext(r)
+		defer cancel()
+		res, err := h.w.wcoll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(true))
+		if res != nil {
+			inserted += int64(len(res.InsertedIDs))
+		}
+		if err != nil {
+			at := batchLine[0]
+			var bwe mongo.BulkWriteException
+			if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
+				idx := bwe.WriteErrors[0].Index
+				if idx >= 0 && idx < len(batchLine) {
+					at = batchLine[idx]
+					inserted = inserted - int64(len(res.InsertedIDs)) + int64(idx)
+				}
+			}
+			if mongo.IsDuplicateKeyError(err) {
+				err = ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+			}
+			return fail(at, err)
+		}
+		batch, batchLine, size = batch[:0], batchLine[:0], 0
+		return nil
+	}
+	for {
+		var err error
+		buf, err = readLine(in, buf[:0], h.w.maxBody)
+		if len(buf) > 0 || err == nil {
+			line++
+		}
+		if errors.Is(err, errLineTooLong) {
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+			return fail(line, ErrBodyTooLarge.Detailf("line %d is longer than %d bytes", line, h.w.maxBody))
+		}
+		if err != nil && err != io.EOF {
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+			return fail(line, ErrInvalidBody.Detailf("the body could not be read").withCause(err))
+		}
+		if trimmed := bytes.TrimSpace(buf); len(trimmed) > 0 {
+			doc, derr := h.bulkDocument(r, trimmed, fixed)
+			if derr != nil {
+				if ferr := flush(); ferr != nil {
+					return ferr
+				}
+				return fail(line, derr)
+			}
+			batch = append(batch, doc)
+			batchLine = append(batchLine, line)
+			size += len(doc)
+			if len(batch) >= bulkBatchDocs || size >= bulkBatchBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, map[string]int64{"inserted": inserted})
+	return nil
+}
+
+// bulkDocument checks and prepares one line as Insert does one body.
+func (h *writer[T]) bulkDocument(r *http.Request, line []byte, fixed bson.D) (bson.Raw, error) {
+	body, err := h.parser.write.decodeBody(line, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := conflictsWithScope(body, fixed); err != nil {
+		return nil, err
+	}
+	return h.finalize(r, OpInsert, h.mergeInto(bson.D{}, body, ""), bson.NewObjectID(), fixed)
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine appends the next line of in, without its newline, to buf. It
+// returns io.EOF with the last line when the stream ends, and
+// errLineTooLong once the line passes max bytes (the rest is not read).
+func readLine(in *bufio.Reader, buf []byte, max int64) ([]byte, error) {
+	for {
+		chunk, err := in.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if int64(len(buf)) > max+1 {
+			return buf, errLineTooLong
+		}
+		switch {
+		case err == nil:
+			return buf[:len(buf)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return buf, err
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package mongohttp
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// claims serialize the writes of one document on servers whose
+// single-document updates are not atomic under concurrent writers.
+// MongoDB checks an update's filter and applies it as one operation, so a
+// replacement filtered on the version read is enough there. FerretDB 1.x
+// reads and then writes: two updates with the same version filter can both
+// succeed, and one change is lost. There, a writer first inserts a claim
+// named after the document and the version it read; _id uniqueness lets
+// exactly one writer of each version go on, the others find the claim and
+// answer 412 (or read again). The claim is removed once the write is done.
+type claims struct {
+	coll  *mongo.Collection
+	lease time.Duration // a claim older than this was abandoned by a crash
+	state atomic.Int32  // 0 unknown, 1 needed, 2 not needed
+}
+
+func newClaims(coll *mongo.Collection, maxTime time.Duration) *claims {
+	return &claims{coll: coll.Database().Collection(coll.Name() + "_claims"), lease: maxTime + 5*time.Second}
+}
+
+// needed reports whether the server needs claims, asking it once: FerretDB
+// names itself in buildInfo. A failed probe is not remembered.
+func (c *claims) needed(ctx context.Context) (bool, error) {
+	switch c.state.Load() {
+	case 1:
+		return true, nil
+	case 2:
+		return false, nil
+	}
+	raw, err := c.coll.Database().Client().Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Raw()
+	if err != nil {
+		return false, err
+	}
+	if _, err := raw.LookupErr("ferretdbVersion"); err == nil {
+		c.state.Store(1)
+		return true, nil
+	}
+	c.state.Store(2)
+	return false, nil
+}
+
+type claimDoc struct {
+	ID    string    `bson:"_id"`
+	Taken time.Time `bson:"taken"`
+}
+
+// take claims the move of the document id away from version (the stored
+// version, "" for none). It reports false when another writer holds the
+// claim. release must be called after a successful take.
+func (c *claims) take(ctx context.Context, id any, version string) (bool, error) {
+	key := claimKey(id, version)
+	for range 2 {
+		now := time.Now()
+		_, err := c.coll.InsertOne(ctx, claimDoc{ID: key, Taken: now})
+		if err == nil {
+			return true, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return false, err
+		}
+		var held claimDoc
+		if err := c.coll.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&held); err != nil {
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				continue // released meanwhile
+			}
+			return false, err
+		}
+		if now.Sub(held.Taken) < c.lease {
+			return false, nil
+		}
+		// Abandoned: remove exactly that claim, then try once more.
+		if _, err := c.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "taken", Value: held.Taken}}); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func (c *claims) release(ctx context.Context, id any, version string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = c.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: claimKey(id, version)}})
+}
+
+func claimKey(id any, version string) string {
+	raw, err := bson.Marshal(bson.D{{Key: "i", Value: id}})
+	if err != nil {
+		return version
+	}
+	return string(raw[4:len(raw)-1]) + "/" + version
+}

@@ -1,0 +1,884 @@
+package mongohttp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// WriteOp says which write a Prepare hook runs for.
+type WriteOp int
+
+// The writes.
+const (
+	// OpInsert creates a document: POST, or PUT of an id that does not exist.
+	OpInsert WriteOp = iota + 1
+	// OpReplace replaces the writable fields of a document: PUT.
+	OpReplace
+	// OpPatch changes some fields of a document: PATCH.
+	OpPatch
+)
+
+func (op WriteOp) String() string {
+	switch op {
+	case OpInsert:
+		return "insert"
+	case OpReplace:
+		return "replace"
+	case OpPatch:
+		return "patch"
+	}
+	return "WriteOp(" + strconv.Itoa(int(op)) + ")"
+}
+
+// Errors of writes.
+var (
+	ErrConflict             = &Error{Status: http.StatusConflict, Code: "conflict", Title: "Conflict"}
+	ErrPreconditionFailed   = &Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Title: "Precondition failed"}
+	ErrPreconditionRequired = &Error{Status: http.StatusPreconditionRequired, Code: "precondition_required", Title: "Precondition required"}
+)
+
+// Media types the write handlers take.
+const (
+	mediaJSON       = "application/json"
+	mediaMergePatch = "application/merge-patch+json"
+)
+
+// DefaultMaxBodyBytes bounds a request body (one line of an NDJSON bulk
+// insert) when Collection.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultVersionField is the field holding a document's version when
+// Collection.VersionField is "".
+const DefaultVersionField = "_etag"
+
+// maxWriteAttempts bounds the read-merge-write rounds of a PUT or PATCH
+// without If-Match that lose a race with another writer.
+const maxWriteAttempts = 8
+
+// writer is a write handler of one policy.
+type writer[T any] struct {
+	*handlerBase[T]
+	w      *writeSettings[T]
+	id     func(r *http.Request) string
+	limit  *limiter
+	method string
+	serve  func(h *writer[T], w http.ResponseWriter, r *http.Request) error
+}
+
+// writeSettings are the write-side settings of a Resource.
+type writeSettings[T any] struct {
+	wcoll        *mongo.Collection // with the write concern
+	validate     func(r *http.Request, doc *T) error
+	prepare      func(r *http.Request, op WriteOp, doc *T) error
+	requireMatch bool
+	maxBody      int64
+	location     func(r *http.Request, id any) string
+	known        map[string]bool // the keys T's marshalling writes; nil: every key
+	idem         *idempotency
+	claims       *claims
+}
+
+func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != h.method {
+		w.Header().Set("Allow", h.method)
+		WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use %s", strconv.Quote(r.Method), h.method))
+		return
+	}
+	client := clientLimiter(h.coll.Database().Client())
+	if err := admit(r.Context(), h.limit, client); err != nil {
+		h.errorFunc(w, r, err)
+		return
+	}
+	defer leave(h.limit, client)
+	if err := h.serve(h, w, r); err != nil {
+		h.errorFunc(w, r, err)
+	}
+}
+
+// mediaType returns the request's media type, lower case, without
+// parameters.
+func mediaType(r *http.Request) string {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+// readBody reads the whole body, bounded by the handler's limit.
+func (h *writer[T]) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.w.maxBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, ErrBodyTooLarge.Detailf("the body is larger than %d bytes", h.w.maxBody)
+	case err != nil:
+		return nil, ErrInvalidBody.Detailf("the body could not be read").withCause(err)
+	}
+	return body, nil
+}
+
+// scope returns the request's base filter and the fields it fixes by
+// equality, which every document written under it carries.
+func (h *writer[T]) scope(r *http.Request) (base, fixed bson.D, err error) {
+	if base, err = h.base(r); err != nil {
+		return nil, nil, err
+	}
+	return base, equalities(base, nil), nil
+}
+
+// equalities collects the fields f fixes to one value: {k: v} and
+// {k: {$eq: v}} at the top and inside $and.
+func equalities(f, out bson.D) bson.D {
+	for _, e := range f {
+		switch {
+		case e.Key == "$and":
+			if a, ok := e.Value.(bson.A); ok {
+				for _, c := range a {
+					if d, ok := c.(bson.D); ok {
+						out = equalities(d, out)
+					}
+				}
+			}
+		case strings.HasPrefix(e.Key, "$"):
+		default:
+			if d, ok := e.Value.(bson.D); ok && len(d) > 0 && strings.HasPrefix(d[0].Key, "$") {
+				if len(d) == 1 && d[0].Key == "$eq" {
+					out = append(out, bson.E{Key: e.Key, Value: d[0].Value})
+				}
+				continue
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// finalize turns the merged document m into the document to store: it is
+// decoded into T, checked by Validate, changed by Prepare, and encoded
+// again; then the id, the version and the scope's fields are set over
+// whatever the hooks did, since clients and hooks may not move a document
+// out of its scope or change its identity.
+func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixed bson.D) (bson.Raw, error) {
+	raw, err := bson.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if h.raw {
+		v = any(bson.Raw(raw)).(T)
+	} else if err := bson.Unmarshal(raw, &v); err != nil {
+		return nil, ErrValidation.Detailf("the document does not fit the service's type").withCause(err)
+	}
+	if h.w.validate != nil {
+		if err := h.w.validate(r, &v); err != nil {
+			return nil, err
+		}
+	}
+	if h.w.prepare != nil {
+		if err := h.w.prepare(r, op, &v); err != nil {
+			return nil, err
+		}
+	}
+	var out bson.Raw
+	if h.raw {
+		out = any(v).(bson.Raw)
+	} else {
+		if out, err = bson.Marshal(&v); err != nil {
+			return nil, err
+		}
+		out = overlay(keepPresent(out, raw, h.zeroDoc), raw, h.w.known)
+	}
+	set := append(bson.D{{Key: "_id", Value: id}, {Key: h.version, Value: bson.NewObjectID()}}, fixed...)
+	return setFields(out, set)
+}
+
+// overlay adds to doc the fields of m that T does not know (known is the
+// set of keys T writes; nil when T keeps every key), so that decoding into
+// a struct loses no stored field it has no place for.
+func overlay(doc, m bson.Raw, known map[string]bool) bson.Raw {
+	if known == nil {
+		return doc
+	}
+	elems, err := m.Elements()
+	if err != nil {
+		return doc
+	}
+	var extra bson.D
+	for _, e := range elems {
+		if !known[e.Key()] {
+			if _, err := doc.LookupErr(e.Key()); err != nil {
+				extra = append(extra, bson.E{Key: e.Key(), Value: e.Value()})
+			}
+		}
+	}
+	if len(extra) == 0 {
+		return doc
+	}
+	out, err := setFields(doc, extra)
+	if err != nil {
+		return doc
+	}
+	return out
+}
+
+// setFields returns doc with the given fields set, replacing same-named
+// ones in place and appending the others; _id goes first.
+func setFields(doc bson.Raw, set bson.D) (bson.Raw, error) {
+	elems, err := doc.Elements()
+	if err != nil {
+		return nil, err
+	}
+	out := make(bson.D, 0, len(elems)+len(set))
+	for _, s := range set {
+		if s.Key == "_id" {
+			out = append(out, s)
+		}
+	}
+	for _, e := range elems {
+		if e.Key() == "_id" && len(out) > 0 && out[0].Key == "_id" {
+			continue
+		}
+		if i := indexOf(set, e.Key()); i >= 0 {
+			out = append(out, set[i])
+			continue
+		}
+		out = append(out, bson.E{Key: e.Key(), Value: e.Value()})
+	}
+	for _, s := range set {
+		if s.Key != "_id" && indexOfRaw(elems, s.Key) < 0 {
+			out = append(out, s)
+		}
+	}
+	return bson.Marshal(out)
+}
+
+func indexOf(d bson.D, key string) int {
+	for i, e := range d {
+		if e.Key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+func indexOfRaw(elems []bson.RawElement, key string) int {
+	for i, e := range elems {
+		if e.Key() == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// mergeInto applies a decoded body to doc (RFC 7396): objects merge field
+// by field, other values replace, remove{} deletes. A removed object loses
+// only its writable fields, so a client cannot delete what it cannot write.
+func (h *writer[T]) mergeInto(doc bson.D, patch bson.D, prefix string) bson.D {
+	for _, p := range patch {
+		path := p.Key
+		if prefix != "" {
+			path = prefix + "." + p.Key
+		}
+		i := indexOf(doc, p.Key)
+		switch v := p.Value.(type) {
+		case remove:
+			if i < 0 {
+				continue
+			}
+			if h.parser.write.objects[path] {
+				if sub, ok := asDoc(doc[i].Value); ok {
+					doc[i].Value = h.stripWritable(sub, path)
+					if len(doc[i].Value.(bson.D)) > 0 {
+						continue
+					}
+				}
+			}
+			doc = append(doc[:i], doc[i+1:]...)
+		case bson.D:
+			var sub bson.D
+			if i >= 0 {
+				sub, _ = asDoc(doc[i].Value)
+			}
+			merged := h.mergeInto(sub, v, path)
+			if i >= 0 {
+				doc[i].Value = merged
+			} else {
+				doc = append(doc, bson.E{Key: p.Key, Value: merged})
+			}
+		default:
+			if i >= 0 {
+				doc[i].Value = v
+			} else {
+				doc = append(doc, p)
+			}
+		}
+	}
+	return doc
+}
+
+// stripWritable removes the writable fields of doc (at path prefix), and
+// objects left empty by it: what a replacement keeps of the stored
+// document is what clients cannot write.
+func (h *writer[T]) stripWritable(doc bson.D, prefix string) bson.D {
+	out := doc[:0:0]
+	for _, e := range doc {
+		path := e.Key
+		if prefix != "" {
+			path = prefix + "." + e.Key
+		}
+		if _, ok := h.parser.write.leaves[path]; ok {
+			continue
+		}
+		if h.parser.write.objects[path] {
+			if sub, ok := asDoc(e.Value); ok {
+				if sub = h.stripWritable(sub, path); len(sub) == 0 {
+					continue
+				}
+				e.Value = sub
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// asDoc returns v as a bson.D if it is a document, decoding a raw one.
+func asDoc(v any) (bson.D, bool) {
+	switch d := v.(type) {
+	case bson.D:
+		return d, true
+	case bson.RawValue:
+		if raw, ok := d.DocumentOK(); ok {
+			return toD(raw), true
+		}
+	case bson.Raw:
+		return toD(d), true
+	}
+	return nil, false
+}
+
+// toD turns a raw document into a bson.D whose values stay raw, so that
+// every stored value keeps its exact BSON type.
+func toD(raw bson.Raw) bson.D {
+	elems, err := raw.Elements()
+	if err != nil {
+		return nil
+	}
+	d := make(bson.D, len(elems))
+	for i, e := range elems {
+		d[i] = bson.E{Key: e.Key(), Value: e.Value()}
+	}
+	return d
+}
+
+// conflictsWithScope reports the body fields that contradict the scope.
+func conflictsWithScope(body, fixed bson.D) error {
+	var errs []FieldError
+	for _, f := range fixed {
+		if i := indexOf(body, f.Key); i >= 0 && !sameBSON(body[i].Value, f.Value) {
+			errs = append(errs, FieldError{Pointer: "/" + pointerEscape(f.Key), Code: "conflicts_with_scope",
+				Detail: "this field is set by the request's scope and cannot take another value"})
+		}
+	}
+	if errs != nil {
+		return &ValidationError{Fields: errs}
+	}
+	return nil
+}
+
+func sameBSON(a, b any) bool {
+	ra, err1 := bson.Marshal(bson.D{{Key: "v", Value: a}})
+	rb, err2 := bson.Marshal(bson.D{{Key: "v", Value: b}})
+	return err1 == nil && err2 == nil && string(ra) == string(rb)
+}
+
+// respond writes a successful write's answer: the stored document as the
+// handlers of one document serve it, or 204 under Prefer: return=minimal.
+func (h *writer[T]) respond(w http.ResponseWriter, r *http.Request, status int, stored bson.Raw, location string) error {
+	if len(h.hidden) > 0 {
+		stored = omitPaths(stored, h.hidden, "")
+	}
+	body, etag, err := h.render(r, stored)
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	hdr.Set("ETag", etag)
+	hdr.Set("Cache-Control", "no-store")
+	if location != "" {
+		hdr.Set("Location", location)
+	}
+	if prefersMinimal(r) {
+		hdr.Set("Preference-Applied", "return=minimal")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// prefersMinimal reports whether the request asks for Prefer:
+// return=minimal (RFC 7240).
+func prefersMinimal(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for part := range strings.SplitSeq(v, ",") {
+			k, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if strings.EqualFold(k, "return") && strings.EqualFold(strings.Trim(val, `"`), "minimal") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeContext bounds a write's operations like a read's.
+func (h *writer[T]) writeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), h.maxTime)
+}
+
+// loadStored reads the whole stored document (hidden fields included: a
+// write must keep them) in the request's scope; nil when there is none.
+func (h *writer[T]) loadStored(ctx context.Context, filter bson.D) (bson.Raw, error) {
+	raw, err := h.w.wcoll.FindOne(ctx, filter).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	return raw, err
+}
+
+// replaceClaimed replaces the document matching filter whose version is
+// still that of stored, and reports whether it did: false when another
+// write came first. The stored document is then exactly doc.
+func (h *writer[T]) replaceClaimed(ctx context.Context, filter bson.D, id any, stored, doc bson.Raw) (bool, error) {
+	ok, release, err := h.claim(ctx, id, stored)
+	if !ok || err != nil {
+		return false, err
+	}
+	defer release()
+	res, err := h.w.wcoll.ReplaceOne(ctx, and(filter, h.versionCondition(stored)), doc)
+	if err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return false, ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+		}
+		return false, err
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// pause waits a little before another read-merge-write round, longer each
+// time, so that the writer holding the document can finish.
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// versionOf returns the stored version as text, "" when there is none.
+func (h *writer[T]) versionOf(stored bson.Raw) string {
+	if v, ok := stored.Lookup(h.version).ObjectIDOK(); ok {
+		return v.Hex()
+	}
+	return ""
+}
+
+// claim takes the document's write claim where the server needs one (see
+// claims); it reports false when another writer holds it. The returned
+// function releases it.
+func (h *writer[T]) claim(ctx context.Context, id any, stored bson.Raw) (bool, func(), error) {
+	need, err := h.w.claims.needed(ctx)
+	if err != nil || !need {
+		return err == nil, func() {}, err
+	}
+	version := h.versionOf(stored)
+	ok, err := h.w.claims.take(ctx, id, version)
+	if !ok || err != nil {
+		return false, func() {}, err
+	}
+	return true, func() { h.w.claims.release(ctx, id, version) }, nil
+}
+
+// versionCondition selects the stored document only while its version is
+// the one read: the check and the write are one server operation.
+func (h *writer[T]) versionCondition(stored bson.Raw) bson.D {
+	if v, err := stored.LookupErr(h.version); err == nil {
+		return bson.D{{Key: h.version, Value: v}}
+	}
+	return bson.D{{Key: h.version, Value: bson.D{{Key: "$exists", Value: false}}}}
+}
+
+// preconditions are the request's If-Match and If-None-Match headers.
+type preconditions struct {
+	ifMatch     []string // entity tags, or "*"
+	ifNoneMatch bool     // If-None-Match: * (create only)
+}
+
+func (h *writer[T]) preconditions(r *http.Request) (preconditions, error) {
+	var p preconditions
+	for _, v := range r.Header.Values("If-Match") {
+		for part := range strings.SplitSeq(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				p.ifMatch = append(p.ifMatch, part)
+			}
+		}
+	}
+	for _, v := range r.Header.Values("If-None-Match") {
+		if strings.TrimSpace(v) == "*" {
+			p.ifNoneMatch = true
+		} else if v != "" {
+			return p, ErrInvalidParameter.Detailf("If-None-Match on a write takes only \"*\" (create only)")
+		}
+	}
+	if h.w.requireMatch && p.ifMatch == nil && !p.ifNoneMatch {
+		return p, ErrPreconditionRequired.Detailf("this resource requires If-Match with the document's ETag (or If-None-Match: * to create)")
+	}
+	return p, nil
+}
+
+// matches reports whether the stored document satisfies If-Match. A tag
+// carrying a version is compared with the stored version; a tag without
+// one (a document written before versions, or by another program) with
+// the ETag the document has now. Weak tags never match (RFC 9110 13.1.1).
+func (h *writer[T]) matches(r *http.Request, p preconditions, stored bson.Raw) (bool, error) {
+	if p.ifMatch == nil {
+		return true, nil
+	}
+	var current string
+	for _, tag := range p.ifMatch {
+		if tag == "*" {
+			return true, nil
+		}
+		if strings.HasPrefix(tag, "W/") {
+			continue
+		}
+		if version, _, ok := strings.Cut(strings.Trim(tag, `"`), "."); ok {
+			if v, ok := stored.Lookup(h.version).ObjectIDOK(); ok && v.Hex() == version {
+				return true, nil
+			}
+			continue
+		}
+		if current == "" {
+			shown := stored
+			if len(h.hidden) > 0 {
+				shown = omitPaths(stored, h.hidden, "")
+			}
+			var err error
+			if _, current, err = h.render(r, shown); err != nil {
+				return false, err
+			}
+		}
+		if tag == current {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func errPrecondition() error {
+	return ErrPreconditionFailed.Detailf("the document has changed since the ETag given in If-Match; read it again")
+}
+
+// serveInsert answers POST: one JSON document, or an NDJSON stream of them.
+func serveInsert[T any](h *writer[T], w http.ResponseWriter, r *http.Request) error {
+	switch mediaType(r) {
+	case mediaJSON:
+	case NDJSON:
+		return h.serveBulk(w, r)
+	default:
+		w.Header().Set("Accept-Post", mediaJSON+", "+NDJSON)
+		return ErrUnsupportedMediaType.Detailf("send %s (one document) or %s (many)", mediaJSON, NDJSON)
+	}
+	data, err := h.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	body, err := h.parser.write.decodeBody(data, false)
+	if err != nil {
+		return err
+	}
+	base, fixed, err := h.scope(r)
+	if err != nil {
+		return err
+	}
+	if err := conflictsWithScope(body, fixed); err != nil {
+		return err
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		scope, err := bson.Marshal(bson.D{{Key: "base", Value: base}})
+		if err != nil {
+			return err
+		}
+		return h.w.idem.serve(w, r, key, scope, data, func(id bson.ObjectID, rec http.ResponseWriter) error {
+			return h.insert(rec, r, body, fixed, id)
+		})
+	}
+	return h.insert(w, r, body, fixed, bson.NewObjectID())
+}
+
+// insert stores one decoded body under id and answers 201.
+func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed bson.D, id any) error {
+	doc, err := h.finalize(r, OpInsert, h.mergeInto(bson.D{}, body, ""), id, fixed)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.writeContext(r)
+	defer cancel()
+	if _, err := h.w.wcoll.InsertOne(ctx, doc); err != nil {
+		if !mongo.IsDuplicateKeyError(err) {
+			return err
+		}
+		// Ids are fresh, so a document with this one can only be an earlier
+		// attempt of this very insert (an Idempotency-Key retry taking over
+		// a claim whose insert went through): answer as it would have.
+		if stored, lerr := h.loadStored(ctx, bson.D{{Key: "_id", Value: id}}); lerr == nil && stored != nil {
+			return h.respond(w, r, http.StatusCreated, stored, h.w.location(r, id))
+		}
+		return ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+	}
+	return h.respond(w, r, http.StatusCreated, doc, h.w.location(r, id))
+}
+
+// serveUpdate answers PUT (replace) and PATCH (merge patch).
+func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) error {
+	op, media := OpReplace, mediaJSON
+	if r.Method == http.MethodPatch {
+		op, media = OpPatch, mediaMergePatch
+	}
+	if mediaType(r) != media {
+		if op == OpPatch {
+			w.Header().Set("Accept-Patch", mediaMergePatch)
+		}
+		return ErrUnsupportedMediaType.Detailf("send %s", media)
+	}
+	id, err := h.parser.ParseID(h.id(r))
+	if err != nil {
+		return err
+	}
+	pre, err := h.preconditions(r)
+	if err != nil {
+		return err
+	}
+	if op == OpPatch && pre.ifNoneMatch {
+		return ErrInvalidParameter.Detailf("If-None-Match: * creates a document; PATCH only changes one")
+	}
+	data, err := h.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	body, err := h.parser.write.decodeBody(data, op == OpPatch)
+	if err != nil {
+		return err
+	}
+	base, fixed, err := h.scope(r)
+	if err != nil {
+		return err
+	}
+	if err := conflictsWithScope(body, fixed); err != nil {
+		return err
+	}
+	if pre.ifNoneMatch {
+		return h.create(w, r, body, fixed, base, id)
+	}
+	filter := and(base, bson.D{{Key: "_id", Value: id}})
+	ctx, cancel := h.writeContext(r)
+	defer cancel()
+	for attempt := range maxWriteAttempts {
+		if attempt > 0 {
+			if err := pause(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		stored, err := h.loadStored(ctx, filter)
+		if err != nil {
+			return err
+		}
+		if stored == nil {
+			if op == OpPatch || pre.ifMatch != nil {
+				return ErrNotFound.Detailf("no document has this id")
+			}
+			return h.create(w, r, body, fixed, base, id)
+		}
+		if ok, err := h.matches(r, pre, stored); err != nil {
+			return err
+		} else if !ok {
+			return errPrecondition()
+		}
+		m := toD(stored)
+		if op == OpReplace {
+			m = h.stripWritable(m, "")
+		}
+		doc, err := h.finalize(r, op, h.mergeInto(m, body, ""), id, fixed)
+		if err != nil {
+			return err
+		}
+		replaced, err := h.replaceClaimed(ctx, filter, id, stored, doc)
+		if err != nil {
+			return err
+		}
+		if replaced {
+			return h.respond(w, r, http.StatusOK, doc, "")
+		}
+		if pre.ifMatch != nil {
+			return errPrecondition() // another write came between the check and ours
+		}
+	}
+	return ErrConflict.Detailf("the document kept changing while it was written; retry")
+}
+
+// create answers a PUT that creates its document. An id that exists
+// outside the request's scope is a 404, so a scope never learns of the
+// documents of another.
+func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, base bson.D, id any) error {
+	doc, err := h.finalize(r, OpInsert, h.mergeInto(bson.D{}, body, ""), id, fixed)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.writeContext(r)
+	defer cancel()
+	if _, err := h.w.wcoll.InsertOne(ctx, doc); err != nil {
+		if !mongo.IsDuplicateKeyError(err) {
+			return err
+		}
+		stored, lerr := h.loadStored(ctx, and(base, bson.D{{Key: "_id", Value: id}}))
+		switch {
+		case lerr != nil:
+			return lerr
+		case stored == nil:
+			return ErrNotFound.Detailf("this id cannot be created here").withCause(err)
+		}
+		return ErrPreconditionFailed.Detailf("a document with this id exists").withCause(err)
+	}
+	return h.respond(w, r, http.StatusCreated, doc, "")
+}
+
+// serveDelete answers DELETE: 204, then 404.
+func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) error {
+	id, err := h.parser.ParseID(h.id(r))
+	if err != nil {
+		return err
+	}
+	pre, err := h.preconditions(r)
+	if err != nil {
+		return err
+	}
+	if pre.ifNoneMatch {
+		return ErrInvalidParameter.Detailf("If-None-Match: * creates a document; DELETE removes one")
+	}
+	base, _, err := h.scope(r)
+	if err != nil {
+		return err
+	}
+	filter := and(base, bson.D{{Key: "_id", Value: id}})
+	ctx, cancel := h.writeContext(r)
+	defer cancel()
+	if pre.ifMatch != nil {
+		stored, err := h.loadStored(ctx, filter)
+		if err != nil {
+			return err
+		}
+		if stored == nil {
+			return ErrNotFound.Detailf("no document has this id")
+		}
+		ok, err := h.matches(r, pre, stored)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errPrecondition()
+		}
+		claimed, release, err := h.claim(ctx, id, stored)
+		if err != nil {
+			return err
+		}
+		if !claimed {
+			return errPrecondition()
+		}
+		defer release()
+		filter = and(filter, h.versionCondition(stored))
+	}
+	res, err := h.w.wcoll.DeleteOne(ctx, filter)
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		if pre.ifMatch != nil {
+			return errPrecondition() // changed between the check and the delete
+		}
+		return ErrNotFound.Detailf("no document has this id")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// knownKeys returns the top-level keys that marshalling a T writes, read
+// from its bson tags as the driver reads them (the lower-cased field name
+// when a tag gives none), or nil when T keeps any key (a map, bson.D,
+// bson.Raw, or a struct with an inline map).
+func knownKeys[T any]() map[string]bool {
+	t := reflect.TypeFor[T]()
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	keys := map[string]bool{}
+	if !structKeys(t, keys) {
+		return nil
+	}
+	return keys
+}
+
+func structKeys(t reflect.Type, keys map[string]bool) bool {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("bson")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" && opts == "" {
+			continue
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if strings.Contains(","+opts+",", ",inline,") {
+			switch ft.Kind() {
+			case reflect.Struct:
+				if !structKeys(ft, keys) {
+					return false
+				}
+				continue
+			case reflect.Map:
+				return false
+			}
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		keys[name] = true
+	}
+	return true
+}
