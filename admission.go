@@ -29,7 +29,9 @@ type Admission struct {
 	MaxActive int
 
 	// MaxQueued is how many requests may wait for a place. Default (0) is
-	// four times MaxActive; a negative value means none wait.
+	// sixteen times MaxActive: waiting costs little, and MaxWait, not the
+	// queue's length, is what keeps slow requests from piling up. A
+	// negative value means none wait.
 	MaxQueued int
 
 	// MaxWait is the longest a request waits in the queue before it is
@@ -38,11 +40,11 @@ type Admission struct {
 	MaxWait time.Duration
 }
 
-// Admission defaults, for a small database server: a handler runs at most 16
+// Admission defaults, for a small database server: a handler runs at most 8
 // requests at once and a client 64, below the driver's pool of 100
 // connections so that requests wait here, bounded, rather than in the pool.
 const (
-	DefaultMaxActive       = 16
+	DefaultMaxActive       = 8
 	DefaultClientMaxActive = 64
 	DefaultMaxWait         = time.Second
 )
@@ -74,7 +76,7 @@ func (a Admission) newLimiter(defaultActive int) *limiter {
 	case queued < 0:
 		queued = 0
 	case queued == 0:
-		queued = 4 * active
+		queued = 16 * active
 	}
 	wait := a.MaxWait
 	if wait == 0 {

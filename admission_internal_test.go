@@ -85,8 +85,8 @@ func TestAdmissionDefaults(t *testing.T) {
 		active, queued int
 		nilLimiter     bool
 	}{
-		{Admission{}, DefaultMaxActive, DefaultMaxActive, 4 * DefaultMaxActive, false},
-		{Admission{}, DefaultClientMaxActive, DefaultClientMaxActive, 4 * DefaultClientMaxActive, false},
+		{Admission{}, DefaultMaxActive, DefaultMaxActive, 16 * DefaultMaxActive, false},
+		{Admission{}, DefaultClientMaxActive, DefaultClientMaxActive, 16 * DefaultClientMaxActive, false},
 		{Admission{MaxActive: 3, MaxQueued: -1}, DefaultMaxActive, 3, 0, false},
 		{Admission{MaxActive: -1}, DefaultMaxActive, 0, 0, true},
 	}

@@ -106,8 +106,8 @@ type Collection[T any] struct {
 	// runs at once; past the bound and a short queue, requests are answered
 	// 503 "overloaded" at once. Every handler has a limiter of its own, and
 	// requests also count against their client's (see Config.Admission).
-	// Default is the zero Admission: DefaultMaxActive at once,
-	// DefaultMaxQueued waiting at most DefaultMaxWait.
+	// Default is the zero Admission: DefaultMaxActive (8) at once, 16 times
+	// as many waiting at most DefaultMaxWait (1 s).
 	Admission Admission
 
 	// CacheControl is the Cache-Control header of successful answers.

@@ -78,7 +78,7 @@ type Config struct {
 	// Admission bounds the requests that mongohttp's handlers run at once on
 	// this client, all handlers together (each handler has its own bound
 	// too; see Collection.Admission). Default is DefaultClientMaxActive (64)
-	// at once, four times as many waiting at most DefaultMaxWait.
+	// at once, 16 times as many waiting at most DefaultMaxWait.
 	Admission Admission
 }
 

@@ -3,39 +3,31 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/gorilla/mux"
 	"github.com/mongohttp/mongohttp"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // chiRouter mounts the service's handlers on chi. The only router-specific
 // part is how a handler reads {id}: chi.URLParam.
 func chiRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
-	id := func(r *http.Request) string { return chi.URLParam(r, "id") }
-	users, posts := db.Collection("users"), db.Collection("posts")
-
+	rt := newRoutes(client, db, func(r *http.Request) string { return chi.URLParam(r, "id") }, slog.Default(), testMaxTime)
 	r := chi.NewRouter()
-	r.Use(middleware.GetHead) // HEAD is answered by the GET routes
-	r.Get("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: usersPolicy, MaxTime: testMaxTime})).Find().ServeHTTP)
-	r.Get("/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: usersPolicy, ID: id, MaxTime: testMaxTime})).FindOne().ServeHTTP)
-	r.Get("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts,
-		Policy: postsPolicy, MaxTime: testMaxTime, BaseFilter: authorFilter(users, id, testMaxTime),
-	})).Find().ServeHTTP)
-	r.Get("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts, Policy: postsPolicy, MaxTime: testMaxTime})).Find().ServeHTTP)
-	r.Get("/posts/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts, Policy: postsPolicy, ID: id, MaxTime: testMaxTime})).FindOne().ServeHTTP)
-	r.Get("/healthz", (&mongohttp.HealthHandler{Client: client}).ServeHTTP)
-	r.Get("/debug/pool", (&mongohttp.StatsHandler{Client: client}).ServeHTTP)
-	// chi answers other methods and unknown paths itself: in problem+json
-	// too, like the handlers.
-	r.MethodNotAllowed(methodNotAllowed)
+	// The handlers answer every method themselves (405 problem+json with
+	// Allow for those they do not serve), so they are mounted for all.
+	r.Handle("/users", rt.Users)
+	r.Handle("/users/{id}", rt.User)
+	r.Handle("/users/{id}/posts", rt.UserPosts)
+	r.Handle("/posts", rt.Posts)
+	r.Handle("/posts/{id}", rt.Post)
+	r.Handle("/healthz", rt.Health)
 	r.NotFound(notFound)
 	return r
 }
@@ -43,20 +35,14 @@ func chiRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
 // gorillaRouter mounts the same handlers on gorilla/mux, reading {id} with
 // mux.Vars.
 func gorillaRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
-	id := func(r *http.Request) string { return mux.Vars(r)["id"] }
-	users, posts := db.Collection("users"), db.Collection("posts")
-
+	rt := newRoutes(client, db, func(r *http.Request) string { return mux.Vars(r)["id"] }, slog.Default(), testMaxTime)
 	r := mux.NewRouter()
-	r.Handle("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: usersPolicy, MaxTime: testMaxTime})).Find()).Methods("GET", "HEAD")
-	r.Handle("/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: usersPolicy, ID: id, MaxTime: testMaxTime})).FindOne()).Methods("GET", "HEAD")
-	r.Handle("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts,
-		Policy: postsPolicy, MaxTime: testMaxTime, BaseFilter: authorFilter(users, id, testMaxTime),
-	})).Find()).Methods("GET", "HEAD")
-	r.Handle("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts, Policy: postsPolicy, MaxTime: testMaxTime})).Find()).Methods("GET", "HEAD")
-	r.Handle("/posts/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[Post]{Coll: posts, Policy: postsPolicy, ID: id, MaxTime: testMaxTime})).FindOne()).Methods("GET", "HEAD")
-	r.Handle("/healthz", &mongohttp.HealthHandler{Client: client}).Methods("GET", "HEAD")
-	r.Handle("/debug/pool", &mongohttp.StatsHandler{Client: client}).Methods("GET", "HEAD")
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	r.Handle("/users", rt.Users)
+	r.Handle("/users/{id}", rt.User)
+	r.Handle("/users/{id}/posts", rt.UserPosts)
+	r.Handle("/posts", rt.Posts)
+	r.Handle("/posts/{id}", rt.Post)
+	r.Handle("/healthz", rt.Health)
 	r.NotFoundHandler = http.HandlerFunc(notFound)
 	return r
 }
@@ -99,8 +85,12 @@ func TestRouters(t *testing.T) {
 		{"GET", "/users/" + unknownID + "/posts"},
 		{"GET", "/posts/" + unknownID},
 		{"GET", "/posts?limit=1000"},
+		// Writes that change nothing: the shared data stays as seeded.
 		{"POST", "/users"},
-		{"DELETE", "/posts/" + post},
+		{"PUT", "/users/" + user},
+		{"PATCH", "/posts/" + post},
+		{"DELETE", "/posts/" + unknownID},
+		{"DELETE", "/posts/xyz"},
 		{"GET", "/nowhere"},
 	}
 	for _, rt := range []struct {

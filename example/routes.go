@@ -50,11 +50,21 @@ var usersPolicy = mongohttp.Policy{
 	Hidden:       []string{"password_hash"},
 	DefaultLimit: 20,
 	MaxLimit:     100,
+	// POST /users takes a password, which prepareUser stores only as
+	// password_hash: neither is ever answered.
+	Write: map[string]mongohttp.Type{
+		"name":         mongohttp.String,
+		"email":        mongohttp.String,
+		"age":          mongohttp.Int,
+		"tags":         mongohttp.ArrayOf(mongohttp.String),
+		"profile.city": mongohttp.String,
+		"password":     mongohttp.String,
+	},
 }
 
-// postsPolicy is what clients may ask of the posts collection. It has no
-// Project list, so fields= is refused: a typed handler would write the
-// fields a projection left out as zero values.
+// postsPolicy is what clients may ask of the posts collection, and what
+// they may write. It has no Project list, so fields= is refused: posts are
+// small and always served whole.
 var postsPolicy = mongohttp.Policy{
 	Filter: map[string]mongohttp.Type{
 		"author_id": mongohttp.ObjectID,
@@ -66,6 +76,15 @@ var postsPolicy = mongohttp.Policy{
 	DefaultSort:  "-published",
 	DefaultLimit: 20,
 	MaxLimit:     100,
+	// author_id must name an existing user (checked by validatePost);
+	// published defaults to the time of the insert.
+	Write: map[string]mongohttp.Type{
+		"author_id": mongohttp.ObjectID,
+		"title":     mongohttp.String,
+		"body":      mongohttp.String,
+		"published": mongohttp.Date,
+		"likes":     mongohttp.Int,
+	},
 }
 
 // routes are the service's handlers, built once and mountable on any
@@ -87,9 +106,11 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		// being decoded. The policy's projection keeps password_hash on the
 		// server.
 		Coll: db.Collection("users"), Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+		Validate: validateUser, Prepare: prepareUser,
 	}))
 	postsDecl := mongohttp.Collection[Post]{
 		Coll: db.Collection("posts"), Policy: postsPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+		Validate: validatePost(db.Collection("users")), Prepare: preparePost,
 	}
 	posts := mongohttp.Must(mongohttp.New(postsDecl))
 	// A user's posts: the same declaration, scoped by the author in the path
@@ -99,14 +120,16 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 	userPostsDecl.BaseFilter = authorFilter(db.Collection("users"), pathID, maxTime)
 	userPosts := mongohttp.Must(mongohttp.New(userPostsDecl))
 	return &routes{
-		Users:     users.Find(),
+		Users:     mongohttp.Methods{"GET": users.Find(), "POST": users.Insert()},
 		User:      users.FindOne(),
 		UserPosts: userPosts.Find(),
-		Posts:     posts.Find(),
-		Post:      posts.FindOne(),
-		Health:    &mongohttp.HealthHandler{Client: client, Logger: logger},
-		Pool:      &mongohttp.StatsHandler{Client: client},
-		Vars:      getOnly(expvar.Handler()),
+		Posts:     mongohttp.Methods{"GET": posts.Find(), "POST": posts.Insert()},
+		Post: mongohttp.Methods{
+			"GET": posts.FindOne(), "PUT": posts.Replace(), "PATCH": posts.Patch(), "DELETE": posts.Delete(),
+		},
+		Health: &mongohttp.HealthHandler{Client: client, Logger: logger},
+		Pool:   &mongohttp.StatsHandler{Client: client},
+		Vars:   getOnly(expvar.Handler()),
 	}
 }
 
