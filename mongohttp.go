@@ -167,6 +167,8 @@ var defaultClient struct {
 // MONGODB_URI (DefaultURI when unset) with the default pool settings. Calls
 // that race on first use wait for one creation and share its client. A
 // failed creation (a malformed URI) is not kept: the next call tries again.
+// No handler of this package calls it: handlers get their client
+// explicitly or through Middleware, so none dials a server nobody named.
 func Default(ctx context.Context) (*Client, error) {
 	defaultClient.mu.Lock()
 	defer defaultClient.mu.Unlock()
@@ -219,20 +221,32 @@ func (c *Client) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// resolveClient picks the explicit client, else the one in ctx, else the
-// default client.
-func resolveClient(ctx context.Context, c *Client) (*Client, error) {
+// resolveClient picks the handler's own client, else the one in ctx (see
+// Middleware), else nil. Like ClientFrom, it never falls back to Default: a
+// handler nobody gave a client must fail visibly, not dial MONGODB_URI (or
+// localhost) behind the service's back.
+func resolveClient(ctx context.Context, c *Client) *Client {
 	if c != nil {
-		return c, nil
+		return c
 	}
-	if c := ClientFrom(ctx); c != nil {
-		return c, nil
+	return ClientFrom(ctx)
+}
+
+// errNoClient is the logged cause of the answer to a request that reached a
+// handler with no client.
+var errNoClient = errors.New("no client is configured: set the handler's Client or wrap it in Client.Middleware")
+
+// writeNoClient answers a request that reached a handler with no client:
+// 500 "internal", because the service is misconfigured (the database is not
+// down, so 503 would send clients retrying), and an Error log line that says
+// what to fix. The client sees only the generic detail.
+func writeNoClient(w http.ResponseWriter, r *http.Request, logger *slog.Logger, handler string) {
+	if logger == nil {
+		logger = slog.Default()
 	}
-	c, err := Default(ctx)
-	if err != nil {
-		return nil, ErrUnavailable.Detailf("no database client is configured").withCause(err)
-	}
-	return c, nil
+	logger.LogAttrs(r.Context(), slog.LevelError, "mongohttp: "+handler+": no client is configured",
+		slog.String("path", requestPath(r)), slog.Any("error", errNoClient))
+	WriteError(w, r, ErrInternal.Detailf("the request could not be completed").withCause(errNoClient))
 }
 
 // DefaultHealthTimeout bounds a HealthHandler's ping when its Timeout is 0.
@@ -242,13 +256,20 @@ const DefaultHealthTimeout = 2 * time.Second
 // ping, and 503 problem+json with code "unavailable" when it does not. It
 // answers within Timeout even when the server is unreachable (the driver
 // alone would look for a server for 30 s).
+//
+// The client is Client, else the one in the request's context (put there by
+// Client.Middleware). With neither, the answer is 500 problem+json with code
+// "internal" and an Error log line saying no client is configured: the
+// handler never falls back to Default, which would dial MONGODB_URI or
+// localhost.
 type HealthHandler struct {
 	// Client is the client to check. Default (nil) is the client in the
-	// request's context (see Middleware), else the default client.
+	// request's context (see Middleware); there is no fallback beyond it.
 	Client *Client
 	// Timeout bounds the ping. Default is DefaultHealthTimeout (2 s).
 	Timeout time.Duration
-	// Logger receives failed pings at Warn level. Default is slog.Default().
+	// Logger receives failed pings at Warn level, and a missing client at
+	// Error level. Default is slog.Default().
 	Logger *slog.Logger
 }
 
@@ -260,13 +281,14 @@ func (h *HealthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if timeout <= 0 {
 		timeout = DefaultHealthTimeout
 	}
+	c := resolveClient(r.Context(), h.Client)
+	if c == nil {
+		writeNoClient(w, r, h.Logger, "HealthHandler")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	c, err := resolveClient(ctx, h.Client)
-	if err == nil {
-		err = c.Ping(ctx)
-	}
-	if err != nil {
+	if err := c.Ping(ctx); err != nil {
 		logger := h.Logger
 		if logger == nil {
 			logger = slog.Default()
