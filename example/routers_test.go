@@ -32,7 +32,6 @@ func chiRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
 	r.Get("/posts", mongohttp.Find(posts, mongohttp.FindConfig[Post]{Policy: postsPolicy, MaxTime: testMaxTime}).ServeHTTP)
 	r.Get("/posts/{id}", mongohttp.FindOne(posts, mongohttp.FindOneConfig[Post]{Policy: postsPolicy, ID: id, MaxTime: testMaxTime}).ServeHTTP)
 	r.Get("/healthz", (&mongohttp.HealthHandler{Client: client}).ServeHTTP)
-	r.Get("/debug/pool", (&mongohttp.StatsHandler{Client: client}).ServeHTTP)
 	// chi answers other methods and unknown paths itself: in problem+json
 	// too, like the handlers.
 	r.MethodNotAllowed(methodNotAllowed)
@@ -55,7 +54,6 @@ func gorillaRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
 	r.Handle("/posts", mongohttp.Find(posts, mongohttp.FindConfig[Post]{Policy: postsPolicy, MaxTime: testMaxTime})).Methods("GET", "HEAD")
 	r.Handle("/posts/{id}", mongohttp.FindOne(posts, mongohttp.FindOneConfig[Post]{Policy: postsPolicy, ID: id, MaxTime: testMaxTime})).Methods("GET", "HEAD")
 	r.Handle("/healthz", &mongohttp.HealthHandler{Client: client}).Methods("GET", "HEAD")
-	r.Handle("/debug/pool", &mongohttp.StatsHandler{Client: client}).Methods("GET", "HEAD")
 	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
 	r.NotFoundHandler = http.HandlerFunc(notFound)
 	return r

@@ -30,7 +30,6 @@ func TestSoak(t *testing.T) {
 		"/users?age[gte]=30&age[lt]=40&sort=-age&limit=10",
 		"/users/not-an-id",
 		"/posts/" + p[0].ID.Hex(),
-		"/debug/pool",
 	}
 	for i := range 20 {
 		targets = append(targets, "/users/"+u[(i*37)%len(u)].ID.Hex())
