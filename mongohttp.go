@@ -2,11 +2,12 @@
 // service: one shared client, handlers that stream documents straight from
 // raw BSON, a deny-by-default query language, and problem+json errors.
 //
-// A complete service:
+// A complete service, which shuts down cleanly on Ctrl-C or SIGTERM:
 //
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer stop()
 //	client, err := mongohttp.Connect(ctx, "mongodb://localhost:27017")
 //	if err != nil { log.Fatal(err) }
-//	defer client.Close(context.Background())
 //
 //	users := client.Database("app").Collection("users")
 //	mux := http.NewServeMux()
@@ -15,7 +16,23 @@
 //	}))
 //	mux.Handle("GET /users/{id}", mongohttp.FindOne(users, mongohttp.FindOneConfig[bson.Raw]{}))
 //	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
-//	log.Fatal(http.ListenAndServe(":8080", mux))
+//
+//	srv := &http.Server{Addr: ":8080", Handler: mux,
+//		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+//	go func() {
+//		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+//			log.Print(err)
+//			stop()
+//		}
+//	}()
+//	<-ctx.Done()
+//	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+//	defer cancel()
+//	srv.Shutdown(shutCtx) // finish the requests in flight,
+//	client.Close(shutCtx) // then close the client
+//
+// The server's timeouts cut slow clients; the README's "Serving it safely"
+// explains each, and how to bound writes without cutting long exports.
 //
 // # Clients
 //
@@ -23,6 +40,12 @@
 // a *mongo.Client you built yourself. Default returns a process-wide client
 // created on first use from MONGODB_URI. WithClient, ClientFrom and
 // Client.Middleware carry a client in request contexts.
+//
+// HealthHandler and StatsHandler use their Client field, else the client in
+// the request's context, else answer 500 "internal" and log at Error level
+// that no client is configured. Nothing in the package falls back to
+// Default on its own, so a forgotten client never becomes a silent
+// connection to MONGODB_URI or localhost.
 //
 // # Errors
 //
