@@ -123,7 +123,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		fs.Usage()
 		return c, errUsage
 	}
-	if _, err := sameListenAddress(c.addr, c.addr); err != nil {
+	if _, _, err := splitListenAddr(c.addr); err != nil {
 		fmt.Fprintf(stderr, "-addr %q: %v\n", c.addr, err)
 		return c, errUsage
 	}
