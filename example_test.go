@@ -2,24 +2,30 @@ package mongohttp_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// A service with a list route, a by-id route and a health check. (It needs
-// a MongoDB server, so it has no output to check.)
+// A service with a list route, a by-id route and a health check, which
+// shuts down cleanly on Ctrl-C or SIGTERM. (It needs a MongoDB server, so it
+// has no output to check.)
 func Example() {
-	ctx := context.Background()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	client, err := mongohttp.Connect(ctx, "mongodb://localhost:27017")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer client.Close(ctx)
 
 	users := client.Database("app").Collection("users")
 	policy := mongohttp.Policy{
@@ -31,7 +37,26 @@ func Example() {
 	mux.Handle("GET /users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: policy})).Find())
 	mux.Handle("GET /users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: policy})).FindOne())
 	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
-	_ = http.ListenAndServe("127.0.0.1:8080", client.Middleware(mux))
+
+	srv := &http.Server{Addr: "127.0.0.1:8080", Handler: mux,
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	go func() {
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			log.Print(err) // the port is taken, for instance
+			stop()
+		}
+	}()
+	<-ctx.Done()
+
+	// Finish the requests in flight, then close the client.
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Print(err)
+	}
+	if err := client.Close(shutCtx); err != nil {
+		log.Print(err)
+	}
 }
 
 // The parser turns a query string into a filter, sort and projection that

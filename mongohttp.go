@@ -2,11 +2,12 @@
 // service: one shared client, handlers that stream documents straight from
 // raw BSON, a deny-by-default query language, and problem+json errors.
 //
-// A complete service:
+// A complete service, which shuts down cleanly on Ctrl-C or SIGTERM:
 //
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer stop()
 //	client, err := mongohttp.Connect(ctx, "mongodb://localhost:27017")
 //	if err != nil { log.Fatal(err) }
-//	defer client.Close(context.Background())
 //
 //	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
 //		Coll:   client.Database("app").Collection("users"),
@@ -16,7 +17,23 @@
 //	mux.Handle("GET /users", users.Find())
 //	mux.Handle("GET /users/{id}", users.FindOne())
 //	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
-//	log.Fatal(http.ListenAndServe(":8080", mux))
+//
+//	srv := &http.Server{Addr: ":8080", Handler: mux,
+//		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+//	go func() {
+//		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+//			log.Print(err)
+//			stop()
+//		}
+//	}()
+//	<-ctx.Done()
+//	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+//	defer cancel()
+//	srv.Shutdown(shutCtx) // finish the requests in flight,
+//	client.Close(shutCtx) // then close the client
+//
+// The server's timeouts cut slow clients; the README's "Serving it safely"
+// explains each, and how to bound writes without cutting long exports.
 //
 // # Collections
 //
@@ -31,6 +48,12 @@
 // a *mongo.Client you built yourself. Default returns a process-wide client
 // created on first use from MONGODB_URI. WithClient, ClientFrom and
 // Client.Middleware carry a client in request contexts.
+//
+// HealthHandler and StatsHandler use their Client field, else the client in
+// the request's context, else answer 500 "internal" and log at Error level
+// that no client is configured. Nothing in the package falls back to
+// Default on its own, so a forgotten client never becomes a silent
+// connection to MONGODB_URI or localhost.
 //
 // # Errors
 //
@@ -193,6 +216,8 @@ var defaultClient struct {
 // MONGODB_URI (DefaultURI when unset) with the default pool settings. Calls
 // that race on first use wait for one creation and share its client. A
 // failed creation (a malformed URI) is not kept: the next call tries again.
+// No handler of this package calls it: handlers get their client
+// explicitly or through Middleware, so none dials a server nobody named.
 func Default(ctx context.Context) (*Client, error) {
 	defaultClient.mu.Lock()
 	defer defaultClient.mu.Unlock()
@@ -245,20 +270,32 @@ func (c *Client) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// resolveClient picks the explicit client, else the one in ctx, else the
-// default client.
-func resolveClient(ctx context.Context, c *Client) (*Client, error) {
+// resolveClient picks the handler's own client, else the one in ctx (see
+// Middleware), else nil. Like ClientFrom, it never falls back to Default: a
+// handler nobody gave a client must fail visibly, not dial MONGODB_URI (or
+// localhost) behind the service's back.
+func resolveClient(ctx context.Context, c *Client) *Client {
 	if c != nil {
-		return c, nil
+		return c
 	}
-	if c := ClientFrom(ctx); c != nil {
-		return c, nil
+	return ClientFrom(ctx)
+}
+
+// errNoClient is the logged cause of the answer to a request that reached a
+// handler with no client.
+var errNoClient = errors.New("no client is configured: set the handler's Client or wrap it in Client.Middleware")
+
+// writeNoClient answers a request that reached a handler with no client:
+// 500 "internal", because the service is misconfigured (the database is not
+// down, so 503 would send clients retrying), and an Error log line that says
+// what to fix. The client sees only the generic detail.
+func writeNoClient(w http.ResponseWriter, r *http.Request, logger *slog.Logger, handler string) {
+	if logger == nil {
+		logger = slog.Default()
 	}
-	c, err := Default(ctx)
-	if err != nil {
-		return nil, ErrUnavailable.Detailf("no database client is configured").withCause(err)
-	}
-	return c, nil
+	logger.LogAttrs(r.Context(), slog.LevelError, "mongohttp: "+handler+": no client is configured",
+		slog.String("path", requestPath(r)), slog.Any("error", errNoClient))
+	WriteError(w, r, ErrInternal.Detailf("the request could not be completed").withCause(errNoClient))
 }
 
 // DefaultHealthTimeout bounds a HealthHandler's ping when its Timeout is 0.
@@ -268,13 +305,20 @@ const DefaultHealthTimeout = 2 * time.Second
 // ping, and 503 problem+json with code "unavailable" when it does not. It
 // answers within Timeout even when the server is unreachable (the driver
 // alone would look for a server for 30 s).
+//
+// The client is Client, else the one in the request's context (put there by
+// Client.Middleware). With neither, the answer is 500 problem+json with code
+// "internal" and an Error log line saying no client is configured: the
+// handler never falls back to Default, which would dial MONGODB_URI or
+// localhost.
 type HealthHandler struct {
 	// Client is the client to check. Default (nil) is the client in the
-	// request's context (see Middleware), else the default client.
+	// request's context (see Middleware); there is no fallback beyond it.
 	Client *Client
 	// Timeout bounds the ping. Default is DefaultHealthTimeout (2 s).
 	Timeout time.Duration
-	// Logger receives failed pings at Warn level. Default is slog.Default().
+	// Logger receives failed pings at Warn level, and a missing client at
+	// Error level. Default is slog.Default().
 	Logger *slog.Logger
 }
 
@@ -286,13 +330,14 @@ func (h *HealthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if timeout <= 0 {
 		timeout = DefaultHealthTimeout
 	}
+	c := resolveClient(r.Context(), h.Client)
+	if c == nil {
+		writeNoClient(w, r, h.Logger, "HealthHandler")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	c, err := resolveClient(ctx, h.Client)
-	if err == nil {
-		err = c.Ping(ctx)
-	}
-	if err != nil {
+	if err := c.Ping(ctx); err != nil {
 		logger := h.Logger
 		if logger == nil {
 			logger = slog.Default()

@@ -2,6 +2,7 @@ package mongohttp
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -264,19 +265,28 @@ func (c *Client) Stats() PoolStats {
 }
 
 // StatsHandler serves the client's PoolStats as JSON.
+//
+// The client is Client, else the one in the request's context (put there by
+// Client.Middleware). With neither, the answer is 500 problem+json with code
+// "internal" and an Error log line saying no client is configured: the
+// handler never falls back to Default, which would dial MONGODB_URI or
+// localhost just to report an empty pool.
 type StatsHandler struct {
 	// Client is the client to report. Default (nil) is the client in the
-	// request's context (see Middleware), else the default client.
+	// request's context (see Middleware); there is no fallback beyond it.
 	Client *Client
+	// Logger receives a missing client at Error level. Default is
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 func (h *StatsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !allowGetHead(w, r) {
 		return
 	}
-	c, err := resolveClient(r.Context(), h.Client)
-	if err != nil {
-		WriteError(w, r, err)
+	c := resolveClient(r.Context(), h.Client)
+	if c == nil {
+		writeNoClient(w, r, h.Logger, "StatsHandler")
 		return
 	}
 	writeJSON(w, r, http.StatusOK, c.Stats())

@@ -10,15 +10,27 @@
 //
 // Flags and environment:
 //
-//	-addr ADDR     HTTP address to listen on (or ADDR; default 127.0.0.1:8080)
-//	-data DIR      keep the embedded database in DIR across runs
-//	-db NAME       database name (default mongohttp_example)
-//	-seed          seed the sample data into an empty MONGODB_URI server too
-//	-db-only       start the embedded database only, print its MONGODB_URI
-//	               and wait for a signal (for benchmarks)
-//	-db-addr ADDR  loopback address of the embedded database (default a free port)
-//	-max-time D    time limit of each request's queries (default 10s)
-//	MONGODB_URI    use this server instead of the embedded one
+//	-addr ADDR        HTTP address to listen on (or ADDR; default 127.0.0.1:8080)
+//	-debug-addr ADDR  address of the operator endpoints, /debug/pool and
+//	                  /debug/vars (default 127.0.0.1:6060; "" turns them off)
+//	-data DIR         keep the embedded database in DIR across runs
+//	-db NAME          database name (default mongohttp_example)
+//	-seed             seed the sample data into an empty MONGODB_URI server too
+//	-db-only          start the embedded database only, print its MONGODB_URI
+//	                  and wait for a signal (for benchmarks)
+//	-db-addr ADDR     loopback address of the embedded database (default a free port)
+//	-max-time D       time limit of each request's queries (default 10s)
+//	MONGODB_URI       use this server instead of the embedded one
+//
+// The operator endpoints show the command line, memory and pool statistics:
+// they are served on their own listener, never on the public address,
+// which answers 404 for /debug/*. A -debug-addr that would share the public
+// address (":8080" and "127.0.0.1:8080" do) is refused at start-up.
+//
+// Both listeners cut slow clients within seconds: headers must arrive
+// within 5 s, a whole request within 10 s, and each write of an answer must
+// make progress within 10 s, while an answer that keeps flowing may take as
+// long as it needs (see serve.go).
 //
 // SIGINT and SIGTERM shut the service down gracefully: it stops accepting
 // connections, finishes the requests in flight, closes the client, stops
@@ -32,8 +44,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -76,10 +86,10 @@ var errUsage = errors.New("usage error")
 
 // config is the command line and environment, parsed.
 type config struct {
-	addr, dataDir, dbName, dbAddr string
-	seed, dbOnly                  bool
-	maxTime                       time.Duration
-	uri                           string // MONGODB_URI; "" for the embedded server
+	addr, debugAddr, dataDir, dbName, dbAddr string
+	seed, dbOnly                             bool
+	maxTime                                  time.Duration
+	uri                                      string // MONGODB_URI; "" for the embedded server
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -91,6 +101,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		addr = "127.0.0.1:8080"
 	}
 	fs.StringVar(&c.addr, "addr", addr, "HTTP address to listen on (environment: ADDR)")
+	fs.StringVar(&c.debugAddr, "debug-addr", "127.0.0.1:6060", "address of the operator endpoints /debug/pool and /debug/vars; \"\" turns them off")
 	fs.StringVar(&c.dataDir, "data", "", "keep the embedded database in this directory (default: a temporary one)")
 	fs.StringVar(&c.dbName, "db", "mongohttp_example", "database name")
 	fs.BoolVar(&c.seed, "seed", false, "seed the sample data into an empty MONGODB_URI database too")
@@ -111,6 +122,23 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		fmt.Fprintf(stderr, "unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return c, errUsage
+	}
+	if _, _, err := splitListenAddr(c.addr); err != nil {
+		fmt.Fprintf(stderr, "-addr %q: %v\n", c.addr, err)
+		return c, errUsage
+	}
+	if c.debugAddr != "" {
+		// The operator endpoints show the command line and memory
+		// statistics: never on the public address.
+		same, err := sameListenAddress(c.addr, c.debugAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "-debug-addr %q: %v\n", c.debugAddr, err)
+			return c, errUsage
+		}
+		if same {
+			fmt.Fprintf(stderr, "-debug-addr %s would share the public address %s: the operator endpoints must not be public; choose another port, or -debug-addr \"\" to turn them off\n", c.debugAddr, c.addr)
+			return c, errUsage
+		}
 	}
 	c.uri = getenv("MONGODB_URI")
 	if c.dbOnly && c.uri != "" {
@@ -188,33 +216,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveDatabase(ctx, stdout, uri, cfg.dbName)
 	}
 
-	l, err := net.Listen("tcp", cfg.addr)
+	public, err := listen("public", cfg.addr, NewHandler(client, db, logger, cfg.maxTime), defaultLimits, logger)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           NewHandler(client, db, logger, cfg.maxTime),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	listeners := []*listener{public}
+	opsURL := ""
+	if cfg.debugAddr != "" {
+		ops, err := listen("operator", cfg.debugAddr, newOperatorMux(client, logger), defaultLimits, logger)
+		if err != nil {
+			_ = public.l.Close()
+			return err
+		}
+		listeners = append(listeners, ops)
+		opsURL = ops.url
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	served := make(chan error, len(listeners))
+	for _, s := range listeners {
+		go s.serve(served)
+	}
 
-	base := "http://" + displayAddr(l.Addr())
-	logger.Info("serving", "url", base, "database", cfg.dbName)
-	printTry(ctx, stdout, base, where, db)
+	logger.Info("serving", "url", public.url, "operator", opsURL, "database", cfg.dbName)
+	printTry(ctx, stdout, public.url, opsURL, where, db)
 
+	var failed error
 	select {
-	case err := <-served:
-		return err
+	case failed = <-served: // a listener failed: stop the other one too
 	case <-ctx.Done():
+		logger.Info("shutting down: finishing the requests in flight")
 	}
-	logger.Info("shutting down: finishing the requests in flight")
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
+	shutErr := shutdownAll(shutCtx, listeners)
+	switch {
+	case failed != nil:
+		return failed
+	case shutErr != nil:
+		return fmt.Errorf("shutting down: %w", shutErr)
 	}
 	logger.Info("stopped")
 	return nil
@@ -228,22 +266,10 @@ func serveDatabase(ctx context.Context, stdout io.Writer, uri, dbName string) er
 	return nil
 }
 
-// displayAddr turns a listener address into one a browser can open:
-// an unspecified host (":8080") becomes localhost.
-func displayAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
-}
-
 // printTry prints where the service listens and URLs to try, with the id of
-// a real user when the database has one.
-func printTry(ctx context.Context, w io.Writer, base, where string, db *mongo.Database) {
+// a real user when the database has one. ops is the operator listener's
+// URL, "" when it is off.
+func printTry(ctx context.Context, w io.Writer, base, ops, where string, db *mongo.Database) {
 	userID := "USER_ID"
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -256,7 +282,12 @@ func printTry(ctx context.Context, w io.Writer, base, where string, db *mongo.Da
 		userID = first.ID.Hex()
 	}
 	fmt.Fprintf(w, "mongohttp example listening on %s\n", base)
-	fmt.Fprintf(w, "database %s on %s\n\n", db.Name(), where)
+	fmt.Fprintf(w, "database %s on %s\n", db.Name(), where)
+	if ops != "" {
+		fmt.Fprintf(w, "operator endpoints on %s (keep this address private)\n\n", ops)
+	} else {
+		fmt.Fprint(w, "operator endpoints off (-debug-addr is empty)\n\n")
+	}
 	fmt.Fprintln(w, "Try:")
 	for _, path := range []string{
 		"/users?limit=3&fields=name,age",
@@ -266,10 +297,13 @@ func printTry(ctx context.Context, w io.Writer, base, where string, db *mongo.Da
 		"/posts?likes[gte]=1500&count=exact",
 		"/users?name[$ne]=x",
 		"/healthz",
-		"/debug/pool",
-		"/debug/vars",
 	} {
 		fmt.Fprintf(w, "  curl -g '%s%s'\n", base, path)
+	}
+	if ops != "" {
+		for _, path := range []string{"/debug/pool", "/debug/vars"} {
+			fmt.Fprintf(w, "  curl -g '%s%s'\n", ops, path)
+		}
 	}
 	fmt.Fprintln(w, "\nStop with Ctrl-C.")
 }

@@ -35,20 +35,30 @@ func TestParseConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", nil, nil,
-			config{addr: "127.0.0.1:8080", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 10 * time.Second}, ""},
+			config{addr: "127.0.0.1:8080", debugAddr: "127.0.0.1:6060", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 10 * time.Second}, ""},
 		{"ADDR", nil, map[string]string{"ADDR": ":9000"},
-			config{addr: ":9000", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 10 * time.Second}, ""},
+			config{addr: ":9000", debugAddr: "127.0.0.1:6060", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 10 * time.Second}, ""},
 		{"flag wins over ADDR", []string{"-addr", "127.0.0.1:0", "-max-time", "2s"}, map[string]string{"ADDR": ":9000"},
-			config{addr: "127.0.0.1:0", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 2 * time.Second}, ""},
+			config{addr: "127.0.0.1:0", debugAddr: "127.0.0.1:6060", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 2 * time.Second}, ""},
 		{"MONGODB_URI and seed", []string{"-seed", "-db", "shop"}, map[string]string{"MONGODB_URI": "mongodb://db:27017"},
-			config{addr: "127.0.0.1:8080", dbName: "shop", dbAddr: "127.0.0.1:0", seed: true, uri: "mongodb://db:27017", maxTime: 10 * time.Second}, ""},
+			config{addr: "127.0.0.1:8080", debugAddr: "127.0.0.1:6060", dbName: "shop", dbAddr: "127.0.0.1:0", seed: true, uri: "mongodb://db:27017", maxTime: 10 * time.Second}, ""},
 		{"database only", []string{"-db-only", "-data", "d", "-db-addr", "127.0.0.1:27017"}, nil,
-			config{addr: "127.0.0.1:8080", dataDir: "d", dbName: "mongohttp_example", dbAddr: "127.0.0.1:27017", dbOnly: true, maxTime: 10 * time.Second}, ""},
+			config{addr: "127.0.0.1:8080", debugAddr: "127.0.0.1:6060", dataDir: "d", dbName: "mongohttp_example", dbAddr: "127.0.0.1:27017", dbOnly: true, maxTime: 10 * time.Second}, ""},
 		{"database only with MONGODB_URI", []string{"-db-only"}, map[string]string{"MONGODB_URI": "mongodb://db"}, config{}, "unset MONGODB_URI"},
 		{"data with MONGODB_URI", []string{"-data", "d"}, map[string]string{"MONGODB_URI": "mongodb://db"}, config{}, "-data is for the embedded database"},
 		{"unknown flag", []string{"-port", "80"}, nil, config{}, errUsage.Error()},
 		{"argument", []string{"serve"}, nil, config{}, errUsage.Error()},
 		{"zero max time", []string{"-max-time", "0s"}, nil, config{}, errUsage.Error()},
+		{"operator address", []string{"-addr", ":8080", "-debug-addr", "127.0.0.1:0"}, nil,
+			config{addr: ":8080", debugAddr: "127.0.0.1:0", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 10 * time.Second}, ""},
+		{"operator endpoints off", []string{"-debug-addr", ""}, nil,
+			config{addr: "127.0.0.1:8080", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 10 * time.Second}, ""},
+		{"operator on the public address", []string{"-debug-addr", "127.0.0.1:8080"}, nil, config{}, errUsage.Error()},
+		{"operator on the public port of every interface", []string{"-addr", ":8080", "-debug-addr", "0.0.0.0:8080"}, nil, config{}, errUsage.Error()},
+		{"public on every interface", []string{"-addr", ":8080", "-debug-addr", "127.0.0.1:8080"}, nil, config{}, errUsage.Error()},
+		{"ADDR on the operator port", nil, map[string]string{"ADDR": ":6060"}, config{}, errUsage.Error()},
+		{"malformed operator address", []string{"-debug-addr", "6060"}, nil, config{}, errUsage.Error()},
+		{"malformed public address", []string{"-addr", "localhost"}, nil, config{}, errUsage.Error()},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -64,13 +74,64 @@ func TestParseConfig(t *testing.T) {
 			}
 		})
 	}
+	// A refused operator address says why.
+	var msg strings.Builder
+	if _, err := parseConfig([]string{"-addr", ":8080", "-debug-addr", "localhost:8080"}, func(string) string { return "" }, &msg); !errors.Is(err, errUsage) ||
+		!strings.Contains(msg.String(), "would share the public address :8080") {
+		t.Fatalf("clash: %v, %q", err, msg.String())
+	}
 	// -h prints the usage and is no failure.
 	var usage strings.Builder
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &usage); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	if !strings.Contains(usage.String(), "-db-only") {
-		t.Fatalf("usage does not list -db-only:\n%s", usage.String())
+	for _, flag := range []string{"-db-only", "-debug-addr"} {
+		if !strings.Contains(usage.String(), flag) {
+			t.Fatalf("usage does not list %s:\n%s", flag, usage.String())
+		}
+	}
+}
+
+// TestSameListenAddress checks which pairs of listen addresses compete for
+// one socket, the rule -debug-addr is checked with.
+func TestSameListenAddress(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8080", true},
+		{":8080", "0.0.0.0:8080", true},
+		{":8080", "127.0.0.1:8080", true},
+		{"0.0.0.0:8080", "127.0.0.1:8080", true},
+		{"[::]:8080", "127.0.0.1:8080", true},
+		{"0.0.0.0:8080", "[::1]:8080", true},
+		{"localhost:8080", "127.0.0.1:8080", true},
+		{"[::1]:8080", "localhost:8080", true},
+		{"LocalHost:8080", "localhost:8080", true},
+		{"[::ffff:127.0.0.1]:8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:http", "127.0.0.1:80", true},
+		{"api.internal:8080", "API.internal:8080", true},
+		{"api.internal:8080", ":8080", true},
+		{"127.0.0.1:8080", "127.0.0.1:6060", false},
+		{":8080", ":6060", false},
+		{"127.0.0.1:8080", "127.0.0.2:8080", false},
+		{"127.0.0.1:8080", "[::1]:8080", false},
+		{"10.0.0.1:8080", "10.0.0.2:8080", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false}, // each takes a free port
+		{":0", ":0", false},
+		{"api.internal:8080", "10.0.0.1:8080", false}, // not resolved: the listen would fail instead
+	} {
+		for _, pair := range [][2]string{{c.a, c.b}, {c.b, c.a}} {
+			same, err := sameListenAddress(pair[0], pair[1])
+			if err != nil || same != c.same {
+				t.Errorf("sameListenAddress(%q, %q) = %v, %v; want %v", pair[0], pair[1], same, err, c.same)
+			}
+		}
+	}
+	for _, bad := range []string{"8080", "localhost", "127.0.0.1:no-such-service", "[::1:8080"} {
+		if _, err := sameListenAddress(bad, "127.0.0.1:8080"); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }
 
@@ -176,7 +237,7 @@ func TestSeedIsIdempotent(t *testing.T) {
 // while slow requests are in flight, and checks that they all complete,
 // that run returns nil, and that the port is closed afterwards.
 func TestGracefulShutdown(t *testing.T) {
-	svc, err := startService([]string{"-addr", "127.0.0.1:0", "-db", shared.dbName, "-max-time", testMaxTime.String()},
+	svc, err := startService([]string{"-addr", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0", "-db", shared.dbName, "-max-time", testMaxTime.String()},
 		map[string]string{"MONGODB_URI": shared.dbURI})
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +318,7 @@ func TestGracefulShutdown(t *testing.T) {
 // TestSignals runs the program as `go run .` would: SIGINT stops the HTTP
 // service with exit status 0 after answering.
 func TestSignals(t *testing.T) {
-	p, err := startProcess([]string{"-addr", "127.0.0.1:0", "-db", shared.dbName, "-max-time", testMaxTime.String()},
+	p, err := startProcess([]string{"-addr", "127.0.0.1:0", "-debug-addr", "", "-db", shared.dbName, "-max-time", testMaxTime.String()},
 		"MONGODB_URI="+shared.dbURI)
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +406,7 @@ func TestDatabaseOnly(t *testing.T) {
 func TestEmbeddedService(t *testing.T) {
 	dir := t.TempDir()
 	for _, first := range []bool{true, false} {
-		svc, err := startService([]string{"-addr", "127.0.0.1:0", "-data", dir, "-max-time", testMaxTime.String()}, nil)
+		svc, err := startService([]string{"-addr", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0", "-data", dir, "-max-time", testMaxTime.String()}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,7 @@ func heavyPostsQuery() string {
 // time together. The cheap ones, on other handlers, keep succeeding. The
 // figures are logged for the README; the test asserts only outcomes.
 func TestOverloadSheds(t *testing.T) {
-	svc, err := startService([]string{"-addr", "127.0.0.1:0", "-db", shared.dbName, "-max-time", "10s"},
+	svc, err := startService([]string{"-addr", "127.0.0.1:0", "-debug-addr", "", "-db", shared.dbName, "-max-time", "10s"},
 		map[string]string{"MONGODB_URI": shared.dbURI})
 	if err != nil {
 		t.Fatal(err)

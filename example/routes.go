@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"expvar"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -92,13 +88,12 @@ var postsPolicy = mongohttp.Policy{
 // on the router.
 type routes struct {
 	Users, User, UserPosts, Posts, Post http.Handler
-	Health, Pool, Vars                  http.Handler
+	Health                              http.Handler
 }
 
 // newRoutes builds the handlers on db's users and posts collections.
 // maxTime bounds each request's queries: past it the answer is 504.
 func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, maxTime time.Duration) *routes {
-	publishPoolStats(client)
 	// Each collection is declared once; its handlers are made from the
 	// declaration.
 	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
@@ -128,8 +123,6 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 			"GET": posts.FindOne(), "PUT": posts.Replace(), "PATCH": posts.Patch(), "DELETE": posts.Delete(),
 		},
 		Health: &mongohttp.HealthHandler{Client: client, Logger: logger},
-		Pool:   &mongohttp.StatsHandler{Client: client},
-		Vars:   getOnly(expvar.Handler()),
 	}
 }
 
@@ -174,7 +167,9 @@ func clip(s string) string {
 // NewHandler builds the service on an http.ServeMux. Patterns carry no
 // method: the handlers answer other methods themselves with a 405
 // problem+json and an Allow header, where ServeMux would answer in plain
-// text.
+// text. The operator endpoints (/debug/*) are not here but on a listener
+// of their own (see newOperatorMux): here they are 404 like any unknown
+// path.
 func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logger, maxTime time.Duration) http.Handler {
 	rt := newRoutes(client, db, func(r *http.Request) string { return r.PathValue("id") }, logger, maxTime)
 	mux := http.NewServeMux()
@@ -184,8 +179,6 @@ func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logge
 	mux.Handle("/posts", rt.Posts)
 	mux.Handle("/posts/{id}", rt.Post)
 	mux.Handle("/healthz", rt.Health)
-	mux.Handle("/debug/pool", rt.Pool)
-	mux.Handle("/debug/vars", rt.Vars)
 	mux.Handle("/", http.HandlerFunc(notFound))
 	return mux
 }
@@ -196,38 +189,9 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	mongohttp.WriteError(w, r, mongohttp.ErrNotFound.Detailf("no route serves this path; try /users, /posts or /healthz"))
 }
 
-// getOnly lets GET and HEAD through to h and answers other methods 405.
-func getOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 // methodNotAllowed answers 405 as mongohttp's handlers do, for routes
 // (and routers) that refuse a method before a handler sees it.
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", "GET, HEAD")
 	mongohttp.WriteError(w, r, mongohttp.ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET or HEAD", strconv.Quote(r.Method)))
-}
-
-// poolStats is the client whose statistics /debug/vars shows under
-// "mongohttp.pool". expvar.Publish panics on a second publication of a
-// name, so the variable is published once per process and reads whichever
-// client was built last (tests build several services in one process).
-var poolStats struct {
-	once   sync.Once
-	client atomic.Pointer[mongohttp.Client]
-}
-
-func publishPoolStats(c *mongohttp.Client) {
-	poolStats.client.Store(c)
-	poolStats.once.Do(func() {
-		expvar.Publish("mongohttp.pool", expvar.Func(func() any {
-			return json.RawMessage(poolStats.client.Load().Expvar().String())
-		}))
-	})
 }

@@ -68,7 +68,7 @@ func runTests(m *testing.M) int {
 		defer db.stop()
 		uri = db.uri
 	}
-	svc, err := startService([]string{"-addr", "127.0.0.1:0", "-db", dbName, "-seed", "-max-time", testMaxTime.String()},
+	svc, err := startService([]string{"-addr", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0", "-db", dbName, "-seed", "-max-time", testMaxTime.String()},
 		map[string]string{"MONGODB_URI": uri})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the example service:", err)
@@ -128,6 +128,9 @@ type process struct {
 // startProcess runs the built program with args and the test's
 // environment, less MONGODB_URI and ADDR, plus env.
 func startProcess(args []string, env ...string) (*process, error) {
+	if err := checkDebugAddr(args); err != nil {
+		return nil, err
+	}
 	bin, err := exampleBinary()
 	if err != nil {
 		return nil, err
@@ -205,9 +208,20 @@ func dropDatabase(uri, name string) error {
 	return mc.Database(name).Drop(ctx)
 }
 
+// checkDebugAddr makes sure a test never takes the real operator port
+// (6060): a program that serves HTTP must be given -debug-addr, a free
+// port or "".
+func checkDebugAddr(args []string) error {
+	if slices.Contains(args, "-db-only") || slices.Contains(args, "-debug-addr") {
+		return nil
+	}
+	return fmt.Errorf("%q: tests pass -debug-addr 127.0.0.1:0 or \"\", never the default port", args)
+}
+
 // service is a running instance of run.
 type service struct {
 	base   string // http://host:port
+	ops    string // the operator listener's http://host:port; "" when off
 	dbURI  string // the database server's URI
 	dbName string
 	stdout *lines
@@ -219,12 +233,16 @@ type service struct {
 var (
 	listeningRE = regexp.MustCompile(`(?m)^mongohttp example listening on (http://\S+)$`)
 	databaseRE  = regexp.MustCompile(`(?m)^database (\S+) on (?:the embedded FerretDB at (\S+)|MONGODB_URI)$`)
+	operatorRE  = regexp.MustCompile(`(?m)^operator endpoints (?:on (http://\S+) \(|off \()`)
 	stopHintRE  = regexp.MustCompile(`(?m)^Stop with Ctrl-C\.$`)
 )
 
 // startService calls run with args and an environment made of env alone,
 // and waits until it listens.
 func startService(args []string, env map[string]string) (*service, error) {
+	if err := checkDebugAddr(args); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &service{stdout: newLines(), stderr: newLines(), cancel: cancel, done: make(chan error, 1)}
 	go func() {
@@ -241,6 +259,12 @@ func startService(args []string, env map[string]string) (*service, error) {
 		cancel()
 		return nil, err
 	}
+	o, err := s.stdout.wait(operatorRE, time.Second, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.ops = o[1]
 	if _, err := s.stdout.wait(stopHintRE, time.Minute, s.done); err != nil {
 		cancel()
 		return nil, err

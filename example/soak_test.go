@@ -33,7 +33,6 @@ func TestSoak(t *testing.T) {
 		"/users?age[gte]=30&age[lt]=40&sort=-age&limit=10",
 		"/users/not-an-id",
 		"/posts/" + p[0].ID.Hex(),
-		"/debug/pool",
 	}
 	for i := range 20 {
 		targets = append(targets, "/users/"+u[(i*37)%len(u)].ID.Hex())
@@ -54,12 +53,12 @@ func TestSoak(t *testing.T) {
 
 	var (
 		ok, clientErrs, serverErrs, failures, shed atomic.Int64
-		slowest                              atomic.Int64
-		wg                                   sync.WaitGroup
-		mu                                   sync.Mutex
-		examples                             []string
-		warmHeap                             uint64
-		warmOnce                             sync.Once
+		slowest                                    atomic.Int64
+		wg                                         sync.WaitGroup
+		mu                                         sync.Mutex
+		examples                                   []string
+		warmHeap                                   uint64
+		warmOnce                                   sync.Once
 	)
 	start := time.Now()
 	deadline := start.Add(duration)

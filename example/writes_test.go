@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// send makes a request with a body to the shared service; a leak of a
+// password or its hash fails the test.
+func send(t *testing.T, method, path, contentType, body string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, shared.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request that names password_hash may see it named in its problem
+	// answer; no answer may ever carry a hash.
+	if leak := leakIn(req, resp, b); leak != "" && !strings.Contains(body, "password_hash") {
+		t.Fatal(leak)
+	}
+	if bytes.Contains(b, []byte("$2a$")) || bytes.Contains(b, []byte("s3cret-pass")) {
+		t.Fatalf("%s %s echoed the password: %s", method, path, b)
+	}
+	return resp, b
+}
+
+// sharedCollection gives the test the shared service's collection, and
+// removes the documents it names when the test ends, so the sample data
+// the other tests compare with stays as seeded.
+func sharedCollection(t *testing.T, name string) (*mongo.Collection, func(id string)) {
+	t.Helper()
+	mc, err := mongo.Connect(options.Client().ApplyURI(shared.dbURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll := mc.Database(shared.dbName).Collection(name)
+	var ids []bson.ObjectID
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if len(ids) > 0 {
+			if _, err := coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
+				t.Error(err)
+			}
+		}
+		_ = mc.Disconnect(ctx)
+	})
+	return coll, func(id string) {
+		oid, err := bson.ObjectIDFromHex(id)
+		if err != nil {
+			t.Fatalf("id %q: %v", id, err)
+		}
+		ids = append(ids, oid)
+	}
+}
+
+// TestWritePosts walks a post's life through the example: a create, a
+// conditional update that fails with 412, one that succeeds, and a delete.
+func TestWritePosts(t *testing.T) {
+	_, created := sharedCollection(t, "posts")
+	author := someUser.ID.Hex()
+
+	resp, body := send(t, "POST", "/posts", "application/json", `{"author_id":"`+unknownID+`","title":"Orphan"}`)
+	p := wantProblem(t, resp, body, 422, "validation_failed")
+	if !bytes.Contains(body, []byte(`"pointer":"/author_id","code":"unknown_author"`)) {
+		t.Fatalf("unknown author: %s (%+v)", body, p)
+	}
+	resp, body = send(t, "POST", "/posts", "application/json", `{"author_id":"`+author+`","title":"Hello","body":"First post.","likes":0,"views":1}`)
+	wantProblem(t, resp, body, 422, "validation_failed") // views is not writable
+
+	resp, body = send(t, "POST", "/posts", "application/json", `{"author_id":"`+author+`","title":"Hello","body":"First post.","likes":0}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var post map[string]any
+	if err := json.Unmarshal(body, &post); err != nil {
+		t.Fatal(err)
+	}
+	id := post["_id"].(string)
+	created(id)
+	if resp.Header.Get("Location") != "/posts/"+id || post["published"] == nil || post["author_id"] != author {
+		t.Fatalf("create answered %v %s", resp.Header, body)
+	}
+	etag := resp.Header.Get("ETag")
+
+	// Someone else likes it: the first client's ETag is now stale.
+	resp, body = send(t, "PATCH", "/posts/"+id, "application/merge-patch+json", `{"likes":1}`, "If-Match", etag)
+	if resp.StatusCode != 200 {
+		t.Fatalf("first update: %d %s", resp.StatusCode, body)
+	}
+	resp, body = send(t, "PATCH", "/posts/"+id, "application/merge-patch+json", `{"title":"Hello, world"}`, "If-Match", etag)
+	wantProblem(t, resp, body, 412, "precondition_failed")
+
+	resp, body = send(t, "GET", "/posts/"+id, "", "")
+	resp, body = send(t, "PATCH", "/posts/"+id, "application/merge-patch+json", `{"title":"Hello, world"}`, "If-Match", resp.Header.Get("ETag"))
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"title":"Hello, world"`)) || !bytes.Contains(body, []byte(`"likes":1`)) {
+		t.Fatalf("second update: %d %s", resp.StatusCode, body)
+	}
+	resp, body = send(t, "PUT", "/posts/"+id, "application/json", `{"author_id":"`+author+`","title":"Replaced"}`)
+	if resp.StatusCode != 200 || bytes.Contains(body, []byte(`"body"`)) && !bytes.Contains(body, []byte(`"body":""`)) {
+		t.Fatalf("replace: %d %s", resp.StatusCode, body)
+	}
+	resp, body = send(t, "DELETE", "/posts/"+id, "", "")
+	if resp.StatusCode != 204 {
+		t.Fatalf("delete: %d %s", resp.StatusCode, body)
+	}
+	resp, body = send(t, "DELETE", "/posts/"+id, "", "")
+	wantProblem(t, resp, body, 404, "not_found")
+}
+
+// TestCreateUser: the password reaches the database only as a bcrypt
+// hash, and no answer carries either.
+func TestCreateUser(t *testing.T) {
+	users, created := sharedCollection(t, "users")
+	resp, body := send(t, "POST", "/users", "application/json", `{"name":"Ada","email":"ada@example.com","password":"short"}`)
+	wantProblem(t, resp, body, 422, "validation_failed")
+	resp, body = send(t, "POST", "/users", "application/json", `{"name":"Ada","email":"ada@example.com","password_hash":"x"}`)
+	wantProblem(t, resp, body, 422, "validation_failed")
+
+	resp, body = send(t, "POST", "/users", "application/json",
+		`{"name":"Ada","email":"ada@example.com","age":36,"tags":["math"],"profile":{"city":"London"},"password":"s3cret-pass"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var u map[string]any
+	if err := json.Unmarshal(body, &u); err != nil {
+		t.Fatal(err)
+	}
+	id := u["_id"].(string)
+	created(id)
+	if _, ok := u["password"]; ok || u["created"] == nil || u["name"] != "Ada" {
+		t.Fatalf("answer %s", body)
+	}
+	oid, _ := bson.ObjectIDFromHex(id)
+	var stored bson.M
+	if err := users.FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stored["password"]; ok {
+		t.Fatal("the password was stored")
+	}
+	hash, _ := stored["password_hash"].(string)
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte("s3cret-pass")) != nil {
+		t.Fatalf("stored hash %q does not match the password", hash)
+	}
+	// Every way of reading the user leaves the hash out.
+	for _, path := range []string{"/users/" + id, "/users?name=Ada", "/users/" + id + "?fields=name,email"} {
+		if resp, body := send(t, "GET", path, "", ""); resp.StatusCode != 200 || bytes.Contains(body, []byte("$2a$")) {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+}
