@@ -47,7 +47,12 @@ const arrayOf Type = 1 << 8
 // ArrayOf(String) is a list of strings. Arrays of arrays and of objects
 // cannot be declared. Filter fields take the element type instead, since a
 // filter compares a value with each element of an array.
-func ArrayOf(t Type) Type { return t | arrayOf }
+func ArrayOf(t Type) Type {
+	if t&arrayOf != 0 {
+		return arrayOf // no element type: NewQueryParser refuses it
+	}
+	return t | arrayOf
+}
 
 // scalar reports whether t is one of the declared scalar types.
 func (t Type) scalar() bool { return t >= String && t <= ObjectID }

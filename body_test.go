@@ -1,0 +1,236 @@
+package mongohttp
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+func bodyTestSchema(t testing.TB) writeSchema {
+	t.Helper()
+	qp, err := NewQueryParser(Policy{
+		Hidden: []string{"secret"},
+		Write: map[string]Type{
+			"title": String, "n": Int, "f": Float, "ok": Bool, "when": Date, "ref": ObjectID,
+			"tags": ArrayOf(String), "ids": ArrayOf(ObjectID), "a.b.c": String, "a.x": Int,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qp.write
+}
+
+func TestDecodeBody(t *testing.T) {
+	w := bodyTestSchema(t)
+	oid := "65f0a1b2c3d4e5f6a7b8c9d0"
+	tests := []struct {
+		name  string
+		body  string
+		patch bool
+		want  string // Extended JSON of the document, or "" for an error
+		code  string // the error's code, or the first field error's code
+	}{
+		{"types", `{"title":"x","n":3,"f":1.5,"ok":true,"when":"2024-05-01","ref":"` + oid + `"}`, false,
+			`{"title":"x","n":{"$numberInt":"3"},"f":{"$numberDouble":"1.5"},"ok":true,"when":{"$date":{"$numberLong":"1714521600000"}},"ref":{"$oid":"` + oid + `"}}`, ""},
+		{"big int is int64", `{"n":9007199254740993}`, false, `{"n":{"$numberLong":"9007199254740993"}}`, ""},
+		{"integral float is int", `{"n":3.0}`, false, `{"n":{"$numberInt":"3"}}`, ""},
+		{"wrapped", `{"ref":{"$oid":"` + oid + `"},"when":{"$date":0}}`, false,
+			`{"ref":{"$oid":"` + oid + `"},"when":{"$date":{"$numberLong":"0"}}}`, ""},
+		{"arrays", `{"tags":["a","b"],"ids":["` + oid + `"]}`, false, `{"tags":["a","b"],"ids":[{"$oid":"` + oid + `"}]}`, ""},
+		{"nested", `{"a":{"b":{"c":"deep"},"x":1}}`, false, `{"a":{"b":{"c":"deep"},"x":{"$numberInt":"1"}}}`, ""},
+		{"empty object", `{}`, false, `{}`, ""},
+		{"unknown", `{"zzz":1}`, false, "", "not_writable"},
+		{"hidden", `{"secret":"x"}`, false, "", "not_writable"},
+		{"id", `{"_id":"x"}`, false, "", "not_writable"},
+		{"dollar", `{"$set":{}}`, false, "", "not_writable"},
+		{"dollar nested", `{"a":{"$gt":1}}`, false, "", "not_writable"},
+		{"dotted", `{"a.x":1}`, false, "", "not_writable"},
+		{"empty key", `{"":1}`, false, "", "not_writable"},
+		{"object for leaf", `{"title":{"x":1}}`, false, "", "invalid_type"},
+		{"leaf for object", `{"a":1}`, false, "", "invalid_type"},
+		{"string for int", `{"n":"1"}`, false, "", "invalid_type"},
+		{"fraction", `{"n":1.5}`, false, "", "invalid_value"},
+		{"overflow", `{"n":1e19}`, false, "", "invalid_value"},
+		{"nan-ish", `{"f":1e400}`, false, "", "invalid_value"},
+		{"bad oid", `{"ref":"zz"}`, false, "", "invalid_object_id"},
+		{"bad wrapped oid", `{"ref":{"$oid":"zz"}}`, false, "", "invalid_object_id"},
+		{"extra wrapper key", `{"ref":{"$oid":"` + oid + `","x":1}}`, false, "", "invalid_object_id"},
+		{"date year 10000", `{"when":"10000-01-01T00:00:00Z"}`, false, "", "invalid_value"},
+		{"date ms out of range", `{"when":{"$date":-9223372036854775808}}`, false, "", "invalid_value"},
+		{"nul", "{\"title\":\"a\\u0000\"}", false, "", "invalid_value"},
+		{"null on insert", `{"title":null}`, false, "", "invalid_type"},
+		{"null in patch", `{"title":null,"a":null}`, true, "", ""},
+		{"duplicate", `{"n":1,"n":2}`, false, "", "invalid_body"},
+		{"not object", `[1]`, false, "", "invalid_body"},
+		{"trailing", `{} x`, false, "", "invalid_body"},
+		{"truncated", `{"n":`, false, "", "invalid_body"},
+		{"empty", ``, false, "", "invalid_body"},
+		{"deep skip", `{"zzz":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, false, "", "invalid_body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := w.decodeBody([]byte(tt.body), tt.patch)
+			if tt.name == "null in patch" {
+				if err != nil || len(doc) != 2 || doc[0].Value != (remove{}) || doc[1].Value != (remove{}) {
+					t.Fatalf("patch nulls: %v %v", doc, err)
+				}
+				return
+			}
+			if tt.want != "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := bson.MarshalExtJSON(doc, true, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != tt.want {
+					t.Fatalf("got  %s\nwant %s", got, tt.want)
+				}
+				return
+			}
+			var ve *ValidationError
+			switch {
+			case errors.As(err, &ve):
+				if ve.Fields[0].Code != tt.code {
+					t.Fatalf("field errors %+v, want %s", ve.Fields, tt.code)
+				}
+			case AsError(err).Code != tt.code:
+				t.Fatalf("error %v, want %s", err, tt.code)
+			}
+		})
+	}
+}
+
+func TestWritePolicyChecks(t *testing.T) {
+	for _, p := range []Policy{
+		{Write: map[string]Type{"_id": ObjectID}},
+		{Write: map[string]Type{"a": String, "a.b": String}},
+		{Write: map[string]Type{"secret.x": String}, Hidden: []string{"secret"}},
+		{Write: map[string]Type{"a": ArrayOf(ArrayOf(String))}},
+		{Write: map[string]Type{"a": Type(99)}},
+		{Write: map[string]Type{"$x": String}},
+		{Filter: map[string]Type{"a": ArrayOf(String)}},
+	} {
+		if _, err := NewQueryParser(p); err == nil {
+			t.Errorf("NewQueryParser(%+v) accepted a bad write policy", p)
+		}
+	}
+}
+
+// FuzzDecodeBody checks that any body either fails with a 400 *Error or a
+// *ValidationError, or yields a document of writable fields only, with
+// values of their declared BSON types, that the driver can encode.
+func FuzzDecodeBody(f *testing.F) {
+	w := bodyTestSchema(f)
+	for _, s := range []string{
+		`{"title":"x","n":3,"tags":["a"],"a":{"b":{"c":"d"}}}`,
+		`{"ref":{"$oid":"65f0a1b2c3d4e5f6a7b8c9d0"},"when":{"$date":"2024-01-01"}}`,
+		`{"n":1e3,"f":-0.5,"ok":false,"a":{"x":null}}`,
+		`{"zzz":[{"$where":1}],"title":"x","title":"y"}`,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, body string, patch bool) {
+		doc, err := w.decodeBody([]byte(body), patch)
+		if err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				if len(ve.Fields) == 0 || len(ve.Fields) > maxBodyErrors {
+					t.Fatalf("%d field errors", len(ve.Fields))
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Status != 400 {
+				t.Fatalf("error %v is neither a 400 nor a validation error", err)
+			}
+			return
+		}
+		checkWritable(t, w, doc, "", patch)
+		if _, err := bson.Marshal(stripRemovals(doc)); err != nil {
+			t.Fatalf("accepted document does not marshal: %v", err)
+		}
+	})
+}
+
+func checkWritable(t *testing.T, w writeSchema, doc bson.D, prefix string, patch bool) {
+	for _, e := range doc {
+		path := e.Key
+		if prefix != "" {
+			path = prefix + "." + e.Key
+		}
+		if _, ok := e.Value.(remove); ok {
+			if !patch {
+				t.Fatalf("removal of %s outside a patch", path)
+			}
+			continue
+		}
+		if sub, ok := e.Value.(bson.D); ok {
+			if !w.objects[path] {
+				t.Fatalf("object at %s, which is not a writable object", path)
+			}
+			checkWritable(t, w, sub, path, patch)
+			continue
+		}
+		typ, ok := w.leaves[path]
+		if !ok {
+			t.Fatalf("accepted field %s is not writable", path)
+		}
+		if elem, isArray := typ.elem(); isArray {
+			a, ok := e.Value.(bson.A)
+			if !ok {
+				t.Fatalf("%s is %T, want an array", path, e.Value)
+			}
+			for _, v := range a {
+				checkType(t, path, elem, v)
+			}
+			continue
+		}
+		checkType(t, path, typ, e.Value)
+	}
+}
+
+func checkType(t *testing.T, path string, typ Type, v any) {
+	ok := false
+	switch typ {
+	case String:
+		s, isString := v.(string)
+		ok = isString && !strings.Contains(s, "\x00")
+	case Int:
+		switch v.(type) {
+		case int32, int64:
+			ok = true
+		}
+	case Float:
+		_, ok = v.(float64)
+	case Bool:
+		_, ok = v.(bool)
+	case Date:
+		d, isDate := v.(bson.DateTime)
+		ok = isDate && validDateMillis(int64(d))
+	case ObjectID:
+		_, ok = v.(bson.ObjectID)
+	}
+	if !ok {
+		t.Fatalf("%s holds %T %v, not a %s", path, v, v, typ)
+	}
+}
+
+func stripRemovals(d bson.D) bson.D {
+	out := bson.D{}
+	for _, e := range d {
+		switch v := e.Value.(type) {
+		case remove:
+		case bson.D:
+			out = append(out, bson.E{Key: e.Key, Value: stripRemovals(v)})
+		default:
+			out = append(out, e)
+		}
+	}
+	return out
+}
