@@ -163,6 +163,8 @@ func newBase[T any](coll *mongo.Collection, p Policy, rp *readpref.ReadPref, rc 
 	}
 	if b.errorFunc == nil {
 		b.errorFunc = b.logAndWrite
+	} else {
+		b.errorFunc = func(w http.ResponseWriter, r *http.Request, err error) { errorFunc(w, r, detachSentinel(err)) }
 	}
 	return b
 }

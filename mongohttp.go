@@ -287,7 +287,7 @@ func allowGetHead(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	w.Header().Set("Allow", "GET, HEAD")
-	WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET or HEAD", strconv.Quote(r.Method)))
+	WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET or HEAD", clip(r.Method)))
 	return false
 }
 
