@@ -32,11 +32,15 @@ const (
 	Bool
 	// Date fields are stored as bson.DateTime (milliseconds). They take
 	// RFC 3339 timestamps ("2024-05-01T12:00:00Z") or plain dates
-	// ("2024-05-01", midnight UTC); filter= also accepts {"$date": …}.
+	// ("2024-05-01", midnight UTC), in the query string, as filter= strings
+	// and as {"$date": …}, which also takes integer milliseconds since the
+	// epoch (a JSON integer or {"$numberLong": …}). Every form must fall
+	// within years 0000 to 9999 UTC; anything else is invalid_parameter.
 	Date
 	// ObjectID fields are stored as bson.ObjectID. They take 24 hexadecimal
-	// digits; filter= also accepts {"$oid": …}. Anything else is
-	// invalid_object_id.
+	// digits, in either case; filter= also accepts {"$oid": …}. Anything
+	// else, NUL bytes and invalid UTF-8 included, is invalid_object_id, in
+	// the path (QueryParser.ParseID), the query string and filter= alike.
 	ObjectID
 )
 
@@ -71,7 +75,7 @@ func (t Type) expects() string {
 	case Bool:
 		return "true or false"
 	case Date:
-		return "a date (RFC 3339 or YYYY-MM-DD)"
+		return "a date (RFC 3339 or YYYY-MM-DD, years 0000 to 9999 UTC)"
 	case ObjectID:
 		return "an ObjectID (24 hexadecimal digits)"
 	}
