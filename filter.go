@@ -686,7 +686,10 @@ func kindOf(v any) string {
 }
 
 // checkRegex validates a $regex pattern: regex enabled, a string field, the
-// length cap, no NUL (BSON stores patterns as C strings) and RE2 syntax.
+// length cap, no NUL (BSON stores patterns as C strings), RE2 syntax, and no
+// construct that MongoDB's backtracking engine could take exponential time
+// over (see backtrackRisk). options are the pattern's flags (from $options),
+// already checked or about to be.
 func (qp *QueryParser) checkRegex(field string, typ Type, pattern, options string) (string, error) {
 	if !qp.ops.has(opRegex) {
 		return "", qp.operatorNotAllowed("$regex")
@@ -700,8 +703,25 @@ func (qp *QueryParser) checkRegex(field string, typ Type, pattern, options strin
 	if strings.IndexByte(pattern, 0) >= 0 {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s contains a NUL byte", clip(field))
 	}
-	if _, err := syntax.Parse(pattern, syntax.Perl); err != nil {
+	// With the x flag MongoDB ignores whitespace and #-comments: check the
+	// pattern it will actually run.
+	effective := pattern
+	if strings.ContainsRune(options, 'x') {
+		effective = stripExtended(pattern)
+	}
+	flags := syntax.Perl
+	if strings.ContainsRune(options, 'i') {
+		flags |= syntax.FoldCase
+	}
+	if strings.ContainsRune(options, 's') {
+		flags |= syntax.DotNL
+	}
+	re, err := syntax.Parse(effective, flags)
+	if err != nil {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s is not valid (lookarounds and backreferences are not supported)", clip(field)).withCause(err)
+	}
+	if risk := backtrackRisk(re, effective, flags); risk != "" {
+		return "", ErrInvalidParameter.Detailf("the regex for field %s %s, which can make the database backtrack for a very long time", clip(field), risk)
 	}
 	return pattern, nil
 }

@@ -121,11 +121,23 @@ type Policy struct {
 	// $function, $accumulator, $expr and anything else are never available.
 	// Default is DefaultOperators(): eq ne gt gte lt lte in nin exists and or
 	// nor not.
+	//
+	// With "regex", patterns are checked before they reach MongoDB, whose
+	// PCRE engine backtracks: see MaxRegexLength.
 	Operators []string
 
-	// MaxRegexLength caps the length in bytes of a regex pattern. Patterns
-	// must also be valid RE2 syntax, a subset of what MongoDB accepts, which
-	// keeps lookarounds and backreferences out. Default is 64.
+	// MaxRegexLength caps the length in bytes of a regex pattern (longer is
+	// limit_exceeded). Patterns must also be valid RE2 syntax, a subset of
+	// what MongoDB accepts, which keeps lookarounds and backreferences out,
+	// and must not backtrack catastrophically: a repeated part (*, +,
+	// {n,} or {n,m} with m > 1) may not match nothing, hold a quantifier
+	// that could go on over what follows it, as in (a+)+, (a*)* or
+	// (\w+\s?)+, or hold alternatives that, past a common literal prefix,
+	// can begin with the same character (case aside) or end there, as in
+	// (a|ab)*, (a|a?)+ or (.*|a)+. Such patterns are invalid_parameter;
+	// ^ab, a+b+, (ab)+, [a-z]+@x, colou?r and (foo|bar)+ are fine. With the
+	// x flag the pattern is checked without its whitespace and comments, as
+	// MongoDB reads it. Default is 64.
 	MaxRegexLength int
 
 	// DefaultLimit is the page size when the request has no ?limit=.
