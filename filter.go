@@ -464,7 +464,7 @@ func (qp *QueryParser) validateOps(field string, typ Type, d bson.D, level int) 
 			}
 			opts, ok := e.Value.(string)
 			if !ok || !validRegexOptions(opts) {
-				return nil, ErrInvalidParameter.Detailf("$options takes a string of the flags i, m, s and x")
+				return nil, ErrInvalidParameter.Detailf("$options takes a string of the flags i, m and s")
 			}
 			out = append(out, e)
 			continue
@@ -689,7 +689,9 @@ func kindOf(v any) string {
 // length cap, no NUL (BSON stores patterns as C strings), RE2 syntax, and no
 // construct that MongoDB's backtracking engine could take exponential time
 // over (see backtrackRisk). options are the pattern's flags (from $options),
-// already checked or about to be.
+// already checked or about to be. The x flag is not among them: with it
+// MongoDB reads whitespace and comments differently from the RE2 parser that
+// checks the pattern (and FerretDB does not implement it).
 func (qp *QueryParser) checkRegex(field string, typ Type, pattern, options string) (string, error) {
 	if !qp.ops.has(opRegex) {
 		return "", qp.operatorNotAllowed("$regex")
@@ -703,12 +705,6 @@ func (qp *QueryParser) checkRegex(field string, typ Type, pattern, options strin
 	if strings.IndexByte(pattern, 0) >= 0 {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s contains a NUL byte", clip(field))
 	}
-	// With the x flag MongoDB ignores whitespace and #-comments: check the
-	// pattern it will actually run.
-	effective := pattern
-	if strings.ContainsRune(options, 'x') {
-		effective = stripExtended(pattern)
-	}
 	flags := syntax.Perl
 	if strings.ContainsRune(options, 'i') {
 		flags |= syntax.FoldCase
@@ -716,11 +712,14 @@ func (qp *QueryParser) checkRegex(field string, typ Type, pattern, options strin
 	if strings.ContainsRune(options, 's') {
 		flags |= syntax.DotNL
 	}
-	re, err := syntax.Parse(effective, flags)
+	re, err := syntax.Parse(pattern, flags)
 	if err != nil {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s is not valid (lookarounds and backreferences are not supported)", clip(field)).withCause(err)
 	}
-	if risk := backtrackRisk(re, effective, flags); risk != "" {
+	if hasLiteralBrace(pattern) {
+		return "", ErrInvalidParameter.Detailf(`the regex for field %s has a "{" that does not start a repetition such as {2} or {1,3}; write \{ for the character`, clip(field))
+	}
+	if risk := backtrackRisk(re, pattern, flags); risk != "" {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s %s, which can make the database backtrack for a very long time", clip(field), risk)
 	}
 	return pattern, nil
@@ -733,7 +732,7 @@ func (qp *QueryParser) checkRegexValue(field string, typ Type, r bson.Regex) (bs
 		return bson.Regex{}, qp.operatorNotAllowed("$regex")
 	}
 	if !validRegexOptions(r.Options) {
-		return bson.Regex{}, ErrInvalidParameter.Detailf("regex options may only be the flags i, m, s and x")
+		return bson.Regex{}, ErrInvalidParameter.Detailf("regex options may only be the flags i, m and s")
 	}
 	if _, err := qp.checkRegex(field, typ, r.Pattern, r.Options); err != nil {
 		return bson.Regex{}, err
@@ -742,7 +741,7 @@ func (qp *QueryParser) checkRegexValue(field string, typ Type, r bson.Regex) (bs
 }
 
 func validRegexOptions(s string) bool {
-	return len(s) <= 4 && strings.Trim(s, "imsx") == ""
+	return len(s) <= 3 && strings.Trim(s, "ims") == ""
 }
 
 // noDuplicateKeys refuses a document with a key twice: MongoDB would keep

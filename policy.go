@@ -135,9 +135,10 @@ type Policy struct {
 	// (\w+\s?)+, or hold alternatives that, past a common literal prefix,
 	// can begin with the same character (case aside) or end there, as in
 	// (a|ab)*, (a|a?)+ or (.*|a)+. Such patterns are invalid_parameter;
-	// ^ab, a+b+, (ab)+, [a-z]+@x, colou?r and (foo|bar)+ are fine. With the
-	// x flag the pattern is checked without its whitespace and comments, as
-	// MongoDB reads it. Default is 64.
+	// ^ab, a+b+, (ab)+, [a-z]+@x, colou?r and (foo|bar)+ are fine. So that
+	// MongoDB runs the pattern that was checked, a "{" must begin a
+	// repetition ({2}, {1,}, {1,3}) or be escaped, and the flags ($options)
+	// may be i, m and s, not x. Default is 64.
 	MaxRegexLength int
 
 	// DefaultLimit is the page size when the request has no ?limit=.

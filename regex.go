@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 )
 
 // MongoDB runs $regex with PCRE, a backtracking engine: when a repeated part
@@ -542,70 +541,92 @@ func quantifierRepeats(rest string) bool {
 	case '*', '+':
 		return true
 	case '{':
-		end := strings.IndexByte(rest, '}')
-		if end < 0 {
-			return false
-		}
-		min, max, comma := rest[1:end], "", false
-		if c := strings.IndexByte(min, ','); c >= 0 {
-			min, max, comma = min[:c], min[c+1:], true
-		}
-		if !isDigits(min) || (max != "" && !isDigits(max)) {
-			return false
-		}
-		if comma && max == "" {
-			return true
-		}
-		if !comma {
-			max = min
-		}
-		return strings.TrimLeft(max, "0") != "" && strings.TrimLeft(max, "0") != "1"
+		_, max, ok := parseRepetition(rest)
+		return ok && (max < 0 || max > 1)
 	}
 	return false
+}
+
+// isRepetition reports whether s begins with {n}, {n,} or {n,m}.
+func isRepetition(s string) bool {
+	_, _, ok := parseRepetition(s)
+	return ok
+}
+
+// parseRepetition reads {n}, {n,} or {n,m} at the start of s; max is -1
+// for {n,}. Numbers too large to read count as large.
+func parseRepetition(s string) (min, max int, ok bool) {
+	end := strings.IndexByte(s, '}')
+	if !strings.HasPrefix(s, "{") || end < 0 {
+		return 0, 0, false
+	}
+	lo, hi, comma := s[1:end], "", false
+	if c := strings.IndexByte(lo, ','); c >= 0 {
+		lo, hi, comma = lo[:c], lo[c+1:], true
+	}
+	if !isDigits(lo) || (hi != "" && !isDigits(hi)) {
+		return 0, 0, false
+	}
+	min = number(lo)
+	switch {
+	case !comma:
+		max = min
+	case hi == "":
+		max = -1
+	default:
+		max = number(hi)
+	}
+	return min, max, true
+}
+
+// number reads decimal digits, saturating at a value above any repetition
+// count RE2 accepts.
+func number(digits string) int {
+	n := 0
+	for _, c := range []byte(digits) {
+		n = min(n*10+int(c-'0'), 1<<20)
+	}
+	return n
 }
 
 func isDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-// stripExtended returns pattern as PCRE reads it with the x flag: without
-// whitespace and #-comments outside character classes and escapes.
-func stripExtended(pattern string) string {
-	var b strings.Builder
+// hasLiteralBrace reports whether pattern has a "{", outside escapes and
+// classes, that RE2 reads as a literal because it does not begin {n}, {n,}
+// or {n,m}. Newer PCRE versions read some of these ({,3}, { 1,3 }) as
+// repetitions, which the analysis would not see.
+func hasLiteralBrace(pattern string) bool {
 	for i := 0; i < len(pattern); {
-		c := pattern[i]
-		switch {
-		case c == '\\':
-			end := min(i+2, len(pattern))
+		switch pattern[i] {
+		case '\\':
 			if strings.HasPrefix(pattern[i:], `\Q`) {
-				if e := strings.Index(pattern[i+2:], `\E`); e >= 0 {
-					end = i + 2 + e + 2
-				} else {
-					end = len(pattern)
+				end := strings.Index(pattern[i+2:], `\E`)
+				if end < 0 {
+					return false
 				}
-			} else if end < len(pattern) {
-				// Keep a whole escaped rune.
-				_, size := utf8.DecodeRuneInString(pattern[i+1:])
-				end = i + 1 + size
+				i += 2 + end + 2
+				continue
 			}
-			b.WriteString(pattern[i:end])
-			i = end
-		case c == '[':
-			end := skipClass(pattern, i)
-			b.WriteString(pattern[i:end])
-			i = end
-		case c == '#':
-			nl := strings.IndexByte(pattern[i:], '\n')
-			if nl < 0 {
-				return b.String()
+			// \p{Greek}, \x{41}: the braces belong to the escape.
+			if i+2 < len(pattern) && strings.IndexByte("pPx", pattern[i+1]) >= 0 && pattern[i+2] == '{' {
+				if end := strings.IndexByte(pattern[i:], '}'); end >= 0 {
+					i += end + 1
+					continue
+				}
 			}
-			i += nl + 1
-		case c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			i += 2
+		case '[':
+			i = skipClass(pattern, i)
+		case '{':
+			if !isRepetition(pattern[i:]) {
+				return true
+			}
 			i++
 		default:
-			b.WriteByte(c)
 			i++
 		}
 	}
-	return b.String()
+	return false
 }

@@ -14,7 +14,7 @@ var regexAllowed = []string{
 	`^ab`, `a+b+`, `(ab)+`, `[a-z]+@x`, `colou?r`, `(foo|bar)+`,
 	`^Ad`, `.*foo.*`, `^\d+(\.\d+)?$`, `^[\w.+-]+@[\w-]+\.[\w.]+$`, `(\d{1,3}\.){3}\d{1,3}`,
 	`(\d+,)+`, `(\w+\.)+com`, `(ab?)+`, `(cat|car)+`, `(a|b)*c`, `(?:a{2})+`, `^(a|ab)$`,
-	`(?P<word>go|db)+`, `[]|]+`, `[[:alpha:]|]+`, `\Q(a|a)+\E`, `(?i)^ada`, `x{2,5}`, `a{,3}`,
+	`(?P<word>go|db)+`, `[]|]+`, `[[:alpha:]|]+`, `\Q(a|a)+\E`, `(?i)^ada`, `x{2,5}`,
 	`(?:[^,]+,)*end`, `(https?://)?example`,
 }
 
@@ -64,39 +64,47 @@ func TestRegexBacktracking(t *testing.T) {
 	}
 }
 
-// TestRegexExtendedFlag checks that with the x flag the pattern is checked as
-// MongoDB reads it, without whitespace and comments.
-func TestRegexExtendedFlag(t *testing.T) {
+// TestRegexOptions checks the flags a pattern may carry. The x flag is
+// refused: with it MongoDB reads whitespace and comments differently from the
+// parser that checks the pattern, so "(a +)+" would be checked as a literal
+// space and run as (a+)+.
+func TestRegexOptions(t *testing.T) {
 	qp := mustQueryParser(t, queryTestPolicy())
-	tests := []struct {
-		pattern string
-		ok      bool
-	}{
-		{"(a +)+", false},    // (a+)+
-		{"(a|a )+", false},   // (a|a)+
-		{"( a | b )+", true}, // (a|b)+
-		{"(a # a comment\n)+", true},
-		{"(a #)\n+)+", false}, // the comment hides a ")": (a+)+
-		{"[ ]+ x", true},      // whitespace in a class stays
-		{"( ?=a)", false},     // a lookahead once the space is gone
-	}
-	for _, tt := range tests {
-		quoted, _ := json.Marshal(tt.pattern)
+	for options, ok := range map[string]bool{"": true, "i": true, "ims": true, "sm": true, "x": false, "ix": false, "g": false, "imsi": false, `\u0000`: false} {
 		for _, query := range []string{
-			filterParam(`{"name":{"$regex":` + string(quoted) + `,"$options":"x"}}`),
-			filterParam(`{"name":{"$regularExpression":{"pattern":` + string(quoted) + `,"options":"ix"}}}`),
+			filterParam(`{"name":{"$regex":"^a","$options":"` + options + `"}}`),
+			filterParam(`{"name":{"$options":"` + options + `","$regex":"^a"}}`),
+			filterParam(`{"name":{"$regularExpression":{"pattern":"^a","options":"` + options + `"}}}`),
 		} {
 			_, err := qp.Parse(query)
-			if tt.ok && err != nil {
-				t.Errorf("%q: %v", tt.pattern, err)
+			if ok && err != nil {
+				t.Errorf("%q: %v", options, err)
 			}
-			if !tt.ok && !errors.Is(err, ErrInvalidParameter) {
-				t.Errorf("%q: err = %v, want invalid_parameter", tt.pattern, err)
+			if !ok && !errors.Is(err, ErrInvalidParameter) {
+				t.Errorf("%q: err = %v, want invalid_parameter", options, err)
 			}
 		}
-		// Without x the same text is an ordinary pattern or refused on its own.
-		if _, err := qp.Parse(filterParam(`{"name":{"$regex":` + string(quoted) + `}}`)); err != nil && tt.ok {
-			t.Errorf("%q without x: %v", tt.pattern, err)
+	}
+}
+
+// TestRegexLiteralBrace checks that a "{" is a repetition or escaped: newer
+// PCRE versions read {,3} and { 1,3 } as repetitions, which RE2 reads as
+// text, so the backtracking check would not see them.
+func TestRegexLiteralBrace(t *testing.T) {
+	qp := mustQueryParser(t, queryTestPolicy())
+	for pattern, ok := range map[string]bool{
+		`a{2}`: true, `a{1,}`: true, `a{1,3}`: true, `a\{,3\}`: true, `[{]`: true, `\Q{,3}\E`: true, `^\d{4}-\d{2}$`: true, `\p{Greek}{2}`: true, `[\x{41}-\x{5a}]{2,}`: true, `\x{7b},3}`: true, `\PL`: true,
+		`a{,3}`: false, `a{ 1,3}`: false, `(a{,3})+`: false, `x{y`: false, `{`: false, `a{1,3`: false, `a{2}{`: false,
+	} {
+		for _, query := range regexForms(pattern) {
+			_, err := qp.Parse(query)
+			if ok && err != nil {
+				t.Errorf("%s: %v", pattern, err)
+			}
+			var e *Error
+			if !ok && (!errors.As(err, &e) || !errors.Is(err, ErrInvalidParameter) || !strings.Contains(e.Detail, "{")) {
+				t.Errorf("%s: err = %v, want invalid_parameter about the brace", pattern, err)
+			}
 		}
 	}
 }
