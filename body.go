@@ -273,7 +273,7 @@ func (d *bodyDecoder) scalar(path, ptr string, typ Type, tok json.Token) (any, e
 			}
 			return v, nil
 		case Date:
-			if t, ok := parseDate(v); ok {
+			if t, err := parseDate(v); err == nil {
 				return t, nil
 			}
 			return bad("invalid_value")
@@ -359,11 +359,11 @@ func (d *bodyDecoder) wrapped(path, ptr string, typ Type) (any, error) {
 				if id, err := bson.ObjectIDFromHex(s); err == nil {
 					out = id
 				}
-			} else if t, ok := parseDate(s); ok {
+			} else if t, err := parseDate(s); err == nil {
 				out = t
 			}
 		case json.Number:
-			if ms, ok := parseIntNumber(s); ok && typ == Date && validDateMillis(ms) {
+			if ms, ok := parseIntNumber(s); ok && typ == Date && checkDateRange(bson.DateTime(ms)) == nil {
 				out = bson.DateTime(ms)
 			}
 		default:
@@ -379,13 +379,6 @@ func (d *bodyDecoder) wrapped(path, ptr string, typ Type) (any, error) {
 		d.fail(ptr, code, "field %s takes %s", clip(path), typ.expects())
 	}
 	return out, nil
-}
-
-// validDateMillis reports whether ms is a date the query language accepts
-// too: years 0000 to 9999.
-func validDateMillis(ms int64) bool {
-	const lo, hi = -62167219200000, 253402300799999 // 0000-01-01, 9999-12-31T23:59:59.999Z
-	return ms >= lo && ms <= hi
 }
 
 // skip reads and drops one whole value.

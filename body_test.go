@@ -212,7 +212,7 @@ func checkType(t *testing.T, path string, typ Type, v any) {
 		_, ok = v.(bool)
 	case Date:
 		d, isDate := v.(bson.DateTime)
-		ok = isDate && validDateMillis(int64(d))
+		ok = isDate && checkDateRange(d) == nil
 	case ObjectID:
 		_, ok = v.(bson.ObjectID)
 	}

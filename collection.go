@@ -258,9 +258,11 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		policyFor: c.PolicyFor,
 		logger:    c.Logger,
 	}
-	res.errorFunc = c.ErrorFunc
-	if res.errorFunc == nil {
-		res.errorFunc = res.logAndWrite
+	res.errorFunc = res.logAndWrite
+	if user := c.ErrorFunc; user != nil {
+		// An ErrorFunc may edit the *Error it is given: it never receives
+		// a package sentinel itself (a BaseFilter may return ErrNotFound).
+		res.errorFunc = func(w http.ResponseWriter, r *http.Request, err error) { user(w, r, detachSentinel(err)) }
 	}
 	runOpts := options.RunCmd().SetReadPreference(rp)
 	var zero T

@@ -2,11 +2,13 @@ package mongohttp
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/bits"
 	"regexp/syntax"
+	"strconv"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -104,58 +106,249 @@ func (qp *QueryParser) parseFilter(s string) (bson.D, error) {
 	if len(s) > qp.maxFilterBytes {
 		return nil, ErrLimitExceeded.Detailf("filter is %d bytes long; the maximum is %d", len(s), qp.maxFilterBytes)
 	}
-	if err := qp.checkJSON(s); err != nil {
+	s, err := qp.prepareFilter(s)
+	if err != nil {
 		return nil, err
 	}
 	var d bson.D
 	if err := bson.UnmarshalExtJSON([]byte(s), false, &d); err != nil {
 		// The driver's message is not shown: it may quote the input at length.
-		return nil, ErrInvalidParameter.Detailf("filter is not valid Extended JSON (for example a bad $oid or $date)").withCause(err)
+		return nil, ErrInvalidParameter.Detailf("filter is not valid Extended JSON").withCause(err)
 	}
 	return qp.validateDoc(d, "", 1)
 }
 
-// checkJSON makes sure filter= is one JSON object and bounds its nesting
-// before the driver's recursive parser sees it. The driver alone would
-// accept trailing garbage after the object.
-func (qp *QueryParser) checkJSON(s string) error {
-	dec := json.NewDecoder(strings.NewReader(s))
+// prepareFilter checks filter= before the driver's parser sees it, so that
+// its mistakes are answered like the same mistakes elsewhere rather than by
+// the driver's error text:
+//   - it must be one JSON object (the driver alone would accept trailing
+//     data), nested within bounds (the driver's parser is recursive);
+//   - no key may hold a NUL byte, at any depth, as no parameter name may;
+//   - {"$oid": …} must hold 24 hexadecimal digits, else invalid_object_id;
+//   - {"$date": …} must hold a date of the query string's forms or integer
+//     milliseconds (also as {"$numberLong": …}), within years 0000 to 9999.
+//     Each is rewritten as {"$date":{"$numberLong":"…"}}, so the driver
+//     takes every form the query string takes.
+//
+// It returns s itself when nothing was rewritten.
+func (qp *QueryParser) prepareFilter(s string) (string, error) {
+	fp := filterPrep{src: s, dec: json.NewDecoder(strings.NewReader(s)), maxDepth: qp.maxDepth}
+	fp.dec.UseNumber()
 	invalid := ErrInvalidParameter.Detailf("filter is not a JSON object")
-	depth := 0
-	// Arrays and {"$oid": …} wrappers add brackets that are not levels.
-	maxBrackets := 2*qp.maxDepth + 2
-	for first := true; ; first = false {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
+	tok, err := fp.dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return "", invalid.withCause(err)
+	}
+	if err := fp.object(0); err != nil {
+		return "", err
+	}
+	if _, err := fp.dec.Token(); err != io.EOF {
+		return "", ErrInvalidParameter.Detailf("filter has data after its JSON object")
+	}
+	if fp.out == nil {
+		return s, nil
+	}
+	return string(append(fp.out, s[fp.copied:]...)), nil
+}
+
+// filterPrep walks filter= token by token for prepareFilter.
+type filterPrep struct {
+	src      string
+	dec      *json.Decoder
+	depth    int // open objects and arrays
+	maxDepth int // the policy's, in levels; see open
+	out      []byte
+	copied   int // src[:copied] is in out
+}
+
+func (fp *filterPrep) token() (json.Token, error) {
+	tok, err := fp.dec.Token()
+	if err != nil {
+		return nil, ErrInvalidParameter.Detailf("filter is not valid JSON").withCause(err)
+	}
+	return tok, nil
+}
+
+func (fp *filterPrep) open() error {
+	fp.depth++
+	// Arrays and wrappers add brackets that are not levels, hence the
+	// slack; validateDoc counts levels exactly.
+	if fp.depth > 2*fp.maxDepth+2 {
+		return ErrLimitExceeded.Detailf("filter is nested too deeply; the maximum depth is %d", fp.maxDepth)
+	}
+	return nil
+}
+
+// value checks the value that starts with tok; start is the input offset
+// before tok.
+func (fp *filterPrep) value(tok json.Token, start int64) error {
+	switch tok {
+	case json.Delim('{'):
+		return fp.object(start)
+	case json.Delim('['):
+		if err := fp.open(); err != nil {
+			return err
 		}
-		if err != nil {
-			return invalid.withCause(err)
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if first && tok != json.Delim('{') {
-				return invalid
+		for {
+			at := fp.dec.InputOffset()
+			tok, err := fp.token()
+			if err != nil {
+				return err
 			}
-			depth++
-			if depth > maxBrackets {
-				return ErrLimitExceeded.Detailf("filter is nested too deeply; the maximum depth is %d", qp.maxDepth)
+			if tok == json.Delim(']') {
+				fp.depth--
+				return nil
 			}
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		default:
-			if first {
-				return invalid
+			if err := fp.value(tok, at); err != nil {
+				return err
 			}
-		}
-		if depth == 0 {
-			if _, err := dec.Token(); err != io.EOF {
-				return ErrInvalidParameter.Detailf("filter has data after its JSON object")
-			}
-			return nil
 		}
 	}
-	return invalid
+	return nil
+}
+
+// object checks an object whose "{" has just been read; start is the input
+// offset before it.
+func (fp *filterPrep) object(start int64) error {
+	if err := fp.open(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		tok, err := fp.token()
+		if err != nil {
+			return err
+		}
+		if tok == json.Delim('}') {
+			fp.depth--
+			return nil
+		}
+		key, _ := tok.(string)
+		if strings.IndexByte(key, 0) >= 0 {
+			return ErrInvalidParameter.Detailf("filter has a key with a NUL byte: %s", clip(key))
+		}
+		if first && (key == "$oid" || key == "$date") {
+			// The driver reads a wrapper only from a document's first key.
+			return fp.wrapper(key, start)
+		}
+		at := fp.dec.InputOffset()
+		tok, err = fp.token()
+		if err != nil {
+			return err
+		}
+		if err := fp.value(tok, at); err != nil {
+			return err
+		}
+	}
+}
+
+// wrapper checks {"$oid": …} or {"$date": …} after its key and rewrites
+// a date to milliseconds.
+func (fp *filterPrep) wrapper(key string, start int64) error {
+	tok, err := fp.token()
+	if err != nil {
+		return err
+	}
+	if key == "$oid" {
+		bad := ErrInvalidObjectID.Detailf(`{"$oid": …} takes a string of 24 hexadecimal digits`)
+		hex, ok := tok.(string)
+		if !ok {
+			return bad
+		}
+		if _, err := bson.ObjectIDFromHex(hex); err != nil {
+			return ErrInvalidObjectID.Detailf(`{"$oid": …} takes a string of 24 hexadecimal digits, not %s`, clip(hex))
+		}
+		if end, err := fp.token(); err != nil || end != json.Delim('}') {
+			return bad
+		}
+		fp.depth--
+		return nil
+	}
+
+	bad := func(shown string, err error) error { return dateError("", shown, err) }
+	var ms bson.DateTime
+	switch v := tok.(type) {
+	case string:
+		if ms, err = parseDate(v); err != nil {
+			return bad(clip(v), err)
+		}
+	case json.Number:
+		if ms, err = parseMillis(string(v)); err != nil {
+			return bad(clip(string(v)), err)
+		}
+	case json.Delim:
+		// {"$numberLong": "…"}, the canonical form.
+		long, err := fp.numberLong(v)
+		if err != nil {
+			return err
+		}
+		if ms, err = parseMillis(long); err != nil {
+			return bad(clip(long), err)
+		}
+	default:
+		return bad(kindOfJSON(tok), errDateFormat)
+	}
+	if end, err := fp.token(); err != nil || end != json.Delim('}') {
+		return ErrInvalidParameter.Detailf(`a {"$date": …} document has a single key`)
+	}
+	fp.depth--
+
+	brace := int(start) + strings.IndexByte(fp.src[start:], '{')
+	fp.out = append(fp.out, fp.src[fp.copied:brace]...)
+	fp.out = append(fp.out, `{"$date":{"$numberLong":"`...)
+	fp.out = strconv.AppendInt(fp.out, int64(ms), 10)
+	fp.out = append(fp.out, `"}}`...)
+	fp.copied = int(fp.dec.InputOffset())
+	return nil
+}
+
+// numberLong reads {"$numberLong": "…"} after its opening delimiter d and
+// returns the string.
+func (fp *filterPrep) numberLong(d json.Delim) (string, error) {
+	bad := ErrInvalidParameter.Detailf(`{"$date": …} takes a date string, integer milliseconds or {"$numberLong": "…"}`)
+	if d != json.Delim('{') {
+		return "", bad
+	}
+	if err := fp.open(); err != nil {
+		return "", err
+	}
+	if key, err := fp.token(); err != nil || key != "$numberLong" {
+		return "", bad
+	}
+	tok, err := fp.token()
+	long, ok := tok.(string)
+	if err != nil || !ok {
+		return "", bad
+	}
+	if end, err := fp.token(); err != nil || end != json.Delim('}') {
+		return "", bad
+	}
+	fp.depth--
+	return long, nil
+}
+
+// parseMillis parses integer milliseconds since the epoch within the date
+// range.
+func parseMillis(s string) (bson.DateTime, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, errDateRange
+		}
+		return 0, errDateFormat
+	}
+	d := bson.DateTime(n)
+	return d, checkDateRange(d)
+}
+
+// kindOfJSON names a JSON token's type without quoting it.
+func kindOfJSON(tok json.Token) string {
+	switch tok.(type) {
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return "a value of another type"
 }
 
 // validateDoc checks a filter document whose fields are under prefix (""
@@ -253,12 +446,15 @@ func (qp *QueryParser) validateOps(field string, typ Type, d bson.D, level int) 
 	if err := noDuplicateKeys(d); err != nil {
 		return nil, err
 	}
-	hasRegex := false
+	hasRegex, options := false, ""
 	for _, e := range d {
 		if !strings.HasPrefix(e.Key, "$") {
 			return nil, ErrInvalidParameter.Detailf("field %s mixes operators and plain keys", clip(field))
 		}
 		hasRegex = hasRegex || e.Key == "$regex"
+		if e.Key == "$options" {
+			options, _ = e.Value.(string)
+		}
 	}
 	out := make(bson.D, 0, len(d))
 	for _, e := range d {
@@ -268,7 +464,7 @@ func (qp *QueryParser) validateOps(field string, typ Type, d bson.D, level int) 
 			}
 			opts, ok := e.Value.(string)
 			if !ok || !validRegexOptions(opts) {
-				return nil, ErrInvalidParameter.Detailf("$options takes a string of the flags i, m, s and x")
+				return nil, ErrInvalidParameter.Detailf("$options takes a string of the flags i, m and s")
 			}
 			out = append(out, e)
 			continue
@@ -277,13 +473,31 @@ func (qp *QueryParser) validateOps(field string, typ Type, d bson.D, level int) 
 		if o == 0 || o&(opAnd|opOr|opNor) != 0 || !qp.ops.has(o) {
 			return nil, qp.operatorNotAllowed(e.Key)
 		}
-		v, err := qp.validateOp(field, typ, o, e.Value, level)
+		var v any
+		var err error
+		if o == opRegex {
+			v, err = qp.regexOperand(field, typ, e.Value, options)
+		} else {
+			v, err = qp.validateOp(field, typ, o, e.Value, level)
+		}
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, bson.E{Key: e.Key, Value: v})
 	}
 	return out, nil
+}
+
+// regexOperand checks the operand of $regex: a pattern string, whose flags
+// are in the $options beside it, or a regular expression value.
+func (qp *QueryParser) regexOperand(field string, typ Type, v any, options string) (any, error) {
+	switch r := v.(type) {
+	case string:
+		return qp.checkRegex(field, typ, r, options)
+	case bson.Regex:
+		return qp.checkRegexValue(field, typ, r)
+	}
+	return nil, ErrInvalidParameter.Detailf("$regex of field %s takes a string", clip(field))
 }
 
 func (qp *QueryParser) validateOp(field string, typ Type, o opSet, v any, level int) (any, error) {
@@ -313,14 +527,6 @@ func (qp *QueryParser) validateOp(field string, typ Type, o opSet, v any, level 
 			return nil, ErrInvalidParameter.Detailf("$size of field %s takes a whole number", clip(field))
 		}
 		return n, nil
-	case opRegex:
-		switch r := v.(type) {
-		case string:
-			return qp.checkRegex(field, typ, r)
-		case bson.Regex:
-			return qp.checkRegexValue(field, typ, r)
-		}
-		return nil, ErrInvalidParameter.Detailf("$regex of field %s takes a string", clip(field))
 	case opNot:
 		switch b := v.(type) {
 		case bson.D:
@@ -389,6 +595,9 @@ func coerceValue(field string, typ Type, v any, allowNull bool) (any, error) {
 	switch typ {
 	case String:
 		if s, ok := v.(string); ok {
+			if strings.IndexByte(s, 0) >= 0 {
+				return nil, ErrInvalidParameter.Detailf("the value for field %s contains a NUL byte", clip(field))
+			}
 			return s, nil
 		}
 	case Int:
@@ -413,11 +622,18 @@ func coerceValue(field string, typ Type, v any, allowNull bool) (any, error) {
 	case Date:
 		switch d := v.(type) {
 		case bson.DateTime:
+			// prepareFilter checked every $date; this keeps the rule for
+			// any other way a date could arrive.
+			if err := checkDateRange(d); err != nil {
+				return nil, dateError(field, strconv.FormatInt(int64(d), 10)+" ms", err)
+			}
 			return d, nil
 		case string:
-			if t, ok := parseDate(d); ok {
-				return t, nil
+			t, err := parseDate(d)
+			if err != nil {
+				return nil, dateError(field, clip(d), err)
 			}
+			return t, nil
 		}
 	case ObjectID:
 		switch id := v.(type) {
@@ -426,6 +642,7 @@ func coerceValue(field string, typ Type, v any, allowNull bool) (any, error) {
 		case string:
 			return coerceText(field, ObjectID, id)
 		}
+		return nil, ErrInvalidObjectID.Detailf("field %s takes %s, not %s", clip(field), typ.expects(), kindOf(v))
 	}
 	return nil, ErrInvalidParameter.Detailf("field %s takes %s, not %s", clip(field), typ.expects(), kindOf(v))
 }
@@ -469,8 +686,13 @@ func kindOf(v any) string {
 }
 
 // checkRegex validates a $regex pattern: regex enabled, a string field, the
-// length cap, no NUL (BSON stores patterns as C strings) and RE2 syntax.
-func (qp *QueryParser) checkRegex(field string, typ Type, pattern string) (string, error) {
+// length cap, no NUL (BSON stores patterns as C strings), RE2 syntax, and no
+// construct that MongoDB's backtracking engine could take exponential time
+// over (see backtrackRisk). options are the pattern's flags (from $options),
+// already checked or about to be. The x flag is not among them: with it
+// MongoDB reads whitespace and comments differently from the RE2 parser that
+// checks the pattern (and FerretDB does not implement it).
+func (qp *QueryParser) checkRegex(field string, typ Type, pattern, options string) (string, error) {
 	if !qp.ops.has(opRegex) {
 		return "", qp.operatorNotAllowed("$regex")
 	}
@@ -483,8 +705,22 @@ func (qp *QueryParser) checkRegex(field string, typ Type, pattern string) (strin
 	if strings.IndexByte(pattern, 0) >= 0 {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s contains a NUL byte", clip(field))
 	}
-	if _, err := syntax.Parse(pattern, syntax.Perl); err != nil {
+	flags := syntax.Perl
+	if strings.ContainsRune(options, 'i') {
+		flags |= syntax.FoldCase
+	}
+	if strings.ContainsRune(options, 's') {
+		flags |= syntax.DotNL
+	}
+	re, err := syntax.Parse(pattern, flags)
+	if err != nil {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s is not valid (lookarounds and backreferences are not supported)", clip(field)).withCause(err)
+	}
+	if hasLiteralBrace(pattern) {
+		return "", ErrInvalidParameter.Detailf(`the regex for field %s has a "{" that does not start a repetition such as {2} or {1,3}; write \{ for the character`, clip(field))
+	}
+	if risk := backtrackRisk(re, pattern, flags); risk != "" {
+		return "", ErrInvalidParameter.Detailf("the regex for field %s %s, which can make the database backtrack for a very long time", clip(field), risk)
 	}
 	return pattern, nil
 }
@@ -492,17 +728,20 @@ func (qp *QueryParser) checkRegex(field string, typ Type, pattern string) (strin
 // checkRegexValue validates a regular expression value
 // ({"$regularExpression": …}), which MongoDB treats as a $regex.
 func (qp *QueryParser) checkRegexValue(field string, typ Type, r bson.Regex) (bson.Regex, error) {
-	if _, err := qp.checkRegex(field, typ, r.Pattern); err != nil {
-		return bson.Regex{}, err
+	if !qp.ops.has(opRegex) {
+		return bson.Regex{}, qp.operatorNotAllowed("$regex")
 	}
 	if !validRegexOptions(r.Options) {
-		return bson.Regex{}, ErrInvalidParameter.Detailf("regex options may only be the flags i, m, s and x")
+		return bson.Regex{}, ErrInvalidParameter.Detailf("regex options may only be the flags i, m and s")
+	}
+	if _, err := qp.checkRegex(field, typ, r.Pattern, r.Options); err != nil {
+		return bson.Regex{}, err
 	}
 	return r, nil
 }
 
 func validRegexOptions(s string) bool {
-	return len(s) <= 4 && strings.Trim(s, "imsx") == ""
+	return len(s) <= 3 && strings.Trim(s, "ims") == ""
 }
 
 // noDuplicateKeys refuses a document with a key twice: MongoDB would keep

@@ -77,7 +77,7 @@ func TestHostileInput(t *testing.T) {
 		{"hidden sub-field in filter=", nil, filterParam(`{"profile.secret":{"$exists":true}}`), ErrFieldNotAllowed},
 		{"hidden field in $or", nil, filterParam(`{"$or":[{"name":"a"},{"password_hash":{"$exists":true}}]}`), ErrFieldNotAllowed},
 		{"unlisted sub-field in $elemMatch", nil, filterParam(`{"items":{"$elemMatch":{"secret":1}}}`), ErrFieldNotAllowed},
-		{"NUL in field name", nil, filterParam(`{"a\u0000b":1}`), ErrFieldNotAllowed},
+		{"NUL in field name", nil, filterParam(`{"a\u0000b":1}`), ErrInvalidParameter},
 		{"empty segment", nil, filterParam(`{"profile..city":"x"}`), ErrFieldNotAllowed},
 		{"positional path", nil, filterParam(`{"tags.$":"x"}`), ErrFieldNotAllowed},
 		{"empty field name", nil, filterParam(`{"":1}`), ErrFieldNotAllowed},
@@ -157,8 +157,8 @@ func TestHostileInput(t *testing.T) {
 		{"number for string in filter=", nil, filterParam(`{"name":5}`), ErrInvalidParameter},
 		{"bool for date in filter=", nil, filterParam(`{"created":{"$gt":true}}`), ErrInvalidParameter},
 		{"bad ObjectID string in filter=", nil, filterParam(`{"owner":"zzz"}`), ErrInvalidObjectID},
-		{"number for ObjectID in filter=", nil, filterParam(`{"owner":5}`), ErrInvalidParameter},
-		{"$oid garbage", nil, filterParam(`{"owner":{"$oid":"zz"}}`), ErrInvalidParameter},
+		{"number for ObjectID in filter=", nil, filterParam(`{"owner":5}`), ErrInvalidObjectID},
+		{"$oid garbage", nil, filterParam(`{"owner":{"$oid":"zz"}}`), ErrInvalidObjectID},
 		{"$date garbage", nil, filterParam(`{"created":{"$date":"soon"}}`), ErrInvalidParameter},
 		{"document literal", nil, filterParam(`{"name":{"first":"x"}}`), ErrInvalidParameter},
 		{"empty document literal", nil, filterParam(`{"name":{}}`), ErrInvalidParameter},
@@ -263,5 +263,124 @@ func TestFilterDepthBoundary(t *testing.T) {
 		if !ok && !errors.Is(err, ErrLimitExceeded) {
 			t.Errorf("%s: err = %v, want limit_exceeded", query, err)
 		}
+	}
+}
+
+// TestOneInputOneAnswer checks that bad input of one kind gets one code
+// wherever it appears: the path, the query string, and every form of
+// filter=.
+func TestOneInputOneAnswer(t *testing.T) {
+	qp := mustQueryParser(t, queryTestPolicy())
+	oid := `{"$oid":"` + queryOIDHex + `"}`
+	tests := []struct {
+		name  string
+		query string
+		want  error
+	}{
+		// A malformed ObjectID is invalid_object_id, whatever its bytes.
+		{"ObjectID: short in the query string", "owner=zz", ErrInvalidObjectID},
+		{"ObjectID: NUL in the query string", "owner=%00", ErrInvalidObjectID},
+		{"ObjectID: invalid UTF-8 in the query string", "owner=%ff", ErrInvalidObjectID},
+		{"ObjectID: NUL in _id", "_id=" + queryOIDHex[:23] + "%00", ErrInvalidObjectID},
+		{"ObjectID: operator value", "owner[ne]=%ff", ErrInvalidObjectID},
+		{"ObjectID: in-list value", "owner[in]=" + queryOIDHex + ",%00", ErrInvalidObjectID},
+		{"ObjectID: bare string in filter=", filterParam(`{"owner":"zz"}`), ErrInvalidObjectID},
+		{"ObjectID: NUL string in filter=", filterParam(`{"owner":"\u0000"}`), ErrInvalidObjectID},
+		{"ObjectID: $oid of bad hex", filterParam(`{"owner":{"$oid":"zz"}}`), ErrInvalidObjectID},
+		{"ObjectID: $oid one digit short", filterParam(`{"owner":{"$oid":"` + queryOIDHex[:23] + `"}}`), ErrInvalidObjectID},
+		{"ObjectID: $oid with NUL", filterParam(`{"owner":{"$oid":"` + queryOIDHex[:23] + `\u0000"}}`), ErrInvalidObjectID},
+		{"ObjectID: $oid of a number", filterParam(`{"owner":{"$oid":5}}`), ErrInvalidObjectID},
+		{"ObjectID: $oid of a document", filterParam(`{"owner":{"$oid":{"a":1}}}`), ErrInvalidObjectID},
+		{"ObjectID: $oid with another key", filterParam(`{"owner":{"$oid":"` + queryOIDHex + `","x":1}}`), ErrInvalidObjectID},
+		{"ObjectID: $oid under $eq", filterParam(`{"owner":{"$eq":{"$oid":"zz"}}}`), ErrInvalidObjectID},
+		{"ObjectID: string in $in", filterParam(`{"owner":{"$in":["` + queryOIDHex + `","zz"]}}`), ErrInvalidObjectID},
+		{"ObjectID: $oid in $in", filterParam(`{"owner":{"$in":[` + oid + `,{"$oid":"zz"}]}}`), ErrInvalidObjectID},
+		{"ObjectID: $oid in $nin", filterParam(`{"owner":{"$nin":[{"$oid":"zz"}]}}`), ErrInvalidObjectID},
+		{"ObjectID: string in $all", filterParam(`{"owner":{"$all":["zz"]}}`), ErrInvalidObjectID},
+		{"ObjectID: array equality", filterParam(`{"owner":["zz"]}`), ErrInvalidObjectID},
+		{"ObjectID: $oid in array equality", filterParam(`{"owner":[{"$oid":"zz"}]}`), ErrInvalidObjectID},
+		{"ObjectID: deep in $or", filterParam(`{"$or":[{"name":"a"},{"_id":{"$not":{"$in":[{"$oid":"zz"}]}}}]}`), ErrInvalidObjectID},
+		{"ObjectID: a number", filterParam(`{"owner":5}`), ErrInvalidObjectID},
+		{"ObjectID: a boolean", filterParam(`{"owner":{"$gt":true}}`), ErrInvalidObjectID},
+		{"ObjectID: a date", filterParam(`{"owner":{"$date":"2021-01-01"}}`), ErrInvalidObjectID},
+		{"ObjectID: malformed $oid on a string field", filterParam(`{"name":{"$oid":"zz"}}`), ErrInvalidObjectID},
+
+		// NUL bytes are refused in filter= strings as in the query string.
+		{"NUL: query-string value", "name=a%00", ErrInvalidParameter},
+		{"NUL: query-string name", "na%00me=a", ErrInvalidParameter},
+		{"NUL: key", filterParam(`{"na\u0000me":"a"}`), ErrInvalidParameter},
+		{"NUL: key in $or", filterParam(`{"$or":[{"name":"a"},{"\u0000":1}]}`), ErrInvalidParameter},
+		{"NUL: operator key", filterParam(`{"age":{"$gt\u0000":1}}`), ErrInvalidParameter},
+		{"NUL: key in $elemMatch", filterParam(`{"items":{"$elemMatch":{"sku\u0000":"a"}}}`), ErrInvalidParameter},
+		{"NUL: key of a regex value", filterParam(`{"name":{"$regularExpression":{"pattern\u0000":"a","options":""}}}`), ErrInvalidParameter},
+		{"NUL: key inside a wrapper", filterParam(`{"created":{"$date":{"$numberLong\u0000":"1"}}}`), ErrInvalidParameter},
+		{"NUL: value", filterParam(`{"name":"a\u0000"}`), ErrInvalidParameter},
+		{"NUL: value under $ne", filterParam(`{"name":{"$ne":"\u0000"}}`), ErrInvalidParameter},
+		{"NUL: value in $in", filterParam(`{"name":{"$in":["a","\u0000"]}}`), ErrInvalidParameter},
+		{"NUL: value in array equality", filterParam(`{"tags":["\u0000"]}`), ErrInvalidParameter},
+		{"NUL: value deep in $nor", filterParam(`{"$nor":[{"$and":[{"email":{"$not":{"$eq":"x\u0000"}}}]}]}`), ErrInvalidParameter},
+		{"NUL: value in $elemMatch", filterParam(`{"items":{"$elemMatch":{"sku":"\u0000"}}}`), ErrInvalidParameter},
+		{"NUL: regex", filterParam(`{"name":{"$regex":"\u0000"}}`), ErrInvalidParameter},
+		{"NUL: regex options", filterParam(`{"name":{"$regex":"a","$options":"\u0000"}}`), ErrInvalidParameter},
+		{"NUL: date", filterParam(`{"created":"2021-01-01\u0000"}`), ErrInvalidParameter},
+		{"NUL: $date", filterParam(`{"created":{"$date":"2021-01-01\u0000"}}`), ErrInvalidParameter},
+
+		// Malformed operator syntax is invalid_parameter.
+		{"syntax: empty operator", "age[]=1", ErrInvalidParameter},
+		{"syntax: empty operator on an unknown field", "zzz[]=1", ErrInvalidParameter},
+		{"syntax: two operators", "age[gte][lt]=1", ErrInvalidParameter},
+		{"syntax: unclosed", "age[=1", ErrInvalidParameter},
+		{"syntax: unclosed operator", "age[gte=1", ErrInvalidParameter},
+		{"syntax: no name", "[gte]=1", ErrInvalidParameter},
+		{"syntax: nothing but brackets", "[]=1", ErrInvalidParameter},
+		{"syntax: stray close", "age]=1", ErrInvalidParameter},
+		{"syntax: text after the operator", "age[gte]x=1", ErrInvalidParameter},
+		{"syntax: nested open", "age[[gte]]=1", ErrInvalidParameter},
+		{"syntax: encoded brackets", "age%5B%5D=1", ErrInvalidParameter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := qp.Parse(tt.query)
+			if err == nil {
+				t.Fatalf("Parse accepted it: filter %s", showDoc(q.Filter))
+			}
+			var e *Error
+			if !errors.Is(err, tt.want) || !errors.As(err, &e) || e.Status != 400 {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if strings.Contains(e.Detail, `operator ""`) || strings.Contains(e.Detail, "\x00") {
+				t.Fatalf("detail %q", e.Detail)
+			}
+		})
+	}
+
+	// The same goes for the path.
+	for _, id := range []string{"zz", "\x00", "\xff", queryOIDHex[:23] + "\x00"} {
+		if _, err := qp.ParseID(id); !errors.Is(err, ErrInvalidObjectID) {
+			t.Errorf("ParseID(%q) = %v, want invalid_object_id", id, err)
+		}
+	}
+}
+
+// TestObjectIDForms checks that every accepted form of an ObjectID gives the
+// same condition.
+func TestObjectIDForms(t *testing.T) {
+	qp := mustQueryParser(t, queryTestPolicy())
+	want := qD{{Key: "owner", Value: queryOID}}
+	upper := strings.ToUpper(queryOIDHex)
+	for _, query := range []string{
+		"owner=" + queryOIDHex,
+		"owner=" + upper,
+		filterParam(`{"owner":"` + queryOIDHex + `"}`),
+		filterParam(`{"owner":"` + upper + `"}`),
+		filterParam(`{"owner":{"$oid":"` + queryOIDHex + `"}}`),
+		filterParam(` { "owner" : { "$oid" : "` + queryOIDHex + `" } } `),
+	} {
+		q, err := qp.Parse(query)
+		if err != nil {
+			t.Errorf("%s: %v", query, err)
+			continue
+		}
+		sameQueryDoc(t, query, q.Filter, want)
 	}
 }

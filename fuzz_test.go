@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +25,18 @@ func FuzzParseQuery(f *testing.F) {
 	tok := afterToken(f, qp, "sort=-age,name", qD{{Key: "_id", Value: queryOID}, {Key: "age", Value: int32(40)}, {Key: "name", Value: "Ada"}})
 	f.Add("sort=-age,name&age[lt]=50&after=" + tok)
 	f.Add(`sort=-age,name&filter={"name":{"$in":["a","b"]}}&after=` + tok)
+	// One input, one answer: ObjectIDs, dates, NUL bytes, operator syntax.
+	for _, seed := range []string{
+		"owner=%00", "owner[in]=" + queryOIDHex + ",%ff", "age[]=1", "age[gte][lt]=1", "[gte]=1", "age[=1",
+		`{"owner":{"$oid":"zz"}}`, `{"owner":{"$in":[{"$oid":"` + queryOIDHex + `"},"zz"]}}`, `{"owner":["\u0000"]}`,
+		`{"created":{"$date":"2021-01-01"}}`, `{"created":{"$date":{"$numberLong":"-9223372036854775808"}}}`,
+		`{"created":{"$gte":{"$date":253402300799999},"$lt":"9999-12-31T23:59:59-01:00"}}`,
+		`{"$or":[{"na\u0000me":1}]}`, `{"name":{"$ne":"a\u0000"}}`,
+		`{"name":{"$regex":"(a|ab)*","$options":"i"}}`, `{"name":{"$regex":"(a{,3})+","$options":"x"}}`,
+		"name[regex]=" + url.QueryEscape(`(\w+\s?)+`), "name[regex]=" + url.QueryEscape(`(foo|bar)+`),
+	} {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, query string) {
 		// The input is tried as a query string and, so that mutations of
 		// JSON need not stay URL-encoded to reach the validator, as filter=.
@@ -266,4 +279,37 @@ func (c policyCheck) ops(path string, d bson.D) error {
 		}
 	}
 	return nil
+}
+
+// FuzzRegex checks that the regex check never panics, that it answers a
+// 400 *Error, and that its text scan of groups agrees with the parser on
+// every pattern the parser accepts.
+func FuzzRegex(f *testing.F) {
+	qp := mustQueryParser(f, queryTestPolicy())
+	for _, p := range append(append([]string{`\Q|\E`, `[^]|]`, `(?i:a|b)`, `(a{,3})+`, `a{1,2}{`}, regexAllowed...), regexRefused...) {
+		f.Add(p, "")
+		f.Add(p, "is")
+	}
+	f.Fuzz(func(t *testing.T, pattern, options string) {
+		if !validRegexOptions(options) {
+			options = ""
+		}
+		_, err := qp.checkRegex("name", String, pattern, options)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Status != 400 || len(e.Detail) > 1024 {
+				t.Fatalf("error %v is not a 400 *Error with a short detail", err)
+			}
+		}
+		re, perr := syntax.Parse(pattern, syntax.Perl)
+		if perr != nil {
+			return
+		}
+		if _, ok := scanGroups(pattern); !ok {
+			t.Fatalf("the scan of %q does not agree with the parser", pattern)
+		}
+		if got := countCaptures(pattern); got != re.MaxCap() {
+			t.Fatalf("the scan of %q finds %d capturing groups, the parser %d", pattern, got, re.MaxCap())
+		}
+	})
 }

@@ -294,7 +294,7 @@ func writeNoClient(w http.ResponseWriter, r *http.Request, logger *slog.Logger, 
 		logger = slog.Default()
 	}
 	logger.LogAttrs(r.Context(), slog.LevelError, "mongohttp: "+handler+": no client is configured",
-		slog.String("path", requestPath(r)), slog.Any("error", errNoClient))
+		slog.String("path", instance(r)), slog.Any("error", errNoClient))
 	WriteError(w, r, ErrInternal.Detailf("the request could not be completed").withCause(errNoClient))
 }
 
@@ -358,7 +358,7 @@ func allowGetHead(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	w.Header().Set("Allow", "GET, HEAD")
-	WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET or HEAD", strconv.Quote(r.Method)))
+	WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET or HEAD", clip(r.Method)))
 	return false
 }
 

@@ -32,11 +32,15 @@ const (
 	Bool
 	// Date fields are stored as bson.DateTime (milliseconds). They take
 	// RFC 3339 timestamps ("2024-05-01T12:00:00Z") or plain dates
-	// ("2024-05-01", midnight UTC); filter= also accepts {"$date": …}.
+	// ("2024-05-01", midnight UTC), in the query string, as filter= strings
+	// and as {"$date": …}, which also takes integer milliseconds since the
+	// epoch (a JSON integer or {"$numberLong": …}). Every form must fall
+	// within years 0000 to 9999 UTC; anything else is invalid_parameter.
 	Date
 	// ObjectID fields are stored as bson.ObjectID. They take 24 hexadecimal
-	// digits; filter= also accepts {"$oid": …}. Anything else is
-	// invalid_object_id.
+	// digits, in either case; filter= also accepts {"$oid": …}. Anything
+	// else, NUL bytes and invalid UTF-8 included, is invalid_object_id, in
+	// the path (QueryParser.ParseID), the query string and filter= alike.
 	ObjectID
 )
 
@@ -94,7 +98,7 @@ func (t Type) expects() string {
 	case Bool:
 		return "true or false"
 	case Date:
-		return "a date (RFC 3339 or YYYY-MM-DD)"
+		return "a date (RFC 3339 or YYYY-MM-DD, years 0000 to 9999 UTC)"
 	case ObjectID:
 		return "an ObjectID (24 hexadecimal digits)"
 	}
@@ -140,11 +144,24 @@ type Policy struct {
 	// $function, $accumulator, $expr and anything else are never available.
 	// Default is DefaultOperators(): eq ne gt gte lt lte in nin exists and or
 	// nor not.
+	//
+	// With "regex", patterns are checked before they reach MongoDB, whose
+	// PCRE engine backtracks: see MaxRegexLength.
 	Operators []string
 
-	// MaxRegexLength caps the length in bytes of a regex pattern. Patterns
-	// must also be valid RE2 syntax, a subset of what MongoDB accepts, which
-	// keeps lookarounds and backreferences out. Default is 64.
+	// MaxRegexLength caps the length in bytes of a regex pattern (longer is
+	// limit_exceeded). Patterns must also be valid RE2 syntax, a subset of
+	// what MongoDB accepts, which keeps lookarounds and backreferences out,
+	// and must not backtrack catastrophically: a repeated part (*, +,
+	// {n,} or {n,m} with m > 1) may not match nothing, hold a quantifier
+	// that could go on over what follows it, as in (a+)+, (a*)* or
+	// (\w+\s?)+, or hold alternatives that, past a common literal prefix,
+	// can begin with the same character (case aside) or end there, as in
+	// (a|ab)*, (a|a?)+ or (.*|a)+. Such patterns are invalid_parameter;
+	// ^ab, a+b+, (ab)+, [a-z]+@x, colou?r and (foo|bar)+ are fine. So that
+	// MongoDB runs the pattern that was checked, a "{" must begin a
+	// repetition ({2}, {1,}, {1,3}) or be escaped, and the flags ($options)
+	// may be i, m and s, not x. Default is 64.
 	MaxRegexLength int
 
 	// DefaultLimit is the page size when the request has no ?limit=.

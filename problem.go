@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -99,7 +100,10 @@ func (e *Error) withCause(cause error) *Error {
 }
 
 // AsError maps any error to the *Error a client should see:
-//   - an *Error anywhere in err's chain is returned as is;
+//   - an *Error anywhere in err's chain is returned as a copy, so that
+//     changing the result never changes the package's sentinels; one whose
+//     Status is not a client or server error (400–599) becomes ErrInternal,
+//     because no other status can carry a problem document;
 //   - mongo.ErrNoDocuments becomes ErrNotFound;
 //   - an unreachable server or an exhausted connection pool (the operation
 //     never got a connection), or a server answering that it cannot serve
@@ -117,7 +121,14 @@ func AsError(err error) *Error {
 	}
 	var e *Error
 	if errors.As(err, &e) {
-		return e
+		if e.Status < 400 || e.Status > 599 {
+			return ErrInternal.Detailf("the request could not be completed").withCause(err)
+		}
+		c := *e
+		if c.Title == "" {
+			c.Title = http.StatusText(c.Status)
+		}
+		return &c
 	}
 	var ve *ValidationError
 	if errors.As(err, &ve) {
@@ -140,6 +151,41 @@ func AsError(err error) *Error {
 		return ErrInternal.Detailf("the request could not be completed").withCause(err)
 	}
 }
+
+// sentinels are the package's own *Error values, which no caller may be
+// handed to modify.
+var sentinels = []*Error{
+	ErrInvalidObjectID, ErrInvalidParameter, ErrUnknownParameter, ErrFieldNotAllowed,
+	ErrOperatorNotAllowed, ErrLimitExceeded, ErrInvalidCursor, ErrNotFound,
+	ErrMethodNotAllowed, ErrNotAcceptable, ErrUnavailable, ErrTimeout, ErrInternal,
+}
+
+// detachSentinel returns err such that the first *Error errors.As finds in
+// it is not one of the package's sentinels: an ErrorFunc that edits the
+// *Error it is given (application code may return ErrNotFound itself from a
+// BaseFilter) must not rewrite the sentinel for the whole process. A bare
+// sentinel becomes a copy; a chain holding one is wrapped so that the copy
+// comes first, with the same message and errors.Is results.
+func detachSentinel(err error) error {
+	var e *Error
+	if !errors.As(err, &e) || !slices.Contains(sentinels, e) {
+		return err
+	}
+	c := *e
+	if err == error(e) {
+		return &c
+	}
+	return &detached{copy: &c, err: err}
+}
+
+// detached puts a copy of a sentinel in front of the chain that held it.
+type detached struct {
+	copy *Error
+	err  error
+}
+
+func (d *detached) Error() string   { return d.err.Error() }
+func (d *detached) Unwrap() []error { return []error{d.copy, d.err} }
 
 // unavailableCodes are server error codes that mean "not now, elsewhere or
 // later": shutdowns, elections, unreachable peers, overload.
@@ -222,10 +268,16 @@ func withExtensions(body []byte, ext map[string]any) []byte {
 const RetryAfter = 1
 
 // WriteError writes err as an application/problem+json answer, mapped by
-// AsError. It never writes the cause's message. For HEAD requests it writes
-// the headers only.
+// AsError: any error, nil included, ends in a problem document with a 4xx or
+// 5xx status. It never writes the cause's message, and echoes at most a
+// bounded, escaped part of the request: the "instance" is the request path,
+// percent-encoded and cut to MaxInstanceLength bytes. For HEAD requests it
+// writes the headers only.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	e := AsError(err)
+	if e == nil {
+		e = ErrInternal.Detailf("the request could not be completed")
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
@@ -240,8 +292,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		Type:     ProblemTypeBase + e.Code,
 		Title:    e.Title,
 		Status:   e.Status,
-		Detail:   e.Detail,
-		Instance: requestPath(r),
+		Detail:   cutText(e.Detail, maxDetailLength),
+		Instance: instance(r),
 		Code:     e.Code,
 		Errors:   e.Errors,
 	})
@@ -256,9 +308,41 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-func requestPath(r *http.Request) string {
+// MaxInstanceLength caps the "instance" of a problem document, in bytes.
+const MaxInstanceLength = 256
+
+// maxDetailLength caps a problem's "detail". The package's own details quote
+// client input through clip and stay far below it; the cap bounds details
+// that applications write themselves.
+const maxDetailLength = 1024
+
+// instance returns the request path for a problem's "instance": the
+// percent-encoded form, so that no control byte or invalid UTF-8 is echoed,
+// cut to MaxInstanceLength bytes without splitting an escape.
+func instance(r *http.Request) string {
 	if r == nil || r.URL == nil {
 		return ""
 	}
-	return r.URL.Path
+	p := r.URL.EscapedPath()
+	if len(p) <= MaxInstanceLength {
+		return p
+	}
+	cut := MaxInstanceLength
+	if i := strings.LastIndexByte(p[cut-2:cut], '%'); i >= 0 {
+		cut = cut - 2 + i
+	}
+	return p[:cut]
+}
+
+// cutText cuts s to at most max bytes on a rune boundary, marking the cut.
+func cutText(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const mark = "…"
+	cut := max - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }

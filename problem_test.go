@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -112,5 +114,168 @@ func TestMethodNotAllowed(t *testing.T) {
 	(&HealthHandler{Client: Wrap(nil)}).ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, "/", nil))
 	if rec.Code != 405 || rec.Header().Get("Allow") != "GET, HEAD" {
 		t.Fatalf("status %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
+// TestWriteErrorWithoutAnErrorStatus checks that an *Error whose Status
+// cannot carry a problem (net/http panics on WriteHeader(0)) and a nil
+// error still end in a 500 problem answer, over a real connection.
+func TestWriteErrorWithoutAnErrorStatus(t *testing.T) {
+	errs := map[string]error{
+		"zero":            &Error{Code: "custom", Detail: "an application error without a status"},
+		"negative":        &Error{Status: -1, Code: "custom"},
+		"success":         &Error{Status: 200, Code: "custom"},
+		"redirect":        &Error{Status: 302, Code: "custom"},
+		"just below 400":  &Error{Status: 399, Code: "custom"},
+		"just above 599":  &Error{Status: 600, Code: "custom"},
+		"three digits":    &Error{Status: 999, Code: "custom"},
+		"four digits":     &Error{Status: 1000, Code: "custom"},
+		"wrapped zero":    fmt.Errorf("hook: %w", &Error{Code: "custom"}),
+		"zero in a chain": errors.Join(errors.New("first"), &Error{Status: 0}),
+		"nil":             nil,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, r, errs[r.URL.Query().Get("case")])
+	}))
+	defer srv.Close()
+	for name := range errs {
+		t.Run(name, func(t *testing.T) {
+			resp, err := http.Get(srv.URL + "/things/1?case=" + url.QueryEscape(name))
+			if err != nil {
+				t.Fatalf("the connection failed: %v", err)
+			}
+			defer resp.Body.Close()
+			var p map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 500 || resp.Header.Get("Content-Type") != "application/problem+json" ||
+				p["status"] != float64(500) || p["code"] != "internal" || p["title"] != "Internal error" {
+				t.Fatalf("status %d, %v", resp.StatusCode, p)
+			}
+			if strings.Contains(fmt.Sprint(p), "custom") || strings.Contains(fmt.Sprint(p), "application error") {
+				t.Fatalf("the broken error leaked: %v", p)
+			}
+		})
+	}
+	if got := AsError(&Error{Code: "custom"}); got.Status != 500 || !errors.Is(got, ErrInternal) {
+		t.Errorf("AsError of a status-less *Error = %d %s, want 500 internal", got.Status, got.Code)
+	}
+}
+
+// TestWriteErrorKeepsApplicationErrors checks that an application's own
+// *Error with a valid status keeps it, and gets a title when it has none.
+func TestWriteErrorKeepsApplicationErrors(t *testing.T) {
+	rec := httptest.NewRecorder()
+	WriteError(rec, httptest.NewRequest("GET", "/x", nil), &Error{Status: 403, Code: "forbidden", Detail: "not yours"})
+	var p map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 403 || p["code"] != "forbidden" || p["title"] != "Forbidden" || p["detail"] != "not yours" {
+		t.Fatalf("status %d, %v", rec.Code, p)
+	}
+}
+
+// TestProblemEchoesAreBounded checks that a problem never echoes more than
+// a bounded, escaped part of the request: a 1 MB path full of NUL bytes, an
+// invalid UTF-8 path, a huge method, a huge detail.
+func TestProblemEchoesAreBounded(t *testing.T) {
+	problem := func(t *testing.T, r *http.Request, err error) (map[string]any, []byte) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		WriteError(rec, r, err)
+		body := rec.Body.Bytes()
+		if len(body) > 2048 {
+			t.Fatalf("the problem is %d bytes long", len(body))
+		}
+		for _, c := range body[:len(body)-1] { // the final newline is ours
+			if c < 0x20 {
+				t.Fatalf("raw control byte %#x in %q", c, body)
+			}
+		}
+		var p map[string]any
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p, body
+	}
+
+	// The cut never splits a percent-escape, wherever the boundary falls.
+	for prefix := range 3 {
+		path := "/" + strings.Repeat("a", prefix) + strings.Repeat("%00", 1<<20/3)
+		p, _ := problem(t, httptest.NewRequest("GET", path, nil), ErrNotFound)
+		inst, _ := p["instance"].(string)
+		if len(inst) > MaxInstanceLength || len(inst) < MaxInstanceLength-2 || !strings.HasPrefix(inst, "/"+strings.Repeat("a", prefix)+"%00") {
+			t.Fatalf("instance of %d bytes: %.80q…", len(inst), inst)
+		}
+		if _, err := url.PathUnescape(inst); err != nil {
+			t.Fatalf("instance %q ends in a cut escape: %v", inst[len(inst)-6:], err)
+		}
+	}
+
+	p, _ := problem(t, httptest.NewRequest("GET", "/users/%FF%00x", nil), ErrInvalidObjectID)
+	if p["instance"] != "/users/%FF%00x" {
+		t.Errorf("instance %q, want the percent-encoded path", p["instance"])
+	}
+
+	long := strings.Repeat("é", 100<<10)
+	p, _ = problem(t, httptest.NewRequest("GET", "/", nil), &Error{Status: 400, Code: "app", Detail: long})
+	if d, _ := p["detail"].(string); len(d) > 1024 || !strings.HasPrefix(d, "éé") || !strings.HasSuffix(d, "…") {
+		t.Errorf("detail of %d bytes", len(d))
+	}
+
+	rec := httptest.NewRecorder()
+	(&HealthHandler{Client: Wrap(nil)}).ServeHTTP(rec, httptest.NewRequest(strings.Repeat("X", 100<<10), "/", nil))
+	if rec.Code != 405 || rec.Body.Len() > 512 {
+		t.Errorf("405 for a long method: status %d, %d bytes", rec.Code, rec.Body.Len())
+	}
+}
+
+// TestSentinelsCannotBeChanged checks that what AsError returns, and what
+// an ErrorFunc receives, is never the package's own sentinel: changing it
+// must not change ErrNotFound and the others for the whole process.
+func TestSentinelsCannotBeChanged(t *testing.T) {
+	before := make([]Error, len(sentinels))
+	for i, s := range sentinels {
+		before[i] = *s
+	}
+	spoil := func(e *Error) {
+		e.Status, e.Code, e.Title, e.Detail, e.Err = 418, "spoiled", "Spoiled", "spoiled", errors.New("spoiled")
+	}
+	for _, s := range sentinels {
+		for _, err := range []error{s, fmt.Errorf("hook: %w", s), errors.Join(errors.New("x"), s), s.Detailf("an occurrence")} {
+			got := AsError(err)
+			if !errors.Is(got, s) {
+				t.Errorf("AsError(%v) = %v, which does not match its sentinel", err, got)
+			}
+			spoil(got)
+
+			// What an ErrorFunc receives.
+			received := detachSentinel(err)
+			if !errors.Is(received, s) || received.Error() != err.Error() {
+				t.Errorf("detachSentinel(%v) = %v, which does not match", err, received)
+			}
+			var e *Error
+			if !errors.As(received, &e) {
+				t.Fatalf("detachSentinel(%v) holds no *Error", err)
+			}
+			spoil(e)
+			spoil(AsError(received))
+		}
+	}
+	for i, s := range sentinels {
+		if !reflect.DeepEqual(*s, before[i]) {
+			t.Errorf("sentinel %s was changed to %+v", before[i].Code, *s)
+		}
+	}
+	if e, ok := detachSentinel(ErrNotFound).(*Error); !ok || e == ErrNotFound {
+		t.Errorf("a bare sentinel must become a copy of type *Error, got %T", detachSentinel(ErrNotFound))
+	}
+	if err := errors.New("plain"); detachSentinel(err) != err {
+		t.Error("an error without a sentinel must pass unchanged")
+	}
+	if occ := ErrNotFound.Detailf("x"); detachSentinel(occ) != error(occ) {
+		t.Error("an occurrence is already a copy and must pass unchanged")
 	}
 }

@@ -52,13 +52,18 @@ type Query struct {
 }
 
 // ParseID parses an id taken from a request path according to the declared
-// type of _id. With the default ObjectID type a bad id is invalid_object_id;
-// with other types it is invalid_parameter.
+// type of _id. With the default ObjectID type anything but 24 hexadecimal
+// digits (NUL bytes and invalid UTF-8 included) is invalid_object_id, as it
+// is in the query string and in filter=; with other types a bad id is
+// invalid_parameter.
 func (qp *QueryParser) ParseID(s string) (any, error) {
-	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
-		return nil, ErrInvalidParameter.Detailf("the id is not valid UTF-8 text")
+	typ := qp.filter["_id"]
+	if typ != ObjectID {
+		if problem := textProblem(s); problem != "" {
+			return nil, ErrInvalidParameter.Detailf("the id %s", problem)
+		}
 	}
-	return coerceText("_id", qp.filter["_id"], s)
+	return coerceText("_id", typ, s)
 }
 
 // parseState accumulates one Parse call.
@@ -99,12 +104,14 @@ func (qp *QueryParser) Parse(rawQuery string) (*Query, error) {
 func (qp *QueryParser) ParseProjection(rawQuery string) (bson.D, error) {
 	fields, has := "", false
 	err := qp.scan(rawQuery, func(key, val string) error {
-		switch {
-		case key == "fields":
-			fields, has = val, true
-		case qp.extras[key]:
-		default:
+		if key != "fields" && !qp.extras[key] {
 			return ErrUnknownParameter.Detailf("unknown parameter %s; accepted: %s", clip(key), qp.acceptedOne)
+		}
+		if err := checkText(key, val); err != nil {
+			return err
+		}
+		if key == "fields" {
+			fields, has = val, true
 		}
 		return nil
 	})
@@ -131,9 +138,17 @@ func (qp *QueryParser) scan(rawQuery string, param func(key, val string) error) 
 		}
 		rawKey, rawVal, _ := strings.Cut(pair, "=")
 		key, err := unescape(rawKey)
+		if err == nil {
+			if problem := textProblem(key); problem != "" {
+				err = errors.New(problem)
+			}
+		}
 		if err != nil {
 			return ErrInvalidParameter.Detailf("parameter name %s %s", clip(rawKey), err)
 		}
+		// Values are checked as text by param, which knows the field: a
+		// value for an ObjectID field that is not 24 hexadecimal digits is
+		// invalid_object_id whatever bytes it holds.
 		val, err := unescape(rawVal)
 		if err != nil {
 			return ErrInvalidParameter.Detailf("the value of parameter %s %s", clip(key), err)
@@ -152,8 +167,7 @@ func (qp *QueryParser) scan(rawQuery string, param func(key, val string) error) 
 	return nil
 }
 
-// unescape percent-decodes a query component and checks that the result is
-// text: valid UTF-8 without NUL.
+// unescape percent-decodes a query component.
 func unescape(s string) (string, error) {
 	if strings.ContainsAny(s, "%+") {
 		u, err := url.QueryUnescape(s)
@@ -162,16 +176,35 @@ func unescape(s string) (string, error) {
 		}
 		s = u
 	}
-	if !utf8.ValidString(s) {
-		return "", errors.New("is not valid UTF-8")
-	}
-	if strings.IndexByte(s, 0) >= 0 {
-		return "", errors.New("contains a NUL byte")
-	}
 	return s, nil
 }
 
+// textProblem says what keeps s from being text, valid UTF-8 without NUL
+// bytes, or returns "" when it is text.
+func textProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "contains a NUL byte"
+	}
+	return ""
+}
+
+// checkText refuses a parameter value that is not text.
+func checkText(key, val string) error {
+	if problem := textProblem(val); problem != "" {
+		return ErrInvalidParameter.Detailf("the value of parameter %s %s", clip(key), problem)
+	}
+	return nil
+}
+
 func (p *parseState) param(key, val string) error {
+	if isReserved(key) || p.qp.extras[key] {
+		if err := checkText(key, val); err != nil {
+			return err
+		}
+	}
 	var err error
 	switch key {
 	case "filter":
@@ -225,7 +258,7 @@ func (p *parseState) fieldParam(key, val string) error {
 	qp := p.qp
 	name, opName, hasOp := key, "", false
 	if i := strings.IndexByte(key, '['); i >= 0 {
-		if !strings.HasSuffix(key, "]") || strings.ContainsAny(key[i+1:len(key)-1], "[]") || i == 0 {
+		if !strings.HasSuffix(key, "]") || i == 0 || i == len(key)-2 || strings.ContainsAny(key[i+1:len(key)-1], "[]") {
 			return ErrInvalidParameter.Detailf("parameter %s is malformed; use name=value or name[operator]=value", clip(key))
 		}
 		name, opName, hasOp = key[:i], key[i+1:len(key)-1], true
@@ -247,6 +280,11 @@ func (p *parseState) fieldParam(key, val string) error {
 		return ErrOperatorNotAllowed.Detailf("equality filters are not allowed")
 	}
 	typ := qp.filter[name]
+	if typ != ObjectID || o&(opEq|opNe|opGt|opGte|opLt|opLte|opIn|opNin|opAll) == 0 {
+		if err := checkText(key, val); err != nil {
+			return err
+		}
+	}
 	var v any
 	var err error
 	switch o {
@@ -257,7 +295,7 @@ func (p *parseState) fieldParam(key, val string) error {
 	case opExists:
 		v, err = parseBool(name, "exists", val)
 	case opRegex:
-		v, err = qp.checkRegex(name, typ, val)
+		v, err = qp.checkRegex(name, typ, val, "")
 	case opSize:
 		v, err = parseSize(val)
 	default:
@@ -540,9 +578,9 @@ func coerceText(name string, typ Type, s string) (any, error) {
 		}
 		return nil, bad()
 	case Date:
-		t, ok := parseDate(s)
-		if !ok {
-			return nil, bad()
+		t, err := parseDate(s)
+		if err != nil {
+			return nil, dateError(name, clip(s), err)
 		}
 		return t, nil
 	case ObjectID:
@@ -555,17 +593,56 @@ func coerceText(name string, typ Type, s string) (any, error) {
 	return nil, bad()
 }
 
-// parseDate accepts RFC 3339 timestamps and plain YYYY-MM-DD dates (UTC).
-func parseDate(s string) (bson.DateTime, bool) {
+// The range of dates accepted everywhere: years 0000 to 9999, UTC, the
+// range of RFC 3339 and of the encoder's plain date strings.
+const (
+	minDate = bson.DateTime(-62167219200000) // 0000-01-01T00:00:00.000Z
+	maxDate = bson.DateTime(253402300799999) // 9999-12-31T23:59:59.999Z
+)
+
+var (
+	errDateFormat = errors.New("not a date")
+	errDateRange  = errors.New("date out of range")
+)
+
+// parseDate accepts RFC 3339 timestamps and plain YYYY-MM-DD dates
+// (midnight UTC) whose instant falls within years 0000 to 9999 UTC. It
+// fails with errDateFormat or errDateRange.
+func parseDate(s string) (bson.DateTime, error) {
 	layout := time.RFC3339Nano
 	if len(s) == len(time.DateOnly) {
 		layout = time.DateOnly
 	}
 	t, err := time.Parse(layout, s)
 	if err != nil {
-		return 0, false
+		return 0, errDateFormat
 	}
-	return bson.NewDateTimeFromTime(t), true
+	// An offset can move a year-0000 or year-9999 timestamp out of range.
+	if t.Before(minDate.Time()) || t.After(maxDate.Time()) {
+		return 0, errDateRange
+	}
+	return bson.NewDateTimeFromTime(t), nil
+}
+
+// checkDateRange refuses dates outside years 0000 to 9999 UTC.
+func checkDateRange(d bson.DateTime) error {
+	if d < minDate || d > maxDate {
+		return errDateRange
+	}
+	return nil
+}
+
+// dateError reports a bad date for field ("" for a $date wrapper); shown is
+// the input, already quoted, or a description of it.
+func dateError(field, s string, err error) error {
+	subject, expects := "$date", "a date (RFC 3339 or YYYY-MM-DD) or integer milliseconds, within years 0000 to 9999 UTC"
+	if field != "" {
+		subject, expects = "field "+clip(field), Date.expects()
+	}
+	if errors.Is(err, errDateRange) {
+		return ErrInvalidParameter.Detailf("%s: date %s is out of range; dates must fall within years 0000 to 9999 UTC", subject, s)
+	}
+	return ErrInvalidParameter.Detailf("%s takes %s, not %s", subject, expects, s)
 }
 
 // clip quotes client input for an error detail, cut to a readable length so

@@ -3,6 +3,7 @@ package mongohttp
 import (
 	"bytes"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -411,13 +412,13 @@ func TestParseID(t *testing.T) {
 	if v, err := qp.ParseID(queryOIDHex); err != nil || v != queryOID {
 		t.Errorf("ParseID = %v, %v", v, err)
 	}
-	for _, s := range []string{"", "xyz", queryOIDHex + "0", strings.Replace(queryOIDHex, "a", "g", 1), "\xff"} {
-		if _, err := qp.ParseID(s); !errors.Is(err, ErrInvalidObjectID) && !errors.Is(err, ErrInvalidParameter) {
-			t.Errorf("ParseID(%q) = %v", s, err)
+	// Whatever the bytes, a bad ObjectID is invalid_object_id, as in the
+	// query string and filter=.
+	for _, s := range []string{"", "xyz", queryOIDHex + "0", strings.Replace(queryOIDHex, "a", "g", 1),
+		"\xff", "\x00", queryOIDHex[:23] + "\x00", queryOIDHex[:23] + "\xff", "{\"$ne\":null}"} {
+		if _, err := qp.ParseID(s); !errors.Is(err, ErrInvalidObjectID) {
+			t.Errorf("ParseID(%q) = %v, want invalid_object_id", s, err)
 		}
-	}
-	if _, err := qp.ParseID("xyz"); !errors.Is(err, ErrInvalidObjectID) {
-		t.Errorf("ParseID(xyz) = %v, want invalid_object_id", err)
 	}
 	qpInt := mustQueryParser(t, Policy{Filter: map[string]Type{"_id": Int}})
 	if v, err := qpInt.ParseID("42"); err != nil || v != int64(42) {
@@ -429,6 +430,11 @@ func TestParseID(t *testing.T) {
 	qpStr := mustQueryParser(t, Policy{Filter: map[string]Type{"_id": String}})
 	if v, err := qpStr.ParseID("ada"); err != nil || v != "ada" {
 		t.Errorf("string ParseID = %#v, %v", v, err)
+	}
+	for _, s := range []string{"a\x00", "\xff"} {
+		if _, err := qpStr.ParseID(s); !errors.Is(err, ErrInvalidParameter) {
+			t.Errorf("string ParseID(%q) = %v, want invalid_parameter", s, err)
+		}
 	}
 }
 
@@ -492,6 +498,98 @@ func BenchmarkParseQuery(b *testing.B) {
 	for b.Loop() {
 		if _, err := qp.Parse(query); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDateRule checks that dates take the same forms and the same range,
+// years 0000 to 9999 UTC, in the query string and in every form of filter=.
+func TestDateRule(t *testing.T) {
+	qp := mustQueryParser(t, queryTestPolicy())
+	day := bson.NewDateTimeFromTime(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC))
+	first := bson.DateTime(-62167219200000) // 0000-01-01T00:00:00.000Z
+	last := bson.DateTime(253402300799999)  // 9999-12-31T23:59:59.999Z
+	forms := func(text, millis string) []string {
+		return []string{
+			"created=" + url.QueryEscape(text),
+			filterParam(`{"created":"` + text + `"}`),
+			filterParam(`{"created":{"$date":"` + text + `"}}`),
+			filterParam(`{"created":{"$date":` + millis + `}}`),
+			filterParam(`{"created":{"$date":{"$numberLong":"` + millis + `"}}}`),
+		}
+	}
+	accepted := []struct {
+		text, millis string
+		want         bson.DateTime
+	}{
+		{"2021-01-01", "1609459200000", day},
+		{"2021-01-01T00:00:00Z", "1609459200000", day},
+		{"2021-01-01T01:00:00+01:00", "1609459200000", day},
+		{"0000-01-01", "-62167219200000", first},
+		{"9999-12-31T23:59:59.999Z", "253402300799999", last},
+		{"1969-12-31T23:59:59.999Z", "-1", bson.DateTime(-1)},
+	}
+	for _, tt := range accepted {
+		for _, query := range forms(tt.text, tt.millis) {
+			q, err := qp.Parse(query)
+			if err != nil {
+				t.Errorf("%s: %v", query, err)
+				continue
+			}
+			sameQueryDoc(t, query, q.Filter, qD{{Key: "created", Value: tt.want}})
+		}
+		// Inside operators and lists too.
+		q, err := qp.Parse(filterParam(`{"created":{"$gte":{"$date":"` + tt.text + `"},"$in":[{"$date":` + tt.millis + `},"` + tt.text + `"]}}`))
+		if err != nil {
+			t.Errorf("%s in operators: %v", tt.text, err)
+			continue
+		}
+		sameQueryDoc(t, tt.text+" in operators", q.Filter, qD{{Key: "created", Value: qD{{Key: "$gte", Value: tt.want}, {Key: "$in", Value: qA{tt.want, tt.want}}}}})
+	}
+
+	outOfRange := []struct{ text, millis string }{
+		{"0000-01-01T00:00:00+00:01", "-62167219200001"},          // a millisecond before year 0000
+		{"9999-12-31T23:59:59-00:01", "253402300800000"},          // year 10000
+		{"9999-12-31T23:59:59.999-01:00", "-9223372036854775808"}, // -2^63 ms
+		{"10000-01-01", "9223372036854775807"},
+		{"-0001-01-01", "99999999999999999999"},
+	}
+	for _, tt := range outOfRange {
+		for i, query := range forms(tt.text, tt.millis) {
+			_, err := qp.Parse(query)
+			var e *Error
+			if !errors.Is(err, ErrInvalidParameter) || !errors.As(err, &e) {
+				t.Errorf("%s: err = %v, want invalid_parameter", query, err)
+				continue
+			}
+			// The text forms of years beyond four digits are not dates at
+			// all; everything else is named out of range.
+			if strings.HasPrefix(tt.text, "9999") || strings.HasPrefix(tt.text, "0000") || i >= 3 {
+				if !strings.Contains(e.Detail, "out of range") || !strings.Contains(e.Detail, "0000 to 9999") {
+					t.Errorf("%s: detail %q does not say out of range", query, e.Detail)
+				}
+			}
+		}
+	}
+
+	for _, query := range []string{
+		"created=2021-13-01",
+		"created=2021-01-01T00:00:00",
+		"created=1609459200000",
+		filterParam(`{"created":{"$date":"soon"}}`),
+		filterParam(`{"created":{"$date":1.5}}`),
+		filterParam(`{"created":{"$date":1e12}}`),
+		filterParam(`{"created":{"$date":true}}`),
+		filterParam(`{"created":{"$date":null}}`),
+		filterParam(`{"created":{"$date":[1]}}`),
+		filterParam(`{"created":{"$date":{"$numberLong":1}}}`),
+		filterParam(`{"created":{"$date":{"$numberLong":"1","x":1}}}`),
+		filterParam(`{"created":{"$date":{"$numberInt":"1"}}}`),
+		filterParam(`{"created":{"$date":"2021-01-01","x":1}}`),
+		filterParam(`{"created":1609459200000}`),
+	} {
+		if _, err := qp.Parse(query); !errors.Is(err, ErrInvalidParameter) {
+			t.Errorf("%s: err = %v, want invalid_parameter", query, err)
 		}
 	}
 }

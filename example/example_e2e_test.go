@@ -637,8 +637,8 @@ func TestHostileInput(t *testing.T) {
 			if c.status == 405 && resp.Header.Get("Allow") != "GET, HEAD" {
 				t.Errorf("Allow %q, want GET, HEAD", resp.Header.Get("Allow"))
 			}
-			if u, _ := url.Parse(c.path); p.Instance != u.Path {
-				t.Errorf("instance %q, want %q", p.Instance, u.Path)
+			if u, _ := url.Parse(c.path); p.Instance != u.EscapedPath() {
+				t.Errorf("instance %q, want %q", p.Instance, u.EscapedPath())
 			}
 			for _, h := range []string{"Link", "ETag", "X-Total-Count"} {
 				if resp.Header.Get(h) != "" {

@@ -23,6 +23,7 @@ func TestHostileInput(t *testing.T) {
 
 	deep := strings.Repeat(`{"$and":[`, 200) + `{"age":1}` + strings.Repeat(`]}`, 200)
 	q := url.QueryEscape
+	oid := f.people[0].ID.Hex()
 	tests := []struct {
 		name   string
 		target string
@@ -36,7 +37,11 @@ func TestHostileInput(t *testing.T) {
 		{"$where as a parameter", "/people?$where=sleep(1000)", 400, "operator_not_allowed"},
 		{"unknown operator", "/people?age[foo]=1", 400, "operator_not_allowed"},
 		{"regex not enabled", "/people?name[regex]=.*", 400, "operator_not_allowed"},
-		{"nested brackets", "/people?age[gt][lt]=1", 400, ""},
+		{"nested brackets", "/people?age[gt][lt]=1", 400, "invalid_parameter"},
+		{"empty operator", "/people?age[]=1", 400, "invalid_parameter"},
+		{"empty operator on an unknown field", "/people?zzz[]=1", 400, "invalid_parameter"},
+		{"unclosed bracket", "/people?age[=1", 400, "invalid_parameter"},
+		{"operator without a name", "/people?[gte]=1", 400, "invalid_parameter"},
 		// Server-side JavaScript and expressions at any depth of filter=.
 		{"$where", "/people?filter=" + q(`{"$where":"sleep(100)"}`), 400, "operator_not_allowed"},
 		{"$function", "/people?filter=" + q(`{"age":{"$function":{"body":"x","args":[],"lang":"js"}}}`), 400, "operator_not_allowed"},
@@ -61,7 +66,7 @@ func TestHostileInput(t *testing.T) {
 		{"negative limit", "/people?limit=-1", 400, "invalid_parameter"},
 		{"zero limit", "/people?limit=0", 400, "invalid_parameter"},
 		{"limit above max", "/people?limit=51", 400, "limit_exceeded"},
-		{"huge limit", "/people?limit=99999999999999999999999", 400, ""},
+		{"huge limit", "/people?limit=99999999999999999999999", 400, "limit_exceeded"},
 		{"non-numeric limit", "/people?limit=ten", 400, "invalid_parameter"},
 		{"float limit", "/people?limit=1.5", 400, "invalid_parameter"},
 		{"negative skip", "/people?skip=-5", 400, "invalid_parameter"},
@@ -76,7 +81,7 @@ func TestHostileInput(t *testing.T) {
 		{"after with skip", "/people?skip=2&after=" + token, 400, "invalid_parameter"},
 		// Encodings, sizes and duplicates.
 		{"invalid UTF-8 value", "/people?name=%ff%fe", 400, "invalid_parameter"},
-		{"invalid UTF-8 name", "/people?%ff=1", 400, ""},
+		{"invalid UTF-8 name", "/people?%ff=1", 400, "invalid_parameter"},
 		{"bad percent-encoding", "/people?name=%zz", 400, "invalid_parameter"},
 		{"16 KB query string", "/people?name=" + strings.Repeat("a", 16<<10), 400, "limit_exceeded"},
 		{"filter nested 200 deep", "/people?filter=" + q(deep), 400, "limit_exceeded"},
@@ -87,15 +92,44 @@ func TestHostileInput(t *testing.T) {
 		{"string for int", "/people?age=old", 400, "invalid_parameter"},
 		{"string for int in filter", "/people?filter=" + q(`{"age":"old"}`), 400, "invalid_parameter"},
 		{"bad date", "/people?created[gt]=yesterday", 400, "invalid_parameter"},
-		{"bad ObjectID", "/people?_id=123", 400, ""},
-		{"bad $oid in filter", "/people?filter=" + q(`{"_id":{"$oid":"zz"}}`), 400, ""},
-		{"document as value", "/people?filter=" + q(`{"name":{"first":"x"}}`), 400, ""},
+		{"document as value", "/people?filter=" + q(`{"name":{"first":"x"}}`), 400, "invalid_parameter"},
+		// A malformed ObjectID is invalid_object_id wherever it appears.
+		{"bad ObjectID", "/people?_id=123", 400, "invalid_object_id"},
+		{"NUL for an ObjectID", "/people?_id=%00", 400, "invalid_object_id"},
+		{"invalid UTF-8 for an ObjectID", "/people?_id=" + oid[:22] + "%ff", 400, "invalid_object_id"},
+		{"bad ObjectID in a list", "/people?_id[in]=" + oid + ",%00", 400, "invalid_object_id"},
+		{"bad ObjectID string in filter", "/people?filter=" + q(`{"_id":"zz"}`), 400, "invalid_object_id"},
+		{"NUL ObjectID string in filter", "/people?filter=" + q(`{"_id":"\u0000"}`), 400, "invalid_object_id"},
+		{"bad $oid in filter", "/people?filter=" + q(`{"_id":{"$oid":"zz"}}`), 400, "invalid_object_id"},
+		{"$oid of a number", "/people?filter=" + q(`{"_id":{"$oid":5}}`), 400, "invalid_object_id"},
+		{"bad $oid in $in", "/people?filter=" + q(`{"_id":{"$in":[{"$oid":"`+oid+`"},{"$oid":"zz"}]}}`), 400, "invalid_object_id"},
+		{"bad string in $nin", "/people?filter=" + q(`{"_id":{"$nin":["zz"]}}`), 400, "invalid_object_id"},
+		{"bad $oid in array equality", "/people?filter=" + q(`{"_id":[{"$oid":"zz"}]}`), 400, "invalid_object_id"},
+		{"number for an ObjectID", "/people?filter=" + q(`{"_id":5}`), 400, "invalid_object_id"},
+		// Dates have one rule: RFC 3339 or YYYY-MM-DD, years 0000 to 9999 UTC.
+		{"year 10000", "/people?created[lt]=10000-01-01", 400, "invalid_parameter"},
+		{"offset past year 9999", "/people?created[lt]=" + q("9999-12-31T23:59:59-01:00"), 400, "invalid_parameter"},
+		{"$date of -2^63 ms", "/people?filter=" + q(`{"created":{"$gt":{"$date":{"$numberLong":"-9223372036854775808"}}}}`), 400, "invalid_parameter"},
+		{"$date in year 10000", "/people?filter=" + q(`{"created":{"$lt":{"$date":253402300800000}}}`), 400, "invalid_parameter"},
+		{"$date of a boolean", "/people?filter=" + q(`{"created":{"$date":true}}`), 400, "invalid_parameter"},
+		{"$date with another key", "/people?filter=" + q(`{"created":{"$date":"2024-01-01","x":1}}`), 400, "invalid_parameter"},
+		{"date string in year 10000", "/people?filter=" + q(`{"created":{"$lt":"10000-01-01"}}`), 400, "invalid_parameter"},
+		// NUL bytes in filter= strings, keys and values, at any depth.
+		{"NUL in a key", "/people?filter=" + q(`{"na\u0000me":"x"}`), 400, "invalid_parameter"},
+		{"NUL in an operator", "/people?filter=" + q(`{"age":{"$gt\u0000":1}}`), 400, "invalid_parameter"},
+		{"NUL in a key in $or", "/people?filter=" + q(`{"$or":[{"age":1},{"\u0000":1}]}`), 400, "invalid_parameter"},
+		{"NUL in a value", "/people?filter=" + q(`{"name":"p\u0000"}`), 400, "invalid_parameter"},
+		{"NUL in a value in $nor", "/people?filter=" + q(`{"$nor":[{"tags":{"$in":["go","\u0000"]}}]}`), 400, "invalid_parameter"},
+		{"NUL in a query-string value", "/people?name=p%00", 400, "invalid_parameter"},
 		{"filter not JSON", "/people?filter=" + q(`{age:`), 400, "invalid_parameter"},
 		{"filter is an array", "/people?filter=" + q(`[1,2]`), 400, "invalid_parameter"},
 		{"bad exists", "/people?name[exists]=maybe", 400, "invalid_parameter"},
 		{"bad count", "/people?count=all", 400, "invalid_parameter"},
 		// FindOne.
 		{"malformed id", "/people/not-an-id", 400, "invalid_object_id"},
+		{"NUL id", "/people/%00", 400, "invalid_object_id"},
+		{"invalid UTF-8 id", "/people/%ff", 400, "invalid_object_id"},
+		{"id with a NUL at the end", "/people/" + oid[:23] + "%00", 400, "invalid_object_id"},
 		{"id with operator", "/people/" + q(`{"$ne":null}`), 400, "invalid_object_id"},
 		{"FindOne filter parameter", "/people/" + f.people[0].ID.Hex() + "?name=x", 400, "unknown_parameter"},
 	}
