@@ -59,6 +59,9 @@ func newWriteFixture(t *testing.T, tweak func(*mongohttp.Collection[note])) *wri
 	decl := mongohttp.Collection[note]{
 		Coll:   coll,
 		Policy: notesPolicy,
+		// No admission bound: the concurrency tests are about writes, and
+		// under the race detector a queued request could wait past MaxWait.
+		Admission: mongohttp.Admission{MaxActive: -1},
 		Validate: func(r *http.Request, n *note) error {
 			var errs []mongohttp.FieldError
 			if strings.TrimSpace(n.Title) == "" {
