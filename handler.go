@@ -20,7 +20,7 @@ import (
 const DefaultMaxTime = 10 * time.Second
 
 // DefaultLookahead is how many bytes of a page Find holds before it starts
-// writing, when FindConfig.Lookahead is 0.
+// writing, when FindConfig.Lookahead is 0: the most a page holds.
 const DefaultLookahead = 1 << 20
 
 // NDJSON is the media type of newline-delimited JSON, which Find writes when
@@ -77,8 +77,9 @@ type FindConfig[T any] struct {
 
 	// Lookahead is how many bytes of raw BSON Find may hold before writing a
 	// page, so that it can tell whether another page follows and send the
-	// Link header first. A page larger than this is streamed as it comes,
-	// without a next link. Default is DefaultLookahead (1 MiB).
+	// Link header first. A page ends before the document that would take it
+	// past this (its first document is always served), and links on.
+	// Default is DefaultLookahead (1 MiB).
 	Lookahead int
 }
 
@@ -136,6 +137,7 @@ func newBase[T any](coll *mongo.Collection, p Policy, rp *readpref.ReadPref, rc 
 	if err != nil {
 		panic("mongohttp: invalid policy for " + coll.Name() + ": " + err.Error())
 	}
+	parser.scope = coll.Database().Name() + "." + coll.Name() // after tokens work only here
 	// Every query of the handler uses the same read preference and concern:
 	// the configured ones, or primary and the server's default. (Commands do
 	// not inherit the client's read preference, so neither do the others.)
@@ -260,6 +262,12 @@ func narrows(projection bson.D) bool {
 	return false
 }
 
+// retryRead runs a read and, if it failed in a way a retry can mend (a
+// network error, a connection from a pool the driver has since cleared, a
+// server shutting down or electing a primary), runs it once more while ctx
+// allows. The driver's retryable reads do this for its own helpers but not
+// for commands, which Find and FindOne send so the server gets maxTimeMS.
+// Nothing has been written to the client when it runs, so a retry is safe.
 func retryRead(ctx context.Context, read func() error) error {
 	err := read()
 	// A read that ran out of time is not retried: the socket's deadline
@@ -309,7 +317,7 @@ func (h *handlerBase[T]) abort(r *http.Request, err error) {
 	panic(http.ErrAbortHandler)
 }
 
-// pageBuffer holds the raw documents of a page back to back, so the look
+// keepPresent returns doc without the fields that raw, the document the
 // server returned, does not have, at every depth where both are documents.
 func keepPresent(doc, raw bson.Raw) bson.Raw {
 	elems, err := doc.Elements()
