@@ -73,7 +73,7 @@ func (rep report) write(w io.Writer) {
 
 	if len(rep.exports) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "Export: NDJSON (`Accept: application/x-ndjson`, `?limit=N`, then every next link), medians of %d rounds; the heap is sampled every millisecond during the requests, after a GC.\n", cfg.exportRounds)
+		fmt.Fprintf(w, "Export: NDJSON (`Accept: application/x-ndjson`, `?limit=N`, then every next link), medians of %d rounds; the heap is sampled every 10 ms during the requests, after a GC.\n", cfg.exportRounds)
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| Documents | Handler | pages | total time | first byte | peak heap | handler CPU | allocs | allocated |")
 		fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -270,7 +270,7 @@ type processStats struct {
 }
 
 // exportStats is the heap of the serve process during the requests of one
-// export (its pages), sampled every millisecond.
+// export (its pages), sampled every heapSampleEvery.
 type exportStats struct {
 	Start    uint64 `json:"start"` // heap objects when the first request began
 	Peak     uint64 `json:"peak"`  // highest sample
@@ -317,6 +317,13 @@ func (s *serveStats) read() processStats {
 	}
 }
 
+// heapSampleEvery spaces the heap samples of exports. Sampling costs CPU
+// for as long as a request lasts (about 25 ms per second at one sample per
+// millisecond, measured here), which an export that waits seconds for the
+// database would count as the handler's; every 10 ms it costs a tenth, and
+// a page's buffer still fills over many samples.
+const heapSampleEvery = 10 * time.Millisecond
+
 func (s *serveStats) resetExport() {
 	s.mu.Lock()
 	s.export = exportStats{}
@@ -336,7 +343,7 @@ func (s *serveStats) sampled(h http.Handler) http.Handler {
 		stop, done := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(done)
-			t := time.NewTicker(time.Millisecond)
+			t := time.NewTicker(heapSampleEvery)
 			defer t.Stop()
 			for {
 				st.Peak = max(st.Peak, heap())
