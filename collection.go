@@ -99,7 +99,9 @@ type Collection[T any] struct {
 
 	// Lookahead is how many bytes of raw BSON Find may hold before writing a
 	// page, so that it can tell whether another page follows and send the
-	// Link header first. Default is DefaultLookahead (1 MiB).
+	// Link header first. A page ends before the document that would take it
+	// past this (its first document is always served), and links on.
+	// Default is DefaultLookahead (1 MiB).
 	Lookahead int
 
 	// Admission bounds the requests each handler made from this declaration
@@ -276,6 +278,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		parser, err := NewQueryParser(p)
+		if err == nil {
+			parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() // after tokens work only here
+		}
 		if err != nil {
 			msg := strings.TrimPrefix(err.Error(), "mongohttp: ")
 			if name != "" {
@@ -361,9 +366,27 @@ func (r *Resource[T]) Collection() Collection[T] {
 }
 
 // Find returns a handler that answers GET and HEAD with the documents that
-// match the request's query, a page at a time, as a JSON array streamed
-// document by document (NDJSON when the Accept header asks for
-// application/x-ndjson). See the package's Find function for the answers.
+// match the request's query, a page at a time, as a JSON array written
+// document by document, or as NDJSON when the Accept header prefers
+// application/x-ndjson (any other Accept header gets JSON). The query
+// language and its errors are those of the request's Policy (see Policy
+// and QueryParser).
+//
+// Paging never stops early: a page that has a next one carries a Link
+// header with rel="next", and following the links from any first page
+// gives every matching document once, in order, whatever the documents'
+// sizes and whatever their sort fields hold. A page holds up to ?limit=
+// documents, fewer when they pass Lookahead bytes or when its last
+// documents cannot anchor an after token (see QueryParser.NextToken): the
+// page then ends at the last document that can. If none can, the link
+// continues by position (skipping the documents served, up to
+// Policy.MaxSkip). If even that is impossible the request fails with a 500
+// problem (code "internal") rather than answer a page without its
+// continuation: a client never mistakes a page for the last one.
+//
+// ?count=exact adds X-Total-Count, the number of documents matching the
+// filter (the same on every page); ?count=estimated the collection's size
+// from metadata when no filter applies (see Policy.Count).
 func (r *Resource[T]) Find() http.Handler {
 	lim := r.decl.Admission.limiter()
 	return r.perPolicy(func(b *handlerBase[T]) http.Handler {

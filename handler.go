@@ -21,7 +21,7 @@ import (
 const DefaultMaxTime = 10 * time.Second
 
 // DefaultLookahead is how many bytes of a page Find holds before it starts
-// writing, when Collection.Lookahead is 0.
+// writing, when Collection.Lookahead is 0: the most a page holds.
 const DefaultLookahead = 1 << 20
 
 // NDJSON is the media type of newline-delimited JSON, which Find writes when

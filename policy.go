@@ -191,9 +191,23 @@ type Policy struct {
 	// array equality value, and the clauses of and, or and nor. Default is 100.
 	MaxInValues int
 
-	// MaxQueryBytes caps the whole raw query string. It must leave room for
-	// an after token (at most 1024 bytes). Default is 4096.
+	// MaxQueryBytes caps the query string, not counting its after
+	// parameter, which has a cap of its own (MaxCursorLength). It is
+	// measured as next links write the query (each name and value
+	// percent-encoded, see Find), so a request the handler accepts makes
+	// next links it accepts too, whatever the cap. Default is 4096.
 	MaxQueryBytes int
+
+	// Count lists the totals ?count= may ask for. CountExact counts the
+	// documents that match the request's filter. CountEstimated reads the
+	// collection's size from metadata, which is cheap but covers every
+	// document: it is answered only when no filter of any kind applies
+	// (neither the client's nor a handler's BaseFilter). A filtered request
+	// asking for it is counted exactly instead, or refused when CountExact
+	// is not listed. A mode not listed is refused with count_not_allowed
+	// (400). Default (nil) is both; an empty, non-nil slice switches
+	// counting off.
+	Count []CountMode
 
 	// ExtraParameters names query parameters the parser accepts and ignores,
 	// for the application's own use (for example "pretty"). They may not
@@ -250,6 +264,11 @@ type QueryParser struct {
 	maxDepth, maxFilterBytes, maxIn, maxQuery int
 	key                                       []byte
 	write                                     writeSchema
+	counts                                    map[CountMode]bool // the modes Policy.Count allows
+
+	// scope names what the parser serves ("database.collection" for a
+	// handler's); after tokens are bound to it.
+	scope string
 }
 
 func isReserved(name string) bool { return slices.Contains(reservedParameters, name) }
@@ -358,6 +377,9 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	if qp.defaultLimit > qp.maxLimit {
 		return nil, fmt.Errorf("mongohttp: Policy.DefaultLimit %d is above MaxLimit %d", qp.defaultLimit, qp.maxLimit)
 	}
+	if qp.counts, err = countModes(p.Count); err != nil {
+		return nil, err
+	}
 	if p.CursorKey != nil {
 		if len(p.CursorKey) < 16 {
 			return nil, errors.New("mongohttp: Policy.CursorKey must be at least 16 bytes")
@@ -394,6 +416,21 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 		return nil, err
 	}
 	return qp, nil
+}
+
+// countModes checks Policy.Count.
+func countModes(modes []CountMode) (map[CountMode]bool, error) {
+	if modes == nil {
+		return map[CountMode]bool{CountExact: true, CountEstimated: true}, nil
+	}
+	m := map[CountMode]bool{}
+	for _, c := range modes {
+		if c != CountExact && c != CountEstimated {
+			return nil, fmt.Errorf("mongohttp: Policy.Count: unknown count mode %q (use CountExact or CountEstimated)", c)
+		}
+		m[c] = true
+	}
+	return m, nil
 }
 
 // addFields checks the names of a Sort or Project list and adds them to set

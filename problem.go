@@ -53,9 +53,9 @@ var (
 	ErrOperatorNotAllowed = &Error{Status: http.StatusBadRequest, Code: "operator_not_allowed", Title: "Operator not allowed"}
 	ErrLimitExceeded      = &Error{Status: http.StatusBadRequest, Code: "limit_exceeded", Title: "Limit exceeded"}
 	ErrInvalidCursor      = &Error{Status: http.StatusBadRequest, Code: "invalid_cursor", Title: "Invalid cursor"}
+	ErrCountNotAllowed    = &Error{Status: http.StatusBadRequest, Code: "count_not_allowed", Title: "Count not allowed"}
 	ErrNotFound           = &Error{Status: http.StatusNotFound, Code: "not_found", Title: "Not found"}
 	ErrMethodNotAllowed   = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Method not allowed"}
-	ErrNotAcceptable      = &Error{Status: http.StatusNotAcceptable, Code: "not_acceptable", Title: "Not acceptable"}
 	ErrUnavailable        = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Database unavailable"}
 	ErrTimeout            = &Error{Status: http.StatusGatewayTimeout, Code: "timeout", Title: "Query timed out"}
 	ErrInternal           = &Error{Status: http.StatusInternalServerError, Code: "internal", Title: "Internal error"}
@@ -156,8 +156,11 @@ func AsError(err error) *Error {
 // handed to modify.
 var sentinels = []*Error{
 	ErrInvalidObjectID, ErrInvalidParameter, ErrUnknownParameter, ErrFieldNotAllowed,
-	ErrOperatorNotAllowed, ErrLimitExceeded, ErrInvalidCursor, ErrNotFound,
-	ErrMethodNotAllowed, ErrNotAcceptable, ErrUnavailable, ErrTimeout, ErrInternal,
+	ErrOperatorNotAllowed, ErrLimitExceeded, ErrInvalidCursor, ErrCountNotAllowed, ErrNotFound,
+	ErrMethodNotAllowed, ErrUnavailable, ErrTimeout, ErrInternal, ErrOverloaded,
+	ErrInvalidBody, ErrBodyTooLarge, ErrUnsupportedMediaType, ErrValidation,
+	ErrConflict, ErrPreconditionFailed, ErrPreconditionRequired,
+	ErrIdempotencyKeyReused, ErrIdempotencyPending,
 }
 
 // detachSentinel returns err such that the first *Error errors.As finds in

@@ -45,11 +45,24 @@ type Query struct {
 	Projection bson.D
 	// Limit is between 1 and the policy's MaxLimit.
 	Limit int64
-	// Skip is between 0 and the policy's MaxSkip; 0 when After is used.
+	// Skip is between 0 and the policy's MaxSkip: from ?skip=, or from an
+	// after token that continues by position (see Find).
 	Skip int64
-	// Count is the count asked for.
+	// Count is the count to answer: the one asked for, except that
+	// CountEstimated becomes CountExact when the client filters (see
+	// Policy.Count).
 	Count CountMode
+
+	// anchor is the sort key the after token holds; nil without a token
+	// or for a token that only continues by position.
+	anchor []bson.RawValue
+	// params are the decoded parameters but after and skip, in request
+	// order: what a next link repeats.
+	params []queryParam
 }
+
+// queryParam is one decoded query parameter.
+type queryParam struct{ key, value string }
 
 // ParseID parses an id taken from a request path according to the declared
 // type of _id. With the default ObjectID type anything but 24 hexadecimal
@@ -76,6 +89,7 @@ type parseState struct {
 	hasAfter, hasSkip             bool
 	limit, skip                   int64
 	count                         CountMode
+	params                        []queryParam
 }
 
 // fieldCond gathers the query-string conditions on one field, in order.
@@ -88,7 +102,8 @@ type fieldCond struct {
 // Parse parses and validates r.URL.RawQuery. Errors are *Error values (400)
 // matching one of ErrInvalidParameter, ErrUnknownParameter,
 // ErrFieldNotAllowed, ErrOperatorNotAllowed, ErrLimitExceeded,
-// ErrInvalidCursor and ErrInvalidObjectID under errors.Is.
+// ErrInvalidCursor, ErrCountNotAllowed and ErrInvalidObjectID under
+// errors.Is.
 func (qp *QueryParser) Parse(rawQuery string) (*Query, error) {
 	p := parseState{qp: qp, limit: int64(qp.defaultLimit)}
 	if err := qp.scan(rawQuery, p.param); err != nil {
@@ -124,8 +139,8 @@ func (qp *QueryParser) ParseProjection(rawQuery string) (bson.D, error) {
 // scan splits a raw query string into decoded parameters and hands each to
 // param, refusing oversized strings, bad encodings and repeated names.
 func (qp *QueryParser) scan(rawQuery string, param func(key, val string) error) error {
-	if len(rawQuery) > qp.maxQuery {
-		return ErrLimitExceeded.Detailf("the query string is %d bytes long; the maximum is %d", len(rawQuery), qp.maxQuery)
+	if err := qp.checkQuerySize(rawQuery); err != nil {
+		return err
 	}
 	// A slice is enough: every name must be known to the policy, so an
 	// unknown one ends the scan before the list can grow long.
@@ -167,6 +182,47 @@ func (qp *QueryParser) scan(rawQuery string, param func(key, val string) error) 
 	return nil
 }
 
+// checkQuerySize applies MaxQueryBytes. It measures the query as a next
+// link writes it (see nextURL) without its after parameter, which has a cap
+// of its own (MaxCursorLength): so a request that fits makes links that fit,
+// whatever the policy's cap and however the client escaped its query.
+func (qp *QueryParser) checkQuerySize(rawQuery string) error {
+	tooLong := func(n int) error {
+		return ErrLimitExceeded.Detailf("the query string is %d bytes long without after; the maximum is %d", n, qp.maxQuery)
+	}
+	// Escaping at most triples a byte, so a longer raw query cannot fit:
+	// refuse it before decoding anything.
+	if len(rawQuery) > 3*(qp.maxQuery+MaxCursorLength+len("&after=")) {
+		return tooLong(len(rawQuery))
+	}
+	size := 0
+	for rest := rawQuery; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if pair == "" {
+			continue
+		}
+		rawKey, rawVal, _ := strings.Cut(pair, "=")
+		key, errK := unescape(rawKey)
+		val, errV := unescape(rawVal)
+		switch {
+		case errK != nil || errV != nil:
+			size += len(pair) + 1 // refused by the scan that follows
+		case key == "after":
+			continue
+		default:
+			size += linkEscapedLen(key) + 1 + linkEscapedLen(val) + 1
+		}
+	}
+	if size > 0 {
+		size-- // no "&" after the last parameter
+	}
+	if size > qp.maxQuery {
+		return tooLong(size)
+	}
+	return nil
+}
+
 // unescape percent-decodes a query component.
 func unescape(s string) (string, error) {
 	if strings.ContainsAny(s, "%+") {
@@ -200,6 +256,9 @@ func checkText(key, val string) error {
 }
 
 func (p *parseState) param(key, val string) error {
+	if key != "after" && key != "skip" {
+		p.params = append(p.params, queryParam{key, val})
+	}
 	if isReserved(key) || p.qp.extras[key] {
 		if err := checkText(key, val); err != nil {
 			return err
@@ -221,12 +280,7 @@ func (p *parseState) param(key, val string) error {
 		p.skip, err = parseCount("skip", val, 0, p.qp.maxSkip)
 		p.hasSkip = true
 	case "count":
-		switch CountMode(val) {
-		case CountExact, CountEstimated:
-			p.count = CountMode(val)
-		default:
-			err = ErrInvalidParameter.Detailf("count must be %q or %q, not %s", CountExact, CountEstimated, clip(val))
-		}
+		p.count, err = p.qp.parseCountMode(val)
 	default:
 		if p.qp.extras[key] {
 			return nil
@@ -234,6 +288,43 @@ func (p *parseState) param(key, val string) error {
 		err = p.fieldParam(key, val)
 	}
 	return err
+}
+
+// parseCountMode reads ?count=: a known mode that the policy allows.
+func (qp *QueryParser) parseCountMode(s string) (CountMode, error) {
+	mode := CountMode(s)
+	if mode != CountExact && mode != CountEstimated {
+		return "", ErrInvalidParameter.Detailf("count must be %q or %q, not %s", CountExact, CountEstimated, clip(s))
+	}
+	if !qp.counts[mode] {
+		return "", qp.countNotAllowed(mode)
+	}
+	return mode, nil
+}
+
+func (qp *QueryParser) countNotAllowed(mode CountMode) error {
+	switch {
+	case qp.counts[CountExact]:
+		return ErrCountNotAllowed.Detailf("count=%s is not allowed here; use count=exact", mode)
+	case qp.counts[CountEstimated]:
+		return ErrCountNotAllowed.Detailf("count=%s is not allowed here; use count=estimated on requests without a filter", mode)
+	}
+	return ErrCountNotAllowed.Detailf("this collection does not count its documents; leave count out")
+}
+
+// countMode returns the count to answer for mode on a request that does or
+// does not filter (by the client's filter or the handler's base filter). An
+// estimate is the size of the whole collection, which would tell a client
+// about documents outside its scope, so a filtered request is counted
+// exactly instead, or refused when exact counts are not allowed.
+func (qp *QueryParser) countMode(mode CountMode, filtered bool) (CountMode, error) {
+	if mode != CountEstimated || !filtered {
+		return mode, nil
+	}
+	if !qp.counts[CountExact] {
+		return "", ErrCountNotAllowed.Detailf("count=estimated counts the whole collection and this request is filtered; exact counts are not allowed here")
+	}
+	return CountExact, nil
 }
 
 // parseCount parses limit or skip: decimal digits only, between lo and hi.
@@ -402,7 +493,7 @@ func (p *parseState) add(name string, o opSet, v any, plain bool) error {
 // finish checks the combinations of parameters and assembles the Query.
 func (p *parseState) finish() (*Query, error) {
 	qp := p.qp
-	q := &Query{Limit: p.limit, Skip: p.skip, Count: p.count}
+	q := &Query{Limit: p.limit, Skip: p.skip, Count: p.count, params: p.params}
 	if p.hasSort {
 		var err error
 		if q.Sort, err = qp.parseSort(p.sort); err != nil {
@@ -437,16 +528,20 @@ func (p *parseState) finish() (*Query, error) {
 		}
 	}
 	q.CountFilter = combine(parts)
+	var err error
+	if q.Count, err = qp.countMode(q.Count, len(q.CountFilter) > 0); err != nil {
+		return nil, err
+	}
 	if p.hasAfter {
-		ks, err := qp.keysetCondition(p.after, q.Sort)
-		if err != nil {
+		if q.anchor, q.Skip, err = qp.readToken(p.after, q); err != nil {
 			return nil, err
 		}
-		parts = append(parts, ks)
+		if q.anchor != nil {
+			parts = append(parts, keyset(q.Sort, q.anchor))
+		}
 	}
 	q.Filter = combine(parts)
 
-	var err error
 	if q.Projection, err = qp.projection(p.fields, p.hasFields, q.Sort); err != nil {
 		return nil, err
 	}

@@ -1,12 +1,16 @@
 package mongohttp
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"strings"
 	"sync"
 
@@ -15,19 +19,33 @@ import (
 
 // An after token is base64url (no padding) of
 //
-//	version (1 byte) | BSON {"v": [sort key values…, in sort order]} | MAC (16 bytes)
+//	version (1 byte) | BSON {"v": [anchor…], "o": offset} | MAC (16 bytes)
 //
-// where MAC is HMAC-SHA256 over a label, the sort spec ("-age,name,_id") and
-// the version and BSON bytes, cut to 16 bytes. The sort spec is signed but
-// not stored, so a token only works with the sort it was made for, and any
-// change to a byte fails the MAC. The values are not encrypted: they are the
-// sort fields of a document the client has already seen.
+// "v" holds the sort key of the last document served, one value per sort
+// field, as the server sorts it: an array's smallest element in ascending
+// order and its largest in descending order, null for null and missing, and
+// an empty array for an empty array (which sorts before null). "o", when
+// present, is a number of documents to skip past that position: a page
+// whose documents cannot anchor a token continues by position (see
+// offsetToken); "v" is then the anchor of the request, or empty.
+//
+// MAC is HMAC-SHA256 over a label, the handler's scope (database and
+// collection), the sort spec ("-age,name,_id"), the SHA-256 of the client's
+// filter, and the version and BSON bytes, cut to 16 bytes. Scope, sort and
+// filter are signed but not stored, so a token only works where it was
+// made, for the same sort and filter, and any change to a byte fails the
+// MAC. The values are not encrypted: they are the sort fields of a document
+// the client has already seen.
 const (
-	cursorVersion = 1
+	cursorVersion = 2
 	cursorMACLen  = 16
-	// MaxCursorLength caps an after token, in characters. NextToken fails
-	// when the sort values would not fit (very long strings as sort keys).
+	// MaxCursorLength caps an after token, in characters. A document whose
+	// sort values would not fit (very long strings as sort keys) cannot end
+	// a page; see Find.
 	MaxCursorLength = 1024
+	// maxKeysetLength leaves room in MaxCursorLength for the offset a
+	// positional continuation adds to a keyset token's anchor.
+	maxKeysetLength = MaxCursorLength - 32
 )
 
 var cursorEncoding = base64.RawURLEncoding.Strict()
@@ -67,146 +85,499 @@ func direction(v any) int {
 	return 1
 }
 
-func (qp *QueryParser) mac(spec string, msg []byte) []byte {
+// filterDigest is what a token binds of the client's filter.
+func filterDigest(q *Query) ([]byte, error) {
+	b, err := bson.Marshal(q.CountFilter)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], nil
+}
+
+func (qp *QueryParser) mac(sort bson.D, digest, msg []byte) []byte {
 	h := hmac.New(sha256.New, qp.key)
 	h.Write([]byte("mongohttp after\x00"))
-	h.Write([]byte(spec))
+	h.Write([]byte(qp.scope))
 	h.Write([]byte{0})
+	h.Write([]byte(sortSpec(sort)))
+	h.Write([]byte{0})
+	h.Write(digest)
 	h.Write(msg)
 	return h.Sum(nil)[:cursorMACLen]
 }
 
-// NextToken returns the after token for the page of q whose last document
-// is last. It reads each sort field of last (dotted paths included) and _id;
-// the Query's projection always includes them. A missing or null sort field
-// is recorded as null, and the keyset condition then follows MongoDB's
-// order, where null and missing sort before every other value.
-//
-// Keyset paging needs each sort field to hold one BSON type across the
-// collection (plus null or missing): MongoDB's $gt and $lt compare within a
-// type, so after a number no string would follow. A sort field holding an
-// array is refused with an error, as is a token longer than
-// MaxCursorLength; the handler should then give no next link.
-func (qp *QueryParser) NextToken(q *Query, last bson.Raw) (string, error) {
-	if q == nil || len(q.Sort) == 0 {
-		return "", errors.New("mongohttp: NextToken needs a query with a sort")
+// tokenPayload is the BSON inside a token.
+type tokenPayload struct {
+	V []bson.RawValue `bson:"v"`
+	O int64           `bson:"o,omitempty"`
+}
+
+func (qp *QueryParser) sign(q *Query, digest []byte, p tokenPayload) (string, error) {
+	if p.V == nil {
+		p.V = []bson.RawValue{}
 	}
-	if err := last.Validate(); err != nil {
-		return "", fmt.Errorf("mongohttp: NextToken: invalid document: %w", err)
-	}
-	vals := make(bson.A, len(q.Sort))
-	for i, e := range q.Sort {
-		v, err := lookupPath(last, e.Key)
-		if err != nil {
-			return "", err
-		}
-		if v == nil && e.Key == "_id" {
-			return "", errors.New("mongohttp: NextToken: the document has no _id")
-		}
-		vals[i] = v
-	}
-	payload, err := bson.Marshal(bson.D{{Key: "v", Value: vals}})
+	payload, err := bson.Marshal(p)
 	if err != nil {
-		return "", fmt.Errorf("mongohttp: NextToken: %w", err)
+		return "", err
 	}
 	msg := make([]byte, 0, 1+len(payload)+cursorMACLen)
 	msg = append(msg, cursorVersion)
 	msg = append(msg, payload...)
-	msg = append(msg, qp.mac(sortSpec(q.Sort), msg)...)
-	tok := cursorEncoding.EncodeToString(msg)
-	if len(tok) > MaxCursorLength {
-		return "", fmt.Errorf("mongohttp: NextToken: the sort values need a %d-character token; the maximum is %d", len(tok), MaxCursorLength)
+	msg = append(msg, qp.mac(q.Sort, digest, msg)...)
+	return cursorEncoding.EncodeToString(msg), nil
+}
+
+// NextToken returns the after token for the page of q whose last document
+// is last. It reads each sort field of last (dotted paths included) and _id;
+// the Query's projection always includes them.
+//
+// The token holds the document's sort key as the server sorts it (an
+// array's smallest element in ascending order, its largest in descending
+// order; missing as null), and the condition it turns into follows the
+// server's order across types and arrays (see the README). NextToken fails
+// when last cannot anchor a page: a sort value of a type keyset paging does
+// not handle (regular expressions, MinKey, MaxKey, undefined, symbols,
+// JavaScript, DBPointer, nested arrays, NaN, an array of two or more
+// documents or of decimals mixed with other numbers, a path through an
+// array of documents), or a token longer than MaxCursorLength allows. Find
+// then ends the page at an earlier document, or continues by position.
+func (qp *QueryParser) NextToken(q *Query, last bson.Raw) (string, error) {
+	if q == nil || len(q.Sort) == 0 {
+		return "", errors.New("mongohttp: NextToken needs a query with a sort")
+	}
+	digest, err := filterDigest(q)
+	if err != nil {
+		return "", fmt.Errorf("mongohttp: NextToken: %w", err)
+	}
+	return qp.keysetToken(q, digest, last)
+}
+
+func (qp *QueryParser) keysetToken(q *Query, digest []byte, last bson.Raw) (string, error) {
+	if err := last.Validate(); err != nil {
+		return "", fmt.Errorf("mongohttp: NextToken: invalid document: %w", err)
+	}
+	anchor := make([]bson.RawValue, len(q.Sort))
+	for i, e := range q.Sort {
+		v, err := sortKey(last, e.Key, direction(e.Value) < 0)
+		if err != nil {
+			return "", fmt.Errorf("mongohttp: NextToken: sort field %q: %w", e.Key, err)
+		}
+		if e.Key == "_id" && v.Type == bson.TypeNull {
+			return "", errors.New("mongohttp: NextToken: the document has no _id")
+		}
+		anchor[i] = v
+	}
+	tok, err := qp.sign(q, digest, tokenPayload{V: anchor})
+	if err != nil {
+		return "", fmt.Errorf("mongohttp: NextToken: %w", err)
+	}
+	if len(tok) > maxKeysetLength {
+		return "", fmt.Errorf("mongohttp: NextToken: the sort values need a %d-character token; the maximum is %d", len(tok), maxKeysetLength)
 	}
 	return tok, nil
 }
 
-// lookupPath finds a dotted path in doc. It returns nil when the path is
-// missing or null (both sort as null), the raw value otherwise.
-func lookupPath(doc bson.Raw, path string) (any, error) {
-	cur := doc
-	for {
-		seg, rest, more := strings.Cut(path, ".")
-		v, err := cur.LookupErr(seg)
-		if err != nil {
-			return nil, nil
-		}
-		switch v.Type {
-		case bson.TypeArray:
-			return nil, fmt.Errorf("mongohttp: NextToken: sort field %q reaches an array; keyset paging needs single values", path)
-		case bson.TypeNull, bson.TypeUndefined:
-			return nil, nil
-		case bson.TypeEmbeddedDocument:
-			if more {
-				cur, path = v.Document(), rest
-				continue
-			}
-		default:
-			if more {
-				return nil, nil // a scalar has no subfields: the path is missing
-			}
-		}
-		return v, nil
+// offsetToken returns a token for the documents that follow the first
+// served ones of q's result: q's own anchor, and an offset past it. A
+// handler uses it only when no document of a page can anchor a keyset
+// token. It is exact while the documents between the anchor and the offset
+// do not change; the server walks the offset, so it is bounded by MaxSkip.
+func (qp *QueryParser) offsetToken(q *Query, digest []byte, served int) (string, error) {
+	offset := q.Skip + int64(served)
+	if offset > int64(qp.maxSkip) {
+		return "", fmt.Errorf("mongohttp: a positional continuation would skip %d documents; the maximum is MaxSkip, %d", offset, qp.maxSkip)
 	}
+	tok, err := qp.sign(q, digest, tokenPayload{V: q.anchor, O: offset})
+	if err != nil {
+		return "", err
+	}
+	if len(tok) > MaxCursorLength {
+		return "", fmt.Errorf("mongohttp: the positional token needs %d characters; the maximum is %d", len(tok), MaxCursorLength)
+	}
+	return tok, nil
 }
 
-// keysetCondition checks an after token against sort and returns the
-// condition selecting the documents after it.
-func (qp *QueryParser) keysetCondition(token string, sort bson.D) (bson.D, error) {
-	invalid := ErrInvalidCursor.Detailf("the after token is not valid for this query: it is damaged, was made for another sort, or the service's cursor key changed; start again from the first page")
+// readToken checks an after token against q's sort and client filter and
+// returns its anchor (nil for none) and offset.
+func (qp *QueryParser) readToken(token string, q *Query) ([]bson.RawValue, int64, error) {
+	invalid := ErrInvalidCursor.Detailf("the after token is not valid for this query: it is damaged, was made by another handler or for another sort or filter, or the service's cursor key changed; start again from the first page")
 	if token == "" || len(token) > MaxCursorLength {
-		return nil, invalid
+		return nil, 0, invalid
 	}
 	b, err := cursorEncoding.DecodeString(token)
 	if err != nil || len(b) < 1+5+cursorMACLen || b[0] != cursorVersion {
-		return nil, invalid
+		return nil, 0, invalid
+	}
+	digest, err := filterDigest(q)
+	if err != nil {
+		return nil, 0, invalid.withCause(err)
 	}
 	msg, sum := b[:len(b)-cursorMACLen], b[len(b)-cursorMACLen:]
-	if !hmac.Equal(sum, qp.mac(sortSpec(sort), msg)) {
-		return nil, invalid
+	if !hmac.Equal(sum, qp.mac(q.Sort, digest, msg)) {
+		return nil, 0, invalid
 	}
-	var d bson.D
-	if err := bson.Unmarshal(msg[1:], &d); err != nil || len(d) != 1 || d[0].Key != "v" {
-		return nil, invalid
+	// The MAC proves the payload is one this package made; the checks
+	// below only keep a bug from turning into a bad query.
+	var p tokenPayload
+	if err := bson.Unmarshal(msg[1:], &p); err != nil || p.O < 0 || p.O > int64(qp.maxSkip) {
+		return nil, 0, invalid
 	}
-	vals, ok := d[0].Value.(bson.A)
-	if !ok || len(vals) != len(sort) {
-		return nil, invalid
+	switch {
+	case len(p.V) == 0 && p.O > 0:
+		return nil, p.O, nil
+	case len(p.V) != len(q.Sort):
+		return nil, 0, invalid
 	}
-	return keyset(sort, vals), nil
+	for _, v := range p.V {
+		if b := bracketOfKey(v); b == bracketOther || b == bracketRegex {
+			return nil, 0, invalid
+		}
+	}
+	return p.V, p.O, nil
 }
 
-// keyset builds the condition for the documents after vals in sort order:
-// for sort [(a,1),(b,-1),(_id,1)] it is
-//
-//	{$or: [{a: {$gt: va}}, {a: va, b: {$lt: vb}}, {a: va, b: vb, _id: {$gt: id}}]}
-//
-// Null (which also stands for missing) sorts first, so after a null in
-// ascending order comes {$ne: null}, and in descending order nothing; after
-// a value in descending order come the nulls as well as the smaller values.
-func keyset(sort bson.D, vals bson.A) bson.D {
-	var or bson.A
-	clause := func(i int, last bson.E) bson.D {
-		c := make(bson.D, 0, i+1)
-		for j := 0; j < i; j++ {
-			c = append(c, bson.E{Key: sort[j].Key, Value: vals[j]})
-		}
-		return append(c, last)
+// A bracket is a group of BSON types in the server's sort order: values of
+// different brackets compare by bracket, values of one bracket by value.
+// $gt, $lt and the like compare only within a bracket, which is why the
+// keyset condition names the brackets that sort before or after an anchor.
+type bracket int8
+
+const (
+	bracketEmpty bracket = iota // an empty array: before null
+	bracketNull                 // null, and missing fields
+	bracketNumber
+	bracketString
+	bracketObject
+	bracketBinary
+	bracketObjectID
+	bracketBool
+	bracketDate
+	bracketTimestamp
+	bracketRegex // sorts after dates; never an anchor, since {$eq: /re/} matches by pattern
+	bracketOther // MinKey, MaxKey, undefined, symbols, JavaScript, DBPointer, nested arrays
+)
+
+// bracketAliases are the $type names of the brackets the conditions name.
+// The types of bracketOther have none that every server knows (FerretDB
+// refuses "minKey", "maxKey", "symbol", "javascript" and more), so
+// documents holding them in a sort field are not placed by the conditions.
+var bracketAliases = [...]string{
+	bracketNumber: "number", bracketString: "string", bracketObject: "object",
+	bracketBinary: "binData", bracketObjectID: "objectId", bracketBool: "bool",
+	bracketDate: "date", bracketTimestamp: "timestamp", bracketRegex: "regex",
+}
+
+func bracketOf(t bson.Type) bracket {
+	switch t {
+	case bson.TypeDouble, bson.TypeInt32, bson.TypeInt64, bson.TypeDecimal128:
+		return bracketNumber
+	case bson.TypeString:
+		return bracketString
+	case bson.TypeEmbeddedDocument:
+		return bracketObject
+	case bson.TypeBinary:
+		return bracketBinary
+	case bson.TypeObjectID:
+		return bracketObjectID
+	case bson.TypeBoolean:
+		return bracketBool
+	case bson.TypeDateTime:
+		return bracketDate
+	case bson.TypeTimestamp:
+		return bracketTimestamp
+	case bson.TypeRegex:
+		return bracketRegex
+	case bson.TypeNull:
+		return bracketNull
 	}
+	return bracketOther
+}
+
+// bracketOfKey is the bracket of an anchor value: an empty array stands
+// for an empty array, any other array is not a sort key.
+func bracketOfKey(v bson.RawValue) bracket {
+	if v.Type == bson.TypeArray {
+		if vals, err := v.Array().Values(); err == nil && len(vals) == 0 {
+			return bracketEmpty
+		}
+		return bracketOther
+	}
+	return bracketOf(v.Type)
+}
+
+// typesBetween lists the $type names of the brackets strictly between lo
+// and hi.
+func typesBetween(lo, hi bracket) bson.A {
+	var a bson.A
+	for b := lo + 1; b < hi && b < bracketOther; b++ {
+		if bracketAliases[b] != "" {
+			a = append(a, bracketAliases[b])
+		}
+	}
+	return a
+}
+
+var (
+	nullKey  = bson.RawValue{Type: bson.TypeNull}
+	emptyKey = bson.RawValue{Type: bson.TypeArray, Value: []byte{5, 0, 0, 0, 0}}
+)
+
+// sortKey returns the value by which the server sorts doc on path.
+func sortKey(doc bson.Raw, path string, desc bool) (bson.RawValue, error) {
+	v, err := lookupSortPath(doc, path)
+	if err != nil || v.Type == 0 || v.Type == bson.TypeNull {
+		return nullKey, err
+	}
+	if v.Type != bson.TypeArray {
+		return v, anchorable(v)
+	}
+	elems, err := v.Array().Values()
+	if err != nil {
+		return bson.RawValue{}, err
+	}
+	if len(elems) == 0 {
+		return emptyKey, nil
+	}
+	key := elems[0]
+	for i, e := range elems {
+		if e.Type != bson.TypeNull {
+			if err := anchorable(e); err != nil {
+				return bson.RawValue{}, err
+			}
+		}
+		if i == 0 {
+			continue
+		}
+		c, err := compareKeys(e, key)
+		if err != nil {
+			return bson.RawValue{}, err
+		}
+		if (desc && c > 0) || (!desc && c < 0) {
+			key = e
+		}
+	}
+	if key.Type == bson.TypeNull {
+		return nullKey, nil
+	}
+	return key, nil
+}
+
+// lookupSortPath finds a dotted path in doc; the zero RawValue when it is
+// missing. A path through an array of documents has many values, which
+// this package does not reduce: an error.
+func lookupSortPath(doc bson.Raw, path string) (bson.RawValue, error) {
+	for {
+		seg, rest, more := strings.Cut(path, ".")
+		v, err := doc.LookupErr(seg)
+		if err != nil || !more {
+			return v, nil
+		}
+		switch v.Type {
+		case bson.TypeEmbeddedDocument:
+			doc, path = v.Document(), rest
+		case bson.TypeArray:
+			return bson.RawValue{}, errors.New("the path goes through an array")
+		default:
+			return bson.RawValue{}, nil // a scalar has no subfields: the path is missing
+		}
+	}
+}
+
+// anchorable reports whether a sort key can be written into a condition.
+func anchorable(v bson.RawValue) error {
+	switch b := bracketOf(v.Type); {
+	case b == bracketOther || b == bracketRegex:
+		return fmt.Errorf("a value of BSON type %s cannot anchor a page", v.Type)
+	case v.Type == bson.TypeDouble && math.IsNaN(v.Double()):
+		return errors.New("NaN cannot anchor a page")
+	case v.Type == bson.TypeDecimal128 && v.Decimal128().IsNaN():
+		return errors.New("NaN cannot anchor a page")
+	}
+	return nil
+}
+
+// compareKeys orders two elements of one array as the server sorts them.
+func compareKeys(a, b bson.RawValue) (int, error) {
+	ba, bb := bracketOf(a.Type), bracketOf(b.Type)
+	if ba != bb {
+		return cmp.Compare(ba, bb), nil
+	}
+	switch ba {
+	case bracketNull:
+		return 0, nil
+	case bracketNumber:
+		return compareNumbers(a, b)
+	case bracketString:
+		return strings.Compare(a.StringValue(), b.StringValue()), nil
+	case bracketBinary:
+		sa, da := a.Binary()
+		sb, db := b.Binary()
+		return cmp.Or(cmp.Compare(len(da), len(db)), cmp.Compare(sa, sb), bytes.Compare(da, db)), nil
+	case bracketObjectID:
+		x, y := a.ObjectID(), b.ObjectID()
+		return bytes.Compare(x[:], y[:]), nil
+	case bracketBool:
+		x, y := a.Boolean(), b.Boolean()
+		return cmp.Compare(boolRank(x), boolRank(y)), nil
+	case bracketDate:
+		return cmp.Compare(a.DateTime(), b.DateTime()), nil
+	case bracketTimestamp:
+		ta, ia := a.Timestamp()
+		tb, ib := b.Timestamp()
+		return cmp.Or(cmp.Compare(ta, tb), cmp.Compare(ia, ib)), nil
+	}
+	return 0, errors.New("an array holds two values this package cannot order (documents)")
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// compareNumbers compares int32, int64 and double values exactly, as the
+// server does; decimals among other numbers are left to the server.
+func compareNumbers(a, b bson.RawValue) (int, error) {
+	if a.Type == bson.TypeDecimal128 || b.Type == bson.TypeDecimal128 {
+		return 0, errors.New("an array holds a decimal among other numbers")
+	}
+	if a.Type != bson.TypeDouble && b.Type != bson.TypeDouble {
+		return cmp.Compare(a.AsInt64(), b.AsInt64()), nil
+	}
+	return exactFloat(a).Cmp(exactFloat(b)), nil
+}
+
+func exactFloat(v bson.RawValue) *big.Float {
+	if v.Type == bson.TypeDouble {
+		return new(big.Float).SetFloat64(v.Double()) // NaN was refused by anchorable
+	}
+	return new(big.Float).SetInt64(v.AsInt64())
+}
+
+// keyset builds the condition for the documents after anchor in sort
+// order. For sort [(a,1),(b,-1),(_id,1)] it is
+//
+//	{$or: [after(a), {$and: [equal(a), after(b)]}, {$and: [equal(a), equal(b), after(_id)]}]}
+//
+// where after and equal follow the server's sort order rather than $gt
+// and $lt alone, which compare within one bracket and match an array by
+// any element:
+//   - after a value v in ascending order come the documents whose every
+//     element sorts after v: some element is greater than v, or of a later
+//     bracket, and none is at most v, of an earlier bracket, null, missing
+//     or an empty array ($nor of those). Descending order mirrors it.
+//   - a document's sort key equals v when an element equals v and none
+//     sorts before it (after it, in descending order).
+//
+// _id is never an array, so its conditions need only the first part.
+func keyset(sort bson.D, anchor []bson.RawValue) bson.D {
+	var or bson.A
+	var equal []bson.D
 	for i, e := range sort {
 		desc := direction(e.Value) < 0
-		switch v := vals[i]; {
-		case v == nil && desc:
-			// Nothing sorts after null in descending order.
-		case v == nil:
-			or = append(or, clause(i, bson.E{Key: e.Key, Value: bson.D{{Key: "$ne", Value: nil}}}))
-		case desc:
-			or = append(or, clause(i, bson.E{Key: e.Key, Value: bson.D{{Key: "$lt", Value: v}}}))
-			if e.Key != "_id" { // every document has an _id
-				or = append(or, clause(i, bson.E{Key: e.Key, Value: nil}))
-			}
-		default:
-			or = append(or, clause(i, bson.E{Key: e.Key, Value: bson.D{{Key: "$gt", Value: v}}}))
+		scalar := e.Key == "_id"
+		if after := afterKey(e.Key, desc, scalar, anchor[i]); after != nil {
+			or = append(or, allOf(append(equal[:len(equal):len(equal)], after)...))
 		}
+		equal = append(equal, equalKey(e.Key, desc, scalar, anchor[i]))
+	}
+	if len(or) == 0 {
+		// Nothing sorts after the anchor; $or refuses an empty list.
+		return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{}}}}}
 	}
 	return bson.D{{Key: "$or", Value: or}}
+}
+
+// afterKey is the condition on field f of the documents that sort after
+// a, or nil when none can.
+func afterKey(f string, desc, scalar bool, a bson.RawValue) bson.D {
+	b := bracketOfKey(a)
+	switch {
+	case b == bracketEmpty && !desc:
+		return bson.D{{Key: f, Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$size", Value: int32(0)}}}}}}
+	case b == bracketEmpty:
+		return nil
+	case b == bracketNull && !desc && scalar:
+		return bson.D{{Key: f, Value: bson.D{{Key: "$ne", Value: nil}}}}
+	case b == bracketNull && !desc:
+		return noneOf(isNull(f), isEmpty(f))
+	case b == bracketNull && scalar:
+		return nil
+	case b == bracketNull:
+		return isEmpty(f)
+	case !desc:
+		some := anyOf(compare(f, "$gt", a), typeIn(f, typesBetween(b, bracketOther)))
+		if scalar {
+			return some
+		}
+		return allOf(some, noneOf(compare(f, "$lte", a), typeIn(f, typesBetween(bracketNull, b)), isNull(f), isEmpty(f)))
+	case scalar:
+		return anyOf(compare(f, "$lt", a), typeIn(f, typesBetween(bracketNull, b)), isNull(f))
+	default:
+		some := anyOf(compare(f, "$lt", a), typeIn(f, typesBetween(bracketNull, b)), isNull(f), isEmpty(f))
+		return allOf(some, noneOf(compare(f, "$gte", a), typeIn(f, typesBetween(b, bracketOther))))
+	}
+}
+
+// equalKey is the condition on field f of the documents whose sort key
+// equals a.
+func equalKey(f string, desc, scalar bool, a bson.RawValue) bson.D {
+	b := bracketOfKey(a)
+	switch {
+	case b == bracketEmpty:
+		return isEmpty(f)
+	case b == bracketNull && (!desc || scalar):
+		return isNull(f) // {f: null} matches no empty array
+	case b == bracketNull:
+		return allOf(isNull(f), noneOf(typeIn(f, typesBetween(bracketNull, bracketOther))))
+	case scalar:
+		return compare(f, "$eq", a)
+	case !desc:
+		// Some element is at most a and none is below it: the smallest is
+		// a. ($eq would do, but FerretDB matches a document with $eq only
+		// as the whole value, never as an element of an array.)
+		return allOf(compare(f, "$lte", a), noneOf(compare(f, "$lt", a), typeIn(f, typesBetween(bracketNull, b)), isNull(f), isEmpty(f)))
+	default:
+		return allOf(compare(f, "$gte", a), noneOf(compare(f, "$gt", a), typeIn(f, typesBetween(b, bracketOther))))
+	}
+}
+
+func compare(f, op string, v bson.RawValue) bson.D {
+	return bson.D{{Key: f, Value: bson.D{{Key: op, Value: v}}}}
+}
+
+// isNull matches null, missing, and arrays holding null.
+func isNull(f string) bson.D { return bson.D{{Key: f, Value: bson.D{{Key: "$eq", Value: nil}}}} }
+
+func isEmpty(f string) bson.D {
+	return bson.D{{Key: f, Value: bson.D{{Key: "$size", Value: int32(0)}}}}
+}
+
+// typeIn matches values of the given types and arrays holding one; nil for
+// no types.
+func typeIn(f string, types bson.A) bson.D {
+	if len(types) == 0 {
+		return nil
+	}
+	return bson.D{{Key: f, Value: bson.D{{Key: "$type", Value: types}}}}
+}
+
+// anyOf, allOf and noneOf combine conditions, leaving out nil ones.
+func anyOf(ds ...bson.D) bson.D  { return logical("$or", ds) }
+func allOf(ds ...bson.D) bson.D  { return logical("$and", ds) }
+func noneOf(ds ...bson.D) bson.D { return logical("$nor", ds) }
+
+func logical(op string, ds []bson.D) bson.D {
+	a := make(bson.A, 0, len(ds))
+	for _, d := range ds {
+		if d != nil {
+			a = append(a, d)
+		}
+	}
+	if len(a) == 1 && op != "$nor" {
+		return a[0].(bson.D)
+	}
+	return bson.D{{Key: op, Value: a}}
 }

@@ -34,7 +34,9 @@ func heavyPostsQuery() string {
 // -1) is measured in the same run, for the README; the test asserts only
 // outcomes, never speed.
 func TestOverloadSheds(t *testing.T) {
-	with := burst(t, nil)
+	// A bound of 4 rather than the default 8 keeps the admitted queries
+	// inside the 10 s limit on a loaded 2-core machine too.
+	with := burst(t, []string{"-max-active", "4"})
 	without := burst(t, []string{"-max-active", "-1"})
 	for _, a := range with.heavy {
 		if a.status != 200 && (a.status != 503 || a.code != "overloaded") {
@@ -49,7 +51,7 @@ func TestOverloadSheds(t *testing.T) {
 			t.Errorf("cheap request answered %d %s during the burst", a.status, a.code)
 		}
 	}
-	t.Logf("admission control (default):  %s", with)
+	t.Logf("admission control (-max-active 4): %s", with)
 	t.Logf("no admission (-max-active -1): %s", without)
 }
 

@@ -242,7 +242,9 @@ func exportServer(t *testing.T, lim serverLimits, naive bool) (string, <-chan st
 	policy.DefaultSort, policy.MaxLimit = "_id", exportDocs
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	find := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: client.Database(shared.dbName).Collection("posts"),
-		Policy: policy, Logger: quiet, MaxTime: testMaxTime, Lookahead: 16 << 10,
+		// A look-ahead that holds the whole export, so that it is one answer
+		// (pages end at the look-ahead).
+		Policy: policy, Logger: quiet, MaxTime: testMaxTime, Lookahead: 64 << 20,
 	})).Find()
 	finished := make(chan struct{}, 16)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,41 @@ func fetch(ctx context.Context, hc *http.Client, url, accept string, dst io.Writ
 		return 0, fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
 	}
 	return io.Copy(dst, resp.Body)
+}
+
+// fetchPage is fetch for a page of a walk: it also returns the target of
+// the answer's Link rel="next" header, resolved against url ("" for none).
+func fetchPage(ctx context.Context, hc *http.Client, url, accept string, dst io.Writer) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return "", fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	if _, err := io.Copy(dst, resp.Body); err != nil {
+		return "", err
+	}
+	link := resp.Header.Get("Link")
+	if link == "" {
+		return "", nil
+	}
+	target, ok := strings.CutSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+	if !ok {
+		return "", fmt.Errorf("GET %s: Link %q", url, link)
+	}
+	next, err := resp.Request.URL.Parse(target)
+	if err != nil {
+		return "", err
+	}
+	return next.String(), nil
 }
 
 // percentile returns the p-th percentile (0 < p ≤ 1) of sorted values, by

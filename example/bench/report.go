@@ -73,10 +73,10 @@ func (rep report) write(w io.Writer) {
 
 	if len(rep.exports) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "Export: NDJSON (`Accept: application/x-ndjson`, `?limit=N`), medians of %d rounds; the heap is sampled every millisecond during the request, after a GC.\n", cfg.exportRounds)
+		fmt.Fprintf(w, "Export: NDJSON (`Accept: application/x-ndjson`, `?limit=N`, then every next link), medians of %d rounds; the heap is sampled every 10 ms during the requests, after a GC.\n", cfg.exportRounds)
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| Documents | Handler | total time | first byte | peak heap | handler CPU | allocs | allocated |")
-		fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintln(w, "| Documents | Handler | pages | total time | first byte | peak heap | handler CPU | allocs | allocated |")
+		fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, e := range rep.exports {
 			for i, v := range exportVariants {
 				name := ""
@@ -89,8 +89,8 @@ func (rep report) write(w io.Writer) {
 				if v == variantHand {
 					label = "hand-written (`cursor.All`)"
 				}
-				fmt.Fprintf(w, "| %s | %s | %s | %s | %.1f MiB | %s | %s | %.1f MiB |\n",
-					name, label,
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.1f MiB | %s | %s | %.1f MiB |\n",
+					name, label, fmtCount(med(func(r exportRound) float64 { return float64(r.Pages) })),
 					fmtDur(time.Duration(med(func(r exportRound) float64 { return float64(r.Total) }))),
 					fmtDur(time.Duration(med(func(r exportRound) float64 { return float64(r.FirstByte) }))),
 					mib(uint64(med(exportPeak))),
