@@ -109,6 +109,16 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	for page.len() <= int(q.Limit) && cur.Next(ctx) {
 		page.add(cur.Current)
 		if page.size() > h.lookahead && page.len() <= int(q.Limit) {
+			if len(q.Embed) > 0 {
+				// Embedding reads the related documents of a page at once,
+				// so such a page is cut at the look-ahead (see embed.go);
+				// the document past the cut tells that a next page exists.
+				if page.len() > 1 {
+					q.Limit = int64(page.len() - 1)
+					break
+				}
+				continue
+			}
 			streaming = true
 			break
 		}
@@ -121,6 +131,10 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		// after the body is written.
 		closed = true
 		closeInBackground(r.Context(), cur)
+	}
+	embeds, err := h.embedPage(ctx, r, q.Embed, page, min(page.len(), int(q.Limit)))
+	if err != nil {
+		return err
 	}
 
 	hdr := w.Header()
@@ -163,6 +177,9 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		doc, err := h.document(r, raw, &v)
 		if err != nil {
 			return err
+		}
+		if embeds != nil {
+			doc = embeds.apply(doc, raw)
 		}
 		return dw.WriteDocument(doc)
 	}

@@ -49,6 +49,9 @@ type Query struct {
 	Skip int64
 	// Count is the count asked for.
 	Count CountMode
+	// Embed lists the relations asked for with ?embed=, by name ("author",
+	// or "author.team" for a nested one), in the order given.
+	Embed []string
 }
 
 // ParseID parses an id taken from a request path according to the declared
@@ -76,6 +79,7 @@ type parseState struct {
 	hasAfter, hasSkip             bool
 	limit, skip                   int64
 	count                         CountMode
+	embed                         []string
 }
 
 // fieldCond gathers the query-string conditions on one field, in order.
@@ -98,27 +102,15 @@ func (qp *QueryParser) Parse(rawQuery string) (*Query, error) {
 }
 
 // ParseProjection parses the query string of a single-document request,
-// which takes only ?fields= and the extra parameters. Encoding, size,
-// duplicates and unknown names follow the rules of Parse, and the
-// projection is Parse's, without the sort fields that only a page needs.
+// which takes only ?fields=, ?embed= where the policy declares relations,
+// and the extra parameters. Encoding, size, duplicates and unknown names
+// follow the rules of Parse, and the projection is Parse's, without the
+// sort fields that only a page needs. The relations named by embed= are
+// checked, and their Local fields added to the projection; FindOne embeds
+// them.
 func (qp *QueryParser) ParseProjection(rawQuery string) (bson.D, error) {
-	fields, has := "", false
-	err := qp.scan(rawQuery, func(key, val string) error {
-		if key != "fields" && !qp.extras[key] {
-			return ErrUnknownParameter.Detailf("unknown parameter %s; accepted: %s", clip(key), qp.acceptedOne)
-		}
-		if err := checkText(key, val); err != nil {
-			return err
-		}
-		if key == "fields" {
-			fields, has = val, true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return qp.projection(fields, has, nil)
+	projection, _, err := qp.parseOne(rawQuery)
+	return projection, err
 }
 
 // scan splits a raw query string into decoded parameters and hands each to
@@ -227,6 +219,8 @@ func (p *parseState) param(key, val string) error {
 		default:
 			err = ErrInvalidParameter.Detailf("count must be %q or %q, not %s", CountExact, CountEstimated, clip(val))
 		}
+	case "embed":
+		p.embed, err = p.qp.parseEmbed(val, p.qp.accepted)
 	default:
 		if p.qp.extras[key] {
 			return nil
@@ -450,6 +444,7 @@ func (p *parseState) finish() (*Query, error) {
 	if q.Projection, err = qp.projection(p.fields, p.hasFields, q.Sort); err != nil {
 		return nil, err
 	}
+	q.Embed, q.Projection = p.embed, qp.withLocals(q.Projection, p.embed)
 	return q, nil
 }
 
