@@ -546,7 +546,7 @@ func TestEmbedHostileInput(t *testing.T) {
 		{"/posts/nope?embed=author", "invalid_object_id"},
 		{"/plain?embed=author", "unknown_parameter"},
 	} {
-		t.Run(tt.target, func(t *testing.T) {
+		t.Run(shortName(tt.target), func(t *testing.T) {
 			b.log.reset()
 			r := b.get(t, tt.target)
 			if r.status != 400 {
