@@ -172,3 +172,57 @@ func TestAggregationRequests(t *testing.T) {
 		t.Fatalf("missing required parameter: %v", err)
 	}
 }
+
+// FuzzEmbedAndAggregationQuery checks that the parsers of embed= and of an
+// aggregation's query string never panic, answer every error with a 400
+// *Error, and accept only declared relations and parameter values within
+// their bounds, none of which reads as a field path.
+func FuzzEmbedAndAggregationQuery(f *testing.F) {
+	for _, seed := range []string{
+		"embed=author.team,tags", "embed=author,author", "embed=%00", "fields=title&embed=tags",
+		"top=3&unit=year&since=2024-05-01", "label=$x", "owner=%00", "top=99999999999999999999",
+		`kind=a&filter={"n":{"$gt":1}}`, "since=2019-12-31", "unit=", "top[gte]=1", "sort=n",
+	} {
+		f.Add(seed)
+	}
+	embedder := mustQueryParser(f, relationPolicies(f))
+	plan, err := compileAggregation(statsAggregation(), mustQueryParser(f, aggregationPolicy()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	check := func(t *testing.T, err error) {
+		t.Helper()
+		var e *Error
+		if !errors.As(err, &e) || e.Status != 400 || len(e.Detail) > 1024 {
+			t.Fatalf("error %v is not a 400 *Error with a short detail", err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		if q, err := embedder.Parse(query); err != nil {
+			check(t, err)
+		} else {
+			for _, path := range q.Embed {
+				if embedder.relation(path) == nil {
+					t.Fatalf("undeclared relation %q accepted", path)
+				}
+			}
+		}
+		if _, _, err := embedder.parseOne(query); err != nil {
+			check(t, err)
+		}
+		_, args, err := plan.parse(query)
+		if err != nil {
+			check(t, err)
+			return
+		}
+		for name, v := range args {
+			p := plan.params[name]
+			if s, ok := v.(string); ok && p.choices == nil && (strings.HasPrefix(s, "$") || len(s) > p.maxLength) {
+				t.Fatalf("parameter %s accepted %q", name, s)
+			}
+			if (p.min != nil && compareScalar(v, p.min) < 0) || (p.max != nil && compareScalar(v, p.max) > 0) {
+				t.Fatalf("parameter %s accepted %v outside its bounds", name, v)
+			}
+		}
+	})
+}

@@ -12,7 +12,7 @@ import (
 
 // offlineCollection is a handle on a collection of a client that never
 // connects: compiling policies needs no server.
-func offlineCollection(t *testing.T, name string) *mongo.Collection {
+func offlineCollection(t testing.TB, name string) *mongo.Collection {
 	t.Helper()
 	mc, err := mongo.Connect()
 	if err != nil {
@@ -24,7 +24,7 @@ func offlineCollection(t *testing.T, name string) *mongo.Collection {
 // relationPolicies are posts whose author is a user and whose tags are
 // documents of a tags collection; users have a team. Users hide their
 // password hash.
-func relationPolicies(t *testing.T) Policy {
+func relationPolicies(t testing.TB) Policy {
 	teams := Policy{Hidden: []string{"budget"}}
 	users := Policy{
 		Project: []string{"name", "email"},
