@@ -67,7 +67,7 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 					inserted = inserted - int64(len(res.InsertedIDs)) + int64(idx)
 				}
 			}
-			if mongo.IsDuplicateKeyError(err) {
+			if isDuplicateKey(err) {
 				err = ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
 			}
 			return fail(at, err)

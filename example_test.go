@@ -14,6 +14,7 @@ import (
 
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // A service with a list route, a by-id route and a health check, which
@@ -133,4 +134,42 @@ func ExampleAsError() {
 	// 400 field_not_allowed
 	// 504 timeout
 	// 500 internal
+}
+
+// New checks a declaration before any request: a policy that would let
+// clients write a hidden field is an error naming the collection and the
+// field.
+func ExampleNew() {
+	mc, _ := mongo.Connect() // connects lazily: New needs no server
+	_, err := mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Coll: mc.Database("app").Collection("users"),
+		Policy: mongohttp.Policy{
+			Hidden: []string{"password_hash"},
+			Write:  map[string]mongohttp.Type{"name": mongohttp.String, "password_hash": mongohttp.String},
+		},
+	})
+	fmt.Println(err)
+	// Output:
+	// mongohttp: collection users: Policy.Write: field "password_hash" would reach hidden field "password_hash"
+}
+
+// Methods mounts a collection's reads and writes on one path each, on any
+// router; methods not listed get 405 with an Allow header.
+func ExampleMethods() {
+	mc, _ := mongo.Connect()
+	posts := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Coll:   mc.Database("app").Collection("posts"),
+		Policy: mongohttp.Policy{Write: map[string]mongohttp.Type{"title": mongohttp.String}},
+	}))
+	mux := http.NewServeMux()
+	mux.Handle("/posts", mongohttp.Methods{"GET": posts.Find(), "POST": posts.Insert()})
+	mux.Handle("/posts/{id}", mongohttp.Methods{
+		"GET": posts.FindOne(), "PUT": posts.Replace(), "PATCH": posts.Patch(), "DELETE": posts.Delete(),
+	})
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("OPTIONS", "/posts/65f0a1b2c3d4e5f6a7b8c9d0", nil))
+	fmt.Println(rec.Code, rec.Header().Get("Allow"))
+	// Output:
+	// 405 DELETE, GET, HEAD, PATCH, PUT
 }

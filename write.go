@@ -472,7 +472,7 @@ func (h *writer[T]) replaceClaimed(ctx context.Context, filter bson.D, id any, s
 	defer release()
 	res, err := h.w.wcoll.ReplaceOne(ctx, and(filter, h.versionCondition(stored)), doc)
 	if err != nil {
-		if mongo.IsDuplicateKeyError(err) {
+		if isDuplicateKey(err) {
 			return false, ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
 		}
 		return false, err
@@ -643,7 +643,7 @@ func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed b
 	ctx, cancel := h.writeContext(r)
 	defer cancel()
 	if _, err := h.w.wcoll.InsertOne(ctx, doc); err != nil {
-		if !mongo.IsDuplicateKeyError(err) {
+		if !isDuplicateKey(err) {
 			return err
 		}
 		// Ids are fresh, so a document with this one can only be an earlier
@@ -755,7 +755,7 @@ func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, 
 	ctx, cancel := h.writeContext(r)
 	defer cancel()
 	if _, err := h.w.wcoll.InsertOne(ctx, doc); err != nil {
-		if !mongo.IsDuplicateKeyError(err) {
+		if !isDuplicateKey(err) {
 			return err
 		}
 		stored, lerr := h.loadStored(ctx, and(base, bson.D{{Key: "_id", Value: id}}))
@@ -881,4 +881,16 @@ func structKeys(t reflect.Type, keys map[string]bool) bool {
 		keys[name] = true
 	}
 	return true
+}
+
+// isDuplicateKey reports whether err is a unique index violation. FerretDB
+// 1.x reports one raised by an update as an InternalError (code 1) that
+// quotes SQLite's "UNIQUE constraint failed" instead of code 11000; that
+// one form is recognised too, so it is a 409, not a 500.
+func isDuplicateKey(err error) bool {
+	if mongo.IsDuplicateKeyError(err) {
+		return true
+	}
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && ce.Code == 1 && strings.Contains(ce.Message, "UNIQUE constraint failed")
 }

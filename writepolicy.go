@@ -14,19 +14,6 @@ type writeSchema struct {
 	names   []string        // the leaves, sorted, for error details
 }
 
-func (w writeSchema) empty() bool { return len(w.leaves) == 0 }
-
-// leavesUnder returns the writable leaves under the object at path.
-func (w writeSchema) leavesUnder(path string) []string {
-	var out []string
-	for _, n := range w.names {
-		if isAncestor(path, n) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // compileWrite checks Policy.Write: valid, visible paths, never _id, and no
 // path that is both a leaf and the object of another.
 func (qp *QueryParser) compileWrite(fields map[string]Type) (writeSchema, error) {

@@ -20,6 +20,8 @@
 //	                  and wait for a signal (for benchmarks)
 //	-db-addr ADDR     loopback address of the embedded database (default a free port)
 //	-max-time D       time limit of each request's queries (default 10s)
+//	-max-active N     requests each handler runs at once (default 0: mongohttp's 8;
+//	                  -1: no bound)
 //	MONGODB_URI       use this server instead of the embedded one
 //
 // The operator endpoints show the command line, memory and pool statistics:
@@ -89,6 +91,7 @@ type config struct {
 	addr, debugAddr, dataDir, dbName, dbAddr string
 	seed, dbOnly                             bool
 	maxTime                                  time.Duration
+	maxActive                                int
 	uri                                      string // MONGODB_URI; "" for the embedded server
 }
 
@@ -108,6 +111,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.dbOnly, "db-only", false, "start the embedded database only, print its MONGODB_URI and wait for a signal")
 	fs.StringVar(&c.dbAddr, "db-addr", "127.0.0.1:0", "loopback address of the embedded database")
 	fs.DurationVar(&c.maxTime, "max-time", mongohttp.DefaultMaxTime, "time limit of each request's queries; past it the answer is 504")
+	fs.IntVar(&c.maxActive, "max-active", 0, "requests each handler runs at once; past it and a short queue the answer is 503 overloaded (0: mongohttp's default; -1: no bound)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -216,7 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveDatabase(ctx, stdout, uri, cfg.dbName)
 	}
 
-	public, err := listen("public", cfg.addr, NewHandler(client, db, logger, cfg.maxTime), defaultLimits, logger)
+	public, err := listen("public", cfg.addr, NewHandler(client, db, logger, limits{maxTime: cfg.maxTime, admission: mongohttp.Admission{MaxActive: cfg.maxActive}}), defaultLimits, logger)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 // chiRouter mounts the service's handlers on chi. The only router-specific
 // part is how a handler reads {id}: chi.URLParam.
 func chiRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
-	rt := newRoutes(client, db, func(r *http.Request) string { return chi.URLParam(r, "id") }, slog.Default(), testMaxTime)
+	rt := newRoutes(client, db, func(r *http.Request) string { return chi.URLParam(r, "id") }, slog.Default(), limits{maxTime: testMaxTime})
 	r := chi.NewRouter()
 	// The handlers answer every method themselves (405 problem+json with
 	// Allow for those they do not serve), so they are mounted for all.
@@ -37,7 +37,7 @@ func chiRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
 // gorillaRouter mounts the same handlers on gorilla/mux, reading {id} with
 // mux.Vars.
 func gorillaRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
-	rt := newRoutes(client, db, func(r *http.Request) string { return mux.Vars(r)["id"] }, slog.Default(), testMaxTime)
+	rt := newRoutes(client, db, func(r *http.Request) string { return mux.Vars(r)["id"] }, slog.Default(), limits{maxTime: testMaxTime})
 	r := mux.NewRouter()
 	r.Handle("/users", rt.Users)
 	r.Handle("/users/{id}", rt.User)

@@ -87,6 +87,12 @@ var postsPolicy = mongohttp.Policy{
 	},
 }
 
+// limits bound the work of each request.
+type limits struct {
+	maxTime   time.Duration       // the time limit of a request's queries
+	admission mongohttp.Admission // how many requests each handler runs at once
+}
+
 // routes are the service's handlers, built once and mountable on any
 // router: only pathID, which reads the {id} segment of the path, depends
 // on the router.
@@ -98,7 +104,8 @@ type routes struct {
 
 // newRoutes builds the handlers on db's users and posts collections.
 // maxTime bounds each request's queries: past it the answer is 504.
-func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, maxTime time.Duration) *routes {
+func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, lim limits) *routes {
+	maxTime := lim.maxTime
 	// Each collection is declared once; its handlers are made from the
 	// declaration.
 	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
@@ -106,7 +113,7 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		// being decoded. The policy's projection keeps password_hash on the
 		// server.
 		Coll: db.Collection("users"), Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
-		Validate: validateUser, Prepare: prepareUser,
+		Admission: lim.admission, Validate: validateUser, Prepare: prepareUser,
 	}))
 	// ?embed=author adds each post's author, read for a whole page with one
 	// query, under the users' policy: password_hash stays hidden.
@@ -116,7 +123,7 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 	}
 	postsDecl := mongohttp.Collection[Post]{
 		Coll: db.Collection("posts"), Policy: withAuthor, ID: pathID, Logger: logger, MaxTime: maxTime,
-		Validate: validatePost(db.Collection("users")), Prepare: preparePost,
+		Admission: lim.admission, Validate: validatePost(db.Collection("users")), Prepare: preparePost,
 	}
 	posts := mongohttp.Must(mongohttp.New(postsDecl))
 	// A user's posts: the same declaration, scoped by the author in the path
@@ -185,8 +192,8 @@ func clip(s string) string {
 // text. The operator endpoints (/debug/*) are not here but on a listener
 // of their own (see newOperatorMux): here they are 404 like any unknown
 // path.
-func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logger, maxTime time.Duration) http.Handler {
-	rt := newRoutes(client, db, func(r *http.Request) string { return r.PathValue("id") }, logger, maxTime)
+func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logger, lim limits) http.Handler {
+	rt := newRoutes(client, db, func(r *http.Request) string { return r.PathValue("id") }, logger, lim)
 	mux := http.NewServeMux()
 	mux.Handle("/users", rt.Users)
 	mux.Handle("/users/{id}", rt.User)

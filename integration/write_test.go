@@ -17,6 +17,7 @@ import (
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // note is the typed document of the write tests: Password is input only,
@@ -601,5 +602,32 @@ func TestBulkInsert(t *testing.T) {
 	}
 	if got := post(strings.NewReader(`{"title":"x"}`), "Idempotency-Key", "k"); got.status != 400 {
 		t.Fatalf("bulk with Idempotency-Key: %d %s", got.status, got.body)
+	}
+}
+
+// TestDuplicateKeyIsConflict: a unique index violated by an insert, a
+// replacement or a patch is a 409, and nothing is written.
+func TestDuplicateKeyIsConflict(t *testing.T) {
+	f := newWriteFixture(t, nil)
+	if _, err := f.coll.Indexes().CreateOne(context.Background(), mongo.IndexModel{
+		Keys: bson.D{{Key: "title", Value: 1}}, Options: options.Index().SetUnique(true),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.insertNote(t, "/notes", `{"title":"taken"}`)
+	id, _ := f.insertNote(t, "/notes", `{"title":"free"}`)
+	for _, tt := range []struct{ method, target, ct, body string }{
+		{"POST", "/notes", "application/json", `{"title":"taken"}`},
+		{"PUT", "/notes/" + id, "application/json", `{"title":"taken"}`},
+		{"PATCH", "/notes/" + id, "application/merge-patch+json", `{"title":"taken"}`},
+	} {
+		got := f.send(t, tt.method, tt.target, tt.ct, tt.body)
+		if got.status != 409 {
+			t.Fatalf("%s %s: %d %s", tt.method, tt.target, got.status, got.body)
+		}
+		checkProblem(t, got, "conflict")
+	}
+	if n, _ := f.coll.CountDocuments(context.Background(), bson.D{{Key: "title", Value: "taken"}}); n != 1 {
+		t.Fatalf("%d documents titled taken", n)
 	}
 }
