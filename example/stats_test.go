@@ -256,6 +256,7 @@ func TestEmbedAuthor(t *testing.T) {
 	}
 	// The next page embeds too.
 	resp, body = fetch(t, "GET", nextLink(t, resp))
+	wantStatus(t, resp, body, 200, "application/json")
 	for _, p := range decode[[]withAuthor](t, body) {
 		check(p)
 	}
@@ -263,6 +264,7 @@ func TestEmbedAuthor(t *testing.T) {
 	wantStatus(t, resp, body, 200, "application/json")
 	check(decode[withAuthor](t, body))
 	resp, body = fetch(t, "GET", "/users/"+someUser.ID.Hex()+"/posts?embed=author&limit=3")
+	wantStatus(t, resp, body, 200, "application/json")
 	for _, p := range decode[[]withAuthor](t, body) {
 		check(p)
 	}
