@@ -134,9 +134,14 @@ func (s *scenario) serve(coll *mongo.Collection, maxTime time.Duration, lookahea
 	s.coll = coll
 	p := mongohttp.Policy{Filter: map[string]mongohttp.Type{"name": mongohttp.String}, Sort: []string{"name"},
 		MaxLimit: 5000, MaxSkip: 10}
+	// No admission bound: these scenarios test what the driver's pool and
+	// the server do with every request let through.
+	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Coll: coll, Policy: p, MaxTime: maxTime, Lookahead: lookahead, Admission: mongohttp.Admission{MaxActive: -1},
+	}))
 	mux := http.NewServeMux()
-	mux.Handle("/docs", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: p, MaxTime: maxTime, Lookahead: lookahead})).Find())
-	mux.Handle("/docs/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: p, MaxTime: maxTime})).FindOne())
+	mux.Handle("/docs", res.Find())
+	mux.Handle("/docs/{id}", res.FindOne())
 	mux.Handle("/healthz", &mongohttp.HealthHandler{Client: s.client})
 	s.srv = httptest.NewServer(mux)
 }
