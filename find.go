@@ -70,6 +70,12 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		link = "<" + nextURL(r, q, token) + `>; rel="next"`
 	}
+	// The related documents of the page, one query per relation (see
+	// embed.go). Pages end at the look-ahead, so this reads a bounded set.
+	embeds, err := h.embedPage(ctx, r, q.Embed, page, n)
+	if err != nil {
+		return err
+	}
 
 	hdr := w.Header()
 	ndjson := prefersNDJSON(r.Header)
@@ -90,7 +96,7 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	return h.write(w, r, q, page, n, ndjson)
+	return h.write(w, r, page, n, embeds, ndjson)
 }
 
 // count answers ?count=; -1 when none was asked for.
@@ -189,7 +195,7 @@ func (h *findHandler[T]) next(r *http.Request, q *Query, page *pageBuffer, n int
 }
 
 // write writes the first n documents of page as the body.
-func (h *findHandler[T]) write(w http.ResponseWriter, r *http.Request, q *Query, page *pageBuffer, n int, ndjson bool) error {
+func (h *findHandler[T]) write(w http.ResponseWriter, r *http.Request, page *pageBuffer, n int, embeds *embedding, ndjson bool) error {
 	var dw *DocumentWriter
 	if ndjson {
 		dw = h.enc.NewNDJSONWriter(w)
@@ -199,6 +205,9 @@ func (h *findHandler[T]) write(w http.ResponseWriter, r *http.Request, q *Query,
 	var v T
 	for i := range n {
 		doc, err := h.document(r, page.doc(i), &v)
+		if err == nil && embeds != nil {
+			doc = embeds.apply(doc, page.doc(i))
+		}
 		if err == nil {
 			err = dw.WriteDocument(doc)
 		}

@@ -33,7 +33,7 @@ func (h *findOneHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
-	projection, err := h.parser.ParseProjection(r.URL.RawQuery)
+	projection, embed, err := h.parser.parseOne(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,12 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	body, etag, err := h.render(r, raw)
+	// Also for HEAD: the ETag covers the related documents.
+	embeds, err := h.embedDocs(ctx, r, embed, []bson.Raw{raw})
+	if err != nil {
+		return err
+	}
+	body, etag, err := h.renderEmbedded(r, raw, embeds)
 	if err != nil {
 		return err
 	}

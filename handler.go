@@ -131,10 +131,18 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 // Collection.VersionField) the ETag starts with it, so that writes can check
 // If-Match against the stored version in the same server operation.
 func (b *handlerBase[T]) render(r *http.Request, raw bson.Raw) (body []byte, etag string, err error) {
+	return b.renderEmbedded(r, raw, nil)
+}
+
+// renderEmbedded is render with the related documents of embeds added.
+func (b *handlerBase[T]) renderEmbedded(r *http.Request, raw bson.Raw, embeds *embedding) (body []byte, etag string, err error) {
 	var v T
 	doc, err := b.document(r, raw, &v)
 	if err != nil {
 		return nil, "", err
+	}
+	if embeds != nil {
+		doc = embeds.apply(doc, raw)
 	}
 	body, err = b.enc.AppendDocument(make([]byte, 0, len(doc)+len(doc)/2+16), doc)
 	if err != nil {

@@ -223,6 +223,11 @@ type Policy struct {
 	// nothing is writable.
 	Write map[string]Type
 
+	// Relations names the related documents clients may embed with
+	// ?embed=name (see Relation). The parameter is accepted only where
+	// relations are declared. Default is none.
+	Relations map[string]Relation
+
 	// CursorKey is the HMAC-SHA256 key that signs after tokens; it must be at
 	// least 16 bytes. Default is a random key made once per process, so
 	// tokens stop working across restarts and are not accepted by other
@@ -240,7 +245,7 @@ func DefaultOperators() []string {
 // reservedParameters are the query parameter names with a meaning of their
 // own. A filterable field with one of these names keeps working through the
 // bracket form (count[eq]=3) and filter=; only the plain form is taken.
-var reservedParameters = []string{"filter", "sort", "fields", "limit", "skip", "after", "count"}
+var reservedParameters = []string{"filter", "sort", "fields", "limit", "skip", "after", "count", "embed"}
 
 // QueryParser is a compiled Policy. Build it once with NewQueryParser; it is
 // safe for concurrent use.
@@ -264,7 +269,8 @@ type QueryParser struct {
 	maxDepth, maxFilterBytes, maxIn, maxQuery int
 	key                                       []byte
 	write                                     writeSchema
-	counts                                    map[CountMode]bool // the modes Policy.Count allows
+	counts                                    map[CountMode]bool   // the modes Policy.Count allows
+	relations                                 map[string]*relation // nil when ?embed= is refused
 
 	// scope names what the parser serves ("database.collection" for a
 	// handler's); after tokens are bound to it.
@@ -396,10 +402,13 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 		return nil, fmt.Errorf("mongohttp: Policy.DefaultSort: %s", AsError(err).Detail)
 	}
 
+	if qp.relations, err = qp.compileRelations(p.Relations, "", 1); err != nil {
+		return nil, err
+	}
 	// Filterable fields first: they are what a typo most likely meant.
 	accepted := slices.DeleteFunc(slices.Clone(qp.filterNames), isReserved)
 	for _, r := range reservedParameters {
-		if r != "fields" || qp.project != nil {
+		if (r != "fields" || qp.project != nil) && (r != "embed" || qp.relations != nil) {
 			accepted = append(accepted, r)
 		}
 	}
@@ -407,6 +416,9 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	var one []string
 	if qp.project != nil {
 		one = append(one, "fields")
+	}
+	if qp.relations != nil {
+		one = append(one, "embed")
 	}
 	qp.acceptedOne = nameList(append(one, p.ExtraParameters...))
 	if qp.acceptedOne == "" {

@@ -52,6 +52,9 @@ type Query struct {
 	// CountEstimated becomes CountExact when the client filters (see
 	// Policy.Count).
 	Count CountMode
+	// Embed lists the relations asked for with ?embed=, by name ("author",
+	// or "author.team" for a nested one), in the order given.
+	Embed []string
 
 	// anchor is the sort key the after token holds; nil without a token
 	// or for a token that only continues by position.
@@ -90,6 +93,7 @@ type parseState struct {
 	limit, skip                   int64
 	count                         CountMode
 	params                        []queryParam
+	embed                         []string
 }
 
 // fieldCond gathers the query-string conditions on one field, in order.
@@ -113,27 +117,15 @@ func (qp *QueryParser) Parse(rawQuery string) (*Query, error) {
 }
 
 // ParseProjection parses the query string of a single-document request,
-// which takes only ?fields= and the extra parameters. Encoding, size,
-// duplicates and unknown names follow the rules of Parse, and the
-// projection is Parse's, without the sort fields that only a page needs.
+// which takes only ?fields=, ?embed= where the policy declares relations,
+// and the extra parameters. Encoding, size, duplicates and unknown names
+// follow the rules of Parse, and the projection is Parse's, without the
+// sort fields that only a page needs. The relations named by embed= are
+// checked, and their Local fields added to the projection; FindOne embeds
+// them.
 func (qp *QueryParser) ParseProjection(rawQuery string) (bson.D, error) {
-	fields, has := "", false
-	err := qp.scan(rawQuery, func(key, val string) error {
-		if key != "fields" && !qp.extras[key] {
-			return ErrUnknownParameter.Detailf("unknown parameter %s; accepted: %s", clip(key), qp.acceptedOne)
-		}
-		if err := checkText(key, val); err != nil {
-			return err
-		}
-		if key == "fields" {
-			fields, has = val, true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return qp.projection(fields, has, nil)
+	projection, _, err := qp.parseOne(rawQuery)
+	return projection, err
 }
 
 // scan splits a raw query string into decoded parameters and hands each to
@@ -281,6 +273,8 @@ func (p *parseState) param(key, val string) error {
 		p.hasSkip = true
 	case "count":
 		p.count, err = p.qp.parseCountMode(val)
+	case "embed":
+		p.embed, err = p.qp.parseEmbed(val, p.qp.accepted)
 	default:
 		if p.qp.extras[key] {
 			return nil
@@ -545,6 +539,7 @@ func (p *parseState) finish() (*Query, error) {
 	if q.Projection, err = qp.projection(p.fields, p.hasFields, q.Sort); err != nil {
 		return nil, err
 	}
+	q.Embed, q.Projection = p.embed, qp.withLocals(q.Projection, p.embed)
 	return q, nil
 }
 

@@ -25,7 +25,9 @@ func chiRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
 	r.Handle("/users", rt.Users)
 	r.Handle("/users/{id}", rt.User)
 	r.Handle("/users/{id}/posts", rt.UserPosts)
+	r.Handle("/users/{id}/stats", rt.UserStats)
 	r.Handle("/posts", rt.Posts)
+	r.Handle("/posts/stats", rt.PostStats)
 	r.Handle("/posts/{id}", rt.Post)
 	r.Handle("/healthz", rt.Health)
 	r.NotFound(notFound)
@@ -40,7 +42,9 @@ func gorillaRouter(client *mongohttp.Client, db *mongo.Database) http.Handler {
 	r.Handle("/users", rt.Users)
 	r.Handle("/users/{id}", rt.User)
 	r.Handle("/users/{id}/posts", rt.UserPosts)
+	r.Handle("/users/{id}/stats", rt.UserStats)
 	r.Handle("/posts", rt.Posts)
+	r.Handle("/posts/stats", rt.PostStats) // before /posts/{id}: gorilla/mux takes the first match
 	r.Handle("/posts/{id}", rt.Post)
 	r.Handle("/healthz", rt.Health)
 	r.NotFoundHandler = http.HandlerFunc(notFound)
@@ -75,6 +79,10 @@ func TestRouters(t *testing.T) {
 		{"GET", "/users/" + user + "/posts?author_id=" + otherUser.ID.Hex()},
 		{"GET", "/posts?limit=5"},
 		{"GET", "/posts/" + post},
+		{"GET", "/posts?limit=5&embed=author"},
+		{"GET", "/posts/" + post + "?embed=author"},
+		{"GET", "/users/" + user + "/stats"},
+		{"GET", "/posts/stats?published[gte]=2024-01-01&published[lt]=2024-04-01"},
 		{"GET", "/healthz"},
 		// Errors.
 		{"GET", "/users?name[$ne]=x"},
@@ -83,6 +91,8 @@ func TestRouters(t *testing.T) {
 		{"GET", "/users/" + unknownID},
 		{"GET", "/users/xyz/posts"},
 		{"GET", "/users/" + unknownID + "/posts"},
+		{"GET", "/users/xyz/stats"},
+		{"GET", "/users/" + unknownID + "/stats"},
 		{"GET", "/posts/" + unknownID},
 		{"GET", "/posts?limit=1000"},
 		// Writes that change nothing: the shared data stays as seeded.

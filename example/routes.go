@@ -25,6 +25,9 @@ type Post struct {
 	Body      string        `bson:"body"`
 	Published time.Time     `bson:"published"`
 	Likes     int32         `bson:"likes"`
+	// Month is published's month, "2024-04", kept by preparePost and
+	// hidden by the policy: the stats group by it (see stats.go).
+	Month string `bson:"month"`
 }
 
 // usersPolicy is what clients may ask of the users collection. Everything
@@ -70,6 +73,7 @@ var postsPolicy = mongohttp.Policy{
 	},
 	Sort:         []string{"published", "likes"},
 	DefaultSort:  "-published",
+	Hidden:       []string{"month"},
 	DefaultLimit: 20,
 	MaxLimit:     100,
 	// author_id must name an existing user (checked by validatePost);
@@ -94,6 +98,7 @@ type limits struct {
 // on the router.
 type routes struct {
 	Users, User, UserPosts, Posts, Post http.Handler
+	UserStats, PostStats                http.Handler
 	Health                              http.Handler
 }
 
@@ -110,8 +115,14 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		Coll: db.Collection("users"), Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Validate: validateUser, Prepare: prepareUser,
 	}))
+	// ?embed=author adds each post's author, read for a whole page with one
+	// query, under the users' policy: password_hash stays hidden.
+	withAuthor := postsPolicy
+	withAuthor.Relations = map[string]mongohttp.Relation{
+		"author": {Local: "author_id", Coll: db.Collection("users"), Policy: usersPolicy},
+	}
 	postsDecl := mongohttp.Collection[Post]{
-		Coll: db.Collection("posts"), Policy: postsPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+		Coll: db.Collection("posts"), Policy: withAuthor, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Validate: validatePost(db.Collection("users")), Prepare: preparePost,
 	}
 	posts := mongohttp.Must(mongohttp.New(postsDecl))
@@ -129,7 +140,11 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		Post: mongohttp.Methods{
 			"GET": posts.FindOne(), "PUT": posts.Replace(), "PATCH": posts.Patch(), "DELETE": posts.Delete(),
 		},
-		Health: &mongohttp.HealthHandler{Client: client, Logger: logger},
+		// The same statistics for one user's posts (404 for an unknown
+		// user, through the base filter) and for everyone's.
+		UserStats: mustHandler(userPosts.Aggregate(postStats)),
+		PostStats: mustHandler(posts.Aggregate(postStats)),
+		Health:    &mongohttp.HealthHandler{Client: client, Logger: logger},
 	}
 }
 
@@ -185,6 +200,8 @@ func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logge
 	mux.Handle("/users/{id}/posts", rt.UserPosts)
 	mux.Handle("/posts", rt.Posts)
 	mux.Handle("/posts/{id}", rt.Post)
+	mux.Handle("/users/{id}/stats", rt.UserStats)
+	mux.Handle("/posts/stats", rt.PostStats)
 	mux.Handle("/healthz", rt.Health)
 	mux.Handle("/", http.HandlerFunc(notFound))
 	return mux

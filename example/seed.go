@@ -115,6 +115,7 @@ func sampleData() ([]seedUser, []Post) {
 			Body:      body,
 			Published: published,
 			Likes:     int32(f * f * f * 2000),
+			Month:     monthOf(published),
 		}
 	}
 	return users, posts

@@ -43,13 +43,19 @@ func validatePost(users *mongo.Collection) func(*http.Request, *Post) error {
 	}
 }
 
-// preparePost dates a new post that has no publication date.
+// preparePost dates a new post that has no publication date, and keeps
+// month in step with published on every write, since the stats group by
+// it (the database has no date operators).
 func preparePost(r *http.Request, op mongohttp.WriteOp, p *Post) error {
 	if op == mongohttp.OpInsert && p.Published.IsZero() {
 		p.Published = time.Now().UTC().Truncate(time.Millisecond)
 	}
+	p.Month = monthOf(p.Published)
 	return nil
 }
+
+// monthOf is the month a post is counted in: "2024-04", in UTC.
+func monthOf(t time.Time) string { return t.UTC().Format("2006-01") }
 
 // validateUser checks a new user: a name, an email and a password of at
 // least 8 characters. /users serves bson.Raw, so the hooks read fields
