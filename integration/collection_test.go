@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -228,6 +229,9 @@ func TestAdmissionRefusesWhenFull(t *testing.T) {
 	if s := <-held; s != 200 {
 		t.Fatalf("held request ended %d", s)
 	}
+	// The answer can reach the client a moment before its handler returns
+	// and gives the place back.
+	eventually(t, 10*time.Second, "the place given back", func() bool { return c.AdmissionStats().Active == 0 })
 	if got := get("/people"); got.status != 200 {
 		t.Fatalf("after release: %d %s", got.status, got.body)
 	}
