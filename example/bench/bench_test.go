@@ -32,8 +32,8 @@ func TestMain(m *testing.M) {
 // the report.
 func TestSmoke(t *testing.T) {
 	cfg, err := parseFlags([]string{
-		"-docs", "300", "-limits", "10", "-exports", "100,300",
-		"-rounds", "1", "-export-rounds", "1", "-duration", "200ms", "-warmup", "0", "-conns", "4",
+		"-docs", "300", "-limits", "10", "-exports", "100,300", "-bulk", "1200",
+		"-rounds", "1", "-export-rounds", "1", "-bulk-rounds", "1", "-duration", "200ms", "-warmup", "0", "-conns", "4",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +53,12 @@ func TestSmoke(t *testing.T) {
 		"| FindOne by _id | mongohttp `FindOne[bson.Raw]` |",
 		"| 300 | mongohttp `Find[bson.Raw]` |",
 		"| Export of 300 documents: peak heap through mongohttp < 16 MiB |",
+		"| Insert one document | mongohttp `Insert[bson.Raw]` |",
+		"| Patch one field | mongohttp `Patch[bson.Raw]` |",
+		"|  | hand-written (`FindOneAndUpdate`) |",
+		"| 1,200 | mongohttp `Insert[bson.Raw]` |",
+		"| Bulk insert of 1,200 documents: peak heap through mongohttp < 16 MiB |",
+		"| Patch one field: CPU/req of `Patch[bson.Raw]` ≤ 1.0× hand-written (`UpdateOne` + `FindOne`) |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())
@@ -79,6 +85,85 @@ func TestUserDoc(t *testing.T) {
 	}
 	if ids := sampleIDs(10, 1000); len(ids) != 10 || ids[0] == ids[1] {
 		t.Errorf("sampleIDs = %v", ids)
+	}
+}
+
+func TestUserJSON(t *testing.T) {
+	var got map[string]any
+	if err := json.Unmarshal(userJSON(7), &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got["_id"]; ok {
+		t.Errorf("the body carries an _id: %v", got)
+	}
+	if _, ok := got["password_hash"]; ok {
+		t.Errorf("the body carries the hidden field: %v", got)
+	}
+	var u User
+	raw, _ := bson.Marshal(userDoc(7))
+	if err := bson.Unmarshal(raw, &u); err != nil {
+		t.Fatal(err)
+	}
+	if got["name"] != u.Name || got["age"] != float64(u.Age) || got["created"] != u.Created.Format(time.RFC3339Nano) {
+		t.Errorf("userJSON(7) = %v, not user %+v", got, u)
+	}
+	for _, k := range []string{"email", "tags", "profile"} {
+		if got[k] == nil {
+			t.Errorf("userJSON(7) lacks %s: %v", k, got)
+		}
+	}
+}
+
+func TestNDJSONReader(t *testing.T) {
+	lines := [][]byte{[]byte("{\"a\":1}\n"), []byte("{\"b\":22}\n")}
+	for _, bufSize := range []int{1, 3, 7, 4096} {
+		var out bytes.Buffer
+		r := newNDJSONReader(lines, 5)
+		buf := make([]byte, bufSize)
+		for {
+			n, err := r.Read(buf)
+			out.Write(buf[:n])
+			if err == io.EOF {
+				break
+			}
+			if err != nil || n == 0 {
+				t.Fatalf("Read: %d, %v", n, err)
+			}
+		}
+		want := "{\"a\":1}\n{\"b\":22}\n{\"a\":1}\n{\"b\":22}\n{\"a\":1}\n"
+		if out.String() != want {
+			t.Errorf("buffer of %d: %q, want %q", bufSize, out.String(), want)
+		}
+	}
+}
+
+func TestHandUserPatchSet(t *testing.T) {
+	var p handUserPatch
+	if err := json.Unmarshal([]byte(`{"age":30,"profile":{"city":"Lisbon"},"tags":[]}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := bson.MarshalExtJSON(p.set(), false, false)
+	if want := `{"age":30,"tags":[],"profile.city":"Lisbon"}`; string(got) != want {
+		t.Errorf("$set = %s, want %s", got, want)
+	}
+}
+
+func TestParseCases(t *testing.T) {
+	cfg, err := parseFlags([]string{"-cases", "insert, bulk", "-bulk", "5"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.cases) != 2 || !cfg.cases["insert"] || !cfg.cases["bulk"] || cfg.bulk != 5 {
+		t.Errorf("cases %v, bulk %d", cfg.cases, cfg.bulk)
+	}
+	cfg, err = parseFlags([]string{"-quick"}, io.Discard)
+	if err != nil || cfg.bulk != 10000 || cfg.bulkRounds != 1 || len(cfg.cases) != len(allCases) {
+		t.Errorf("-quick: bulk %d, rounds %d, cases %v, %v", cfg.bulk, cfg.bulkRounds, cfg.cases, err)
+	}
+	for _, args := range [][]string{{"-cases", "upsert"}, {"-bulk", "0"}, {"-bulk-rounds", "0"}} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%v: no error", args)
+		}
 	}
 }
 

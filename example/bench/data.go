@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -159,9 +160,19 @@ func seedAll(ctx context.Context, db *mongo.Database, cfg config, log io.Writer)
 		sizes = append(sizes, l+1)
 	}
 	sizes = append(sizes, cfg.exportSizes...)
-	seeded := map[string]bool{}
+	var names []string
 	for _, n := range sizes {
-		name := sizedColl(n, cfg.docs)
+		names = append(names, sizedColl(n, cfg.docs))
+	}
+	if cfg.cases["patch"] {
+		for _, v := range patchVariants {
+			names = append(names, writeColl(writePatch, v))
+			sizes = append(sizes, min(patchDocs, cfg.docs))
+		}
+	}
+	seeded := map[string]bool{}
+	for i, n := range sizes {
+		name := names[i]
 		if seeded[name] {
 			continue
 		}
@@ -171,4 +182,56 @@ func seedAll(ctx context.Context, db *mongo.Database, cfg config, log io.Writer)
 		seeded[name] = true
 	}
 	return nil
+}
+
+// userJSON returns the i-th user as a client would POST it: every field
+// but _id and the hidden password_hash, as JSON.
+func userJSON(i int) []byte {
+	raw, err := bson.Marshal(userDoc(i))
+	if err != nil {
+		panic(err) // userDoc's values always marshal
+	}
+	var u handUser
+	if err := bson.Unmarshal(raw, &u); err != nil {
+		panic(err)
+	}
+	u.ID = bson.ObjectID{} // omitted
+	out, err := json.Marshal(u)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// ndjsonReader streams n lines of NDJSON, cycling through lines, without
+// holding the whole body.
+type ndjsonReader struct {
+	lines [][]byte // each ending in '\n'
+	n     int      // lines still to send
+	i     int      // the next line
+	rest  []byte   // what is left of the line being sent
+}
+
+func newNDJSONReader(lines [][]byte, n int) *ndjsonReader {
+	return &ndjsonReader{lines: lines, n: n}
+}
+
+func (r *ndjsonReader) Read(p []byte) (int, error) {
+	total := 0
+	for len(p) > 0 {
+		if len(r.rest) == 0 {
+			if r.n == 0 {
+				break
+			}
+			r.rest = r.lines[r.i%len(r.lines)]
+			r.i++
+			r.n--
+		}
+		k := copy(p, r.rest)
+		r.rest, p, total = r.rest[k:], p[k:], total+k
+	}
+	if total == 0 {
+		return 0, io.EOF
+	}
+	return total, nil
 }

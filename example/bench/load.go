@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,10 +36,24 @@ type loadResult struct {
 	bytes    int64           // body bytes of the successful requests
 }
 
-// runLoad sends GET requests from conns concurrent clients, each one after
-// the other on its keep-alive connection, until d has passed; requests in
-// flight then finish and are counted. url(i) gives the i-th request's URL.
-func runLoad(ctx context.Context, hc *http.Client, conns int, d time.Duration, url func(i uint64) string, accept string) loadResult {
+// request is one request of a load: a GET of url unless method is set.
+type request struct {
+	method      string // "" is GET
+	url         string
+	body        []byte // sent as is; nil for none
+	contentType string
+	want        int // the status that counts as success; 0 is 200
+}
+
+// get is the request for a GET of url.
+func get(url string) func(uint64) request {
+	return func(uint64) request { return request{url: url} }
+}
+
+// runLoad sends requests from conns concurrent clients, each one after the
+// other on its keep-alive connection, until d has passed; requests in
+// flight then finish and are counted. next(i) gives the i-th request.
+func runLoad(ctx context.Context, hc *http.Client, conns int, d time.Duration, next func(i uint64) request, accept string) loadResult {
 	start := time.Now()
 	deadline := start.Add(d)
 	var seq atomic.Uint64
@@ -49,7 +64,7 @@ func runLoad(ctx context.Context, hc *http.Client, conns int, d time.Duration, u
 			r := &results[w]
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
-				n, err := fetch(ctx, hc, url(seq.Add(1)-1), accept, io.Discard)
+				n, err := send(ctx, hc, next(seq.Add(1)-1), accept, io.Discard)
 				if err != nil {
 					r.errs++
 					if r.firstErr == nil {
@@ -81,21 +96,41 @@ func runLoad(ctx context.Context, hc *http.Client, conns int, d time.Duration, u
 
 // fetch GETs url and copies the body to dst; any status but 200 is an error.
 func fetch(ctx context.Context, hc *http.Client, url, accept string, dst io.Writer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return send(ctx, hc, request{url: url}, accept, dst)
+}
+
+// send makes the request and copies the answer's body to dst; any status
+// but the one it wants is an error.
+func send(ctx context.Context, hc *http.Client, rq request, accept string, dst io.Writer) (int64, error) {
+	method, want := rq.method, rq.want
+	if method == "" {
+		method = http.MethodGet
+	}
+	if want == 0 {
+		want = http.StatusOK
+	}
+	var body io.Reader
+	if rq.body != nil {
+		body = bytes.NewReader(rq.body) // sets Content-Length
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rq.url, body)
 	if err != nil {
 		return 0, err
 	}
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
+	if rq.contentType != "" {
+		req.Header.Set("Content-Type", rq.contentType)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return 0, fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	if resp.StatusCode != want {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return 0, fmt.Errorf("%s %s: %s: %s", method, rq.url, resp.Status, msg)
 	}
 	return io.Copy(dst, resp.Body)
 }

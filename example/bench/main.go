@@ -8,6 +8,9 @@
 // quick start: Find, cursor.All into []bson.M and json.NewEncoder(w).Encode
 // for lists; FindOne(...).Decode(&bson.M) and the same encoding for one
 // document, its id read with bson.ObjectIDFromHex(r.PathValue("id")).
+// For writes it decodes the body with encoding/json into a struct and
+// calls InsertOne, UpdateOne with $set then FindOne (or FindOneAndUpdate),
+// or InsertMany in batches for NDJSON; see writes.go.
 //
 // Three processes take part, so that the handler side's figures are its
 // own:
@@ -16,8 +19,8 @@
 //     (-db-only), an embedded FerretDB; or the server MONGODB_URI names;
 //   - the handlers: this program again, in its serve role, which runs every
 //     handler under test on a loopback HTTP server and reports its own CPU
-//     time (getrusage), allocations (runtime/metrics) and, during exports,
-//     its peak heap;
+//     time (getrusage), allocations (runtime/metrics) and, during exports
+//     and bulk inserts, its peak heap;
 //   - this process: it seeds the data, drives the load with concurrent
 //     keep-alive HTTP clients, alternates the handlers round by round and
 //     prints the medians as Markdown tables.
@@ -34,7 +37,10 @@
 //	-limits L,...   page sizes (default 10,100,1000)
 //	-exports N,...  export sizes (default 10000,100000)
 //	-export-rounds N  rounds per export size (default 3)
-//	-cases LIST     which cases to run: find,findone,export (default all)
+//	-bulk N         documents in one bulk (NDJSON) insert (default 100000)
+//	-bulk-rounds N  rounds of the bulk insert (default 3)
+//	-cases LIST     which cases to run: find,findone,export,insert,patch,bulk
+//	                (default all)
 //	-profile DIR    after each case, profile each handler for one more
 //	                round and write CPU and allocation profiles to DIR
 //	MONGODB_URI     use this server instead of the example's FerretDB
@@ -48,6 +54,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,6 +84,9 @@ func main() {
 	}
 }
 
+// allCases are the cases, in the order they run.
+var allCases = []string{"find", "findone", "export", "insert", "patch", "bulk"}
+
 // config is the command line, parsed.
 type config struct {
 	quick        bool
@@ -89,6 +99,8 @@ type config struct {
 	limits       []int
 	exportSizes  []int
 	exportRounds int
+	bulk         int
+	bulkRounds   int
 	cases        map[string]bool
 	profileDir   string
 	uri          string   // MONGODB_URI; "" starts the example's database
@@ -109,7 +121,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	limits := fs.String("limits", "10,100,1000", "page sizes, comma-separated")
 	exports := fs.String("exports", "10000,100000", "export sizes, comma-separated")
 	fs.IntVar(&c.exportRounds, "export-rounds", 3, "rounds per export size")
-	cases := fs.String("cases", "find,findone,export", "cases to run, comma-separated: find, findone, export")
+	fs.IntVar(&c.bulk, "bulk", 100000, "documents in one bulk (NDJSON) insert")
+	fs.IntVar(&c.bulkRounds, "bulk-rounds", 3, "rounds of the bulk insert")
+	cases := fs.String("cases", strings.Join(allCases, ","), "cases to run, comma-separated: "+strings.Join(allCases, ", "))
 	fs.StringVar(&c.profileDir, "profile", "", "write CPU and allocation profiles of each handler to this directory")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -124,7 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		// Only the flags not given explicitly take the smoke-run values.
 		quick := map[string]string{
 			"rounds": "2", "duration": "1s", "warmup": "300ms", "docs": "10000",
-			"exports": "1000,10000", "export-rounds": "1",
+			"exports": "1000,10000", "export-rounds": "1", "bulk": "10000", "bulk-rounds": "1",
 		}
 		for name, v := range quick {
 			if !set[name] {
@@ -145,10 +159,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.cases = map[string]bool{}
 	for name := range strings.SplitSeq(*cases, ",") {
-		switch name = strings.TrimSpace(name); name {
-		case "find", "findone", "export":
+		switch name = strings.TrimSpace(name); {
+		case name == "":
+		case slices.Contains(allCases, name):
 			c.cases[name] = true
-		case "":
 		default:
 			fmt.Fprintf(stderr, "-cases: unknown case %q\n", name)
 			return c, errors.New("usage")
@@ -166,8 +180,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, errors.New("usage")
 		}
 	}
-	if c.rounds < 1 || c.exportRounds < 1 || c.conns < 1 || c.duration <= 0 {
-		fmt.Fprintln(stderr, "-rounds, -export-rounds, -conns and -duration must be positive")
+	if c.rounds < 1 || c.exportRounds < 1 || c.bulk < 1 || c.bulkRounds < 1 || c.conns < 1 || c.duration <= 0 {
+		fmt.Fprintln(stderr, "-rounds, -export-rounds, -bulk, -bulk-rounds, -conns and -duration must be positive")
 		return c, errors.New("usage")
 	}
 	c.uri = os.Getenv("MONGODB_URI")

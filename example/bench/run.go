@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,10 +41,10 @@ func run(ctx context.Context, cfg config, stdout, log io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = mc.Disconnect(context.Background()) }()
 	seedCtx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	err = seedAll(seedCtx, mc.Database(dbName), cfg, log)
 	cancel()
-	_ = mc.Disconnect(context.Background())
 	if err != nil {
 		return err
 	}
@@ -54,9 +55,12 @@ func run(ctx context.Context, cfg config, stdout, log io.Writer) error {
 	}
 	defer srv.stop()
 
-	b := &bench{cfg: cfg, log: log, hc: newHTTPClient(cfg.conns)}
+	b := &bench{cfg: cfg, log: log, hc: newHTTPClient(cfg.conns), db: mc.Database(dbName)}
 	b.sc = serveClient{hc: b.hc, base: "http://" + srv.addr}
 	b.ids = sampleIDs(findOneDocs, min(findOneDocs, cfg.docs))
+	for i := range 1000 {
+		b.bodies = append(b.bodies, userJSON(i))
+	}
 	if err := b.checkSame(ctx); err != nil {
 		return err
 	}
@@ -65,10 +69,9 @@ func run(ctx context.Context, cfg config, stdout, log io.Writer) error {
 	if cfg.cases["find"] {
 		for _, limit := range cfg.limits {
 			c := benchCase{
-				name: fmt.Sprintf("Find, limit %d", limit), key: fmt.Sprintf("find%d", limit), limit: limit,
-				url: func(v string) func(uint64) string {
-					u := fmt.Sprintf("%s/%s/page/%s?limit=%d", b.sc.base, v, sizedColl(limit+1, cfg.docs), limit)
-					return func(uint64) string { return u }
+				name: fmt.Sprintf("Find, limit %d", limit), key: fmt.Sprintf("find%d", limit), op: "Find", limit: limit,
+				req: func(v string) func(uint64) request {
+					return get(fmt.Sprintf("%s/%s/page/%s?limit=%d", b.sc.base, v, sizedColl(limit+1, cfg.docs), limit))
 				},
 			}
 			res, err := b.runCase(ctx, c)
@@ -80,10 +83,10 @@ func run(ctx context.Context, cfg config, stdout, log io.Writer) error {
 	}
 	if cfg.cases["findone"] {
 		c := benchCase{
-			name: "FindOne by _id", key: "findone",
-			url: func(v string) func(uint64) string {
+			name: "FindOne by _id", key: "findone", op: "FindOne",
+			req: func(v string) func(uint64) request {
 				prefix := fmt.Sprintf("%s/%s/users/", b.sc.base, v)
-				return func(i uint64) string { return prefix + b.ids[i%uint64(len(b.ids))] }
+				return func(i uint64) request { return request{url: prefix + b.ids[i%uint64(len(b.ids))]} }
 			},
 		}
 		res, err := b.runCase(ctx, c)
@@ -100,6 +103,35 @@ func run(ctx context.Context, cfg config, stdout, log io.Writer) error {
 			}
 			rep.exports = append(rep.exports, res)
 		}
+	}
+	for _, c := range b.writeCases() {
+		if !cfg.cases[c.key] {
+			continue
+		}
+		// Inserts start from empty collections, also in a reused -data,
+		// and leave none behind.
+		if c.key == writeInsert {
+			if err := b.dropWrites(ctx, c.key, c.vars()); err != nil {
+				return err
+			}
+		}
+		res, err := b.runCase(ctx, c)
+		if err != nil {
+			return err
+		}
+		rep.cases = append(rep.cases, res)
+		if c.key == writeInsert {
+			if err := b.dropWrites(ctx, c.key, c.vars()); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.cases["bulk"] {
+		res, err := b.runBulk(ctx, cfg.bulk)
+		if err != nil {
+			return err
+		}
+		rep.bulk = &res
 	}
 	rep.elapsed = time.Since(started)
 	rep.write(stdout)
@@ -209,22 +241,37 @@ func slicesMax(xs []int) int {
 
 // bench runs the cases against the serve process.
 type bench struct {
-	cfg config
-	log io.Writer
-	hc  *http.Client
-	sc  serveClient
-	ids []string // ids of existing users, for FindOne
+	cfg    config
+	log    io.Writer
+	hc     *http.Client
+	sc     serveClient
+	db     *mongo.Database // the orchestrator's own connection, to drop what writes wrote
+	ids    []string        // ids of existing users, for FindOne and Patch
+	bodies [][]byte        // users as JSON, for inserts
 }
 
 var variants = []string{variantRaw, variantStruct, variantHand}
 
 // benchCase is one load: the same request shape sent to each variant.
 type benchCase struct {
-	name  string
-	key   string // for profile file names
-	limit int    // page size; 0 for FindOne
-	url   func(variant string) func(i uint64) string
+	name     string
+	key      string // for profile file names
+	op       string // the mongohttp handler: Find, FindOne, Insert, Patch
+	limit    int    // page size; 0 for the others
+	variants []string
+	req      func(variant string) func(i uint64) request
 }
+
+// vars are the variants the case compares.
+func (c benchCase) vars() []string {
+	if c.variants == nil {
+		return variants
+	}
+	return c.variants
+}
+
+// write reports whether the case writes.
+func (c benchCase) write() bool { return c.op == "Insert" || c.op == "Patch" }
 
 // roundResult is one variant's figures in one round, per request.
 type roundResult struct {
@@ -254,21 +301,21 @@ func rotate(xs []string, k int) []string {
 func (b *bench) runCase(ctx context.Context, c benchCase) (caseResult, error) {
 	res := caseResult{benchCase: c, rounds: map[string][]roundResult{}}
 	if b.cfg.warmup > 0 {
-		for _, v := range variants {
-			lr := runLoad(ctx, b.hc, b.cfg.conns, b.cfg.warmup, c.url(v), "")
+		for _, v := range c.vars() {
+			lr := runLoad(ctx, b.hc, b.cfg.conns, b.cfg.warmup, c.req(v), "")
 			if lr.errs > 0 {
 				return res, fmt.Errorf("%s, %s: %d errors while warming up; first: %v", c.name, v, lr.errs, lr.firstErr)
 			}
 		}
 	}
 	for r := range b.cfg.rounds {
-		for _, v := range rotate(variants, r) {
+		for _, v := range rotate(c.vars(), r) {
 			rr, err := b.measure(ctx, c, v)
 			if err != nil {
 				return res, err
 			}
 			res.rounds[v] = append(res.rounds[v], rr)
-			fmt.Fprintf(b.log, "%s, round %d/%d, %-16s %8.1f req/s  p50 %-9s CPU/req %-9s (sys %-9s) allocs/req %.0f\n",
+			fmt.Fprintf(b.log, "%s, round %d/%d, %-21s %8.1f req/s  p50 %-9s CPU/req %-9s (sys %-9s) allocs/req %.0f\n",
 				c.name, r+1, b.cfg.rounds, v, rr.RPS, fmtDur(rr.P50), fmtDur(rr.CPU), fmtDur(rr.SysCPU), rr.Allocs)
 		}
 	}
@@ -287,7 +334,7 @@ func (b *bench) measure(ctx context.Context, c benchCase, v string) (roundResult
 	if err != nil {
 		return roundResult{}, err
 	}
-	lr := runLoad(ctx, b.hc, b.cfg.conns, b.cfg.duration, c.url(v), "")
+	lr := runLoad(ctx, b.hc, b.cfg.conns, b.cfg.duration, c.req(v), "")
 	after, err := b.sc.stats(ctx)
 	if err != nil {
 		return roundResult{}, err
@@ -319,35 +366,49 @@ func (b *bench) measure(ctx context.Context, c benchCase, v string) (roundResult
 // profile loads each variant for one more round while the serve process
 // records a CPU profile and an allocation profile of it.
 func (b *bench) profile(ctx context.Context, c benchCase) error {
+	secs := max(1, int(math.Ceil(b.cfg.duration.Seconds())))
+	for _, v := range c.vars() {
+		err := b.profiled(ctx, c.key+"-"+v, secs, func() error {
+			runLoad(ctx, b.hc, b.cfg.conns, time.Duration(secs)*time.Second, c.req(v), "")
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("profiling %s, %s: %w", c.name, v, err)
+		}
+	}
+	return nil
+}
+
+// profiled runs load while the serve process records a CPU profile and an
+// allocation profile of secs seconds, written to the profile directory as
+// name.cpu.pprof and name.allocs.pprof.
+func (b *bench) profiled(ctx context.Context, name string, secs int, load func() error) error {
 	if err := os.MkdirAll(b.cfg.profileDir, 0o755); err != nil {
 		return err
 	}
-	secs := max(1, int(math.Ceil(b.cfg.duration.Seconds())))
-	for _, v := range variants {
-		errc := make(chan error, 2)
-		for _, kind := range []string{"profile", "allocs"} {
-			name := filepath.Join(b.cfg.profileDir, fmt.Sprintf("%s-%s.%s.pprof", c.key, v, map[string]string{"profile": "cpu", "allocs": "allocs"}[kind]))
-			go func() {
-				f, err := os.Create(name)
-				if err != nil {
-					errc <- err
-					return
-				}
-				defer f.Close()
-				_, err = fetch(ctx, b.hc, fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", b.sc.base, kind, secs), "", f)
+	errc := make(chan error, 2)
+	for _, kind := range []string{"profile", "allocs"} {
+		file := filepath.Join(b.cfg.profileDir, fmt.Sprintf("%s.%s.pprof", name, map[string]string{"profile": "cpu", "allocs": "allocs"}[kind]))
+		go func() {
+			f, err := os.Create(file)
+			if err != nil {
 				errc <- err
-			}()
-		}
-		time.Sleep(50 * time.Millisecond) // let both profiles start
-		runLoad(ctx, b.hc, b.cfg.conns, time.Duration(secs)*time.Second, c.url(v), "")
-		for range 2 {
-			if err := <-errc; err != nil {
-				return fmt.Errorf("profiling %s, %s: %w", c.name, v, err)
+				return
 			}
-		}
-		fmt.Fprintf(b.log, "%s, %s: profiles written to %s\n", c.name, v, b.cfg.profileDir)
+			defer f.Close()
+			_, err = fetch(ctx, b.hc, fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", b.sc.base, kind, secs), "", f)
+			errc <- err
+		}()
 	}
-	return nil
+	time.Sleep(50 * time.Millisecond) // let both profiles start
+	err := load()
+	for range 2 {
+		err = errors.Join(err, <-errc)
+	}
+	if err == nil {
+		fmt.Fprintf(b.log, "%s: profiles written to %s\n", name, b.cfg.profileDir)
+	}
+	return err
 }
 
 // exportRound is one NDJSON export, from the client's and the serve
@@ -435,40 +496,70 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 
 // checkSame fetches one answer of each kind from every variant and checks
 // that they hold the same documents (as JSON values), so that the variants
-// are compared on the same work.
+// are compared on the same work. The writes are checked the same way: the
+// same body inserted, or the same patch applied, by every variant.
 func (b *bench) checkSame(ctx context.Context) error {
-	var paths []string
+	var probes []probe
+	read := func(path string) probe {
+		return probe{what: path, variants: variants, req: func(v string) request { return request{url: b.sc.base + "/" + v + path} }}
+	}
 	if b.cfg.cases["find"] {
 		l := slicesMax(b.cfg.limits)
-		paths = append(paths, fmt.Sprintf("/page/%s?limit=%d", sizedColl(l+1, b.cfg.docs), l))
+		probes = append(probes, read(fmt.Sprintf("/page/%s?limit=%d", sizedColl(l+1, b.cfg.docs), l)))
 	}
 	if b.cfg.cases["findone"] {
-		paths = append(paths, "/users/"+b.ids[0])
+		probes = append(probes, read("/users/"+b.ids[0]))
 	}
-	for _, path := range paths {
+	for _, c := range b.writeCases() {
+		if b.cfg.cases[c.key] {
+			// Each variant writes its own documents: ids and versions differ.
+			probes = append(probes, probe{what: c.name, variants: c.vars(), ignore: []string{"_id", "_etag"},
+				req: func(v string) request { return c.req(v)(0) }})
+		}
+	}
+	for _, p := range probes {
 		var want any
-		for _, v := range []string{variantHand, variantRaw, variantStruct} {
+		// The hand-written handler first: the others are compared with it.
+		order := append([]string{variantHand}, slices.DeleteFunc(slices.Clone(p.variants), func(v string) bool { return v == variantHand })...)
+		for _, v := range order {
 			var buf bytes.Buffer
-			if _, err := fetch(ctx, b.hc, b.sc.base+"/"+v+path, "", &buf); err != nil {
+			rq := p.req(v)
+			if _, err := send(ctx, b.hc, rq, "", &buf); err != nil {
 				return err
 			}
 			dec := json.NewDecoder(&buf)
 			dec.UseNumber()
 			var got any
 			if err := dec.Decode(&got); err != nil {
-				return fmt.Errorf("%s%s: %w", v, path, err)
+				return fmt.Errorf("%s, %s: %w", p.what, v, err)
+			}
+			if m, ok := got.(map[string]any); ok {
+				for _, k := range p.ignore {
+					if _, ok := m[k]; !ok && k == "_id" {
+						return fmt.Errorf("%s, %s: the answer has no _id: %s", p.what, v, buf.String())
+					}
+					delete(m, k)
+				}
 			}
 			if v == variantHand {
 				want = got
 				continue
 			}
 			if d := firstDiff(want, got, ""); d != "" {
-				return fmt.Errorf("%s%s answers other documents than the hand-written handler: %s", v, path, d)
+				return fmt.Errorf("%s, %s answers other documents than the hand-written handler: %s", p.what, v, d)
 			}
 		}
-		fmt.Fprintf(b.log, "check: %s: the same documents from every handler\n", path)
+		fmt.Fprintf(b.log, "check: %s: the same documents from every handler\n", p.what)
 	}
 	return nil
+}
+
+// probe is one request sent to every variant by checkSame.
+type probe struct {
+	what     string
+	variants []string
+	req      func(variant string) request
+	ignore   []string // top-level members that differ by nature
 }
 
 // firstDiff describes the first difference between two decoded JSON

@@ -51,7 +51,7 @@ const exportLookahead = 4 << 20
 
 // The handlers under test, by variant; each serves the same paths below
 // its prefix: /page/{coll} (pages), /users/{id} (one document),
-// /export/{coll} (NDJSON).
+// /export/{coll} (NDJSON), and the writes of writes.go.
 const (
 	variantRaw    = "mongohttp-raw"
 	variantStruct = "mongohttp-struct"
@@ -147,6 +147,7 @@ func newServeHandler(ctx context.Context, sc serveConfig) (http.Handler, func(),
 		mux.Handle("GET /"+variantRaw+"/export/"+name, st.sampled(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(name), Policy: exportPolicy, Lookahead: exportLookahead, MaxTime: maxTime})).Find()))
 		mux.Handle("GET /"+variantHand+"/export/"+name, st.sampled(handExport(hdb.Collection(name), sc.ExportLimit)))
 	}
+	routeWrites(mux, mdb, hdb, st, maxTime)
 
 	mux.HandleFunc("GET /_stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -265,7 +266,7 @@ type processStats struct {
 	AllocBytes uint64        `json:"alloc_bytes"` // bytes allocated on the heap
 	GCs        uint64        `json:"gcs"`
 	HeapBytes  uint64        `json:"heap_bytes"` // heap objects now, live or not yet swept
-	Export     exportStats   `json:"export"`     // the export requests since the last GC request
+	Export     exportStats   `json:"export"`     // the sampled requests since the last GC request: an export's pages, or a bulk insert
 }
 
 // exportStats is the heap of the serve process during the requests of one
