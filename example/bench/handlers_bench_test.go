@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +54,59 @@ func BenchmarkHandlers(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkWriteHandlers is the same aid for the write handlers: Insert
+// and Patch of every variant, in process, one request at a time, against
+// the database of MONGODB_URI as a run of the program with -cases patch
+// left it seeded. The inserts go to the insert collections, which the
+// program drops when its insert case starts.
+func BenchmarkWriteHandlers(b *testing.B) {
+	uri := os.Getenv("MONGODB_URI")
+	if uri == "" {
+		b.Skip("MONGODB_URI is not set")
+	}
+	h, closeAll, err := newServeHandler(context.Background(), serveConfig{URI: uri, Database: dbName, MaxLimit: 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeAll()
+	ids := sampleIDs(100, patchDocs)
+	bodies := make([][]byte, 100)
+	for i := range bodies {
+		bodies[i] = userJSON(i)
+	}
+	for _, v := range insertVariants {
+		b.Run("insert/"+v, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/"+v+"/inserts", bytes.NewReader(bodies[i%len(bodies)]))
+				req.Header.Set("Content-Type", "application/json")
+				i++
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusCreated {
+					b.Fatalf("insert: %d %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+	for _, v := range patchVariants {
+		b.Run("patch/"+v, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPatch, "/"+v+"/patch/"+ids[i%len(ids)], strings.NewReader(fmt.Sprintf(`{"age":%d}`, 18+i%62)))
+				req.Header.Set("Content-Type", "application/merge-patch+json")
+				i++
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("patch: %d %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }

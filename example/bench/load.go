@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,6 +31,7 @@ func newHTTPClient(conns int) *http.Client {
 type loadResult struct {
 	ok       int
 	errs     int
+	byStatus map[int]int // errors that were answers with another status
 	firstErr error
 	elapsed  time.Duration   // from the first request to the last answer
 	lat      []time.Duration // one per successful request
@@ -70,6 +72,13 @@ func runLoad(ctx context.Context, hc *http.Client, conns int, d time.Duration, n
 					if r.firstErr == nil {
 						r.firstErr = err
 					}
+					var se *statusError
+					if errors.As(err, &se) {
+						if r.byStatus == nil {
+							r.byStatus = map[int]int{}
+						}
+						r.byStatus[se.status]++
+					}
 					time.Sleep(10 * time.Millisecond) // no busy loop on a dead server
 					continue
 				}
@@ -80,10 +89,13 @@ func runLoad(ctx context.Context, hc *http.Client, conns int, d time.Duration, n
 		})
 	}
 	wg.Wait()
-	total := loadResult{elapsed: time.Since(start)}
+	total := loadResult{elapsed: time.Since(start), byStatus: map[int]int{}}
 	for _, r := range results {
 		total.ok += r.ok
 		total.errs += r.errs
+		for st, n := range r.byStatus {
+			total.byStatus[st] += n
+		}
 		total.bytes += r.bytes
 		total.lat = append(total.lat, r.lat...)
 		if total.firstErr == nil {
@@ -130,7 +142,7 @@ func send(ctx context.Context, hc *http.Client, rq request, accept string, dst i
 	defer resp.Body.Close()
 	if resp.StatusCode != want {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return 0, fmt.Errorf("%s %s: %s: %s", method, rq.url, resp.Status, msg)
+		return 0, &statusError{method: method, url: rq.url, status: resp.StatusCode, msg: string(msg)}
 	}
 	return io.Copy(dst, resp.Body)
 }
@@ -168,6 +180,17 @@ func fetchPage(ctx context.Context, hc *http.Client, url, accept string, dst io.
 		return "", err
 	}
 	return next.String(), nil
+}
+
+// statusError is an answer with another status than the one wanted.
+type statusError struct {
+	method, url string
+	status      int
+	msg         string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s: %s", e.method, e.url, e.status, http.StatusText(e.status), e.msg)
 }
 
 // percentile returns the p-th percentile (0 < p ≤ 1) of sorted values, by

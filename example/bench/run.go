@@ -260,6 +260,7 @@ type benchCase struct {
 	limit    int    // page size; 0 for the others
 	variants []string
 	req      func(variant string) func(i uint64) request
+	tolerate int // a status counted apart rather than failing the case; 0 for none
 }
 
 // vars are the variants the case compares.
@@ -283,7 +284,8 @@ type roundResult struct {
 	Bytes    float64       // serve process bytes allocated per request
 	Body     float64       // response body bytes per request
 	Requests int
-	Errors   int
+	Errors   int    // answers with the case's tolerated status
+	FirstErr string // the first of them
 }
 
 type caseResult struct {
@@ -303,8 +305,8 @@ func (b *bench) runCase(ctx context.Context, c benchCase) (caseResult, error) {
 	if b.cfg.warmup > 0 {
 		for _, v := range c.vars() {
 			lr := runLoad(ctx, b.hc, b.cfg.conns, b.cfg.warmup, c.req(v), "")
-			if lr.errs > 0 {
-				return res, fmt.Errorf("%s, %s: %d errors while warming up; first: %v", c.name, v, lr.errs, lr.firstErr)
+			if n := lr.errs - lr.byStatus[c.tolerate]; n > 0 {
+				return res, fmt.Errorf("%s, %s: %d errors while warming up; first: %v", c.name, v, n, lr.firstErr)
 			}
 		}
 	}
@@ -342,8 +344,11 @@ func (b *bench) measure(ctx context.Context, c benchCase, v string) (roundResult
 	if err := ctx.Err(); err != nil {
 		return roundResult{}, err
 	}
+	if n := lr.errs - lr.byStatus[c.tolerate]; n > 0 {
+		return roundResult{}, fmt.Errorf("%s, %s: %d errors; first: %v", c.name, v, n, lr.firstErr)
+	}
 	if lr.errs > 0 {
-		return roundResult{}, fmt.Errorf("%s, %s: %d errors; first: %v", c.name, v, lr.errs, lr.firstErr)
+		fmt.Fprintf(b.log, "%s, %s: %d answers %d; first: %v\n", c.name, v, lr.errs, c.tolerate, lr.firstErr)
 	}
 	if lr.ok == 0 {
 		return roundResult{}, fmt.Errorf("%s, %s: no request finished", c.name, v)
@@ -360,7 +365,15 @@ func (b *bench) measure(ctx context.Context, c benchCase, v string) (roundResult
 		Body:     float64(lr.bytes) / n,
 		Requests: lr.ok,
 		Errors:   lr.errs,
+		FirstErr: errString(lr.firstErr),
 	}, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // profile loads each variant for one more round while the serve process
