@@ -88,7 +88,7 @@ func (rep report) write(w io.Writer) {
 			for _, r := range c.rounds[v] {
 				errs, ok = errs+r.Errors, ok+r.Requests
 				if first == "" {
-					first = r.FirstErr
+					first = strings.TrimSpace(r.FirstErr)
 				}
 			}
 			if errs > 0 {
@@ -239,15 +239,6 @@ func (rep report) targets() []target {
 		hand := medianOf(e.rounds[variantHand], exportPeak)
 		out = append(out, target{
 			name:     fmt.Sprintf("Export of %s documents: peak heap through mongohttp < 16 MiB", fmtCount(float64(e.n))),
-			measured: fmt.Sprintf("%.1f MiB (hand-written: %.1f MiB)", mib(uint64(peak)), mib(uint64(hand))),
-			met:      peak < exportHeapTarget,
-		})
-	}
-	if bk := rep.bulk; bk != nil {
-		peak := medianOf(bk.rounds[variantRaw], bulkPeak)
-		hand := medianOf(bk.rounds[variantHand], bulkPeak)
-		out = append(out, target{
-			name:     fmt.Sprintf("Bulk insert of %s documents: peak heap through mongohttp < 16 MiB", fmtCount(float64(bk.n))),
 			measured: fmt.Sprintf("%.1f MiB (hand-written: %.1f MiB)", mib(uint64(peak)), mib(uint64(hand))),
 			met:      peak < exportHeapTarget,
 		})

@@ -125,8 +125,8 @@ func (b *bench) runBulk(ctx context.Context, n int) (bulkResult, error) {
 				Bytes:  float64(after.AllocBytes - before.AllocBytes),
 			}
 			res.rounds[v] = append(res.rounds[v], br)
-			fmt.Fprintf(b.log, "bulk %d, round %d/%d, %-16s %-9s %8.0f docs/s  peak heap %.1f MiB, CPU %s\n",
-				n, r+1, b.cfg.bulkRounds, v, fmtDur(total), float64(n)/total.Seconds(), mib(br.Peak), fmtDur(br.CPU))
+			fmt.Fprintf(b.log, "bulk %d, round %d/%d, %-16s %-9s %8.0f docs/s  heap %.1f MiB at the start, %.1f MiB at the peak, CPU %s\n",
+				n, r+1, b.cfg.bulkRounds, v, fmtDur(total), float64(n)/total.Seconds(), mib(br.Start), mib(br.Peak), fmtDur(br.CPU))
 		}
 	}
 	if b.cfg.profileDir != "" {
