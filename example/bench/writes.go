@@ -65,14 +65,10 @@ var writePolicy = mongohttp.Policy{
 	},
 }
 
-// routeWrites adds the write routes of every variant to mux; the bulk
-// inserts are sampled for their peak heap.
-func routeWrites(mux *http.ServeMux, mdb, hdb *mongo.Database, st *serveStats, maxTime time.Duration) {
-	// Patches on FerretDB under 16 connections can wait longer than the
-	// default second for one of the 8 places: the benchmark measures what
-	// a write costs, not how requests are shed, so they wait as long as
-	// the database may take.
-	admission := mongohttp.Admission{MaxWait: maxTime}
+// routeWrites adds the write routes of every variant to mux, with the
+// reads' time limit and admission; the bulk inserts are sampled for their
+// peak heap.
+func routeWrites(mux *http.ServeMux, mdb, hdb *mongo.Database, st *serveStats, maxTime time.Duration, admission mongohttp.Admission) {
 	raw := func(kind string) *mongohttp.Resource[bson.Raw] {
 		return mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(writeColl(kind, variantRaw)),
 			Policy: writePolicy, MaxTime: maxTime, Admission: admission}))
