@@ -257,9 +257,9 @@ func (r *Resource[T]) Collection() Collection[T] {
 // application/x-ndjson). See the package's Find function for the answers.
 func (r *Resource[T]) Find() http.Handler {
 	lim := r.decl.Admission.limiter()
-	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findHandler[T]{handlerBase: b, lookahead: r.decl.Lookahead, limit: lim}
-	})
+	}), r.describeFind)
 }
 
 // FindOne returns a handler that answers GET and HEAD with the document
@@ -270,9 +270,9 @@ func (r *Resource[T]) Find() http.Handler {
 // (when the policy allows projection), plus the policy's ExtraParameters.
 func (r *Resource[T]) FindOne() http.Handler {
 	lim := r.decl.Admission.limiter()
-	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findOneHandler[T]{handlerBase: b, id: r.decl.ID, limit: lim}
-	})
+	}), r.describeFindOne)
 }
 
 // perPolicy makes one handler per policy with mk and, when the declaration

@@ -1,0 +1,165 @@
+package mongohttp
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// parserFor returns the query parser of the named policy.
+func (r *Resource[T]) parserFor(policy string) (*QueryParser, error) {
+	b, ok := r.bases[policy]
+	if !ok {
+		return nil, fmt.Errorf("mongohttp: collection %s has no policy named %q", r.coll.Name(), policy)
+	}
+	return b.parser, nil
+}
+
+// describeFind describes the handler Find makes.
+func (r *Resource[T]) describeFind(c *components, policy string) (*operation, error) {
+	qp, err := r.parserFor(policy)
+	if err != nil {
+		return nil, err
+	}
+	doc := r.documentSchema(c, qp)
+	base := strings.TrimPrefix(doc.Ref, "#/components/schemas/")
+	ok := response{status: http.StatusOK, headers: r.successHeaders(),
+		description: "A page of documents, in the order of sort. A JSON array, or one document per line (NDJSON) when the Accept header asks for " + NDJSON + ".",
+		contents: []content{
+			{mediaType: "application/json", schema: &jsonSchema{Type: "array", Items: doc}},
+			{mediaType: NDJSON, schema: doc},
+		}}
+	ok.headers = append(ok.headers,
+		header{name: "Link", description: "The next page, when there is one: a relative URL carrying its after token.",
+			schema: &jsonSchema{Type: "string", Pattern: `^<[^>]*>; rel="next"$`}},
+		header{name: "X-Total-Count", description: "With ?count=: the documents matching the filter (exact) or in the collection (estimated).",
+			schema: &jsonSchema{Type: "integer", Minimum: ptr(int64(0))}},
+	)
+	rs := []response{ok, {status: http.StatusBadRequest, problems: qp.parseErrors(),
+		description: "The query is not one the policy allows. " + qp.runtimeChecks()}}
+	return &operation{
+		kind:        "list",
+		methods:     []string{http.MethodGet, http.MethodHead},
+		summary:     "List " + r.coll.Name(),
+		tags:        []string{r.coll.Name()},
+		description: listDescription(qp),
+		query:       qp.listParams(c, base),
+		responses:   append(rs, serverErrors()...),
+	}, nil
+}
+
+// describeFindOne describes the handler FindOne makes.
+func (r *Resource[T]) describeFindOne(c *components, policy string) (*operation, error) {
+	qp, err := r.parserFor(policy)
+	if err != nil {
+		return nil, err
+	}
+	doc := r.documentSchema(c, qp)
+	etag := header{name: "ETag", required: true, description: "A strong validator of the answer; send it back in If-None-Match.",
+		schema: &jsonSchema{Type: "string", Pattern: `^"[A-Za-z0-9_-]+"$`}}
+	idType := qp.filter["_id"]
+	idSchema := queryValueSchema(c, idType)
+	var query []param
+	if p, ok := qp.fieldsParam(); ok {
+		query = append(query, p)
+	}
+	rs := []response{
+		{status: http.StatusOK, description: "The document.", headers: append(r.successHeaders(), etag),
+			contents: []content{{mediaType: "application/json", schema: doc}}},
+		{status: http.StatusNotModified, description: "The document has not changed since the ETag given in If-None-Match.", headers: []header{etag}},
+		{status: http.StatusBadRequest, problems: qp.projectionErrors(),
+			description: fmt.Sprintf("The id or the query is not valid. Besides the schemas: the query string is at most %d bytes (limit_exceeded) and a parameter appears at most once (invalid_parameter).", qp.maxQuery)},
+		{status: http.StatusNotFound, description: "No document has this id (or the declaration's base filter excludes it).", problems: []*Error{ErrNotFound}},
+	}
+	return &operation{
+		kind:    "get",
+		methods: []string{http.MethodGet, http.MethodHead},
+		summary: "Get one document of " + r.coll.Name(),
+		tags:    []string{r.coll.Name()},
+		id: &param{name: "id", required: true, schema: idSchema,
+			description: fmt.Sprintf("The document's _id (%s).", idType)},
+		query:     append(query, qp.extraParams()...),
+		headers:   []param{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
+		responses: append(rs, serverErrors()...),
+	}, nil
+}
+
+// successHeaders are the caching headers of a successful answer.
+func (r *Resource[T]) successHeaders() []header {
+	if r.decl.CacheControl == "" {
+		return nil
+	}
+	return []header{{name: "Cache-Control", required: true, schema: &jsonSchema{Type: "string", Const: r.decl.CacheControl}}}
+}
+
+// listDescription says in words what a list accepts.
+func listDescription(qp *QueryParser) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Filterable: %s. Sortable: %s.", fieldTypes(qp), strings.Join(qp.sortNames, ", "))
+	if qp.project != nil {
+		fmt.Fprintf(&b, " Projectable: %s.", strings.Join(qp.projectNames, ", "))
+	}
+	fmt.Fprintf(&b, " Operators: %s.", qp.ops)
+	if len(qp.hidden) > 0 {
+		fmt.Fprintf(&b, " Never returned: %s.", strings.Join(qp.hidden, ", "))
+	}
+	fmt.Fprintf(&b, " Pages hold %d documents by default, %d at most; follow the Link header for the next one.", qp.defaultLimit, qp.maxLimit)
+	b.WriteString(" Parameters not listed here are refused.")
+	return b.String()
+}
+
+func fieldTypes(qp *QueryParser) string {
+	parts := make([]string, len(qp.filterNames))
+	for i, n := range qp.filterNames {
+		parts[i] = fmt.Sprintf("%s (%s)", n, qp.filter[n])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (h *HealthHandler) describe(c *components, _ string) (*operation, error) {
+	ok := c.add("Health", &jsonSchema{Type: "object", Required: []string{"status"}, AdditionalProperties: false,
+		Properties: map[string]*jsonSchema{"status": {Type: "string", Const: "ok"}}})
+	return &operation{
+		kind:    "health",
+		methods: []string{http.MethodGet, http.MethodHead},
+		summary: "Check that the database answers",
+		responses: []response{
+			{status: http.StatusOK, description: "The database answered a ping.", contents: []content{{mediaType: "application/json", schema: ok}}},
+			{status: http.StatusServiceUnavailable, description: "The database did not answer a ping in time.",
+				problems: []*Error{ErrUnavailable}, headers: []header{retryAfterHeader()}},
+		},
+	}, nil
+}
+
+func (h *StatsHandler) describe(c *components, _ string) (*operation, error) {
+	count := &jsonSchema{Type: "integer", Minimum: ptr(int64(0))}
+	millis := &jsonSchema{Type: "number", Minimum: ptr(int64(0))}
+	props := func(s *jsonSchema, names ...string) map[string]*jsonSchema {
+		m := map[string]*jsonSchema{}
+		for _, n := range names {
+			m[n] = s
+		}
+		return m
+	}
+	current := &jsonSchema{Type: "object", AdditionalProperties: false, Required: []string{"open", "in_use", "idle", "waiting"},
+		Properties: props(count, "open", "in_use", "idle", "waiting")}
+	cumulative := &jsonSchema{Type: "object", AdditionalProperties: false,
+		Required:   []string{"checkouts", "checkout_failures", "checkout_wait_total_ms", "checkout_wait_max_ms", "connections_created", "connections_closed", "clears"},
+		Properties: props(count, "checkouts", "connections_created", "connections_closed", "clears")}
+	cumulative.Properties["checkout_wait_total_ms"] = millis
+	cumulative.Properties["checkout_wait_max_ms"] = millis
+	cumulative.Properties["checkout_failures"] = &jsonSchema{Type: "object", AdditionalProperties: count,
+		Description: "Failed checkouts by the driver's reason (timeout, connectionError, poolClosed)."}
+	stats := c.add("PoolStats", &jsonSchema{Type: "object", AdditionalProperties: false, Required: []string{"current", "cumulative"},
+		Properties: map[string]*jsonSchema{"current": current, "cumulative": cumulative}})
+	return &operation{
+		kind:    "poolStats",
+		methods: []string{http.MethodGet, http.MethodHead},
+		summary: "Connection pool statistics",
+		responses: []response{
+			{status: http.StatusOK, description: "A snapshot of the client's connection pools.", contents: []content{{mediaType: "application/json", schema: stats}}},
+			{status: http.StatusServiceUnavailable, description: "No database client is configured.",
+				problems: []*Error{ErrUnavailable}, headers: []header{retryAfterHeader()}},
+		},
+	}, nil
+}
