@@ -560,12 +560,27 @@ func parseDate(s string) (bson.DateTime, bool) {
 	layout := time.RFC3339Nano
 	if len(s) == len(time.DateOnly) {
 		layout = time.DateOnly
+	} else if !strictRFC3339(s) {
+		return 0, false
 	}
 	t, err := time.Parse(layout, s)
 	if err != nil {
 		return 0, false
 	}
 	return bson.NewDateTimeFromTime(t), true
+}
+
+// strictRFC3339 refuses what time.Parse reads beyond RFC 3339, and the API
+// document therefore refuses: a comma before the fraction of a second, and
+// an offset past 23:59 ("+24:00", "+23:60").
+func strictRFC3339(s string) bool {
+	if strings.IndexByte(s, ',') >= 0 {
+		return false
+	}
+	if n := len(s); n >= 6 && (s[n-6] == '+' || s[n-6] == '-') && s[n-3] == ':' {
+		return s[n-5:n-3] <= "23" && s[n-2:] <= "59"
+	}
+	return true
 }
 
 // clip quotes client input for an error detail, cut to a readable length so
