@@ -33,11 +33,12 @@ type operation struct {
 	// document; API.Handle binds it to the pattern's wildcard.
 	id *param
 
-	// query lists every query parameter the handler accepts: any other is
-	// refused.
-	query   []param
-	headers []param   // request headers the handler reads
-	bodies  []content // request bodies by media type, for writes
+	// query lists the query parameters the handler reads. With strictQuery
+	// it refuses any other; without, it ignores them.
+	query       []param
+	strictQuery bool
+	headers     []param   // request headers the handler reads
+	bodies      []content // request bodies by media type, for writes
 
 	responses []response
 }
@@ -50,6 +51,7 @@ type param struct {
 	required    bool
 	commaList   bool // an array written as one comma-separated value
 	jsonContent bool // the value is a JSON document (filter=)
+	emptyValue  bool // an empty value is accepted (a string, or a list of one)
 }
 
 // response is one status an operation answers with. A response with
@@ -116,7 +118,6 @@ type jsonSchema struct {
 	MinItems             *int                   `json:"minItems,omitempty"`
 	MaxItems             *int                   `json:"maxItems,omitempty"`
 	UniqueItems          bool                   `json:"uniqueItems,omitempty"`
-	Contains             *jsonSchema            `json:"contains,omitempty"`
 	Properties           map[string]*jsonSchema `json:"properties,omitempty"`
 	Required             []string               `json:"required,omitempty"`
 	AdditionalProperties any                    `json:"additionalProperties,omitempty"` // false or a schema
@@ -124,7 +125,6 @@ type jsonSchema struct {
 	DependentRequired    map[string][]string    `json:"dependentRequired,omitempty"`
 	AnyOf                []*jsonSchema          `json:"anyOf,omitempty"`
 	AllOf                []*jsonSchema          `json:"allOf,omitempty"`
-	Not                  *jsonSchema            `json:"not,omitempty"`
 	ContentEncoding      string                 `json:"contentEncoding,omitempty"`
 	Default              any                    `json:"default,omitempty"`
 	Examples             []any                  `json:"examples,omitempty"`
@@ -196,13 +196,13 @@ const (
 	// A calendar date, leap years included, as time.Parse checks it.
 	datePattern = `[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))` +
 		`|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[048]|[2468][048]|[13579][26])00)-02-29`
-	// A time of day with its offset, as time.Parse takes RFC 3339 (it also
-	// reads a comma before the fraction).
-	timePattern = `T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])`
+	// A time of day with its offset, as RFC 3339 has it.
+	timePattern = `T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])`
 	// dateQueryPattern is what a Date field takes: a date-time or a date.
 	dateQueryPattern = `^(?:` + datePattern + `)(?:` + timePattern + `)?$`
-	// extDatePattern is the string of an Extended JSON {"$date": …}.
-	extDatePattern = `^(?:` + datePattern + `)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})$`
+	// extDatePattern is the string of an Extended JSON {"$date": …}, as the
+	// driver reads it (with time.Parse, which takes offsets up to 24:60).
+	extDatePattern = `^(?:` + datePattern + `)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-4]):?(?:[0-5][0-9]|60))$`
 )
 
 // queryValueSchema is the schema of a query-string value for a field of
@@ -490,15 +490,15 @@ func (qp *QueryParser) listParams(c *components, base string) []param {
 	for _, field := range qp.filterNames {
 		t := qp.filter[field]
 		if qp.ops.has(opEq) && !isReserved(field) {
-			ps = append(ps, param{name: field, schema: queryValueSchema(c, t),
-				description: fmt.Sprintf("Equal to (or, for an array field, containing) this %s.", t)})
+			ps = append(ps, param{name: field, schema: queryValueSchema(c, t), emptyValue: t == String,
+				description: "Equal to this value (or, for an array field, holding it)."})
 		}
 		for i, opName := range opNames {
 			o := opSet(1 << i)
 			if !qp.ops.has(o) {
 				continue
 			}
-			p := param{name: field + "[" + opName + "]"}
+			p := param{name: field + "[" + opName + "]", emptyValue: t == String}
 			switch o {
 			case opEq, opNe, opGt, opGte, opLt, opLte:
 				p.schema = queryValueSchema(c, t)
@@ -509,7 +509,7 @@ func (qp *QueryParser) listParams(c *components, base string) []param {
 				p.commaList = true
 				p.description = opDescriptions[opName] + " Values are separated by commas."
 			case opExists:
-				p.schema = &jsonSchema{Type: "boolean"}
+				p.schema, p.emptyValue = &jsonSchema{Type: "boolean"}, false
 				p.description = "true: the field is present; false: it is absent."
 			case opRegex:
 				if t != String {
@@ -518,7 +518,7 @@ func (qp *QueryParser) listParams(c *components, base string) []param {
 				p.schema = qp.regexPatternSchema()
 				p.description = "Matches this regular expression."
 			case opSize:
-				p.schema = integerSchema(0, math.MaxInt32)
+				p.schema, p.emptyValue = integerSchema(0, math.MaxInt32), false
 				p.description = "An array with this many elements."
 			default:
 				continue // filter= only
@@ -535,9 +535,8 @@ func (qp *QueryParser) listParams(c *components, base string) []param {
 	}
 	ps = append(ps, param{name: "sort", commaList: true,
 		schema: &jsonSchema{Type: "array", Items: &jsonSchema{Type: "string", Enum: sortItems},
-			MinItems: ptr(1), MaxItems: ptr(len(qp.sortNames)), UniqueItems: true,
-			Not: qp.sameFieldTwice()},
-		description: fmt.Sprintf("Sort keys, in order, each at most once; \"-\" sorts descending. _id is added as the last key. Default: %s.", sortSpec(qp.defaultSort))})
+			MinItems: ptr(1), MaxItems: ptr(len(qp.sortNames)), UniqueItems: true},
+		description: fmt.Sprintf("Sort keys, in order; \"-\" sorts descending. A field is named at most once, either way. _id is added as the last key. Default: %s.", sortSpec(qp.defaultSort))})
 	if p, ok := qp.fieldsParam(); ok {
 		ps = append(ps, p)
 	}
@@ -572,18 +571,6 @@ func withDefault(s *jsonSchema, v any) *jsonSchema {
 	return s
 }
 
-// sameFieldTwice is the schema of a sort naming a field both ways
-// ("age,-age"), which is refused like a field named twice.
-func (qp *QueryParser) sameFieldTwice() *jsonSchema {
-	var both []*jsonSchema
-	for _, n := range qp.sortNames {
-		both = append(both, &jsonSchema{AllOf: []*jsonSchema{
-			{Contains: &jsonSchema{Const: n}}, {Contains: &jsonSchema{Const: "-" + n}},
-		}})
-	}
-	return &jsonSchema{AnyOf: both}
-}
-
 // fieldsParam describes ?fields=, when the policy allows projection.
 func (qp *QueryParser) fieldsParam() (param, bool) {
 	if qp.project == nil {
@@ -593,22 +580,10 @@ func (qp *QueryParser) fieldsParam() (param, bool) {
 	for i, n := range qp.projectNames {
 		names[i] = n
 	}
+	// A schema could refuse overlapping fields with "not", which common
+	// validators cannot decode in a parameter: the description says it.
 	s := &jsonSchema{Type: "array", Items: &jsonSchema{Type: "string", Enum: names},
 		MinItems: ptr(1), MaxItems: ptr(len(names)), UniqueItems: true}
-	// A field and one of its ancestors overlap, which MongoDB refuses.
-	var overlaps []*jsonSchema
-	for _, a := range qp.projectNames {
-		for _, b := range qp.projectNames {
-			if isAncestor(a, b) {
-				overlaps = append(overlaps, &jsonSchema{AllOf: []*jsonSchema{
-					{Contains: &jsonSchema{Const: a}}, {Contains: &jsonSchema{Const: b}},
-				}})
-			}
-		}
-	}
-	if overlaps != nil {
-		s.Not = &jsonSchema{AnyOf: overlaps}
-	}
 	return param{name: "fields", schema: s, commaList: true,
 		description: "Return only these fields (and _id). A field and a field inside it cannot both be named."}, true
 }
@@ -621,7 +596,7 @@ func (qp *QueryParser) extraParams() []param {
 	slices.Sort(names)
 	ps := make([]param, len(names))
 	for i, n := range names {
-		ps[i] = param{name: n, schema: &jsonSchema{Type: "string"}, description: "Accepted and ignored by the query language, for the application's own use."}
+		ps[i] = param{name: n, schema: &jsonSchema{Type: "string"}, emptyValue: true, description: "Accepted and ignored by the query language, for the application's own use."}
 	}
 	return ps
 }
@@ -667,7 +642,8 @@ func (qp *QueryParser) projectionErrors() []*Error {
 // checks a schema cannot state, made when the request arrives.
 func (qp *QueryParser) runtimeChecks() string {
 	return fmt.Sprintf("Besides the parameters' schemas: the whole query string is at most %d bytes (limit_exceeded); "+
-		"a parameter appears at most once, and a field at most once per operator (invalid_parameter); "+
+		"a parameter appears at most once, a field at most once per operator, sort names a field at most once either way, "+
+		"and fields names no field together with a field inside it (invalid_parameter); "+
 		"after and skip are not combined (invalid_parameter); an after token must be one this service issued for the same sort (invalid_cursor); "+
 		"filter= is at most %d bytes and %d levels deep (limit_exceeded), has no key twice in a document (invalid_parameter), "+
 		"and its regular expressions are valid RE2 (invalid_parameter).", qp.maxQuery, qp.maxFilterBytes, qp.maxDepth)

@@ -44,6 +44,7 @@ func (r *Resource[T]) describeFind(c *components, policy string) (*operation, er
 		tags:        []string{r.coll.Name()},
 		description: listDescription(qp),
 		query:       qp.listParams(c, base),
+		strictQuery: true,
 		responses:   append(rs, serverErrors()...),
 	}, nil
 }
@@ -68,19 +69,22 @@ func (r *Resource[T]) describeFindOne(c *components, policy string) (*operation,
 			contents: []content{{mediaType: "application/json", schema: doc}}},
 		{status: http.StatusNotModified, description: "The document has not changed since the ETag given in If-None-Match.", headers: []header{etag}},
 		{status: http.StatusBadRequest, problems: qp.projectionErrors(),
-			description: fmt.Sprintf("The id or the query is not valid. Besides the schemas: the query string is at most %d bytes (limit_exceeded) and a parameter appears at most once (invalid_parameter).", qp.maxQuery)},
+			description: fmt.Sprintf("The id or the query is not valid. Besides the schemas: the query string is at most %d bytes (limit_exceeded), "+
+				"a parameter appears at most once, and fields names no field together with a field inside it (invalid_parameter).", qp.maxQuery)},
 		{status: http.StatusNotFound, description: "No document has this id (or the declaration's base filter excludes it).", problems: []*Error{ErrNotFound}},
 	}
 	return &operation{
-		kind:    "get",
-		methods: []string{http.MethodGet, http.MethodHead},
-		summary: "Get one document of " + r.coll.Name(),
-		tags:    []string{r.coll.Name()},
+		kind:        "get",
+		methods:     []string{http.MethodGet, http.MethodHead},
+		summary:     "Get one document of " + r.coll.Name(),
+		description: "Parameters not listed here are refused.",
+		tags:        []string{r.coll.Name()},
 		id: &param{name: "id", required: true, schema: idSchema,
 			description: fmt.Sprintf("The document's _id (%s).", idType)},
-		query:     append(query, qp.extraParams()...),
-		headers:   []param{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
-		responses: append(rs, serverErrors()...),
+		query:       append(query, qp.extraParams()...),
+		strictQuery: true,
+		headers:     []param{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
+		responses:   append(rs, serverErrors()...),
 	}, nil
 }
 
@@ -100,9 +104,6 @@ func listDescription(qp *QueryParser) string {
 		fmt.Fprintf(&b, " Projectable: %s.", strings.Join(qp.projectNames, ", "))
 	}
 	fmt.Fprintf(&b, " Operators: %s.", qp.ops)
-	if len(qp.hidden) > 0 {
-		fmt.Fprintf(&b, " Never returned: %s.", strings.Join(qp.hidden, ", "))
-	}
 	fmt.Fprintf(&b, " Pages hold %d documents by default, %d at most; follow the Link header for the next one.", qp.defaultLimit, qp.maxLimit)
 	b.WriteString(" Parameters not listed here are refused.")
 	return b.String()

@@ -63,8 +63,8 @@ func (r *Resource[T]) documentSchema(c *components, qp *QueryParser) *jsonSchema
 // policyDocument describes the documents of a bson.Raw handler from the
 // policy: each filterable field with its declared type, which a stored
 // array of such values also matches; the sortable and projectable fields
-// without a constraint; and any other field the collection stores, except
-// the hidden ones.
+// without a constraint; and any other field the collection stores, but the
+// hidden ones.
 func policyDocument(qp *QueryParser, enc *Encoder) *jsonSchema {
 	root := &jsonSchema{Type: "object", Properties: map[string]*jsonSchema{}, Required: []string{"_id"}}
 	for _, name := range qp.filterNames {
@@ -80,18 +80,8 @@ func policyDocument(qp *QueryParser, enc *Encoder) *jsonSchema {
 			setPath(root, name, &jsonSchema{})
 		}
 	}
-	if len(qp.hidden) > 0 {
-		var top []*jsonSchema
-		for _, h := range qp.hidden {
-			if !strings.Contains(h, ".") {
-				top = append(top, &jsonSchema{Required: []string{h}})
-			}
-		}
-		if top != nil {
-			root.Not = &jsonSchema{AnyOf: top}
-		}
-		root.Description = "Never holds the hidden fields: " + strings.Join(qp.hidden, ", ") + "."
-	}
+	// The hidden fields are not named: the document tells no more about
+	// them than the query language does (an unknown name).
 	return root
 }
 

@@ -220,10 +220,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *API) describe(c *components, _ string) (*operation, error) {
 	etag := header{name: "ETag", required: true, schema: &jsonSchema{Type: "string"}, description: "A strong validator of the document."}
 	return &operation{
-		kind:    "openapi",
-		methods: []string{http.MethodGet, http.MethodHead},
-		summary: "This OpenAPI document",
-		headers: []param{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
+		kind:        "openapi",
+		methods:     []string{http.MethodGet, http.MethodHead},
+		strictQuery: true,
+		summary:     "This OpenAPI document",
+		headers:     []param{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
 		responses: []response{
 			{status: http.StatusOK, description: "The OpenAPI 3.1 document of this API.", headers: []header{etag},
 				contents: []content{{mediaType: "application/json", schema: &jsonSchema{Type: "object", Required: []string{"openapi", "info"}}}}},
@@ -262,12 +263,14 @@ type (
 		Parameters  []oasParameter         `json:"parameters,omitempty"`
 		RequestBody *oasRequestBody        `json:"requestBody,omitempty"`
 		Responses   map[string]oasResponse `json:"responses"`
+		StrictQuery bool                   `json:"x-mongohttp-strict-query,omitempty"`
 	}
 	oasParameter struct {
 		Name        string                  `json:"name"`
 		In          string                  `json:"in"`
 		Description string                  `json:"description,omitempty"`
 		Required    bool                    `json:"required,omitempty"`
+		AllowEmpty  bool                    `json:"allowEmptyValue,omitempty"`
 		Style       string                  `json:"style,omitempty"`
 		Explode     *bool                   `json:"explode,omitempty"`
 		Schema      *jsonSchema             `json:"schema,omitempty"`
@@ -415,6 +418,7 @@ func renderOperation(c *components, op *operation, rt apiRoute, m string, i int)
 		Description: op.description,
 		Tags:        op.tags,
 		Responses:   map[string]oasResponse{},
+		StrictQuery: op.strictQuery,
 	}
 	head := m == http.MethodHead
 	// Path parameters: the document's id at the wildcard named "id", else
@@ -474,7 +478,8 @@ func operationID(rt apiRoute, m string, i int) string {
 }
 
 func renderParam(p param, in string) oasParameter {
-	o := oasParameter{Name: p.name, In: in, Description: p.description, Required: p.required || in == "path"}
+	o := oasParameter{Name: p.name, In: in, Description: p.description, Required: p.required || in == "path",
+		AllowEmpty: p.emptyValue && in == "query"}
 	switch {
 	case p.jsonContent:
 		o.Content = map[string]oasMediaType{"application/json": {Schema: p.schema}}
