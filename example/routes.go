@@ -151,18 +151,36 @@ func clip(s string) string {
 // NewHandler builds the service on an http.ServeMux. Patterns carry no
 // method: the handlers answer other methods themselves with a 405
 // problem+json and an Allow header, where ServeMux would answer in plain
-// text.
+// text. Every route is also registered with the API, which serves their
+// OpenAPI document at /openapi.json.
 func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logger, maxTime time.Duration) http.Handler {
 	rt := newRoutes(client, db, func(r *http.Request) string { return r.PathValue("id") }, logger, maxTime)
 	mux := http.NewServeMux()
-	mux.Handle("/users", rt.Users)
-	mux.Handle("/users/{id}", rt.User)
-	mux.Handle("/users/{id}/posts", rt.UserPosts)
-	mux.Handle("/posts", rt.Posts)
-	mux.Handle("/posts/{id}", rt.Post)
-	mux.Handle("/healthz", rt.Health)
-	mux.Handle("/debug/pool", rt.Pool)
-	mux.Handle("/debug/vars", rt.Vars)
+	api := &mongohttp.API{
+		Title:       "mongohttp example",
+		Version:     "1.0.0",
+		Description: "Users and their posts, served from MongoDB by mongohttp.",
+	}
+	handle := func(pattern string, h http.Handler, doc mongohttp.Doc) {
+		mux.Handle(pattern, api.Handle(pattern, h, doc))
+	}
+	handle("/users", rt.Users, mongohttp.Doc{OperationID: "listUsers", Summary: "List users"})
+	handle("/users/{id}", rt.User, mongohttp.Doc{OperationID: "getUser", Summary: "Get a user"})
+	handle("/users/{id}/posts", rt.UserPosts, mongohttp.Doc{
+		OperationID: "listUserPosts", Summary: "List a user's posts", Tags: []string{"posts"},
+		// The author comes from the path, checked by authorFilter.
+		PathParams: map[string]mongohttp.Type{"id": mongohttp.ObjectID},
+		Errors:     []*mongohttp.Error{mongohttp.ErrInvalidObjectID, mongohttp.ErrNotFound},
+	})
+	handle("/posts", rt.Posts, mongohttp.Doc{OperationID: "listPosts", Summary: "List posts"})
+	handle("/posts/{id}", rt.Post, mongohttp.Doc{OperationID: "getPost", Summary: "Get a post"})
+	handle("/healthz", rt.Health, mongohttp.Doc{OperationID: "health", Tags: []string{"service"}})
+	handle("/debug/pool", rt.Pool, mongohttp.Doc{OperationID: "poolStats", Tags: []string{"service"}})
+	handle("/debug/vars", rt.Vars, mongohttp.Doc{
+		OperationID: "vars", Summary: "Process variables (expvar)", Tags: []string{"service"},
+		Methods: []string{http.MethodGet, http.MethodHead}, ContentType: "application/json",
+	})
+	handle("/openapi.json", api, mongohttp.Doc{OperationID: "openapi", Tags: []string{"service"}})
 	mux.Handle("/", http.HandlerFunc(notFound))
 	return mux
 }
