@@ -550,8 +550,8 @@ func problemResponseSchema(status int, codes []string) *jsonSchema {
 	}
 	return &jsonSchema{AllOf: []*jsonSchema{ref("Problem"), {
 		Properties: map[string]*jsonSchema{
-			"status": {Const: status},
-			"code":   {Enum: enum},
+			"status": {Type: "integer", Const: status},
+			"code":   {Type: "string", Enum: enum},
 		},
 	}}}
 }
