@@ -526,6 +526,11 @@ func coerceText(name string, typ Type, s string) (any, error) {
 		}
 		return n, nil
 	case Float:
+		// Decimal numbers only, as JSON writes them and the API document
+		// says: strconv.ParseFloat also reads hexadecimal and underscores.
+		if strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune("+-.0123456789eE", r) }) {
+			return nil, bad()
+		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || !finite(f) {
 			return nil, bad()

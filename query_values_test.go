@@ -6,6 +6,27 @@ import (
 	"testing"
 )
 
+// TestFloatsAreDecimal checks that float fields take decimal numbers
+// only, as the API document's number type says.
+func TestFloatsAreDecimal(t *testing.T) {
+	qp, err := NewQueryParser(Policy{Filter: map[string]Type{"score": Float}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for value, ok := range map[string]bool{
+		"1.5": true, "-2": true, "1e3": true, "+0.5E-2": true,
+		"0x1p-2": false, "1_000": false, "Inf": false, "NaN": false, "1e400": false, "": false,
+	} {
+		_, err := qp.Parse("score=" + url.QueryEscape(value))
+		if ok && err != nil {
+			t.Errorf("%s: %v", value, err)
+		}
+		if !ok && !errors.Is(err, ErrInvalidParameter) {
+			t.Errorf("%s: %v, want invalid_parameter", value, err)
+		}
+	}
+}
+
 // TestDatesAreRFC3339 checks that date fields take RFC 3339 exactly, as
 // the API document's pattern says, and not the rest of what time.Parse
 // reads.
