@@ -3,6 +3,7 @@ package mongohttp
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -122,7 +123,6 @@ type jsonSchema struct {
 	Required             []string               `json:"required,omitempty"`
 	AdditionalProperties any                    `json:"additionalProperties,omitempty"` // false or a schema
 	MinProperties        *int                   `json:"minProperties,omitempty"`
-	DependentRequired    map[string][]string    `json:"dependentRequired,omitempty"`
 	AnyOf                []*jsonSchema          `json:"anyOf,omitempty"`
 	AllOf                []*jsonSchema          `json:"allOf,omitempty"`
 	ContentEncoding      string                 `json:"contentEncoding,omitempty"`
@@ -364,7 +364,6 @@ func (qp *QueryParser) opsSchema(c *components, t Type, withNot bool, elemMatch 
 				continue
 			}
 			s = &jsonSchema{AnyOf: []*jsonSchema{qp.regexPatternSchema(), qp.regexValueSchema()}}
-			props["$options"] = &jsonSchema{Type: "string", Pattern: "^[imsx]{0,4}$"}
 		case opNot:
 			if !withNot {
 				continue
@@ -385,10 +384,16 @@ func (qp *QueryParser) opsSchema(c *components, t Type, withNot bool, elemMatch 
 		props["$"+name] = s
 	}
 	ops := &jsonSchema{Type: "object", Properties: props, AdditionalProperties: false, MinProperties: ptr(1)}
-	if _, ok := props["$options"]; ok {
-		ops.DependentRequired = map[string][]string{"$options": {"$regex"}}
+	if _, ok := props["$regex"]; !ok {
+		return ops
 	}
-	return ops
+	// $options goes with $regex only. dependentRequired would say so in
+	// one schema, but common validators drop the keyword.
+	withOptions := *ops
+	withOptions.Properties = maps.Clone(props)
+	withOptions.Properties["$options"] = &jsonSchema{Type: "string", Pattern: "^[imsx]{0,4}$"}
+	withOptions.Required = []string{"$regex", "$options"}
+	return &jsonSchema{AnyOf: []*jsonSchema{ops, &withOptions}}
 }
 
 // arraySchema is an array of at most MaxInValues items.
@@ -418,7 +423,9 @@ func (qp *QueryParser) filterSchema(c *components, base, prefix string) *jsonSch
 			props[rel] = qp.conditionRef(c, base, t)
 			continue
 		}
-		elemMatch := &jsonSchema{AnyOf: []*jsonSchema{qp.opsSchema(c, t, true, nil), qp.filterSchema(c, base, field+".")}}
+		// An empty body is neither: it is refused.
+		fields := &jsonSchema{AllOf: []*jsonSchema{qp.filterSchema(c, base, field+"."), {MinProperties: ptr(1)}}}
+		elemMatch := &jsonSchema{AnyOf: []*jsonSchema{qp.opsSchema(c, t, true, nil), fields}}
 		props[rel] = qp.conditionSchema(c, t, elemMatch)
 	}
 	for _, o := range []opSet{opAnd, opOr, opNor} {
@@ -645,8 +652,9 @@ func (qp *QueryParser) runtimeChecks() string {
 		"a parameter appears at most once, a field at most once per operator, sort names a field at most once either way, "+
 		"and fields names no field together with a field inside it (invalid_parameter); "+
 		"after and skip are not combined (invalid_parameter); an after token must be one this service issued for the same sort (invalid_cursor); "+
-		"filter= is at most %d bytes and %d levels deep (limit_exceeded), has no key twice in a document (invalid_parameter), "+
-		"and its regular expressions are valid RE2 (invalid_parameter).", qp.maxQuery, qp.maxFilterBytes, qp.maxDepth)
+		"filter= is at most %d bytes and %d levels deep (limit_exceeded) and has no key twice in a document (invalid_parameter); "+
+		"a regular expression is at most %d bytes, not only characters (limit_exceeded), and valid RE2 (invalid_parameter).",
+		qp.maxQuery, qp.maxFilterBytes, qp.maxDepth, qp.maxRegex)
 }
 
 // serverErrors are the answers of any handler that queries the database.
