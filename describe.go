@@ -327,7 +327,7 @@ func (qp *QueryParser) regexValueSchema() *jsonSchema {
 }
 
 func (qp *QueryParser) regexPatternSchema() *jsonSchema {
-	return &jsonSchema{Type: "string", MaxLength: ptr(qp.maxRegex), Pattern: "^[^\\u0000]*$",
+	return &jsonSchema{Type: "string", MaxLength: ptr(qp.maxRegex), Pattern: "^[^\\x00]*$",
 		Description: fmt.Sprintf("A regular expression in RE2 syntax (no lookarounds or backreferences), at most %d bytes.", qp.maxRegex)}
 }
 
