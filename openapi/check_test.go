@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // An exchange is one request of a suite, checked against the document.
@@ -30,20 +31,28 @@ type exchange struct {
 	// description lists (a token this service did not issue, after with
 	// skip, …): the code the service must answer.
 	runtime string
-	// quick sends the request to the service whose queries time out at
-	// once: its parser answers as the other's does, and a request it
-	// accepts costs no database work (it is answered 504).
-	quick bool
+	// base is the service's URL; default the example's (service.base).
+	base string
 }
 
-// checker holds the document and its router.
+// checker holds a document and its router.
 type checker struct {
 	doc    *openapi3.T
 	router routers.Router
+
+	// JSON parameters (filter=) are validated against their schema
+	// compiled once: kin-openapi compiles it again for every request,
+	// which takes a second for the larger filter documents.
+	compiler *jsonschema.Compiler
+	mu       sync.Mutex
+	compiled map[string]*jsonschema.Schema
 }
 
-var theChecker = sync.OnceValues(func() (*checker, error) {
-	doc, err := openapi3.NewLoader().LoadFromData(service.doc)
+// documentURL names the document for the schema compiler.
+const documentURL = "mem://openapi.json"
+
+func newChecker(document []byte) (*checker, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(document)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +60,73 @@ var theChecker = sync.OnceValues(func() (*checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &checker{doc: doc, router: r}, nil
-})
+	raw, err := jsonschema.UnmarshalJSON(bytes.NewReader(document))
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(documentURL, raw); err != nil {
+		return nil, err
+	}
+	return &checker{doc: doc, router: r, compiler: c, compiled: map[string]*jsonschema.Schema{}}, nil
+}
+
+// jsonParams validates the JSON parameters of req against their schemas,
+// and returns req without them, for kin-openapi to validate the rest.
+func (c *checker) jsonParams(route *routers.Route, req *http.Request) (*http.Request, []string) {
+	var reasons []string
+	rest := req.Clone(req.Context())
+	var kept []string
+	for part := range strings.SplitSeq(req.URL.RawQuery, "&") {
+		rawKey, rawVal, _ := strings.Cut(part, "=")
+		key, _ := url.QueryUnescape(rawKey)
+		p := route.Operation.Parameters.GetByInAndName("query", key)
+		if p == nil || p.Content == nil {
+			kept = append(kept, part)
+			continue
+		}
+		val, err := url.QueryUnescape(rawVal)
+		if err != nil {
+			continue // the serialization rules report it
+		}
+		ref := p.Content.Get("application/json").Schema.Ref
+		sch, err := c.compile(ref)
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("compiling the schema of %s: %v", key, err))
+			continue
+		}
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(val))
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("parameter %q is not JSON: %v", key, err))
+			continue
+		}
+		if err := sch.Validate(v); err != nil {
+			reasons = append(reasons, fmt.Sprintf("parameter %q: %v", key, err))
+		}
+	}
+	rest.URL.RawQuery = strings.Join(kept, "&")
+	return rest, reasons
+}
+
+func (c *checker) compile(ref string) (*jsonschema.Schema, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sch, ok := c.compiled[ref]; ok {
+		return sch, nil
+	}
+	if !strings.HasPrefix(ref, "#/") {
+		return nil, fmt.Errorf("the schema is not a reference to a component: %q", ref)
+	}
+	sch, err := c.compiler.Compile(documentURL + ref)
+	if err == nil {
+		c.compiled[ref] = sch
+	}
+	return sch, err
+}
+
+// theChecker checks against the example's document.
+var theChecker = sync.OnceValues(func() (*checker, error) { return newChecker(service.doc) })
 
 // verdict is what the document says of a request.
 type verdict struct {
@@ -98,8 +172,9 @@ func (c *checker) judge(req *http.Request) verdict {
 		// The router forgives a trailing slash; OpenAPI's paths do not.
 		return verdict{noPath: true}
 	}
-	v := verdict{input: &openapi3filter.RequestValidationInput{
-		Request: req, PathParams: pathParams, Route: route,
+	rest, reasons := c.jsonParams(route, req)
+	v := verdict{reasons: reasons, input: &openapi3filter.RequestValidationInput{
+		Request: rest, PathParams: pathParams, Route: route,
 		// Defaults would be written into the request before it is sent.
 		Options: &openapi3filter.Options{MultiError: true, SkipSettingDefaults: true},
 	}}
@@ -145,7 +220,7 @@ func serialization(op *openapi3.Operation, rawQuery string) []string {
 		case p == nil:
 		case seen[key]:
 			reasons = append(reasons, fmt.Sprintf("parameter %q is given twice", key))
-		case p.Schema != nil && p.Schema.Value.Type.Is("boolean") && val != "true" && val != "false":
+		case p.Schema != nil && !booleans(p.Schema.Value, val):
 			reasons = append(reasons, fmt.Sprintf("boolean parameter %q is %q", key, val))
 		}
 		seen[key] = true
@@ -161,9 +236,9 @@ func (c *checker) run(t *testing.T, x exchange) (*http.Response, []byte) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	base := service.base
-	if x.quick {
-		base = service.quick
+	base := x.base
+	if base == "" {
+		base = service.base
 	}
 	req, err := http.NewRequest(method, base+x.target, nil)
 	if err != nil {
@@ -306,6 +381,25 @@ func (c *checker) checkProblem(t *testing.T, name string, body []byte) {
 	}
 }
 
+// booleans reports whether a boolean value, or each item of an array of
+// booleans, is written true or false.
+func booleans(schema *openapi3.Schema, val string) bool {
+	items := []string{val}
+	if schema.Type.Is("array") {
+		schema = schema.Items.Value
+		items = strings.Split(val, ",")
+	}
+	if !schema.Type.Is("boolean") {
+		return true
+	}
+	for _, it := range items {
+		if it != "true" && it != "false" {
+			return false
+		}
+	}
+	return true
+}
+
 // templateMatches reports whether path matches an OpenAPI path template
 // exactly, each {name} standing for one non-empty segment.
 func templateMatches(template, path string) bool {
@@ -350,6 +444,10 @@ func runAll(t *testing.T, xs []exchange) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.runAll(t, xs)
+}
+
+func (c *checker) runAll(t *testing.T, xs []exchange) {
 	names := map[string]int{}
 	sem := make(chan struct{}, 4)
 	t.Run("group", func(t *testing.T) {

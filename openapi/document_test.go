@@ -3,6 +3,8 @@ package openapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -15,6 +17,8 @@ import (
 // validators that share no code with mongohttp or with each other:
 // libopenapi-validator checks it against the OpenAPI 3.1 schema, and
 // kin-openapi loads it, resolves every reference and checks each part.
+// Both must also refuse the document spoiled, so that their silence means
+// something.
 func TestDocumentIsOpenAPI31(t *testing.T) {
 	var head struct {
 		OpenAPI string `json:"openapi"`
@@ -22,38 +26,54 @@ func TestDocumentIsOpenAPI31(t *testing.T) {
 	if err := json.Unmarshal(service.doc, &head); err != nil || head.OpenAPI != "3.1.0" {
 		t.Fatalf("openapi %q, %v", head.OpenAPI, err)
 	}
+	validateDocument(t, service.doc)
 
-	t.Run("libopenapi", func(t *testing.T) {
-		doc, err := libopenapi.NewDocument(service.doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, errs := validator.NewValidator(doc)
-		if len(errs) > 0 {
-			t.Fatalf("building the model: %v", errs)
-		}
-		if ok, verrs := v.ValidateDocument(); !ok {
-			for _, e := range verrs {
-				t.Errorf("%s: %s", e.Message, e.Reason)
-				for _, se := range e.SchemaValidationErrors {
-					t.Errorf("  %s at %s", se.Reason, se.FieldPath)
-				}
+	var doc map[string]any
+	_ = json.Unmarshal(service.doc, &doc)
+	doc["info"].(map[string]any)["version"] = 7 // a number, not a string
+	get := doc["paths"].(map[string]any)["/users"].(map[string]any)["get"].(map[string]any)
+	get["parameters"] = append(get["parameters"].([]any), map[string]any{"name": "x", "in": "nowhere"})
+	spoiled, _ := json.Marshal(doc)
+	if errs := libopenapiErrors(spoiled); len(errs) == 0 {
+		t.Error("libopenapi accepts a spoiled document")
+	}
+	if err := kinErrors(spoiled); err == nil {
+		t.Error("kin-openapi accepts a spoiled document")
+	}
+}
+
+// libopenapiErrors validates doc against the OpenAPI 3.1 schema.
+func libopenapiErrors(doc []byte) []string {
+	d, err := libopenapi.NewDocument(doc)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	v, errs := validator.NewValidator(d)
+	if len(errs) > 0 {
+		return []string{fmt.Sprint(errs)}
+	}
+	var out []string
+	if ok, verrs := v.ValidateDocument(); !ok {
+		for _, e := range verrs {
+			out = append(out, e.Message+": "+e.Reason)
+			for _, se := range e.SchemaValidationErrors {
+				out = append(out, "  "+se.Reason+" at "+se.FieldPath)
 			}
 		}
-	})
+	}
+	return out
+}
 
-	t.Run("kin-openapi", func(t *testing.T) {
-		doc, err := openapi3.NewLoader().LoadFromData(service.doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !doc.IsOpenAPI31OrLater() {
-			t.Fatal("not read as OpenAPI 3.1")
-		}
-		if err := doc.Validate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	})
+// kinErrors loads doc with kin-openapi as OpenAPI 3.1 and validates it.
+func kinErrors(doc []byte) error {
+	d, err := openapi3.NewLoader().LoadFromData(doc)
+	if err != nil {
+		return err
+	}
+	if !d.IsOpenAPI31OrLater() {
+		return errors.New("not read as OpenAPI 3.1")
+	}
+	return d.Validate(context.Background())
 }
 
 // TestDocumentDescribesTheExample checks what the document says about the

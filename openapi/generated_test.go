@@ -24,11 +24,20 @@ func TestEveryParameter(t *testing.T) {
 	}
 	// A concrete path for each templated one; a path missing here fails the
 	// test, so that new routes get covered.
-	concrete := map[string]string{
+	xs := c.everyParameter(t, s, service.quick, map[string]string{
 		"/users/{id}":       "/users/" + s.userID,
 		"/users/{id}/posts": "/users/" + s.authorID + "/posts",
 		"/posts/{id}":       "/posts/" + s.postID,
+	})
+	if len(xs) < 1000 {
+		t.Fatalf("only %d requests made from the document", len(xs))
 	}
+	c.runAll(t, xs)
+}
+
+// everyParameter makes the requests of TestEveryParameter for the
+// document of c, sent to base, with concrete paths for the templated ones.
+func (c *checker) everyParameter(t *testing.T, s *sampleDocs, base string, concrete map[string]string) []exchange {
 	var xs []exchange
 	for _, path := range c.doc.Paths.InMatchingOrder() {
 		op := c.doc.Paths.Find(path).Get
@@ -56,12 +65,9 @@ func TestEveryParameter(t *testing.T) {
 		}
 	}
 	for i := range xs {
-		xs[i].quick = true
+		xs[i].base = base
 	}
-	if len(xs) < 300 {
-		t.Fatalf("only %d requests made from the document", len(xs))
-	}
-	runAll(t, xs)
+	return xs
 }
 
 // valuesFor returns query strings (in target) for parameter p: each
@@ -78,8 +84,12 @@ func valuesFor(doc *openapi3.T, s *sampleDocs, op *openapi3.Operation, p *openap
 		xs = append(xs, x)
 	}
 	if p.Content != nil {
-		for _, f := range filterDocuments(op, s) {
+		docs, runtime := filterDocuments(op, s)
+		for _, f := range docs {
 			add(url.QueryEscape(f))
+		}
+		for _, r := range runtime {
+			add(url.QueryEscape(r[0]), r[1])
 		}
 		return xs
 	}
@@ -103,6 +113,15 @@ func valuesFor(doc *openapi3.T, s *sampleDocs, op *openapi3.Operation, p *openap
 		add("nope")
 		add("")
 		add("," + field)
+		return xs
+	case strings.HasSuffix(p.Name, "[regex]"):
+		limit := int(*schema.MaxLength)
+		add(url.QueryEscape("^a"))
+		add(strings.Repeat("a", limit))
+		add(strings.Repeat("a", limit+1))
+		add(url.QueryEscape("(?=a)"), "invalid_parameter")
+		add(url.QueryEscape(strings.Repeat("é", limit/2+1)), "limit_exceeded") // within the characters, past the bytes
+		add("a%00")
 		return xs
 	case p.Name == "fields":
 		items := enumStrings(schema.Items.Value)
@@ -161,7 +180,7 @@ func scalarValues(doc *openapi3.T, s *sampleDocs, schema *openapi3.Schema) (ok, 
 		bad = []string{new(big.Int).Sub(lo, one).String(), new(big.Int).Add(hi, one).String(), "abc", "5.0", "1e1", "", " 5", "0x10"}
 		return ok, bad
 	case schema.Type.Is("number"):
-		return []string{"1.5", "-2", "1e3"}, []string{"abc", "NaN", "Infinity", "1e400", ""}
+		return []string{"1.5", "-2", "1e3"}, []string{"abc", "NaN", "Infinity", "Inf", "1e400", "", "0x1p-2", "1_000"}
 	case len(schema.Enum) > 0:
 		return enumStrings(schema), []string{"nope", ""}
 	case schema.Pattern == "^[0-9a-fA-F]{24}$":
@@ -193,26 +212,43 @@ func enumStrings(schema *openapi3.Schema) []string {
 // by its type (read from the field's equality parameter), documents the
 // filter schema accepts and documents it refuses, with the operators the
 // operation lists.
-func filterDocuments(op *openapi3.Operation, s *sampleDocs) []string {
-	var docs []string
+func filterDocuments(op *openapi3.Operation, s *sampleDocs) (docs []string, runtime [][2]string) {
 	ops := map[string]bool{}
-	types := map[string]string{}
-	var fields []string
 	for _, p := range op.Parameters {
-		name := p.Value.Name
-		field, rest, bracket := strings.Cut(name, "[")
-		if !bracket {
-			continue
-		}
-		ops[strings.TrimSuffix(rest, "]")] = true
-		if rest == "eq]" {
-			types[field] = typeOf(p.Value.Schema)
-			fields = append(fields, field)
+		if _, rest, bracket := strings.Cut(p.Value.Name, "["); bracket {
+			ops[strings.TrimSuffix(rest, "]")] = true
 		}
 	}
-	slices.Sort(fields)
+	types := map[string]string{}
+	var fields []string
+	for _, f := range fieldsOf(op) {
+		types[f.name] = f.typ
+		fields = append(fields, f.name)
+	}
 	for _, f := range fields {
 		key := fmt.Sprintf("%q", f)
+		if ops["regex"] && types[f] == "String" && slices.ContainsFunc(op.Parameters, func(p *openapi3.ParameterRef) bool { return p.Value.Name == f+"[regex]" }) {
+			docs = append(docs,
+				`{`+key+`:{"$regex":"^a"}}`,
+				`{`+key+`:{"$regex":"^a","$options":"i"}}`,
+				`{`+key+`:{"$regex":"^a","$options":"q"}}`,
+				`{`+key+`:{"$regularExpression":{"pattern":"^a","options":"i"}}}`,
+				`{`+key+`:{"$not":{"$regularExpression":{"pattern":"^a","options":""}}}}`,
+				`{`+key+`:{"$regex":"`+strings.Repeat("a", 100)+`"}}`,
+			)
+			runtime = append(runtime, [2]string{`{` + key + `:{"$regex":"(?=a)"}}`, "invalid_parameter"})
+		}
+		for _, g := range fields {
+			if sub, ok := strings.CutPrefix(g, f+"."); ok {
+				good, _ := filterValues(types[g], s)
+				docs = append(docs,
+					`{`+key+`:{"$elemMatch":{`+fmt.Sprintf("%q", sub)+`:`+good[0]+`}}}`,
+					`{`+key+`:{"$elemMatch":{"$or":[{`+fmt.Sprintf("%q", sub)+`:`+good[0]+`}]}}}`,
+					`{`+key+`:{"$elemMatch":{"nope":1}}}`,
+					`{`+key+`:{"$elemMatch":{}}}`,
+				)
+			}
+		}
 		good, wrong := filterValues(types[f], s)
 		for _, v := range good {
 			docs = append(docs, `{`+key+`:{"$gt":`+v+`}}`)
@@ -244,14 +280,34 @@ func filterDocuments(op *openapi3.Operation, s *sampleDocs) []string {
 			`{`+key+`:{"$regex":"a"}}`,
 			`{`+key+`:{"$elemMatch":{"$gt":`+v+`}}}`,
 			`{`+key+`:{"$size":1}}`,
+			`{`+key+`:{"$size":-1}}`,
+			`{`+key+`:{"$size":2.5}}`,
+			`{`+key+`:{"$all":[`+v+`]}}`,
+			`{`+key+`:{"$all":[null]}}`,
 			`{`+key+`:{"$options":"i"}}`,
 			`{`+fmt.Sprintf("%q", f+".x")+`:`+v+`}`,
 		)
 	}
-	return append(docs,
+	docs = append(docs,
 		`{}`, `{"$or":[]}`, `{"$or":[1]}`, `{"$or":{}}`, `{"$and":[{}]}`, `{"$where":"1"}`, `{"$expr":{}}`,
 		`{`, `[]`, `null`, `{} x`, ``, `{"password_hash":"x"}`, `{"nope":1}`,
 	)
+	return docs, runtime
+}
+
+type fieldOf struct{ name, typ string }
+
+// fieldsOf returns the filterable fields of a list operation, sorted, with
+// their types, read from their eq parameters.
+func fieldsOf(op *openapi3.Operation) []fieldOf {
+	var fs []fieldOf
+	for _, p := range op.Parameters {
+		if field, ok := strings.CutSuffix(p.Value.Name, "[eq]"); ok {
+			fs = append(fs, fieldOf{field, typeOf(p.Value.Schema)})
+		}
+	}
+	slices.SortFunc(fs, func(a, b fieldOf) int { return strings.Compare(a.name, b.name) })
+	return fs
 }
 
 // typeOf names the policy type a parameter schema stands for.
@@ -282,10 +338,8 @@ func filterValues(typ string, s *sampleDocs) (good, wrong []string) {
 		return []string{`"2024-01-01"`, `"2024-01-01T00:00:00Z"`, `{"$date":"2024-01-01T00:00:00Z"}`, `{"$date":{"$numberLong":"0"}}`},
 			[]string{`"yesterday"`, `5`, `"2023-02-29"`, `{"$date":"2024-01-01"}`, `{"$date":"nope"}`}
 	case "Int":
-		// Not 2^63 exactly: kin-openapi reads JSON numbers as float64, in
-		// which 2^63 and 2^63-1, the schema's maximum, are one number.
-		return []string{`30`, `30.0`, `1e1`, `-9223372036854775808`, `{"$numberLong":"30"}`},
-			[]string{`"30"`, `30.5`, `1e30`, `9223372036854777856`, `true`, `{"$numberLong":30}`}
+		return []string{`30`, `30.0`, `1e1`, `-9223372036854775808`, `9223372036854775807`, `{"$numberLong":"30"}`},
+			[]string{`"30"`, `30.5`, `1e30`, `9223372036854775808`, `true`, `{"$numberLong":30}`}
 	case "Float":
 		return []string{`1.5`, `30`}, []string{`"1.5"`, `true`}
 	case "Bool":

@@ -30,6 +30,10 @@ var service struct {
 	// 1ns), for the many requests that check only what the document and
 	// the query parser say of a request.
 	quick string
+
+	// dbURI is the embedded database of the first copy, for handlers the
+	// tests declare themselves.
+	dbURI string
 }
 
 func TestMain(m *testing.M) {
@@ -59,15 +63,15 @@ func runTests(m *testing.M) (int, error) {
 		}
 	}()
 	for _, s := range []struct {
-		base    *string
-		maxTime string
-	}{{&service.base, "2m"}, {&service.quick, "1ns"}} {
-		stop, base, err := startExample(bin, s.maxTime)
+		base, dbURI *string
+		maxTime     string
+	}{{&service.base, &service.dbURI, "2m"}, {&service.quick, new(string), "1ns"}} {
+		stop, base, dbURI, err := startExample(bin, s.maxTime)
 		if err != nil {
 			return 0, err
 		}
 		stops = append(stops, stop)
-		*s.base = base
+		*s.base, *s.dbURI = base, dbURI
 	}
 	resp, err := http.Get(service.base + "/openapi.json")
 	if err != nil {
@@ -81,7 +85,10 @@ func runTests(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-var listeningRE = regexp.MustCompile(`listening on (http://\S+)`)
+var (
+	listeningRE = regexp.MustCompile(`listening on (http://\S+)`)
+	databaseRE  = regexp.MustCompile(`(mongodb://[^\s/]+)`)
+)
 
 // buildExample builds the example program, without the race detector.
 func buildExample(dir string) (string, error) {
@@ -95,8 +102,9 @@ func buildExample(dir string) (string, error) {
 }
 
 // startExample runs the example on a free port with its embedded
-// database, and returns a function that stops it and its base URL.
-func startExample(bin, maxTime string) (func(), string, error) {
+// database, and returns a function that stops it, its base URL and the
+// database's URI.
+func startExample(bin, maxTime string) (func(), string, string, error) {
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-max-time", maxTime)
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "MONGODB_URI=") || strings.HasPrefix(kv, "ADDR=")
@@ -105,7 +113,7 @@ func startExample(bin, maxTime string) (func(), string, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -123,17 +131,19 @@ func startExample(bin, maxTime string) (func(), string, error) {
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		if m := listeningRE.FindStringSubmatch(stdout.String()); m != nil {
-			return stop, m[1], nil
+		out := stdout.String()
+		m, db := listeningRE.FindStringSubmatch(out), databaseRE.FindStringSubmatch(out)
+		if m != nil && db != nil {
+			return stop, m[1], db[1], nil
 		}
 		select {
 		case <-exited:
-			return nil, "", fmt.Errorf("the example exited before listening:\n%s\n%s", stdout.String(), stderr.String())
+			return nil, "", "", fmt.Errorf("the example exited before listening:\n%s\n%s", stdout.String(), stderr.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, "", fmt.Errorf("the example did not listen within 5 minutes:\n%s\n%s", stdout.String(), stderr.String())
+			return nil, "", "", fmt.Errorf("the example did not listen within 5 minutes:\n%s\n%s", stdout.String(), stderr.String())
 		}
 	}
 }
