@@ -452,7 +452,7 @@ func (qp *QueryParser) conditionSchema(c *components, t Type, elemMatch *jsonSch
 	if qp.ops.has(opRegex) && t == String {
 		cond = append(cond, qp.regexValueSchema())
 	}
-	return &jsonSchema{AnyOf: cond, Description: fmt.Sprintf("A condition on a %s field: a value, an array, or operators.", t)}
+	return &jsonSchema{AnyOf: cond, Description: fmt.Sprintf("A condition on %s field: a value, an array, or operators.", withArticle(t))}
 }
 
 // conditionRef returns a reference to the condition schema of type t,
@@ -485,6 +485,14 @@ func pascal(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// withArticle names a type with its article: "an int", "a date".
+func withArticle(t Type) string {
+	if name := t.String(); strings.ContainsRune("aeiouAEIOU", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + t.String()
 }
 
 // countModes are the values ?count= takes.

@@ -71,7 +71,7 @@ func policyDocument(qp *QueryParser, enc *Encoder) *jsonSchema {
 		s := outputSchema(qp.filter[name], enc)
 		if name != "_id" {
 			s = &jsonSchema{AnyOf: []*jsonSchema{s, {Type: "array", Items: outputSchema(qp.filter[name], enc)}},
-				Description: fmt.Sprintf("Declared as a %s field; an array of such values matches the same filters.", qp.filter[name])}
+				Description: fmt.Sprintf("Declared as %s field; an array of such values matches the same filters.", withArticle(qp.filter[name]))}
 		}
 		setPath(root, name, s)
 	}
