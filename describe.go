@@ -22,9 +22,8 @@ import (
 // answers with their problem codes (responses), then wrapping the handler
 // with describedBy so that API.Handle can find it.
 
-// operation describes what one handler accepts and answers.
-type operation struct {
-	kind        string   // "list" and "get" for reads; writes add theirs
+// apiOperation describes what one handler accepts and answers.
+type apiOperation struct {
 	methods     []string // in the order they are documented, GET before HEAD
 	summary     string
 	description string
@@ -32,20 +31,20 @@ type operation struct {
 
 	// id is the path parameter that names a document, for handlers of one
 	// document; API.Handle binds it to the pattern's wildcard.
-	id *param
+	id *apiParam
 
 	// query lists the query parameters the handler reads. With strictQuery
 	// it refuses any other; without, it ignores them.
-	query       []param
+	query       []apiParam
 	strictQuery bool
-	headers     []param   // request headers the handler reads
-	bodies      []content // request bodies by media type, for writes
+	headers     []apiParam   // request headers the handler reads
+	bodies      []apiContent // request bodies by media type, for writes
 
-	responses []response
+	responses []apiResponse
 }
 
-// param is a query, path or header parameter.
-type param struct {
+// apiParam is a query, path or header parameter.
+type apiParam struct {
 	name        string
 	description string
 	schema      *jsonSchema
@@ -55,26 +54,26 @@ type param struct {
 	emptyValue  bool // an empty value is accepted (a string, or a list of one)
 }
 
-// response is one status an operation answers with. A response with
+// apiResponse is one status an operation answers with. A response with
 // problems is an application/problem+json answer whose code is one of them.
-type response struct {
+type apiResponse struct {
 	status      int
 	description string
-	headers     []header
-	contents    []content
+	headers     []apiHeader
+	contents    []apiContent
 	problems    []*Error
 }
 
-type header struct {
+type apiHeader struct {
 	name        string
 	description string
 	schema      *jsonSchema
 	required    bool
 }
 
-// content is a body of one media type. For a streamed media type (NDJSON)
+// apiContent is a body of one media type. For a streamed media type (NDJSON)
 // schema is the schema of each line.
-type content struct {
+type apiContent struct {
 	mediaType string
 	schema    *jsonSchema
 }
@@ -83,21 +82,21 @@ type content struct {
 // policy names the policy the document describes ("" for
 // Collection.Policy), for handlers that choose one per request.
 type describer interface {
-	describe(c *components, policy string) (*operation, error)
+	describe(c *apiComponents, policy string) (*apiOperation, error)
 }
 
 // describedHandler is a handler with its description.
 type describedHandler struct {
 	http.Handler
-	describeFunc func(c *components, policy string) (*operation, error)
+	describeFunc func(c *apiComponents, policy string) (*apiOperation, error)
 }
 
-func (h *describedHandler) describe(c *components, policy string) (*operation, error) {
+func (h *describedHandler) describe(c *apiComponents, policy string) (*apiOperation, error) {
 	return h.describeFunc(c, policy)
 }
 
 // describedBy wraps h so that API.Handle can ask it for its description.
-func describedBy(h http.Handler, describe func(c *components, policy string) (*operation, error)) http.Handler {
+func describedBy(h http.Handler, describe func(c *apiComponents, policy string) (*apiOperation, error)) http.Handler {
 	return &describedHandler{Handler: h, describeFunc: describe}
 }
 
@@ -130,24 +129,24 @@ type jsonSchema struct {
 	Examples             []any                  `json:"examples,omitempty"`
 }
 
-func ptr[T any](v T) *T { return &v }
+func pointerTo[T any](v T) *T { return &v }
 
-func ref(name string) *jsonSchema { return &jsonSchema{Ref: "#/components/schemas/" + name} }
+func schemaRef(name string) *jsonSchema { return &jsonSchema{Ref: "#/components/schemas/" + name} }
 
-// components collects the named schemas of one document. A name is given
+// apiComponents collects the named schemas of one document. A name is given
 // once: a different schema under a taken name gets a numbered name.
-type components struct {
+type apiComponents struct {
 	schemas map[string]*jsonSchema
 	byType  map[any]string // Go types and other keys already named
 }
 
-func newComponents() *components {
-	return &components{schemas: map[string]*jsonSchema{}, byType: map[any]string{}}
+func newAPIComponents() *apiComponents {
+	return &apiComponents{schemas: map[string]*jsonSchema{}, byType: map[any]string{}}
 }
 
 // add names s and returns a reference to it: name itself when it is free or
 // holds the same schema, else name2, name3…
-func (c *components) add(name string, s *jsonSchema) *jsonSchema {
+func (c *apiComponents) add(name string, s *jsonSchema) *jsonSchema {
 	want, _ := json.Marshal(s)
 	for i := 1; ; i++ {
 		n := name
@@ -157,17 +156,17 @@ func (c *components) add(name string, s *jsonSchema) *jsonSchema {
 		have, ok := c.schemas[n]
 		if !ok {
 			c.schemas[n] = s
-			return ref(n)
+			return schemaRef(n)
 		}
 		if got, _ := json.Marshal(have); string(got) == string(want) {
-			return ref(n)
+			return schemaRef(n)
 		}
 	}
 }
 
 // reserve takes a name for a schema built later (a recursive type), and
 // returns the name given.
-func (c *components) reserve(name string) string {
+func (c *apiComponents) reserve(name string) string {
 	for i := 1; ; i++ {
 		n := name
 		if i > 1 {
@@ -181,7 +180,7 @@ func (c *components) reserve(name string) string {
 }
 
 // resolve returns the schema s refers to, or s.
-func (c *components) resolve(s *jsonSchema) *jsonSchema {
+func (c *apiComponents) resolve(s *jsonSchema) *jsonSchema {
 	for s != nil && s.Ref != "" {
 		s = c.schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")]
 	}
@@ -207,12 +206,12 @@ const (
 
 // queryValueSchema is the schema of a query-string value for a field of
 // type t, exactly as coerceText reads it.
-func queryValueSchema(c *components, t Type) *jsonSchema {
+func queryValueSchema(c *apiComponents, t Type) *jsonSchema {
 	switch t {
 	case String:
 		return &jsonSchema{Type: "string"}
 	case Int:
-		return &jsonSchema{Type: "integer", Format: "int64", Minimum: ptr(int64(math.MinInt64)), Maximum: ptr(int64(math.MaxInt64))}
+		return &jsonSchema{Type: "integer", Format: "int64", Minimum: pointerTo(int64(math.MinInt64)), Maximum: pointerTo(int64(math.MaxInt64))}
 	case Float:
 		return &jsonSchema{Type: "number", Format: "double"}
 	case Bool:
@@ -254,7 +253,7 @@ func int64Schema(enc *Encoder) *jsonSchema {
 	if enc == nil || !enc.Int64AsString {
 		return n
 	}
-	n.Minimum, n.Maximum = ptr(int64(-maxSafeInteger)), ptr(int64(maxSafeInteger))
+	n.Minimum, n.Maximum = pointerTo(int64(-maxSafeInteger)), pointerTo(int64(maxSafeInteger))
 	return &jsonSchema{AnyOf: []*jsonSchema{n, {Type: "string", Pattern: "^-?[0-9]{16,19}$"}},
 		Description: "An int64: a number within ±(2^53−1), a string of its digits beyond."}
 }
@@ -267,12 +266,12 @@ func floatSchema() *jsonSchema {
 
 // integerSchema is an integer between lo and hi.
 func integerSchema(lo, hi int64) *jsonSchema {
-	return &jsonSchema{Type: "integer", Minimum: ptr(lo), Maximum: ptr(hi)}
+	return &jsonSchema{Type: "integer", Minimum: pointerTo(lo), Maximum: pointerTo(hi)}
 }
 
 // filterValueSchema is a value of type t in filter=, relaxed Extended JSON,
 // as coerceValue takes it; with orNull, null too.
-func filterValueSchema(c *components, t Type, orNull bool) *jsonSchema {
+func filterValueSchema(c *apiComponents, t Type, orNull bool) *jsonSchema {
 	var s *jsonSchema
 	switch t {
 	case String:
@@ -280,7 +279,7 @@ func filterValueSchema(c *components, t Type, orNull bool) *jsonSchema {
 	case Int:
 		s = c.add("ExtendedInt64", &jsonSchema{AnyOf: []*jsonSchema{
 			integerSchema(math.MinInt64, math.MaxInt64),
-			wrapper("$numberLong", &jsonSchema{Type: "string", Pattern: "^-?[0-9]{1,19}$"}),
+			extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: "^-?[0-9]{1,19}$"}),
 		}, Description: "An integer, or {\"$numberLong\": \"…\"}."})
 	case Float:
 		s = &jsonSchema{Type: "number"}
@@ -289,15 +288,15 @@ func filterValueSchema(c *components, t Type, orNull bool) *jsonSchema {
 	case Date:
 		s = c.add("ExtendedDate", &jsonSchema{AnyOf: []*jsonSchema{
 			queryValueSchema(c, Date),
-			wrapper("$date", &jsonSchema{AnyOf: []*jsonSchema{
+			extJSONWrapper("$date", &jsonSchema{AnyOf: []*jsonSchema{
 				{Type: "string", Pattern: extDatePattern},
-				wrapper("$numberLong", &jsonSchema{Type: "string", Pattern: "^-?[0-9]{1,19}$"}),
+				extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: "^-?[0-9]{1,19}$"}),
 			}}),
 		}, Description: "A date-time or a date, or {\"$date\": …}."})
 	case ObjectID:
 		s = c.add("ExtendedObjectId", &jsonSchema{AnyOf: []*jsonSchema{
 			queryValueSchema(c, ObjectID),
-			wrapper("$oid", queryValueSchema(c, ObjectID)),
+			extJSONWrapper("$oid", queryValueSchema(c, ObjectID)),
 		}, Description: "An ObjectID, or {\"$oid\": …}."})
 	default:
 		s = &jsonSchema{}
@@ -305,18 +304,18 @@ func filterValueSchema(c *components, t Type, orNull bool) *jsonSchema {
 	if !orNull {
 		return s
 	}
-	return nullable(s)
+	return nullableSchema(s)
 }
 
-// wrapper is an Extended JSON type wrapper such as {"$oid": …}.
-func wrapper(key string, value *jsonSchema) *jsonSchema {
+// extJSONWrapper is an Extended JSON type wrapper such as {"$oid": …}.
+func extJSONWrapper(key string, value *jsonSchema) *jsonSchema {
 	return &jsonSchema{Type: "object", Properties: map[string]*jsonSchema{key: value},
 		Required: []string{key}, AdditionalProperties: false}
 }
 
 // regexValueSchema is {"$regularExpression": {"pattern": …, "options": …}}.
 func (qp *QueryParser) regexValueSchema() *jsonSchema {
-	return wrapper("$regularExpression", &jsonSchema{
+	return extJSONWrapper("$regularExpression", &jsonSchema{
 		Type: "object",
 		Properties: map[string]*jsonSchema{
 			"pattern": qp.regexPatternSchema(),
@@ -327,7 +326,7 @@ func (qp *QueryParser) regexValueSchema() *jsonSchema {
 }
 
 func (qp *QueryParser) regexPatternSchema() *jsonSchema {
-	return &jsonSchema{Type: "string", MaxLength: ptr(qp.maxRegex), Pattern: "^[^\\x00]*$",
+	return &jsonSchema{Type: "string", MaxLength: pointerTo(qp.maxRegex), Pattern: "^[^\\x00]*$",
 		Description: fmt.Sprintf("A regular expression in RE2 syntax (no lookarounds or backreferences), at most %d bytes.", qp.maxRegex)}
 }
 
@@ -335,7 +334,7 @@ func (qp *QueryParser) regexPatternSchema() *jsonSchema {
 // field of type t, with the operators the policy allows; withNot adds
 // $not, which may not contain itself. elemMatch is the schema of a
 // $elemMatch body, nil to leave it out.
-func (qp *QueryParser) opsSchema(c *components, t Type, withNot bool, elemMatch *jsonSchema) *jsonSchema {
+func (qp *QueryParser) opsSchema(c *apiComponents, t Type, withNot bool, elemMatch *jsonSchema) *jsonSchema {
 	props := map[string]*jsonSchema{}
 	scalarOrArray := func() *jsonSchema {
 		return &jsonSchema{AnyOf: []*jsonSchema{filterValueSchema(c, t, true), qp.arraySchema(filterValueSchema(c, t, true))}}
@@ -383,7 +382,7 @@ func (qp *QueryParser) opsSchema(c *components, t Type, withNot bool, elemMatch 
 		}
 		props["$"+name] = s
 	}
-	ops := &jsonSchema{Type: "object", Properties: props, AdditionalProperties: false, MinProperties: ptr(1)}
+	ops := &jsonSchema{Type: "object", Properties: props, AdditionalProperties: false, MinProperties: pointerTo(1)}
 	if _, ok := props["$regex"]; !ok {
 		return ops
 	}
@@ -398,18 +397,18 @@ func (qp *QueryParser) opsSchema(c *components, t Type, withNot bool, elemMatch 
 
 // arraySchema is an array of at most MaxInValues items.
 func (qp *QueryParser) arraySchema(items *jsonSchema) *jsonSchema {
-	return &jsonSchema{Type: "array", Items: items, MaxItems: ptr(qp.maxIn)}
+	return &jsonSchema{Type: "array", Items: items, MaxItems: pointerTo(qp.maxIn)}
 }
 
 // filterSchema returns a reference to the schema of a filter= document on
 // the fields under prefix ("" at the top; "items." inside items'
 // $elemMatch), named after base.
-func (qp *QueryParser) filterSchema(c *components, base, prefix string) *jsonSchema {
+func (qp *QueryParser) filterSchema(c *apiComponents, base, prefix string) *jsonSchema {
 	key := [3]string{"filter", fmt.Sprintf("%p", qp), prefix}
 	if name, ok := c.byType[key]; ok {
-		return ref(name)
+		return schemaRef(name)
 	}
-	name := c.reserve(base + "Filter" + pascal(prefix))
+	name := c.reserve(base + "Filter" + pascalName(prefix))
 	c.byType[key] = name
 	props := map[string]*jsonSchema{}
 	for _, field := range qp.filterNames {
@@ -424,26 +423,26 @@ func (qp *QueryParser) filterSchema(c *components, base, prefix string) *jsonSch
 			continue
 		}
 		// An empty body is neither: it is refused.
-		fields := &jsonSchema{AllOf: []*jsonSchema{qp.filterSchema(c, base, field+"."), {MinProperties: ptr(1)}}}
+		fields := &jsonSchema{AllOf: []*jsonSchema{qp.filterSchema(c, base, field+"."), {MinProperties: pointerTo(1)}}}
 		elemMatch := &jsonSchema{AnyOf: []*jsonSchema{qp.opsSchema(c, t, true, nil), fields}}
 		props[rel] = qp.conditionSchema(c, t, elemMatch)
 	}
 	for _, o := range []opSet{opAnd, opOr, opNor} {
 		if qp.ops.has(o) {
-			props[o.key()] = &jsonSchema{Type: "array", Items: ref(name), MinItems: ptr(1), MaxItems: ptr(qp.maxIn)}
+			props[o.key()] = &jsonSchema{Type: "array", Items: schemaRef(name), MinItems: pointerTo(1), MaxItems: pointerTo(qp.maxIn)}
 		}
 	}
 	c.schemas[name] = &jsonSchema{
 		Type: "object", Properties: props, AdditionalProperties: false,
 		Description: "A filter document in relaxed Extended JSON. Values take their field's type; ObjectID fields also take {\"$oid\": …} and date fields {\"$date\": …}.",
 	}
-	return ref(name)
+	return schemaRef(name)
 }
 
 // conditionSchema is what a field of type t is compared with in filter=:
 // a value, an array (exact array equality), an operator document or a
 // regular expression.
-func (qp *QueryParser) conditionSchema(c *components, t Type, elemMatch *jsonSchema) *jsonSchema {
+func (qp *QueryParser) conditionSchema(c *apiComponents, t Type, elemMatch *jsonSchema) *jsonSchema {
 	var cond []*jsonSchema
 	if qp.ops.has(opEq) {
 		cond = append(cond, filterValueSchema(c, t, true), qp.arraySchema(filterValueSchema(c, t, true)))
@@ -457,19 +456,19 @@ func (qp *QueryParser) conditionSchema(c *components, t Type, elemMatch *jsonSch
 
 // conditionRef returns a reference to the condition schema of type t,
 // named after base.
-func (qp *QueryParser) conditionRef(c *components, base string, t Type) *jsonSchema {
+func (qp *QueryParser) conditionRef(c *apiComponents, base string, t Type) *jsonSchema {
 	key := [3]string{"condition", fmt.Sprintf("%p", qp), t.String()}
 	if name, ok := c.byType[key]; ok {
-		return ref(name)
+		return schemaRef(name)
 	}
-	r := c.add(base+pascal(t.String())+"Condition", qp.conditionSchema(c, t, nil))
+	r := c.add(base+pascalName(t.String())+"Condition", qp.conditionSchema(c, t, nil))
 	c.byType[key] = strings.TrimPrefix(r.Ref, "#/components/schemas/")
 	return r
 }
 
-// pascal turns a collection name or a path into a schema name part:
+// pascalName turns a collection name or a path into a schema name part:
 // "user_posts" → "UserPosts", "items." → "Items".
-func pascal(s string) string {
+func pascalName(s string) string {
 	var b strings.Builder
 	up := true
 	for _, r := range s {
@@ -500,12 +499,12 @@ func (qp *QueryParser) countModes() []CountMode { return []CountMode{CountExact,
 
 // listParams describes the query parameters of a list request, every one
 // Parse accepts and no other.
-func (qp *QueryParser) listParams(c *components, base string) []param {
-	var ps []param
+func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
+	var ps []apiParam
 	for _, field := range qp.filterNames {
 		t := qp.filter[field]
 		if qp.ops.has(opEq) && !isReserved(field) {
-			ps = append(ps, param{name: field, schema: queryValueSchema(c, t), emptyValue: t == String,
+			ps = append(ps, apiParam{name: field, schema: queryValueSchema(c, t), emptyValue: t == String,
 				description: "Equal to this value (or, for an array field, holding it)."})
 		}
 		for i, opName := range opNames {
@@ -513,14 +512,14 @@ func (qp *QueryParser) listParams(c *components, base string) []param {
 			if !qp.ops.has(o) {
 				continue
 			}
-			p := param{name: field + "[" + opName + "]", emptyValue: t == String}
+			p := apiParam{name: field + "[" + opName + "]", emptyValue: t == String}
 			switch o {
 			case opEq, opNe, opGt, opGte, opLt, opLte:
 				p.schema = queryValueSchema(c, t)
 				p.description = opDescriptions[opName]
 			case opIn, opNin, opAll:
 				p.schema = qp.arraySchema(queryValueSchema(c, t))
-				p.schema.MinItems = ptr(1)
+				p.schema.MinItems = pointerTo(1)
 				p.commaList = true
 				p.description = opDescriptions[opName] + " Values are separated by commas."
 			case opExists:
@@ -541,26 +540,26 @@ func (qp *QueryParser) listParams(c *components, base string) []param {
 			ps = append(ps, p)
 		}
 	}
-	ps = append(ps, param{name: "filter", jsonContent: true, schema: qp.filterSchema(c, base, ""),
+	ps = append(ps, apiParam{name: "filter", jsonContent: true, schema: qp.filterSchema(c, base, ""),
 		description: qp.filterDescription()})
 
 	sortItems := make([]any, 0, 2*len(qp.sortNames))
 	for _, n := range qp.sortNames {
 		sortItems = append(sortItems, n, "-"+n)
 	}
-	ps = append(ps, param{name: "sort", commaList: true,
+	ps = append(ps, apiParam{name: "sort", commaList: true,
 		schema: &jsonSchema{Type: "array", Items: &jsonSchema{Type: "string", Enum: sortItems},
-			MinItems: ptr(1), MaxItems: ptr(len(qp.sortNames)), UniqueItems: true},
+			MinItems: pointerTo(1), MaxItems: pointerTo(len(qp.sortNames)), UniqueItems: true},
 		description: fmt.Sprintf("Sort keys, in order; \"-\" sorts descending. A field is named at most once, either way. _id is added as the last key. Default: %s.", sortSpec(qp.defaultSort))})
 	if p, ok := qp.fieldsParam(); ok {
 		ps = append(ps, p)
 	}
 	ps = append(ps,
-		param{name: "limit", schema: withDefault(integerSchema(1, int64(qp.maxLimit)), qp.defaultLimit),
+		apiParam{name: "limit", schema: schemaWithDefault(integerSchema(1, int64(qp.maxLimit)), qp.defaultLimit),
 			description: "The most documents in the page."},
-		param{name: "skip", schema: withDefault(integerSchema(0, int64(qp.maxSkip)), 0),
+		apiParam{name: "skip", schema: schemaWithDefault(integerSchema(0, int64(qp.maxSkip)), 0),
 			description: "Documents to skip before the page. Prefer after, which does not make the server walk past them; the two cannot be combined."},
-		param{name: "after", schema: &jsonSchema{Type: "string", Pattern: "^[A-Za-z0-9_-]+$", MinLength: ptr(1), MaxLength: ptr(MaxCursorLength)},
+		apiParam{name: "after", schema: &jsonSchema{Type: "string", Pattern: "^[A-Za-z0-9_-]+$", MinLength: pointerTo(1), MaxLength: pointerTo(MaxCursorLength)},
 			description: "Continue after the last document of a page: the token of the Link rel=\"next\" header, valid only with the sort it was made for. Not with skip."},
 	)
 	modes := qp.countModes()
@@ -568,7 +567,7 @@ func (qp *QueryParser) listParams(c *components, base string) []param {
 	for i, m := range modes {
 		enum[i] = string(m)
 	}
-	ps = append(ps, param{name: "count", schema: &jsonSchema{Type: "string", Enum: enum},
+	ps = append(ps, apiParam{name: "count", schema: &jsonSchema{Type: "string", Enum: enum},
 		description: "Ask for a total in the X-Total-Count header: exact counts the documents matching the filter, estimated reads the collection's size from its metadata."})
 	return append(ps, qp.extraParams()...)
 }
@@ -581,15 +580,15 @@ var opDescriptions = map[string]string{
 	"all": "An array holding all these values.",
 }
 
-func withDefault(s *jsonSchema, v any) *jsonSchema {
+func schemaWithDefault(s *jsonSchema, v any) *jsonSchema {
 	s.Default = v
 	return s
 }
 
 // fieldsParam describes ?fields=, when the policy allows projection.
-func (qp *QueryParser) fieldsParam() (param, bool) {
+func (qp *QueryParser) fieldsParam() (apiParam, bool) {
 	if qp.project == nil {
-		return param{}, false
+		return apiParam{}, false
 	}
 	names := make([]any, len(qp.projectNames))
 	for i, n := range qp.projectNames {
@@ -598,20 +597,20 @@ func (qp *QueryParser) fieldsParam() (param, bool) {
 	// A schema could refuse overlapping fields with "not", which common
 	// validators cannot decode in a parameter: the description says it.
 	s := &jsonSchema{Type: "array", Items: &jsonSchema{Type: "string", Enum: names},
-		MinItems: ptr(1), MaxItems: ptr(len(names)), UniqueItems: true}
-	return param{name: "fields", schema: s, commaList: true,
+		MinItems: pointerTo(1), MaxItems: pointerTo(len(names)), UniqueItems: true}
+	return apiParam{name: "fields", schema: s, commaList: true,
 		description: "Return only these fields (and _id). A field and a field inside it cannot both be named."}, true
 }
 
-func (qp *QueryParser) extraParams() []param {
+func (qp *QueryParser) extraParams() []apiParam {
 	names := make([]string, 0, len(qp.extras))
 	for n := range qp.extras {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	ps := make([]param, len(names))
+	ps := make([]apiParam, len(names))
 	for i, n := range names {
-		ps[i] = param{name: n, schema: &jsonSchema{Type: "string"}, emptyValue: true, description: "Accepted and ignored by the query language, for the application's own use."}
+		ps[i] = apiParam{name: n, schema: &jsonSchema{Type: "string"}, emptyValue: true, description: "Accepted and ignored by the query language, for the application's own use."}
 	}
 	return ps
 }
@@ -665,33 +664,33 @@ func (qp *QueryParser) runtimeChecks() string {
 		qp.maxQuery, qp.maxFilterBytes, qp.maxDepth, qp.maxRegex)
 }
 
-// serverErrors are the answers of any handler that queries the database.
-func serverErrors() []response {
-	return []response{
+// serverErrorAnswers are the answers of any handler that queries the database.
+func serverErrorAnswers() []apiResponse {
+	return []apiResponse{
 		{status: http.StatusInternalServerError, description: "An unexpected failure, logged on the server.", problems: []*Error{ErrInternal}},
 		{status: http.StatusServiceUnavailable, description: "The database cannot be reached, or too many requests are in progress. Retry after the number of seconds in Retry-After.",
-			problems: []*Error{ErrUnavailable, ErrOverloaded}, headers: []header{retryAfterHeader()}},
+			problems: []*Error{ErrUnavailable, ErrOverloaded}, headers: []apiHeader{retryAfterHeader()}},
 		{status: http.StatusGatewayTimeout, description: "The query did not finish within its time limit.", problems: []*Error{ErrTimeout}},
 	}
 }
 
-func retryAfterHeader() header {
-	return header{name: "Retry-After", description: "Seconds to wait before retrying.", required: true, schema: &jsonSchema{Type: "integer", Minimum: ptr(int64(0))}}
+func retryAfterHeader() apiHeader {
+	return apiHeader{name: "Retry-After", description: "Seconds to wait before retrying.", required: true, schema: &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}}
 }
 
 // problemsFrom adds to rs the problems of extra that a handler may answer
 // besides its own (a BaseFilter's, say), each under its status.
-func problemsFrom(rs []response, extra []*Error) []response {
+func problemsFrom(rs []apiResponse, extra []*Error) []apiResponse {
 	for _, e := range extra {
-		i := slices.IndexFunc(rs, func(r response) bool { return r.status == e.Status })
+		i := slices.IndexFunc(rs, func(r apiResponse) bool { return r.status == e.Status })
 		if i < 0 {
-			rs = append(rs, response{status: e.Status, description: e.Title + "."})
+			rs = append(rs, apiResponse{status: e.Status, description: e.Title + "."})
 			i = len(rs) - 1
 		}
 		if !slices.ContainsFunc(rs[i].problems, func(p *Error) bool { return p.Code == e.Code }) {
 			rs[i].problems = append(rs[i].problems, e)
 		}
 	}
-	slices.SortStableFunc(rs, func(a, b response) int { return a.status - b.status })
+	slices.SortStableFunc(rs, func(a, b apiResponse) int { return a.status - b.status })
 	return rs
 }

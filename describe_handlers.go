@@ -16,90 +16,88 @@ func (r *Resource[T]) parserFor(policy string) (*QueryParser, error) {
 }
 
 // describeFind describes the handler Find makes.
-func (r *Resource[T]) describeFind(c *components, policy string) (*operation, error) {
+func (r *Resource[T]) describeFind(c *apiComponents, policy string) (*apiOperation, error) {
 	qp, err := r.parserFor(policy)
 	if err != nil {
 		return nil, err
 	}
 	doc := r.documentSchema(c, qp)
 	base := strings.TrimPrefix(doc.Ref, "#/components/schemas/")
-	ok := response{status: http.StatusOK, headers: r.successHeaders(),
+	ok := apiResponse{status: http.StatusOK, headers: r.successHeaders(),
 		description: "A page of documents, in the order of sort. A JSON array, or one document per line (NDJSON) when the Accept header asks for " + NDJSON + ".",
-		contents: []content{
+		contents: []apiContent{
 			{mediaType: "application/json", schema: &jsonSchema{Type: "array", Items: doc}},
 			{mediaType: NDJSON, schema: doc},
 		}}
 	ok.headers = append(ok.headers,
-		header{name: "Link", description: "The next page, when there is one: a relative URL carrying its after token.",
+		apiHeader{name: "Link", description: "The next page, when there is one: a relative URL carrying its after token.",
 			schema: &jsonSchema{Type: "string", Pattern: `^<[^>]*>; rel="next"$`}},
-		header{name: "X-Total-Count", description: "With ?count=: the documents matching the filter (exact) or in the collection (estimated).",
-			schema: &jsonSchema{Type: "integer", Minimum: ptr(int64(0))}},
+		apiHeader{name: "X-Total-Count", description: "With ?count=: the documents matching the filter (exact) or in the collection (estimated).",
+			schema: &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}},
 	)
-	rs := []response{ok, {status: http.StatusBadRequest, problems: qp.parseErrors(),
+	rs := []apiResponse{ok, {status: http.StatusBadRequest, problems: qp.parseErrors(),
 		description: "The query is not one the policy allows. " + qp.runtimeChecks()}}
-	return &operation{
-		kind:        "list",
+	return &apiOperation{
 		methods:     []string{http.MethodGet, http.MethodHead},
 		summary:     "List " + r.coll.Name(),
 		tags:        []string{r.coll.Name()},
 		description: listDescription(qp),
 		query:       qp.listParams(c, base),
 		strictQuery: true,
-		responses:   append(rs, serverErrors()...),
+		responses:   append(rs, serverErrorAnswers()...),
 	}, nil
 }
 
 // describeFindOne describes the handler FindOne makes.
-func (r *Resource[T]) describeFindOne(c *components, policy string) (*operation, error) {
+func (r *Resource[T]) describeFindOne(c *apiComponents, policy string) (*apiOperation, error) {
 	qp, err := r.parserFor(policy)
 	if err != nil {
 		return nil, err
 	}
 	doc := r.documentSchema(c, qp)
-	etag := header{name: "ETag", required: true, description: "A strong validator of the answer; send it back in If-None-Match.",
+	etag := apiHeader{name: "ETag", required: true, description: "A strong validator of the answer; send it back in If-None-Match.",
 		schema: &jsonSchema{Type: "string", Pattern: `^"[A-Za-z0-9_-]+"$`}}
 	idType := qp.filter["_id"]
 	idSchema := queryValueSchema(c, idType)
-	var query []param
+	var query []apiParam
 	if p, ok := qp.fieldsParam(); ok {
 		query = append(query, p)
 	}
-	rs := []response{
+	rs := []apiResponse{
 		{status: http.StatusOK, description: "The document.", headers: append(r.successHeaders(), etag),
-			contents: []content{{mediaType: "application/json", schema: doc}}},
-		{status: http.StatusNotModified, description: "The document has not changed since the ETag given in If-None-Match.", headers: []header{etag}},
+			contents: []apiContent{{mediaType: "application/json", schema: doc}}},
+		{status: http.StatusNotModified, description: "The document has not changed since the ETag given in If-None-Match.", headers: []apiHeader{etag}},
 		{status: http.StatusBadRequest, problems: qp.projectionErrors(),
 			description: fmt.Sprintf("The id or the query is not valid. Besides the schemas: the query string is at most %d bytes (limit_exceeded), "+
 				"a parameter appears at most once, and fields names no field together with a field inside it (invalid_parameter).", qp.maxQuery)},
 		{status: http.StatusNotFound, description: "No document has this id (or the declaration's base filter excludes it).", problems: []*Error{ErrNotFound}},
 	}
-	return &operation{
-		kind:        "get",
+	return &apiOperation{
 		methods:     []string{http.MethodGet, http.MethodHead},
 		summary:     "Get one document of " + r.coll.Name(),
 		description: "Parameters not listed here are refused.",
 		tags:        []string{r.coll.Name()},
-		id: &param{name: "id", required: true, schema: idSchema,
+		id: &apiParam{name: "id", required: true, schema: idSchema,
 			description: fmt.Sprintf("The document's _id (%s).", idType)},
 		query:       append(query, qp.extraParams()...),
 		strictQuery: true,
-		headers:     []param{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
-		responses:   append(rs, serverErrors()...),
+		headers:     []apiParam{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
+		responses:   append(rs, serverErrorAnswers()...),
 	}, nil
 }
 
 // successHeaders are the caching headers of a successful answer.
-func (r *Resource[T]) successHeaders() []header {
+func (r *Resource[T]) successHeaders() []apiHeader {
 	if r.decl.CacheControl == "" {
 		return nil
 	}
-	return []header{{name: "Cache-Control", required: true, schema: &jsonSchema{Type: "string", Const: r.decl.CacheControl}}}
+	return []apiHeader{{name: "Cache-Control", required: true, schema: &jsonSchema{Type: "string", Const: r.decl.CacheControl}}}
 }
 
 // listDescription says in words what a list accepts.
 func listDescription(qp *QueryParser) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Filterable: %s. Sortable: %s.", fieldTypes(qp), strings.Join(qp.sortNames, ", "))
+	fmt.Fprintf(&b, "Filterable: %s. Sortable: %s.", fieldTypeList(qp), strings.Join(qp.sortNames, ", "))
 	if qp.project != nil {
 		fmt.Fprintf(&b, " Projectable: %s.", strings.Join(qp.projectNames, ", "))
 	}
@@ -109,7 +107,7 @@ func listDescription(qp *QueryParser) string {
 	return b.String()
 }
 
-func fieldTypes(qp *QueryParser) string {
+func fieldTypeList(qp *QueryParser) string {
 	parts := make([]string, len(qp.filterNames))
 	for i, n := range qp.filterNames {
 		parts[i] = fmt.Sprintf("%s (%s)", n, qp.filter[n])
@@ -117,24 +115,23 @@ func fieldTypes(qp *QueryParser) string {
 	return strings.Join(parts, ", ")
 }
 
-func (h *HealthHandler) describe(c *components, _ string) (*operation, error) {
+func (h *HealthHandler) describe(c *apiComponents, _ string) (*apiOperation, error) {
 	ok := c.add("Health", &jsonSchema{Type: "object", Required: []string{"status"}, AdditionalProperties: false,
 		Properties: map[string]*jsonSchema{"status": {Type: "string", Const: "ok"}}})
-	return &operation{
-		kind:    "health",
+	return &apiOperation{
 		methods: []string{http.MethodGet, http.MethodHead},
 		summary: "Check that the database answers",
-		responses: []response{
-			{status: http.StatusOK, description: "The database answered a ping.", contents: []content{{mediaType: "application/json", schema: ok}}},
+		responses: []apiResponse{
+			{status: http.StatusOK, description: "The database answered a ping.", contents: []apiContent{{mediaType: "application/json", schema: ok}}},
 			{status: http.StatusServiceUnavailable, description: "The database did not answer a ping in time.",
-				problems: []*Error{ErrUnavailable}, headers: []header{retryAfterHeader()}},
+				problems: []*Error{ErrUnavailable}, headers: []apiHeader{retryAfterHeader()}},
 		},
 	}, nil
 }
 
-func (h *StatsHandler) describe(c *components, _ string) (*operation, error) {
-	count := &jsonSchema{Type: "integer", Minimum: ptr(int64(0))}
-	millis := &jsonSchema{Type: "number", Minimum: ptr(int64(0))}
+func (h *StatsHandler) describe(c *apiComponents, _ string) (*apiOperation, error) {
+	count := &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}
+	millis := &jsonSchema{Type: "number", Minimum: pointerTo(int64(0))}
 	props := func(s *jsonSchema, names ...string) map[string]*jsonSchema {
 		m := map[string]*jsonSchema{}
 		for _, n := range names {
@@ -153,14 +150,13 @@ func (h *StatsHandler) describe(c *components, _ string) (*operation, error) {
 		Description: "Failed checkouts by the driver's reason (timeout, connectionError, poolClosed)."}
 	stats := c.add("PoolStats", &jsonSchema{Type: "object", AdditionalProperties: false, Required: []string{"current", "cumulative"},
 		Properties: map[string]*jsonSchema{"current": current, "cumulative": cumulative}})
-	return &operation{
-		kind:    "poolStats",
+	return &apiOperation{
 		methods: []string{http.MethodGet, http.MethodHead},
 		summary: "Connection pool statistics",
-		responses: []response{
-			{status: http.StatusOK, description: "A snapshot of the client's connection pools.", contents: []content{{mediaType: "application/json", schema: stats}}},
+		responses: []apiResponse{
+			{status: http.StatusOK, description: "A snapshot of the client's connection pools.", contents: []apiContent{{mediaType: "application/json", schema: stats}}},
 			{status: http.StatusServiceUnavailable, description: "No database client is configured.",
-				problems: []*Error{ErrUnavailable}, headers: []header{retryAfterHeader()}},
+				problems: []*Error{ErrUnavailable}, headers: []apiHeader{retryAfterHeader()}},
 		},
 	}, nil
 }

@@ -36,15 +36,15 @@ var (
 // documentSchema returns a reference to the schema of the documents the
 // handlers of r answer under qp, named after T (a struct) or after the
 // collection (bson.Raw).
-func (r *Resource[T]) documentSchema(c *components, qp *QueryParser) *jsonSchema {
+func (r *Resource[T]) documentSchema(c *apiComponents, qp *QueryParser) *jsonSchema {
 	enc := r.decl.Encoder
 	if enc != nil && enc.Format != FormatPlain {
-		return c.add(pascal(r.coll.Name())+"ExtendedJSON", &jsonSchema{Type: "object",
+		return c.add(pascalName(r.coll.Name())+"ExtendedJSON", &jsonSchema{Type: "object",
 			Description: "A document in Extended JSON v2 (" + map[Format]string{FormatRelaxed: "relaxed", FormatCanonical: "canonical"}[enc.Format] + ")."})
 	}
 	t := reflect.TypeFor[T]()
 	if t == rawType {
-		return c.add(pascal(r.coll.Name()), policyDocument(qp, enc))
+		return c.add(pascalName(r.coll.Name()), policyDocument(qp, enc))
 	}
 	b := &typeSchemas{c: c, enc: enc}
 	if t.Kind() == reflect.Pointer {
@@ -73,11 +73,11 @@ func policyDocument(qp *QueryParser, enc *Encoder) *jsonSchema {
 			s = &jsonSchema{AnyOf: []*jsonSchema{s, {Type: "array", Items: outputSchema(qp.filter[name], enc)}},
 				Description: fmt.Sprintf("Declared as %s field; an array of such values matches the same filters.", withArticle(qp.filter[name]))}
 		}
-		setPath(root, name, s)
+		setSchemaPath(root, name, s)
 	}
 	for _, name := range slices.Concat(qp.sortNames, qp.projectNames) {
 		if lookupSchemaPath(root, name) == nil {
-			setPath(root, name, &jsonSchema{})
+			setSchemaPath(root, name, &jsonSchema{})
 		}
 	}
 	// The hidden fields are not named: the document tells no more about
@@ -85,24 +85,24 @@ func policyDocument(qp *QueryParser, enc *Encoder) *jsonSchema {
 	return root
 }
 
-// setPath puts s at the dotted path under root, making the documents on
+// setSchemaPath puts s at the dotted path under root, making the documents on
 // the way (or arrays of them, which dotted paths also reach).
-func setPath(root *jsonSchema, path string, s *jsonSchema) {
+func setSchemaPath(root *jsonSchema, path string, s *jsonSchema) {
 	head, rest, nested := strings.Cut(path, ".")
 	if !nested {
 		root.Properties[head] = s
 		return
 	}
-	sub := lookupObject(root.Properties[head])
+	sub := schemaObjectAt(root.Properties[head])
 	if sub == nil {
 		sub = &jsonSchema{Type: "object", Properties: map[string]*jsonSchema{}}
 		root.Properties[head] = &jsonSchema{AnyOf: []*jsonSchema{sub, {Type: "array", Items: sub}}}
 	}
-	setPath(sub, rest, s)
+	setSchemaPath(sub, rest, s)
 }
 
-// lookupObject returns the object schema of a path made by setPath.
-func lookupObject(s *jsonSchema) *jsonSchema {
+// schemaObjectAt returns the object schema of a path made by setSchemaPath.
+func schemaObjectAt(s *jsonSchema) *jsonSchema {
 	if s == nil || len(s.AnyOf) != 2 || s.AnyOf[0].Type != "object" {
 		return nil
 	}
@@ -115,7 +115,7 @@ func lookupSchemaPath(root *jsonSchema, path string) *jsonSchema {
 	if !nested || s == nil {
 		return s
 	}
-	if sub := lookupObject(s); sub != nil {
+	if sub := schemaObjectAt(s); sub != nil {
 		return lookupSchemaPath(sub, rest)
 	}
 	return s // a leaf of its own: what is under it is not described
@@ -124,13 +124,13 @@ func lookupSchemaPath(root *jsonSchema, path string) *jsonSchema {
 // typeSchemas builds schemas of Go types as the driver marshals them and
 // the encoder writes them.
 type typeSchemas struct {
-	c   *components
+	c   *apiComponents
 	enc *Encoder
 }
 
 // name is the component name of a named type.
 func (b *typeSchemas) name(t reflect.Type) string {
-	if n := pascal(t.Name()); n != "" {
+	if n := pascalName(t.Name()); n != "" {
 		return n
 	}
 	return "Document"
@@ -143,7 +143,7 @@ func (b *typeSchemas) schema(t reflect.Type) *jsonSchema {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		return nullable(b.schema(t.Elem()))
+		return nullableSchema(b.schema(t.Elem()))
 	case reflect.Interface:
 		return &jsonSchema{}
 	case reflect.Bool:
@@ -165,7 +165,7 @@ func (b *typeSchemas) schema(t reflect.Type) *jsonSchema {
 	case reflect.Uint, reflect.Uint64:
 		s := int64Schema(b.enc)
 		if s.Type == "integer" {
-			s.Minimum = ptr(int64(0))
+			s.Minimum = pointerTo(int64(0))
 		}
 		return s
 	case reflect.Float32, reflect.Float64:
@@ -174,30 +174,30 @@ func (b *typeSchemas) schema(t reflect.Type) *jsonSchema {
 		return &jsonSchema{Type: "string"}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return nullable(&jsonSchema{Type: "string", ContentEncoding: "base64"})
+			return nullableSchema(&jsonSchema{Type: "string", ContentEncoding: "base64"})
 		}
-		return nullable(&jsonSchema{Type: "array", Items: b.schema(t.Elem())})
+		return nullableSchema(&jsonSchema{Type: "array", Items: b.schema(t.Elem())})
 	case reflect.Array:
 		if t.Elem().Kind() == reflect.Uint8 {
 			return &jsonSchema{Type: "string", ContentEncoding: "base64"}
 		}
-		return &jsonSchema{Type: "array", Items: b.schema(t.Elem()), MinItems: ptr(t.Len()), MaxItems: ptr(t.Len())}
+		return &jsonSchema{Type: "array", Items: b.schema(t.Elem()), MinItems: pointerTo(t.Len()), MaxItems: pointerTo(t.Len())}
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String {
 			return &jsonSchema{}
 		}
-		return nullable(&jsonSchema{Type: "object", AdditionalProperties: b.schema(t.Elem())})
+		return nullableSchema(&jsonSchema{Type: "object", AdditionalProperties: b.schema(t.Elem())})
 	case reflect.Struct:
 		if t.Name() == "" {
 			return b.structSchema(t)
 		}
 		if name, ok := b.c.byType[t]; ok {
-			return ref(name)
+			return schemaRef(name)
 		}
 		name := b.c.reserve(b.name(t))
 		b.c.byType[t] = name
 		b.c.schemas[name] = b.structSchema(t)
-		return ref(name)
+		return schemaRef(name)
 	}
 	return &jsonSchema{} // channels, functions: the driver refuses them
 }
@@ -309,9 +309,9 @@ func describedAs(s *jsonSchema, doc string) *jsonSchema {
 	return &c
 }
 
-// nullable lets s also be null, as the driver writes a nil pointer, slice
+// nullableSchema lets s also be null, as the driver writes a nil pointer, slice
 // or map.
-func nullable(s *jsonSchema) *jsonSchema {
+func nullableSchema(s *jsonSchema) *jsonSchema {
 	if name, ok := s.Type.(string); ok && s.Ref == "" {
 		c := *s
 		c.Type = []string{name, "null"}

@@ -111,7 +111,7 @@ func (a *API) Handle(pattern string, h http.Handler, doc ...Doc) http.Handler {
 	if len(doc) > 1 {
 		panic("mongohttp: API.Handle takes at most one Doc")
 	}
-	rt, err := parsePattern(pattern)
+	rt, err := parseRoutePattern(pattern)
 	if err != nil {
 		panic("mongohttp: API.Handle: " + err.Error())
 	}
@@ -126,8 +126,8 @@ func (a *API) Handle(pattern string, h http.Handler, doc ...Doc) http.Handler {
 	return h
 }
 
-// parsePattern reads "[METHOD ][host]/path".
-func parsePattern(pattern string) (apiRoute, error) {
+// parseRoutePattern reads "[METHOD ][host]/path".
+func parseRoutePattern(pattern string) (apiRoute, error) {
 	rt := apiRoute{pattern: pattern}
 	rest := strings.TrimSpace(pattern)
 	if m, p, ok := strings.Cut(rest, " "); ok {
@@ -217,18 +217,17 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *API) describe(c *components, _ string) (*operation, error) {
-	etag := header{name: "ETag", required: true, schema: &jsonSchema{Type: "string"}, description: "A strong validator of the document."}
-	return &operation{
-		kind:        "openapi",
+func (a *API) describe(c *apiComponents, _ string) (*apiOperation, error) {
+	etag := apiHeader{name: "ETag", required: true, schema: &jsonSchema{Type: "string"}, description: "A strong validator of the document."}
+	return &apiOperation{
 		methods:     []string{http.MethodGet, http.MethodHead},
 		strictQuery: true,
 		summary:     "This OpenAPI document",
-		headers:     []param{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
-		responses: []response{
-			{status: http.StatusOK, description: "The OpenAPI 3.1 document of this API.", headers: []header{etag},
-				contents: []content{{mediaType: "application/json", schema: &jsonSchema{Type: "object", Required: []string{"openapi", "info"}}}}},
-			{status: http.StatusNotModified, description: "The document has not changed since the ETag given in If-None-Match.", headers: []header{etag}},
+		headers:     []apiParam{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
+		responses: []apiResponse{
+			{status: http.StatusOK, description: "The OpenAPI 3.1 document of this API.", headers: []apiHeader{etag},
+				contents: []apiContent{{mediaType: "application/json", schema: &jsonSchema{Type: "object", Required: []string{"openapi", "info"}}}}},
+			{status: http.StatusNotModified, description: "The document has not changed since the ETag given in If-None-Match.", headers: []apiHeader{etag}},
 			{status: http.StatusBadRequest, description: "A query string was given.", problems: []*Error{ErrUnknownParameter}},
 			{status: http.StatusInternalServerError, description: "The document could not be built.", problems: []*Error{ErrInternal}},
 		},
@@ -304,7 +303,7 @@ type (
 const methodNotAllowedExtension = "x-mongohttp-other-methods"
 
 func (a *API) build() ([]byte, error) {
-	c := newComponents()
+	c := newAPIComponents()
 	doc := oasDocument{
 		OpenAPI: "3.1.0",
 		Info:    oasInfo{Title: a.Title, Version: a.Version, Description: a.Description},
@@ -352,10 +351,10 @@ func (a *API) build() ([]byte, error) {
 	doc.Components.Schemas = c.schemas
 	doc.Components.Schemas["Problem"] = problemSchema()
 	if anyOtherMethods {
-		doc.Components.Responses = map[string]oasResponse{"MethodNotAllowed": renderResponse(response{
+		doc.Components.Responses = map[string]oasResponse{"MethodNotAllowed": renderResponse(apiResponse{
 			status:      http.StatusMethodNotAllowed,
 			description: "Answered to any method of the path that has no operation here (extension " + methodNotAllowedExtension + "). The Allow header lists the methods served.",
-			headers:     []header{{name: "Allow", required: true, schema: &jsonSchema{Type: "string"}, description: "The methods served, as \"GET, HEAD\"."}},
+			headers:     []apiHeader{{name: "Allow", required: true, schema: &jsonSchema{Type: "string"}, description: "The methods served, as \"GET, HEAD\"."}},
 			problems:    []*Error{ErrMethodNotAllowed},
 		}, false)}
 	}
@@ -363,8 +362,8 @@ func (a *API) build() ([]byte, error) {
 }
 
 // describeRoute describes one route from its handler and its Doc.
-func (a *API) describeRoute(c *components, rt apiRoute) (*operation, error) {
-	var op *operation
+func (a *API) describeRoute(c *apiComponents, rt apiRoute) (*apiOperation, error) {
+	var op *apiOperation
 	if d, ok := rt.h.(describer); ok {
 		var err error
 		if op, err = d.describe(c, a.Policy); err != nil {
@@ -381,18 +380,18 @@ func (a *API) describeRoute(c *components, rt apiRoute) (*operation, error) {
 			}
 		}
 	} else {
-		op = &operation{kind: "custom", methods: rt.doc.Methods}
+		op = &apiOperation{methods: rt.doc.Methods}
 		if rt.method != "" {
 			op.methods = []string{rt.method}
 		}
 		if len(op.methods) == 0 {
 			op.methods = []string{http.MethodGet}
 		}
-		ok := response{status: http.StatusOK, description: "OK."}
+		ok := apiResponse{status: http.StatusOK, description: "OK."}
 		if rt.doc.ContentType != "" {
-			ok.contents = []content{{mediaType: rt.doc.ContentType, schema: &jsonSchema{}}}
+			ok.contents = []apiContent{{mediaType: rt.doc.ContentType, schema: &jsonSchema{}}}
 		}
-		op.responses = []response{ok}
+		op.responses = []apiResponse{ok}
 	}
 	if rt.doc.Summary != "" {
 		op.summary = rt.doc.Summary
@@ -411,9 +410,9 @@ func (a *API) describeRoute(c *components, rt apiRoute) (*operation, error) {
 }
 
 // renderOperation renders op for method m, the i-th of its methods.
-func renderOperation(c *components, op *operation, rt apiRoute, m string, i int) oasOperation {
+func renderOperation(c *apiComponents, op *apiOperation, rt apiRoute, m string, i int) oasOperation {
 	o := oasOperation{
-		OperationID: operationID(rt, m, i),
+		OperationID: operationIDOf(rt, m, i),
 		Summary:     op.summary,
 		Description: op.description,
 		Tags:        op.tags,
@@ -431,7 +430,7 @@ func renderOperation(c *components, op *operation, rt apiRoute, m string, i int)
 		}
 	}
 	for _, name := range rt.params {
-		p := param{name: name, required: true, schema: &jsonSchema{Type: "string"}}
+		p := apiParam{name: name, required: true, schema: &jsonSchema{Type: "string"}}
 		if name == idName {
 			p = *op.id
 			p.name = name
@@ -458,13 +457,13 @@ func renderOperation(c *components, op *operation, rt apiRoute, m string, i int)
 	return o
 }
 
-// operationID is the Doc's, else the method and the path: "getUsersById".
-func operationID(rt apiRoute, m string, i int) string {
+// operationIDOf is the Doc's, else the method and the path: "getUsersById".
+func operationIDOf(rt apiRoute, m string, i int) string {
 	if rt.doc.OperationID != "" {
 		if i == 0 {
 			return rt.doc.OperationID
 		}
-		return rt.doc.OperationID + pascal(strings.ToLower(m))
+		return rt.doc.OperationID + pascalName(strings.ToLower(m))
 	}
 	var b strings.Builder
 	b.WriteString(strings.ToLower(m))
@@ -472,19 +471,19 @@ func operationID(rt apiRoute, m string, i int) string {
 		if strings.HasPrefix(seg, "{") {
 			b.WriteString("By")
 		}
-		b.WriteString(pascal(seg))
+		b.WriteString(pascalName(seg))
 	}
 	return b.String()
 }
 
-func renderParam(p param, in string) oasParameter {
+func renderParam(p apiParam, in string) oasParameter {
 	o := oasParameter{Name: p.name, In: in, Description: p.description, Required: p.required || in == "path",
 		AllowEmpty: p.emptyValue && in == "query"}
 	switch {
 	case p.jsonContent:
 		o.Content = map[string]oasMediaType{"application/json": {Schema: p.schema}}
 	case p.commaList:
-		o.Style, o.Explode, o.Schema = "form", ptr(false), p.schema
+		o.Style, o.Explode, o.Schema = "form", pointerTo(false), p.schema
 	default:
 		o.Schema = p.schema
 	}
@@ -492,7 +491,7 @@ func renderParam(p param, in string) oasParameter {
 }
 
 // renderResponse renders r; for HEAD, without its bodies.
-func renderResponse(r response, head bool) oasResponse {
+func renderResponse(r apiResponse, head bool) oasResponse {
 	o := oasResponse{Description: r.description}
 	if len(r.problems) > 0 {
 		codes := make([]string, len(r.problems))
@@ -548,7 +547,7 @@ func problemResponseSchema(status int, codes []string) *jsonSchema {
 	for i, c := range codes {
 		enum[i] = c
 	}
-	return &jsonSchema{AllOf: []*jsonSchema{ref("Problem"), {
+	return &jsonSchema{AllOf: []*jsonSchema{schemaRef("Problem"), {
 		Properties: map[string]*jsonSchema{
 			"status": {Type: "integer", Const: status},
 			"code":   {Type: "string", Enum: enum},

@@ -149,6 +149,16 @@ func TestDocumentSchemaFromStruct(t *testing.T) {
 	if at(t, schemas, "DocInner", "properties", "secret") == nil {
 		t.Error("the named DocInner lost its own field")
 	}
+	if got := at(t, props, "embedded", "$ref"); got != "#/components/schemas/Embedded" {
+		t.Errorf("embedded refers to %v", got)
+	}
+	ok := at(t, doc, "paths", "/kinds/{id}", "get", "responses", "200")
+	if got := at(t, ok, "content", "application/json", "schema", "$ref"); got != "#/components/schemas/DocKinds" {
+		t.Errorf("the 200 answer is %v", ok)
+	}
+	if at(t, ok, "headers", "ETag", "required") != true {
+		t.Errorf("the 200 answer has no ETag: %v", ok)
+	}
 }
 
 func toStrings(v any) []string {
