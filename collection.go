@@ -389,9 +389,9 @@ func (r *Resource[T]) Collection() Collection[T] {
 // from metadata when no filter applies (see Policy.Count).
 func (r *Resource[T]) Find() http.Handler {
 	lim := r.decl.Admission.limiter()
-	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findHandler[T]{handlerBase: b, lookahead: r.decl.Lookahead, limit: lim}
-	})
+	}), r.describeFind)
 }
 
 // FindOne returns a handler that answers GET and HEAD with the document
@@ -402,9 +402,9 @@ func (r *Resource[T]) Find() http.Handler {
 // (when the policy allows projection), plus the policy's ExtraParameters.
 func (r *Resource[T]) FindOne() http.Handler {
 	lim := r.decl.Admission.limiter()
-	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findOneHandler[T]{handlerBase: b, id: r.decl.ID, limit: lim}
-	})
+	}), r.describeFindOne)
 }
 
 // Insert returns a handler that answers POST with a new document: an

@@ -654,6 +654,11 @@ func coerceText(name string, typ Type, s string) (any, error) {
 		}
 		return n, nil
 	case Float:
+		// Decimal numbers only, as JSON writes them and the API document
+		// says: strconv.ParseFloat also reads hexadecimal and underscores.
+		if strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune("+-.0123456789eE", r) }) {
+			return nil, bad()
+		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || !finite(f) {
 			return nil, bad()
@@ -702,6 +707,8 @@ func parseDate(s string) (bson.DateTime, error) {
 	layout := time.RFC3339Nano
 	if len(s) == len(time.DateOnly) {
 		layout = time.DateOnly
+	} else if !strictRFC3339(s) {
+		return 0, errDateFormat
 	}
 	t, err := time.Parse(layout, s)
 	if err != nil {
@@ -733,6 +740,19 @@ func dateError(field, s string, err error) error {
 		return ErrInvalidParameter.Detailf("%s: date %s is out of range; dates must fall within years 0000 to 9999 UTC", subject, s)
 	}
 	return ErrInvalidParameter.Detailf("%s takes %s, not %s", subject, expects, s)
+}
+
+// strictRFC3339 refuses what time.Parse reads beyond RFC 3339, and the API
+// document therefore refuses: a comma before the fraction of a second, and
+// an offset past 23:59 ("+24:00", "+23:60").
+func strictRFC3339(s string) bool {
+	if strings.IndexByte(s, ',') >= 0 {
+		return false
+	}
+	if n := len(s); n >= 6 && (s[n-6] == '+' || s[n-6] == '-') && s[n-3] == ':' {
+		return s[n-5:n-3] <= "23" && s[n-2:] <= "59"
+	}
+	return true
 }
 
 // clip quotes client input for an error detail, cut to a readable length so

@@ -97,9 +97,10 @@ type limits struct {
 // router: only pathID, which reads the {id} segment of the path, depends
 // on the router.
 type routes struct {
-	Users, User, UserPosts, Posts, Post http.Handler
-	UserStats, PostStats                http.Handler
-	Health                              http.Handler
+	Users, Posts, Post   mongohttp.Methods
+	User, UserPosts      http.Handler
+	UserStats, PostStats http.Handler
+	Health               http.Handler
 }
 
 // newRoutes builds the handlers on db's users and posts collections.
@@ -191,7 +192,8 @@ func clip(s string) string {
 // problem+json and an Allow header, where ServeMux would answer in plain
 // text. The operator endpoints (/debug/*) are not here but on a listener
 // of their own (see newOperatorMux): here they are 404 like any unknown
-// path.
+// path. The reads are also registered with the API, which serves their
+// OpenAPI document at /openapi.json.
 func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logger, lim limits) http.Handler {
 	rt := newRoutes(client, db, func(r *http.Request) string { return r.PathValue("id") }, logger, lim)
 	mux := http.NewServeMux()
@@ -203,6 +205,24 @@ func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logge
 	mux.Handle("/users/{id}/stats", rt.UserStats)
 	mux.Handle("/posts/stats", rt.PostStats)
 	mux.Handle("/healthz", rt.Health)
+
+	api := &mongohttp.API{
+		Title:       "mongohttp example",
+		Version:     "1.0.0",
+		Description: "Users and their posts, served from MongoDB by mongohttp.",
+	}
+	api.Handle("GET /users", rt.Users["GET"], mongohttp.Doc{OperationID: "listUsers", Summary: "List users"})
+	api.Handle("GET /users/{id}", rt.User, mongohttp.Doc{OperationID: "getUser", Summary: "Get a user"})
+	api.Handle("GET /users/{id}/posts", rt.UserPosts, mongohttp.Doc{
+		OperationID: "listUserPosts", Summary: "List a user's posts", Tags: []string{"posts"},
+		// The author comes from the path, checked by authorFilter.
+		PathParams: map[string]mongohttp.Type{"id": mongohttp.ObjectID},
+		Errors:     []*mongohttp.Error{mongohttp.ErrInvalidObjectID, mongohttp.ErrNotFound},
+	})
+	api.Handle("GET /posts", rt.Posts["GET"], mongohttp.Doc{OperationID: "listPosts", Summary: "List posts"})
+	api.Handle("GET /posts/{id}", rt.Post["GET"], mongohttp.Doc{OperationID: "getPost", Summary: "Get a post"})
+	api.Handle("/healthz", rt.Health, mongohttp.Doc{OperationID: "health", Tags: []string{"service"}})
+	mux.Handle("/openapi.json", api.Handle("/openapi.json", api, mongohttp.Doc{OperationID: "openapi", Tags: []string{"service"}}))
 	mux.Handle("/", http.HandlerFunc(notFound))
 	return mux
 }

@@ -1,0 +1,473 @@
+package openapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// An exchange is one request of a suite, checked against the document.
+type exchange struct {
+	name   string
+	method string
+	target string   // path and query, escaped as sent
+	header []string // name, value, …
+	// runtime is set for a request whose parameters match their schemas but
+	// that a check made on arrival refuses, one of those the 400 answer's
+	// description lists (a token this service did not issue, after with
+	// skip, …): the code the service must answer.
+	runtime string
+	// base is the service's URL; default the example's (service.base).
+	base string
+}
+
+// checker holds a document and its router.
+type checker struct {
+	doc    *openapi3.T
+	router routers.Router
+
+	// JSON parameters (filter=) are validated against their schema
+	// compiled once: kin-openapi compiles it again for every request,
+	// which takes a second for the larger filter documents.
+	compiler *jsonschema.Compiler
+	mu       sync.Mutex
+	compiled map[string]*jsonschema.Schema
+}
+
+// documentURL names the document for the schema compiler.
+const documentURL = "mem://openapi.json"
+
+func newChecker(document []byte) (*checker, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(document)
+	if err != nil {
+		return nil, err
+	}
+	r, err := legacy.NewRouter(doc)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := jsonschema.UnmarshalJSON(bytes.NewReader(document))
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(documentURL, raw); err != nil {
+		return nil, err
+	}
+	return &checker{doc: doc, router: r, compiler: c, compiled: map[string]*jsonschema.Schema{}}, nil
+}
+
+// jsonParams validates the JSON parameters of req against their schemas,
+// and returns req without them, for kin-openapi to validate the rest.
+func (c *checker) jsonParams(route *routers.Route, req *http.Request) (*http.Request, []string) {
+	var reasons []string
+	rest := req.Clone(req.Context())
+	var kept []string
+	for part := range strings.SplitSeq(req.URL.RawQuery, "&") {
+		rawKey, rawVal, _ := strings.Cut(part, "=")
+		key, _ := url.QueryUnescape(rawKey)
+		p := route.Operation.Parameters.GetByInAndName("query", key)
+		if p == nil || p.Content == nil {
+			kept = append(kept, part)
+			continue
+		}
+		val, err := url.QueryUnescape(rawVal)
+		if err != nil {
+			continue // the serialization rules report it
+		}
+		ref := p.Content.Get("application/json").Schema.Ref
+		sch, err := c.compile(ref)
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("compiling the schema of %s: %v", key, err))
+			continue
+		}
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(val))
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("parameter %q is not JSON: %v", key, err))
+			continue
+		}
+		if err := sch.Validate(v); err != nil {
+			reasons = append(reasons, fmt.Sprintf("parameter %q: %v", key, err))
+		}
+	}
+	rest.URL.RawQuery = strings.Join(kept, "&")
+	return rest, reasons
+}
+
+func (c *checker) compile(ref string) (*jsonschema.Schema, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sch, ok := c.compiled[ref]; ok {
+		return sch, nil
+	}
+	if !strings.HasPrefix(ref, "#/") {
+		return nil, fmt.Errorf("the schema is not a reference to a component: %q", ref)
+	}
+	sch, err := c.compiler.Compile(documentURL + ref)
+	if err == nil {
+		c.compiled[ref] = sch
+	}
+	return sch, err
+}
+
+// theChecker checks against the example's document.
+var theChecker = sync.OnceValues(func() (*checker, error) { return newChecker(service.doc) })
+
+// verdict is what the document says of a request.
+type verdict struct {
+	noPath   bool // no path of the document matches
+	noMethod bool // the path has no operation for the method
+	reasons  []string
+	input    *openapi3filter.RequestValidationInput
+}
+
+func (v verdict) accepted() bool { return !v.noPath && !v.noMethod && len(v.reasons) == 0 }
+
+func (v verdict) String() string {
+	switch {
+	case v.noPath:
+		return "no such path"
+	case v.noMethod:
+		return "no such method"
+	case len(v.reasons) > 0:
+		return "refused: " + strings.Join(v.reasons, "; ")
+	}
+	return "accepted"
+}
+
+// judge asks the document about req: kin-openapi validates the path, the
+// parameters and their schemas; the rules the document states in words
+// and kin-openapi does not enforce are checked here (see serialization).
+func (c *checker) judge(req *http.Request) verdict {
+	route, pathParams, err := c.router.FindRoute(req)
+	var re *routers.RouteError
+	switch {
+	case errors.As(err, &re) && re.Reason == routers.ErrPathNotFound.Error():
+		// The router reports a method no operation of the document uses
+		// as an unknown path.
+		if c.pathOf(req) != "" {
+			return verdict{noMethod: true}
+		}
+		return verdict{noPath: true}
+	case errors.As(err, &re) && re.Reason == routers.ErrMethodNotAllowed.Error():
+		return verdict{noMethod: true}
+	case err != nil:
+		panic(fmt.Sprintf("routing %s %s: %v", req.Method, req.URL, err))
+	case !templateMatches(route.Path, req.URL.Path):
+		// The router forgives a trailing slash; OpenAPI's paths do not.
+		return verdict{noPath: true}
+	}
+	rest, reasons := c.jsonParams(route, req)
+	v := verdict{reasons: reasons, input: &openapi3filter.RequestValidationInput{
+		Request: rest, PathParams: pathParams, Route: route,
+		// Defaults would be written into the request before it is sent.
+		Options: &openapi3filter.Options{MultiError: true, SkipSettingDefaults: true},
+	}}
+	if err := openapi3filter.ValidateRequest(context.Background(), v.input); err != nil {
+		v.reasons = append(v.reasons, err.Error())
+	}
+	v.reasons = append(v.reasons, serialization(route.Operation, req.URL.RawQuery)...)
+	return v
+}
+
+// serialization checks what the document states and kin-openapi leaves
+// to the server: an operation marked x-mongohttp-strict-query refuses the
+// parameters it does not list; no parameter is an exploded array, so none
+// may appear twice; and a boolean is written true or false, as RFC 6570
+// expands it (kin-openapi also reads 1, t, TRUE…).
+func serialization(op *openapi3.Operation, rawQuery string) []string {
+	strict := op.Extensions["x-mongohttp-strict-query"] == true
+	declared := map[string]*openapi3.Parameter{}
+	for _, p := range op.Parameters {
+		if p.Value.In == "query" {
+			declared[p.Value.Name] = p.Value
+		}
+	}
+	var reasons []string
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		if part == "" {
+			continue
+		}
+		rawKey, rawVal, _ := strings.Cut(part, "=")
+		key, err1 := url.QueryUnescape(rawKey)
+		val, err2 := url.QueryUnescape(rawVal)
+		if err1 != nil || err2 != nil {
+			if strict {
+				reasons = append(reasons, fmt.Sprintf("%q is not percent-encoded correctly", part))
+			}
+			continue
+		}
+		p := declared[key]
+		switch {
+		case p == nil && strict:
+			reasons = append(reasons, fmt.Sprintf("parameter %q is not listed", key))
+		case p == nil:
+		case seen[key]:
+			reasons = append(reasons, fmt.Sprintf("parameter %q is given twice", key))
+		case p.Schema != nil && !booleans(p.Schema.Value, val):
+			reasons = append(reasons, fmt.Sprintf("boolean parameter %q is %q", key, val))
+		}
+		seen[key] = true
+	}
+	return reasons
+}
+
+// run sends x and checks that the service and the document agree on it,
+// and that the answer is one the document describes.
+func (c *checker) run(t *testing.T, x exchange) (*http.Response, []byte) {
+	t.Helper()
+	method := x.method
+	if method == "" {
+		method = http.MethodGet
+	}
+	base := x.base
+	if base == "" {
+		base = service.base
+	}
+	req, err := http.NewRequest(method, base+x.target, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", x.target, err)
+	}
+	for i := 0; i+1 < len(x.header); i += 2 {
+		req.Header.Set(x.header[i], x.header[i+1])
+	}
+	v := c.judge(req)
+	resp, body := send(t, req)
+	// A hash never leaves the service, and no answer has the field, even
+	// as a name (problem details quote what the client sent).
+	if bytes.Contains(body, []byte("$2a$10$")) || bytes.Contains(body, []byte(`"password_hash":`)) ||
+		(resp.StatusCode != 400 && bytes.Contains(body, []byte("password_hash"))) {
+		t.Errorf("%s %s: the answer holds the hidden field:\n%s", method, x.target, clip(body))
+	}
+	code := problemCode(resp, body)
+	switch {
+	case v.noPath:
+		if resp.StatusCode != 404 || code != "not_found" {
+			t.Errorf("%s %s: the document has no such path; the service answered %d %s", method, x.target, resp.StatusCode, code)
+		}
+		c.checkProblem(t, "Problem", body)
+		return resp, body
+	case v.noMethod:
+		c.checkMethodNotAllowed(t, req, resp, body)
+		return resp, body
+	case !v.accepted():
+		if resp.StatusCode != 400 {
+			t.Errorf("%s %s: the document refuses it (%s); the service answered %d:\n%s", method, x.target, v, resp.StatusCode, clip(body))
+		}
+		if x.runtime != "" {
+			t.Errorf("%s %s: marked as refused only on arrival (%s), but the document refuses it: %s", method, x.target, x.runtime, v)
+		}
+	case x.runtime != "":
+		if resp.StatusCode != 400 || code != x.runtime {
+			t.Errorf("%s %s: want 400 %s, refused on arrival; the service answered %d %s", method, x.target, x.runtime, resp.StatusCode, code)
+		}
+	default:
+		if resp.StatusCode == 400 {
+			t.Errorf("%s %s: the document accepts it; the service answered 400 %s:\n%s", method, x.target, code, clip(body))
+		}
+	}
+	c.checkAnswer(t, v.input, resp, body)
+	return resp, body
+}
+
+// checkAnswer validates an answer against its operation: the status is
+// documented, the headers and the body match their schemas.
+func (c *checker) checkAnswer(t *testing.T, input *openapi3filter.RequestValidationInput, resp *http.Response, body []byte) {
+	t.Helper()
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+	if mt == "application/x-ndjson" {
+		opts.ExcludeResponseBody = true
+		c.checkNDJSON(t, input.Route.Operation, resp, body)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: input, Status: resp.StatusCode, Header: resp.Header, Options: opts}
+	out.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		t.Errorf("%s %s: the answer %d does not match the document: %v\n%s", input.Request.Method, input.Request.URL, resp.StatusCode, err, clip(body))
+	}
+}
+
+// checkNDJSON validates each line of an NDJSON answer against the schema
+// the document gives the media type, that of one document.
+func (c *checker) checkNDJSON(t *testing.T, op *openapi3.Operation, resp *http.Response, body []byte) {
+	t.Helper()
+	r := op.Responses.Status(resp.StatusCode)
+	if r == nil || r.Value.Content.Get("application/x-ndjson") == nil {
+		t.Errorf("status %d has no NDJSON content in the document", resp.StatusCode)
+		return
+	}
+	schema := r.Value.Content.Get("application/x-ndjson").Schema.Value
+	for i, line := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
+		var v any
+		if err := json.Unmarshal(line, &v); err != nil {
+			t.Errorf("NDJSON line %d: %v", i+1, err)
+			continue
+		}
+		if err := schema.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+			t.Errorf("NDJSON line %d does not match the document: %v", i+1, err)
+		}
+	}
+}
+
+// checkMethodNotAllowed checks the answer to a method the path has no
+// operation for: 405, with the Allow header the document's extension
+// gives and the body of its MethodNotAllowed response.
+func (c *checker) checkMethodNotAllowed(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	if resp.StatusCode != 405 {
+		t.Errorf("%s %s: the path has no such operation; the service answered %d", req.Method, req.URL, resp.StatusCode)
+		return
+	}
+	item := c.doc.Paths.Find(c.pathOf(req))
+	ext, ok := item.Extensions["x-mongohttp-other-methods"].(map[string]any)
+	if !ok {
+		return // a handler that does not describe itself; its 405 is its own
+	}
+	if got := resp.Header.Get("Allow"); got != ext["allow"] {
+		t.Errorf("%s %s: Allow %q, the document says %q", req.Method, req.URL, got, ext["allow"])
+	}
+	mna := c.doc.Components.Responses["MethodNotAllowed"].Value
+	if req.Method == http.MethodHead {
+		return
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Errorf("405 body: %v", err)
+		return
+	}
+	if err := mna.Content.Get("application/problem+json").Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		t.Errorf("%s %s: the 405 answer does not match MethodNotAllowed: %v", req.Method, req.URL, err)
+	}
+}
+
+// pathOf returns the document path matching req's path, whatever its
+// method.
+func (c *checker) pathOf(req *http.Request) string {
+	probe := req.Clone(context.Background())
+	probe.Method = http.MethodGet
+	route, _, err := c.router.FindRoute(probe)
+	if err != nil {
+		return ""
+	}
+	return route.Path
+}
+
+// checkProblem validates a body against a named schema.
+func (c *checker) checkProblem(t *testing.T, name string, body []byte) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Errorf("problem body: %v\n%s", err, clip(body))
+		return
+	}
+	if err := c.doc.Components.Schemas[name].Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		t.Errorf("the answer does not match %s: %v", name, err)
+	}
+}
+
+// booleans reports whether a boolean value, or each item of an array of
+// booleans, is written true or false.
+func booleans(schema *openapi3.Schema, val string) bool {
+	items := []string{val}
+	if schema.Type.Is("array") {
+		schema = schema.Items.Value
+		items = strings.Split(val, ",")
+	}
+	if !schema.Type.Is("boolean") {
+		return true
+	}
+	for _, it := range items {
+		if it != "true" && it != "false" {
+			return false
+		}
+	}
+	return true
+}
+
+// templateMatches reports whether path matches an OpenAPI path template
+// exactly, each {name} standing for one non-empty segment.
+func templateMatches(template, path string) bool {
+	ts, ps := strings.Split(template, "/"), strings.Split(path, "/")
+	if len(ts) != len(ps) {
+		return false
+	}
+	for i, t := range ts {
+		if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") {
+			if ps[i] == "" {
+				return false
+			}
+		} else if t != ps[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func problemCode(resp *http.Response, body []byte) string {
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/problem+json" {
+		return ""
+	}
+	var p struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(body, &p)
+	return p.Code
+}
+
+func clip(b []byte) string {
+	if len(b) > 400 {
+		return string(b[:400]) + "…"
+	}
+	return string(b)
+}
+
+// runAll runs the exchanges, a few at a time (the service's admission
+// bound would otherwise answer some of them 503, which hides verdicts).
+func runAll(t *testing.T, xs []exchange) {
+	c, err := theChecker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.runAll(t, xs)
+}
+
+func (c *checker) runAll(t *testing.T, xs []exchange) {
+	names := map[string]int{}
+	sem := make(chan struct{}, 4)
+	t.Run("group", func(t *testing.T) {
+		for _, x := range xs {
+			name := x.name
+			if name == "" {
+				name = x.method + " " + x.target
+			}
+			names[name]++
+			if n := names[name]; n > 1 {
+				name = fmt.Sprintf("%s#%d", name, n)
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				c.run(t, x)
+			})
+		}
+	})
+}
+
+func errFmt(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,0 +1,149 @@
+package openapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+)
+
+// TestDocumentIsOpenAPI31 checks the example's document with two
+// validators that share no code with mongohttp or with each other:
+// libopenapi-validator checks it against the OpenAPI 3.1 schema, and
+// kin-openapi loads it, resolves every reference and checks each part.
+// Both must also refuse the document spoiled, so that their silence means
+// something.
+func TestDocumentIsOpenAPI31(t *testing.T) {
+	var head struct {
+		OpenAPI string `json:"openapi"`
+	}
+	if err := json.Unmarshal(service.doc, &head); err != nil || head.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi %q, %v", head.OpenAPI, err)
+	}
+	validateDocument(t, service.doc)
+
+	var doc map[string]any
+	_ = json.Unmarshal(service.doc, &doc)
+	doc["info"].(map[string]any)["version"] = 7 // a number, not a string
+	get := doc["paths"].(map[string]any)["/users"].(map[string]any)["get"].(map[string]any)
+	get["parameters"] = append(get["parameters"].([]any), map[string]any{"name": "x", "in": "nowhere"})
+	spoiled, _ := json.Marshal(doc)
+	if errs := libopenapiErrors(spoiled); len(errs) == 0 {
+		t.Error("libopenapi accepts a spoiled document")
+	}
+	if err := kinErrors(spoiled); err == nil {
+		t.Error("kin-openapi accepts a spoiled document")
+	}
+}
+
+// libopenapiErrors validates doc against the OpenAPI 3.1 schema.
+func libopenapiErrors(doc []byte) []string {
+	d, err := libopenapi.NewDocument(doc)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	v, errs := validator.NewValidator(d)
+	if len(errs) > 0 {
+		return []string{fmt.Sprint(errs)}
+	}
+	var out []string
+	if ok, verrs := v.ValidateDocument(); !ok {
+		for _, e := range verrs {
+			out = append(out, e.Message+": "+e.Reason)
+			for _, se := range e.SchemaValidationErrors {
+				out = append(out, "  "+se.Reason+" at "+se.FieldPath)
+			}
+		}
+	}
+	return out
+}
+
+// kinErrors loads doc with kin-openapi as OpenAPI 3.1 and validates it.
+func kinErrors(doc []byte) error {
+	d, err := openapi3.NewLoader().LoadFromData(doc)
+	if err != nil {
+		return err
+	}
+	if !d.IsOpenAPI31OrLater() {
+		return errors.New("not read as OpenAPI 3.1")
+	}
+	return d.Validate(context.Background())
+}
+
+// TestDocumentDescribesTheExample checks what the document says about the
+// example's routes against the example's declarations.
+func TestDocumentDescribesTheExample(t *testing.T) {
+	doc := loadDocument(t)
+	var ids []string
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			ids = append(ids, method+" "+path+" "+op.OperationID)
+		}
+	}
+	for _, want := range []string{
+		"GET /users listUsers", "HEAD /users listUsersHead", "GET /users/{id} getUser",
+		"GET /users/{id}/posts listUserPosts", "GET /posts listPosts", "GET /posts/{id} getPost",
+		"GET /healthz health", "GET /debug/pool poolStats", "GET /debug/vars vars", "GET /openapi.json openapi",
+	} {
+		found := false
+		for _, id := range ids {
+			found = found || id == want
+		}
+		if !found {
+			t.Errorf("no operation %q among %v", want, ids)
+		}
+	}
+	list := doc.Paths.Find("/users").Get
+	params := map[string]*openapi3.Parameter{}
+	for _, p := range list.Parameters {
+		params[p.Value.Name] = p.Value
+	}
+	for _, name := range []string{"name", "age[gte]", "tags[in]", "profile.city[ne]", "created[lt]", "_id[nin]", "filter", "sort", "fields", "limit", "skip", "after", "count"} {
+		if params[name] == nil {
+			t.Errorf("/users has no parameter %s", name)
+		}
+	}
+	for _, name := range []string{"password_hash", "password_hash[eq]", "age[regex]", "name[elemMatch]", "age[$gt]"} {
+		if params[name] != nil {
+			t.Errorf("/users lists parameter %s, which it refuses", name)
+		}
+	}
+	limit := params["limit"].Schema.Value
+	if *limit.Min != 1 || *limit.Max != 100 || limit.Default != float64(20) {
+		t.Errorf("limit: minimum %v, maximum %v, default %v", *limit.Min, *limit.Max, limit.Default)
+	}
+	var sortEnum []string
+	for _, v := range params["sort"].Schema.Value.Items.Value.Enum {
+		sortEnum = append(sortEnum, v.(string))
+	}
+	if got := strings.Join(sortEnum, " "); got != "_id -_id age -age name -name created -created" {
+		t.Errorf("sort items %s", got)
+	}
+	if p := doc.Components.Schemas["Users"]; p == nil || p.Value.Properties["_id"] == nil {
+		t.Errorf("no Users schema with _id")
+	}
+	post := doc.Components.Schemas["Post"]
+	if post == nil || post.Value.Properties["published"].Value.Format != "date-time" ||
+		post.Value.Properties["author_id"].Value.Pattern != "^[0-9a-f]{24}$" {
+		t.Fatalf("Post schema %v", post)
+	}
+	codes := doc.Paths.Find("/users/{id}/posts").Get.Responses.Status(404)
+	if codes == nil {
+		t.Error("the posts of a user have no 404 answer")
+	}
+}
+
+func loadDocument(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(service.doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
