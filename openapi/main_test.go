@@ -105,7 +105,7 @@ func buildExample(dir string) (string, error) {
 // database, and returns a function that stops it, its base URL and the
 // database's URI.
 func startExample(bin, maxTime string) (func(), string, string, error) {
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-max-time", maxTime)
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-debug-addr", "", "-max-time", maxTime)
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "MONGODB_URI=") || strings.HasPrefix(kv, "ADDR=")
 	})
