@@ -425,5 +425,11 @@ func pointerEscape(key string) string {
 			key = key[:len(key)-1]
 		}
 	}
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+	if !strings.ContainsAny(key, "~/") {
+		return key // the common case: no copy
+	}
+	return pointerReplacer.Replace(key)
 }
+
+// pointerReplacer is built once: a Replacer is costly to make.
+var pointerReplacer = strings.NewReplacer("~", "~0", "/", "~1")

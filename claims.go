@@ -93,10 +93,17 @@ func (c *claims) release(ctx context.Context, id any, version string) {
 	_, _ = c.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: claimKey(id, version)}})
 }
 
+// claimKey names the claim of id at version. It is text that stays valid
+// UTF-8 whatever the id's type (a server may store a string's invalid bytes
+// as replacement characters, and two claims would then share a name): the
+// hex of an ObjectID, else the id's canonical Extended JSON.
 func claimKey(id any, version string) string {
-	raw, err := bson.Marshal(bson.D{{Key: "i", Value: id}})
-	if err != nil {
-		return version
+	if oid, ok := id.(bson.ObjectID); ok {
+		return oid.Hex() + "/" + version
 	}
-	return string(raw[4:len(raw)-1]) + "/" + version
+	ext, err := bson.MarshalExtJSON(bson.D{{Key: "i", Value: id}}, true, false)
+	if err != nil {
+		return "?/" + version
+	}
+	return string(ext) + "/" + version
 }
