@@ -121,6 +121,26 @@ type Collection[T any] struct {
 	// header so that caches keep answers for different clients apart.
 	// Default is none ("Accept" is always added to Find's answers).
 	Vary []string
+
+	// Observer receives a report of every request the handlers answer
+	// (see Observer). Default is the Config.Observer of the client the
+	// collection belongs to, if it was made by ConnectConfig; with none,
+	// the handlers do no observing work.
+	Observer Observer
+
+	// Route names the route a request matched, for the Observer and the
+	// log lines: a template such as "/users/{id}", never the path itself
+	// (which holds ids). Default is r.Pattern without its method and host,
+	// which http.ServeMux sets; other routers pass theirs
+	// (chi.RouteContext(r.Context()).RoutePattern()…).
+	Route func(r *http.Request) string
+
+	// ServerTiming adds a Server-Timing header to successful answers:
+	// "db" (the time from the first command to the documents in hand) and
+	// "enc" (encoding; for Find, whose body is written after its headers,
+	// in a trailer). Default is false: timings tell clients about the
+	// server, and only developers need them.
+	ServerTiming bool
 }
 
 // Resource is a checked Collection declaration. Its methods make the
@@ -169,6 +189,12 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.ID == nil {
 		c.ID = func(r *http.Request) string { return r.PathValue("id") }
 	}
+	if c.Observer == nil {
+		c.Observer = clientObserver(c.Coll.Database().Client())
+	}
+	if c.Route == nil {
+		c.Route = patternRoute
+	}
 	if c.CacheControl == "" && (c.BaseFilter != nil || c.PolicyFor != nil) {
 		c.CacheControl = "private, no-cache"
 	}
@@ -197,6 +223,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	if res.errorFunc == nil {
 		res.errorFunc = res.logAndWrite
 	}
+	res.errorFunc = res.observeErrors(res.errorFunc)
 	runOpts := options.RunCmd().SetReadPreference(rp)
 	var zero T
 	_, raw := any(zero).(bson.Raw)
@@ -215,6 +242,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
 			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
+			observed: c.Observer != nil || c.ServerTiming, route: c.Route,
 		}
 	}
 	return res, nil
@@ -257,9 +285,9 @@ func (r *Resource[T]) Collection() Collection[T] {
 // application/x-ndjson). See the package's Find function for the answers.
 func (r *Resource[T]) Find() http.Handler {
 	lim := r.decl.Admission.limiter()
-	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return r.observe("find", r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findHandler[T]{handlerBase: b, lookahead: r.decl.Lookahead, limit: lim}
-	})
+	}))
 }
 
 // FindOne returns a handler that answers GET and HEAD with the document
@@ -270,9 +298,9 @@ func (r *Resource[T]) Find() http.Handler {
 // (when the policy allows projection), plus the policy's ExtraParameters.
 func (r *Resource[T]) FindOne() http.Handler {
 	lim := r.decl.Admission.limiter()
-	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return r.observe("findOne", r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findOneHandler[T]{handlerBase: b, id: r.decl.ID, limit: lim}
-	})
+	}))
 }
 
 // perPolicy makes one handler per policy with mk and, when the declaration
@@ -319,6 +347,7 @@ func (r *Resource[T]) decorate(h http.Handler) http.Handler {
 
 // logAndWrite is the default ErrorFunc.
 func (r *Resource[T]) logAndWrite(w http.ResponseWriter, req *http.Request, err error) {
-	logError(r.logger, req, err)
+	id := logError(r.logger, req, err, r.decl.Route(req))
+	w.Header().Set(RequestIDHeader, id)
 	WriteError(w, req, err)
 }

@@ -29,6 +29,7 @@ func (h *findHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer leave(h.limit, client)
+	h.obs(r).admitted()
 	if err := h.serve(w, r); err != nil {
 		h.errorFunc(w, r, err)
 	}
@@ -42,6 +43,9 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	o := h.obs(r) // nil unless observed
+	o.parsed(q, nil)
+	comment := h.commentFor(r)
 	base, err := h.base(r)
 	if err != nil {
 		return err
@@ -51,13 +55,16 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 
 	var total int64 = -1
+	if q.Count != CountNone {
+		o.issue()
+	}
 	switch q.Count {
 	case CountExact:
-		if total, err = h.coll.CountDocuments(ctx, and(base, q.CountFilter)); err != nil {
+		if total, err = h.coll.CountDocuments(ctx, and(base, q.CountFilter), countComment(comment)...); err != nil {
 			return err
 		}
 	case CountEstimated:
-		if total, err = h.coll.EstimatedDocumentCount(ctx); err != nil {
+		if total, err = h.coll.EstimatedDocumentCount(ctx, estimatedComment(comment)...); err != nil {
 			return err
 		}
 	}
@@ -85,6 +92,8 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if h.readConcern != nil {
 		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
 	}
+	cmd = withComment(cmd, comment)
+	o.issue()
 	var cur *mongo.Cursor
 	err = retryRead(ctx, func() (err error) {
 		cur, err = h.coll.Database().RunCommandCursor(ctx, cmd, h.runOpts)
@@ -93,6 +102,7 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	o.firstBatch()
 	cur.SetBatchSize(batch) // for the getMores, which do not inherit it
 	closed := false
 	defer func() {
@@ -147,6 +157,7 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 				slog.String("path", r.URL.Path), slog.Any("error", err))
 		}
 	}
+	o.answering(hdr, false)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -193,6 +204,7 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if err := dw.Close(); err != nil {
 		h.abort(r, err)
 	}
+	o.wrote(dw.Count())
 	return nil
 }
 

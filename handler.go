@@ -42,11 +42,17 @@ type handlerBase[T any] struct {
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
+
+	observed bool                         // requests carry an observation (see observe.go)
+	route    func(r *http.Request) string // for log lines
 }
 
-// logError logs a failed request: 5xx causes at Error level, the rest, and
-// requests whose client left, at Debug.
-func logError(logger *slog.Logger, r *http.Request, err error) {
+// logError logs a failed request, in one line: 5xx causes at Error level,
+// the rest, and requests whose client left, at Debug. It returns the
+// request's id. The line never holds the query string, and holds the error
+// only for 5xx answers: the detail of a 4xx quotes the client's input,
+// which may be personal data.
+func logError(logger *slog.Logger, r *http.Request, err error, route string) string {
 	e := AsError(err)
 	level := slog.LevelDebug
 	if e.Status >= 500 {
@@ -58,9 +64,29 @@ func logError(logger *slog.Logger, r *http.Request, err error) {
 	case errors.Is(e, ErrOverloaded):
 		level = slog.LevelDebug // expected under a burst, and counted in AdmissionStats
 	}
-	logger.LogAttrs(r.Context(), level, "mongohttp: request failed",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", e.Status), slog.String("code", e.Code), slog.Any("error", err))
+	id, traceParent := requestIdentity(r)
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs, slog.String("request_id", id), slog.String("method", r.Method),
+		slog.String("route", route), slog.String("path", r.URL.Path),
+		slog.Int("status", e.Status), slog.String("code", e.Code))
+	if t := traceID(traceParent); t != "" {
+		attrs = append(attrs, slog.String("trace_id", t))
+	}
+	if e.Status >= 500 {
+		attrs = append(attrs, slog.Any("error", err))
+	}
+	logger.LogAttrs(r.Context(), level, "mongohttp: request failed", attrs...)
+	return id
+}
+
+// requestIdentity returns the request's id and traceparent: its
+// observation's when it has one, else from its headers.
+func requestIdentity(r *http.Request) (id, traceParent string) {
+	if o := observationFrom(r.Context()); o != nil {
+		return o.rep.RequestID, o.rep.TraceParent
+	}
+	traceParent, _ = parseTraceParent(r.Header.Get("Traceparent"))
+	return requestID(r), traceParent
 }
 
 // base returns the request's base filter; nil when there is none.
@@ -171,8 +197,11 @@ func (h *handlerBase[T]) abort(r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		level = slog.LevelDebug // the client left or the time limit passed
 	}
+	h.obs(r).aborted(err)
+	id, traceParent := requestIdentity(r)
 	h.logger.LogAttrs(r.Context(), level, "mongohttp: response aborted",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+		slog.String("request_id", id), slog.String("method", r.Method), slog.String("route", h.route(r)),
+		slog.String("path", r.URL.Path), slog.String("trace_id", traceID(traceParent)), slog.Any("error", err))
 	panic(http.ErrAbortHandler)
 }
 
