@@ -1,0 +1,411 @@
+// Package otelmongohttp reports mongohttp's requests to OpenTelemetry:
+// a span per request, a child span per database command, and metrics
+// under the OpenTelemetry semantic conventions, which Prometheus can
+// scrape.
+//
+//	obs, err := otelmongohttp.New(otelmongohttp.Config{TracerProvider: tp, MeterProvider: mp})
+//	client, err := mongohttp.ConnectConfig(ctx, mongohttp.Config{URI: uri, Observer: obs})
+//	_, err = obs.ObservePool(client, "main")
+//
+// Spans: each request a mongohttp handler answers gets a server span named
+// after its method and route ("GET /users/{id}"), which continues the
+// trace of an incoming W3C traceparent header; under a server span of the
+// same process (otelhttp's), it is an internal span nested under that one
+// instead. Each database command the request sends gets a client span
+// below it ("find users"). Spans never hold the query's values: not the
+// query string, not the command, not the path (which holds ids); the
+// query's shape is there instead.
+//
+// Metrics: http.server.request.duration and http.server.response.body.size
+// (with http.route, http.request.method, http.response.status_code,
+// url.scheme, error.type for 5xx, and mongohttp.problem.code for error
+// answers), db.client.operation.duration (db.system.name mongodb,
+// db.operation.name, db.collection.name, db.namespace), and, for pools
+// registered with ObservePool, db.client.connection.count by state (idle,
+// used) and db.client.connection.pending_requests.
+package otelmongohttp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/mongohttp/mongohttp"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/dbconv"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/httpconv"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ScopeName is the instrumentation scope of the spans and metrics.
+const ScopeName = "github.com/mongohttp/mongohttp/otelmongohttp"
+
+// Attributes of mongohttp's own, next to the semantic conventions'.
+const (
+	// ProblemCodeKey is the problem code of an error answer ("not_found").
+	ProblemCodeKey = attribute.Key("mongohttp.problem.code")
+	// HandlerKey is "find" or "findOne".
+	HandlerKey = attribute.Key("mongohttp.handler")
+	// RequestIDKey is the request's id (see mongohttp.RequestIDHeader).
+	RequestIDKey = attribute.Key("mongohttp.request_id")
+	// QueryShapeKey is the query's shape, without values
+	// (mongohttp.QueryShape.String).
+	QueryShapeKey = attribute.Key("mongohttp.query.shape")
+	// DocumentsKey is the number of documents in the answer.
+	DocumentsKey = attribute.Key("mongohttp.documents")
+	// The phases of the request, in seconds (see mongohttp.RequestReport).
+	AdmissionWaitKey = attribute.Key("mongohttp.admission.wait")
+	PoolWaitKey      = attribute.Key("mongohttp.pool.wait")
+	FirstBatchKey    = attribute.Key("mongohttp.first_batch")
+	DatabaseTimeKey  = attribute.Key("mongohttp.database.duration")
+	EncodingTimeKey  = attribute.Key("mongohttp.encoding.duration")
+	// AbortedKey is true for an answer cut short after its headers.
+	AbortedKey = attribute.Key("mongohttp.aborted")
+)
+
+// Config configures New. Every field is optional.
+type Config struct {
+	// TracerProvider makes the spans. Default is otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+
+	// MeterProvider makes the instruments. Default is
+	// otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+
+	// Propagator reads the trace context of incoming requests that no
+	// instrumentation of the process has read yet. Default is
+	// propagation.TraceContext{}: the W3C traceparent and tracestate
+	// headers.
+	Propagator propagation.TextMapPropagator
+}
+
+// Observer is a mongohttp.CommandObserver that makes spans and records
+// metrics. Set it as mongohttp.Config.Observer, so that the client also
+// installs its command monitor, or as Collection.Observer (then install
+// CommandMonitor in the client's options yourself for the command spans).
+// It is safe for concurrent use.
+type Observer struct {
+	tracer trace.Tracer
+	meter  metric.Meter
+	prop   propagation.TextMapPropagator
+
+	requestDuration httpconv.ServerRequestDuration
+	bodySize        httpconv.ServerResponseBodySize
+	opDuration      dbconv.ClientOperationDuration
+	connCount       dbconv.ClientConnectionCountObservable
+	connPending     dbconv.ClientConnectionPendingRequestsObservable
+
+	commands sync.Map // the driver's request id → *command
+}
+
+var _ mongohttp.CommandObserver = (*Observer)(nil)
+
+// Bucket boundaries, in seconds, that the semantic conventions advise.
+var (
+	httpBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+	dbBuckets   = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
+)
+
+// New makes an Observer and its instruments.
+func New(cfg Config) (*Observer, error) {
+	tp, mp, prop := cfg.TracerProvider, cfg.MeterProvider, cfg.Propagator
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	if prop == nil {
+		prop = propagation.TraceContext{}
+	}
+	o := &Observer{
+		tracer: tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		meter:  mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL)),
+		prop:   prop,
+	}
+	var errs [5]error
+	o.requestDuration, errs[0] = httpconv.NewServerRequestDuration(o.meter, metric.WithExplicitBucketBoundaries(httpBuckets...))
+	o.bodySize, errs[1] = httpconv.NewServerResponseBodySize(o.meter)
+	o.opDuration, errs[2] = dbconv.NewClientOperationDuration(o.meter, metric.WithExplicitBucketBoundaries(dbBuckets...))
+	o.connCount, errs[3] = dbconv.NewClientConnectionCountObservable(o.meter)
+	o.connPending, errs[4] = dbconv.NewClientConnectionPendingRequestsObservable(o.meter)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// requestState is what EndRequest needs of the request beyond the report.
+type requestState struct {
+	span   trace.Span
+	scheme string
+}
+
+type requestStateKey struct{}
+
+// StartRequest starts the request's span: a server span continuing the
+// request's trace context, or an internal span under the server span of
+// an instrumentation that already handles the request (otelhttp), whose
+// span then gets the route.
+func (o *Observer) StartRequest(r *http.Request, rep *mongohttp.RequestReport) context.Context {
+	ctx := r.Context()
+	kind, name := trace.SpanKindServer, rep.Method
+	if rep.Route != "" {
+		name += " " + rep.Route
+	}
+	if outer := trace.SpanFromContext(ctx); outer.SpanContext().IsValid() && !outer.SpanContext().IsRemote() {
+		kind, name = trace.SpanKindInternal, "mongohttp "+rep.Handler+" "+rep.Collection
+		if rep.Route != "" {
+			outer.SetAttributes(semconv.HTTPRoute(rep.Route))
+		}
+	} else {
+		ctx = o.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs = append(attrs, methodAttrs(rep.Method)...)
+	attrs = append(attrs, semconv.URLScheme(scheme), HandlerKey.String(rep.Handler),
+		semconv.DBCollectionName(rep.Collection), semconv.DBNamespace(rep.Database), RequestIDKey.String(rep.RequestID))
+	if rep.Route != "" {
+		attrs = append(attrs, semconv.HTTPRoute(rep.Route))
+	}
+	ctx, span := o.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	if sc := span.SpanContext(); sc.IsValid() {
+		rep.TraceParent = traceParent(sc)
+	}
+	return context.WithValue(ctx, requestStateKey{}, &requestState{span: span, scheme: scheme})
+}
+
+// EndRequest ends the request's span and records its metrics.
+func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport) {
+	st, _ := ctx.Value(requestStateKey{}).(*requestState)
+	if st == nil {
+		return
+	}
+	failed := rep.Status >= 500 || rep.Aborted
+	errorType := ""
+	if failed {
+		errorType = rep.Code
+		if rep.Aborted {
+			errorType = "aborted"
+		}
+		if errorType == "" {
+			errorType = strconv.Itoa(rep.Status)
+		}
+	}
+
+	span := st.span
+	if span.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, 14)
+		attrs = append(attrs,
+			semconv.HTTPResponseStatusCode(rep.Status), semconv.HTTPResponseBodySize(int(rep.Bytes)),
+			DocumentsKey.Int(rep.Documents),
+			AdmissionWaitKey.Float64(rep.AdmissionWait.Seconds()), PoolWaitKey.Float64(rep.PoolWait.Seconds()),
+			FirstBatchKey.Float64(rep.FirstBatch.Seconds()), DatabaseTimeKey.Float64(rep.DatabaseTime.Seconds()),
+			EncodingTimeKey.Float64(rep.EncodingTime.Seconds()))
+		if shape := rep.Shape.String(); shape != "" {
+			attrs = append(attrs, QueryShapeKey.String(shape))
+		}
+		if rep.Code != "" {
+			attrs = append(attrs, ProblemCodeKey.String(rep.Code))
+		}
+		if rep.Aborted {
+			attrs = append(attrs, AbortedKey.Bool(true))
+		}
+		if failed {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
+			// The description is the code, never the error's message,
+			// which may quote the client's input.
+			span.SetStatus(codes.Error, errorType)
+		}
+		span.SetAttributes(attrs...)
+	}
+	span.End()
+
+	attrs := make([]attribute.KeyValue, 0, 7)
+	attrs = append(attrs, methodAttrs(rep.Method)[0], semconv.URLScheme(st.scheme), semconv.HTTPResponseStatusCode(rep.Status))
+	if rep.Route != "" {
+		attrs = append(attrs, semconv.HTTPRoute(rep.Route))
+	}
+	if rep.Code != "" {
+		attrs = append(attrs, ProblemCodeKey.String(rep.Code))
+	}
+	if failed {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
+	}
+	set := attribute.NewSet(attrs...)
+	o.requestDuration.RecordSet(ctx, rep.Duration.Seconds(), set)
+	o.bodySize.RecordSet(ctx, rep.Bytes, set)
+}
+
+// knownMethods are the methods the conventions name; others are "_OTHER",
+// so that a client cannot make up new series.
+var knownMethods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
+	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true,
+}
+
+func methodAttrs(method string) []attribute.KeyValue {
+	if knownMethods[method] {
+		return []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(method)}
+	}
+	return []attribute.KeyValue{semconv.HTTPRequestMethodKey.String("_OTHER"), semconv.HTTPRequestMethodOriginal(method)}
+}
+
+// traceParent formats a span context as a W3C traceparent.
+func traceParent(sc trace.SpanContext) string {
+	tid, sid := sc.TraceID(), sc.SpanID()
+	return "00-" + tid.String() + "-" + sid.String() + "-" + sc.TraceFlags().String()
+}
+
+// command is a database command between its start and end events.
+type command struct {
+	span  trace.Span // nil outside a traced request
+	attrs []attribute.KeyValue
+}
+
+// CommandMonitor returns the monitor that makes a client span of each
+// command sent under a traced context and times every command for
+// db.client.operation.duration. mongohttp.ConnectConfig installs it when
+// the Observer is Config.Observer.
+func (o *Observer) CommandMonitor() *event.CommandMonitor {
+	return &event.CommandMonitor{
+		Started: o.commandStarted,
+		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
+			o.commandFinished(ctx, &e.CommandFinishedEvent, nil)
+		},
+		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
+			o.commandFinished(ctx, &e.CommandFinishedEvent, e.Failure)
+		},
+	}
+}
+
+func (o *Observer) commandStarted(ctx context.Context, e *event.CommandStartedEvent) {
+	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs = append(attrs, semconv.DBSystemNameMongoDB, semconv.DBOperationName(e.CommandName), semconv.DBNamespace(e.DatabaseName))
+	name := e.CommandName
+	if coll := collectionOf(e); coll != "" {
+		attrs = append(attrs, semconv.DBCollectionName(coll))
+		name += " " + coll
+	}
+	if host, port, ok := serverOf(e.ConnectionID); ok {
+		attrs = append(attrs, semconv.ServerAddress(host), semconv.ServerPort(port))
+	}
+	c := &command{attrs: attrs}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// The command document is not recorded: it holds the query's values.
+		_, c.span = o.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	}
+	o.commands.Store(e.RequestID, c)
+}
+
+func (o *Observer) commandFinished(ctx context.Context, e *event.CommandFinishedEvent, failure error) {
+	v, ok := o.commands.LoadAndDelete(e.RequestID)
+	if !ok {
+		return
+	}
+	c := v.(*command)
+	attrs := c.attrs
+	if failure != nil {
+		errorType, status := classify(failure)
+		attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
+		if status != "" {
+			attrs = append(attrs, semconv.DBResponseStatusCode(status))
+		}
+		if c.span != nil {
+			c.span.SetAttributes(attrs[len(c.attrs):]...)
+			c.span.SetStatus(codes.Error, errorType)
+		}
+	}
+	if c.span != nil {
+		c.span.End()
+	}
+	o.opDuration.RecordSet(ctx, e.Duration.Seconds(), attribute.NewSet(attrs...))
+}
+
+// collectionOf returns the collection a command names: the value of its
+// first element for most commands, the "collection" field for getMore.
+func collectionOf(e *event.CommandStartedEvent) string {
+	if e.CommandName == "getMore" {
+		coll, _ := e.Command.Lookup("collection").StringValueOK()
+		return coll
+	}
+	elem, err := e.Command.IndexErr(0)
+	if err != nil {
+		return ""
+	}
+	coll, _ := elem.Value().StringValueOK()
+	return coll
+}
+
+// serverOf parses the server address of a driver connection id
+// ("host:port[-7]").
+func serverOf(connID string) (string, int, bool) {
+	if i := strings.LastIndexByte(connID, '['); i > 0 {
+		connID = connID[:i]
+	}
+	host, port, err := net.SplitHostPort(connID)
+	if err != nil {
+		return "", 0, false
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", 0, false
+	}
+	return host, p, true
+}
+
+// classify names a command's failure for error.type, and the server's
+// error code for db.response.status_code when there is one.
+func classify(err error) (errorType, status string) {
+	var ce mongo.CommandError
+	switch {
+	case errors.As(err, &ce):
+		errorType = ce.Name
+		if errorType == "" {
+			errorType = "CommandError"
+		}
+		return errorType, strconv.Itoa(int(ce.Code))
+	case mongo.IsTimeout(err):
+		return "timeout", ""
+	case mongo.IsNetworkError(err):
+		return "network", ""
+	case errors.Is(err, context.Canceled):
+		return "canceled", ""
+	}
+	return "_OTHER", ""
+}
+
+// ObservePool reports the pool statistics of c (see mongohttp.PoolStats)
+// as db.client.connection.count, by state ("idle", "used"; their sum is
+// the connections open), and db.client.connection.pending_requests (the
+// operations waiting for a connection), with db.client.connection.pool.name
+// poolName, read at each collection. Unregister the returned registration
+// when c is closed.
+func (o *Observer) ObservePool(c *mongohttp.Client, poolName string) (metric.Registration, error) {
+	pool := semconv.DBClientConnectionPoolName(poolName)
+	idle := metric.WithAttributeSet(attribute.NewSet(pool, semconv.DBClientConnectionStateIdle))
+	used := metric.WithAttributeSet(attribute.NewSet(pool, semconv.DBClientConnectionStateUsed))
+	pending := metric.WithAttributeSet(attribute.NewSet(pool))
+	return o.meter.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
+		s := c.Stats()
+		obs.ObserveInt64(o.connCount.Inst(), s.Idle, idle)
+		obs.ObserveInt64(o.connCount.Inst(), s.InUse, used)
+		obs.ObserveInt64(o.connPending.Inst(), s.Waiting, pending)
+		return nil
+	}, o.connCount.Inst(), o.connPending.Inst())
+}
