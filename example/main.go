@@ -18,7 +18,10 @@
 //	               and wait for a signal (for benchmarks)
 //	-db-addr ADDR  loopback address of the embedded database (default a free port)
 //	-max-time D    time limit of each request's queries (default 10s)
+//	-trace         print each request's spans to standard error
 //	MONGODB_URI    use this server instead of the embedded one
+//
+// /metrics serves the service's metrics in the Prometheus text format.
 //
 // SIGINT and SIGTERM shut the service down gracefully: it stops accepting
 // connections, finishes the requests in flight, closes the client, stops
@@ -77,7 +80,7 @@ var errUsage = errors.New("usage error")
 // config is the command line and environment, parsed.
 type config struct {
 	addr, dataDir, dbName, dbAddr string
-	seed, dbOnly                  bool
+	seed, dbOnly, trace           bool
 	maxTime                       time.Duration
 	uri                           string // MONGODB_URI; "" for the embedded server
 }
@@ -97,6 +100,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.dbOnly, "db-only", false, "start the embedded database only, print its MONGODB_URI and wait for a signal")
 	fs.StringVar(&c.dbAddr, "db-addr", "127.0.0.1:0", "loopback address of the embedded database")
 	fs.DurationVar(&c.maxTime, "max-time", mongohttp.DefaultMaxTime, "time limit of each request's queries; past it the answer is 504")
+	fs.BoolVar(&c.trace, "trace", false, "print each request's spans to standard error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -150,9 +154,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveDatabase(ctx, stdout, uri, cfg.dbName)
 	}
 
-	client, err := mongohttp.ConnectConfig(ctx, mongohttp.Config{URI: uri})
+	tel, err := newTelemetry(traceWriter(cfg.trace, stderr))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.close(context.Background()) }() // runs after the client is closed
+	client, err := mongohttp.ConnectConfig(ctx, mongohttp.Config{URI: uri, Observer: tel.Observer})
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
+	}
+	if err := tel.observePool(client); err != nil {
+		return err
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
@@ -193,7 +205,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv := &http.Server{
-		Handler:           NewHandler(client, db, logger, cfg.maxTime),
+		Handler:           tel.withMetrics(NewHandler(client, db, logger, cfg.maxTime)),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -268,8 +280,17 @@ func printTry(ctx context.Context, w io.Writer, base, where string, db *mongo.Da
 		"/healthz",
 		"/debug/pool",
 		"/debug/vars",
+		"/metrics",
 	} {
 		fmt.Fprintf(w, "  curl -g '%s%s'\n", base, path)
 	}
 	fmt.Fprintln(w, "\nStop with Ctrl-C.")
+}
+
+// traceWriter is where -trace prints spans: stderr, or nowhere.
+func traceWriter(on bool, stderr io.Writer) io.Writer {
+	if !on {
+		return nil
+	}
+	return stderr
 }
