@@ -148,7 +148,7 @@ type QueryShape struct {
 // "filter=age $gte,name $eq sort=-age,_id fields=name count=exact".
 func (s QueryShape) String() string {
 	var b strings.Builder
-	part := func(name string, items []string) {
+	part := func(name string, items ...string) {
 		if len(items) == 0 {
 			return
 		}
@@ -157,16 +157,22 @@ func (s QueryShape) String() string {
 		}
 		b.WriteString(name)
 		b.WriteByte('=')
-		b.WriteString(strings.Join(items, ","))
+		for i, item := range items {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(item)
+		}
 	}
-	part("filter", s.Filter)
-	part("sort", s.Sort)
-	part("fields", s.Fields)
+	b.Grow(64)
+	part("filter", s.Filter...)
+	part("sort", s.Sort...)
+	part("fields", s.Fields...)
 	if s.Skip {
-		part("skip", []string{"yes"})
+		part("skip", "yes")
 	}
 	if s.Count != CountNone {
-		part("count", []string{string(s.Count)})
+		part("count", string(s.Count))
 	}
 	return b.String()
 }
@@ -250,10 +256,15 @@ func filterShape(d bson.D, prefix string, out []string) []string {
 	return out
 }
 
-// observation is the state of one observed request. The command monitor
+// observation is the state of one observed request. It is also the
+// context the request is served under, and holds the answer's writer, so
+// that observing costs one allocation for all three. The command monitor
 // may reach it from another goroutine (a cursor killed in the background
 // after the answer), so the fields it touches are atomic.
 type observation struct {
+	context.Context // what StartRequest returned
+	w               observedWriter
+
 	rep      RequestReport
 	observer Observer // nil when only Server-Timing is on
 	timing   bool     // Server-Timing
@@ -267,11 +278,18 @@ type observation struct {
 	hasQuery     bool
 	query        *Query
 	projection   bson.D
-	documents    int    // -1 until the handler reports them
-	comment      string // built on first use
+	documents    int // -1 until the handler reports them
+	comment      any // built on first use
 }
 
 type observationKey struct{}
+
+func (o *observation) Value(key any) any {
+	if key == (observationKey{}) {
+		return o
+	}
+	return o.Context.Value(key)
+}
 
 // observationFrom returns the request's observation, nil when it has none.
 func observationFrom(ctx context.Context) *observation {
@@ -327,12 +345,12 @@ func (o *observation) firstBatch() {
 // documentsInHand marks the answer's documents in hand: the database work
 // is done and encoding starts.
 func (o *observation) documentsInHand() {
-	if o == nil {
+	if o == nil || o.inHand >= 0 {
 		return
 	}
-	o.firstBatch()
-	if o.inHand < 0 {
-		o.inHand = o.since()
+	o.inHand = o.since()
+	if o.rep.FirstBatch == 0 {
+		o.rep.FirstBatch = o.inHand
 	}
 }
 
@@ -410,10 +428,12 @@ func appendTiming(b []byte, name string, d time.Duration) []byte {
 // its comment's two small allocations.
 func (h *handlerBase[T]) commentFor(r *http.Request) any {
 	if o := h.obs(r); o != nil {
-		if o.comment == "" {
-			o.comment = "request_id='" + url.QueryEscape(o.rep.RequestID) + "'"
+		if o.comment == nil {
+			id := url.QueryEscape(o.rep.RequestID)
 			if o.rep.TraceParent != "" {
-				o.comment += ",traceparent='" + o.rep.TraceParent + "'"
+				o.comment = "request_id='" + id + "',traceparent='" + o.rep.TraceParent + "'"
+			} else {
+				o.comment = "request_id='" + id + "'"
 			}
 		}
 		return o.comment
@@ -492,8 +512,10 @@ func requestID(r *http.Request) string {
 		return id
 	}
 	var b [8]byte
+	var id [16]byte
 	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
-	return hex.EncodeToString(b[:])
+	hex.Encode(id[:], b[:])
+	return string(id[:])
 }
 
 // validRequestID accepts ids that are safe to log and to send back in a
@@ -543,20 +565,19 @@ func (res *Resource[T]) observe(kind string, h http.Handler) http.Handler {
 		if tp, ok := parseTraceParent(r.Header.Get("Traceparent")); ok {
 			o.rep.TraceParent = tp
 		}
-		ctx := r.Context()
+		o.Context = r.Context()
 		if observer != nil {
-			ctx = observer.StartRequest(r, &o.rep)
+			o.Context = observer.StartRequest(r, &o.rep)
 		}
-		ctx = context.WithValue(ctx, observationKey{}, o)
-		ow := &observedWriter{ResponseWriter: w}
+		o.w.ResponseWriter = w
 		completed := false
 		defer func() {
-			o.end(ow, !completed)
+			o.end(&o.w, !completed)
 			if observer != nil {
-				observer.EndRequest(ctx, &o.rep)
+				observer.EndRequest(o.Context, &o.rep)
 			}
 		}()
-		h.ServeHTTP(ow, r.WithContext(ctx))
+		h.ServeHTTP(&o.w, r.WithContext(o))
 		completed = true
 	})
 }

@@ -16,10 +16,10 @@
 // query string, not the command, not the path (which holds ids); the
 // query's shape is there instead.
 //
-// Metrics: http.server.request.duration and http.server.response.body.size
-// (with http.route, http.request.method, http.response.status_code,
-// url.scheme, error.type for 5xx, and mongohttp.problem.code for error
-// answers), db.client.operation.duration (db.system.name mongodb,
+// Metrics: http.server.request.duration (with http.route,
+// http.request.method, http.response.status_code, url.scheme, error.type
+// for 5xx, and mongohttp.problem.code for error answers),
+// db.client.operation.duration (db.system.name mongodb,
 // db.operation.name, db.collection.name, db.namespace), and, for pools
 // registered with ObservePool, db.client.connection.count by state (idle,
 // used) and db.client.connection.pending_requests.
@@ -27,6 +27,7 @@ package otelmongohttp
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
@@ -55,8 +56,6 @@ const ScopeName = "github.com/mongohttp/mongohttp/otelmongohttp"
 const (
 	// ProblemCodeKey is the problem code of an error answer ("not_found").
 	ProblemCodeKey = attribute.Key("mongohttp.problem.code")
-	// HandlerKey is "find" or "findOne".
-	HandlerKey = attribute.Key("mongohttp.handler")
 	// RequestIDKey is the request's id (see mongohttp.RequestIDHeader).
 	RequestIDKey = attribute.Key("mongohttp.request_id")
 	// QueryShapeKey is the query's shape, without values
@@ -64,12 +63,12 @@ const (
 	QueryShapeKey = attribute.Key("mongohttp.query.shape")
 	// DocumentsKey is the number of documents in the answer.
 	DocumentsKey = attribute.Key("mongohttp.documents")
-	// The phases of the request, in seconds (see mongohttp.RequestReport).
+	// The waits of the request and its time to the first batch, in
+	// seconds (see mongohttp.RequestReport). The database's own time is
+	// in the commands' spans.
 	AdmissionWaitKey = attribute.Key("mongohttp.admission.wait")
 	PoolWaitKey      = attribute.Key("mongohttp.pool.wait")
 	FirstBatchKey    = attribute.Key("mongohttp.first_batch")
-	DatabaseTimeKey  = attribute.Key("mongohttp.database.duration")
-	EncodingTimeKey  = attribute.Key("mongohttp.encoding.duration")
 	// AbortedKey is true for an answer cut short after its headers.
 	AbortedKey = attribute.Key("mongohttp.aborted")
 )
@@ -101,12 +100,17 @@ type Observer struct {
 	prop   propagation.TextMapPropagator
 
 	requestDuration httpconv.ServerRequestDuration
-	bodySize        httpconv.ServerResponseBodySize
 	opDuration      dbconv.ClientOperationDuration
 	connCount       dbconv.ClientConnectionCountObservable
 	connPending     dbconv.ClientConnectionPendingRequestsObservable
 
 	commands sync.Map // the driver's request id → *command
+
+	// The attribute sets of the metrics, made once per distinct set: a
+	// service has few routes, codes and commands, and a set costs an
+	// allocation and a sort to make.
+	requestSets sync.Map // requestKey → attribute.Set
+	commandSets sync.Map // commandKey → *commandAttrs
 }
 
 var _ mongohttp.CommandObserver = (*Observer)(nil)
@@ -134,30 +138,39 @@ func New(cfg Config) (*Observer, error) {
 		meter:  mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL)),
 		prop:   prop,
 	}
-	var errs [5]error
+	var errs [4]error
 	o.requestDuration, errs[0] = httpconv.NewServerRequestDuration(o.meter, metric.WithExplicitBucketBoundaries(httpBuckets...))
-	o.bodySize, errs[1] = httpconv.NewServerResponseBodySize(o.meter)
-	o.opDuration, errs[2] = dbconv.NewClientOperationDuration(o.meter, metric.WithExplicitBucketBoundaries(dbBuckets...))
-	o.connCount, errs[3] = dbconv.NewClientConnectionCountObservable(o.meter)
-	o.connPending, errs[4] = dbconv.NewClientConnectionPendingRequestsObservable(o.meter)
+	o.opDuration, errs[1] = dbconv.NewClientOperationDuration(o.meter, metric.WithExplicitBucketBoundaries(dbBuckets...))
+	o.connCount, errs[2] = dbconv.NewClientConnectionCountObservable(o.meter)
+	o.connPending, errs[3] = dbconv.NewClientConnectionPendingRequestsObservable(o.meter)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
-// requestState is what EndRequest needs of the request beyond the report.
-type requestState struct {
+// requestContext is the context a request is served under: the span's,
+// with what EndRequest needs beyond the report, in one allocation.
+type requestContext struct {
+	context.Context
 	span   trace.Span
 	scheme string
 }
 
-type requestStateKey struct{}
+type requestContextKey struct{}
+
+func (c *requestContext) Value(key any) any {
+	if key == (requestContextKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
 
 // StartRequest starts the request's span: a server span continuing the
 // request's trace context, or an internal span under the server span of
 // an instrumentation that already handles the request (otelhttp), whose
-// span then gets the route.
+// span then gets the route. The attributes a sampler may look at are set
+// here; the rest when the request ends.
 func (o *Observer) StartRequest(r *http.Request, rep *mongohttp.RequestReport) context.Context {
 	ctx := r.Context()
 	kind, name := trace.SpanKindServer, rep.Method
@@ -176,10 +189,9 @@ func (o *Observer) StartRequest(r *http.Request, rep *mongohttp.RequestReport) c
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs := make([]attribute.KeyValue, 0, 4)
 	attrs = append(attrs, methodAttrs(rep.Method)...)
-	attrs = append(attrs, semconv.URLScheme(scheme), HandlerKey.String(rep.Handler),
-		semconv.DBCollectionName(rep.Collection), semconv.DBNamespace(rep.Database), RequestIDKey.String(rep.RequestID))
+	attrs = append(attrs, semconv.URLScheme(scheme))
 	if rep.Route != "" {
 		attrs = append(attrs, semconv.HTTPRoute(rep.Route))
 	}
@@ -187,13 +199,19 @@ func (o *Observer) StartRequest(r *http.Request, rep *mongohttp.RequestReport) c
 	if sc := span.SpanContext(); sc.IsValid() {
 		rep.TraceParent = traceParent(sc)
 	}
-	return context.WithValue(ctx, requestStateKey{}, &requestState{span: span, scheme: scheme})
+	return &requestContext{Context: ctx, span: span, scheme: scheme}
+}
+
+// requestKey identifies the attribute set of a request's metrics.
+type requestKey struct {
+	method, scheme, route, code, errorType string
+	status                                 int
 }
 
 // EndRequest ends the request's span and records its metrics.
 func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport) {
-	st, _ := ctx.Value(requestStateKey{}).(*requestState)
-	if st == nil {
+	rc, _ := ctx.Value(requestContextKey{}).(*requestContext)
+	if rc == nil {
 		return
 	}
 	failed := rep.Status >= 500 || rep.Aborted
@@ -208,15 +226,15 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 		}
 	}
 
-	span := st.span
+	span := rc.span
 	if span.IsRecording() {
-		attrs := make([]attribute.KeyValue, 0, 14)
+		// Few attributes: each one costs the span a copy and a
+		// de-duplication. The commands' spans carry the database's.
+		attrs := make([]attribute.KeyValue, 0, 10)
 		attrs = append(attrs,
-			semconv.HTTPResponseStatusCode(rep.Status), semconv.HTTPResponseBodySize(int(rep.Bytes)),
-			DocumentsKey.Int(rep.Documents),
+			semconv.HTTPResponseStatusCode(rep.Status), DocumentsKey.Int(rep.Documents), RequestIDKey.String(rep.RequestID),
 			AdmissionWaitKey.Float64(rep.AdmissionWait.Seconds()), PoolWaitKey.Float64(rep.PoolWait.Seconds()),
-			FirstBatchKey.Float64(rep.FirstBatch.Seconds()), DatabaseTimeKey.Float64(rep.DatabaseTime.Seconds()),
-			EncodingTimeKey.Float64(rep.EncodingTime.Seconds()))
+			FirstBatchKey.Float64(rep.FirstBatch.Seconds()))
 		if shape := rep.Shape.String(); shape != "" {
 			attrs = append(attrs, QueryShapeKey.String(shape))
 		}
@@ -236,20 +254,23 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 	}
 	span.End()
 
-	attrs := make([]attribute.KeyValue, 0, 7)
-	attrs = append(attrs, methodAttrs(rep.Method)[0], semconv.URLScheme(st.scheme), semconv.HTTPResponseStatusCode(rep.Status))
-	if rep.Route != "" {
-		attrs = append(attrs, semconv.HTTPRoute(rep.Route))
+	key := requestKey{method: rep.Method, scheme: rc.scheme, route: rep.Route, code: rep.Code, errorType: errorType, status: rep.Status}
+	set, ok := o.requestSets.Load(key)
+	if !ok {
+		attrs := make([]attribute.KeyValue, 0, 7)
+		attrs = append(attrs, methodAttrs(rep.Method)[0], semconv.URLScheme(rc.scheme), semconv.HTTPResponseStatusCode(rep.Status))
+		if rep.Route != "" {
+			attrs = append(attrs, semconv.HTTPRoute(rep.Route))
+		}
+		if rep.Code != "" {
+			attrs = append(attrs, ProblemCodeKey.String(rep.Code))
+		}
+		if failed {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
+		}
+		set, _ = o.requestSets.LoadOrStore(key, attribute.NewSet(attrs...))
 	}
-	if rep.Code != "" {
-		attrs = append(attrs, ProblemCodeKey.String(rep.Code))
-	}
-	if failed {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
-	}
-	set := attribute.NewSet(attrs...)
-	o.requestDuration.RecordSet(ctx, rep.Duration.Seconds(), set)
-	o.bodySize.RecordSet(ctx, rep.Bytes, set)
+	o.requestDuration.RecordSet(ctx, rep.Duration.Seconds(), set.(attribute.Set))
 }
 
 // knownMethods are the methods the conventions name; others are "_OTHER",
@@ -268,14 +289,54 @@ func methodAttrs(method string) []attribute.KeyValue {
 
 // traceParent formats a span context as a W3C traceparent.
 func traceParent(sc trace.SpanContext) string {
+	var b [55]byte
 	tid, sid := sc.TraceID(), sc.SpanID()
-	return "00-" + tid.String() + "-" + sid.String() + "-" + sc.TraceFlags().String()
+	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
+	hex.Encode(b[3:35], tid[:])
+	hex.Encode(b[36:52], sid[:])
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
+	return string(b[:])
 }
 
 // command is a database command between its start and end events.
 type command struct {
 	span  trace.Span // nil outside a traced request
-	attrs []attribute.KeyValue
+	key   commandKey
+	attrs *commandAttrs
+}
+
+// commandKey identifies the attributes of a command.
+type commandKey struct {
+	operation, collection, namespace, connection string
+	errorType, status                            string
+}
+
+// commandAttrs are a command's attributes, for its span and its metric.
+type commandAttrs struct {
+	list []attribute.KeyValue
+	set  attribute.Set
+}
+
+func (o *Observer) commandAttrs(key commandKey) *commandAttrs {
+	if ca, ok := o.commandSets.Load(key); ok {
+		return ca.(*commandAttrs)
+	}
+	attrs := make([]attribute.KeyValue, 0, 9)
+	attrs = append(attrs, semconv.DBSystemNameMongoDB, semconv.DBOperationName(key.operation), semconv.DBNamespace(key.namespace))
+	if key.collection != "" {
+		attrs = append(attrs, semconv.DBCollectionName(key.collection))
+	}
+	if host, port, ok := serverOf(key.connection); ok {
+		attrs = append(attrs, semconv.ServerAddress(host), semconv.ServerPort(port))
+	}
+	if key.errorType != "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(key.errorType))
+	}
+	if key.status != "" {
+		attrs = append(attrs, semconv.DBResponseStatusCode(key.status))
+	}
+	ca, _ := o.commandSets.LoadOrStore(key, &commandAttrs{list: attrs, set: attribute.NewSet(attrs...)})
+	return ca.(*commandAttrs)
 }
 
 // CommandMonitor returns the monitor that makes a client span of each
@@ -295,20 +356,18 @@ func (o *Observer) CommandMonitor() *event.CommandMonitor {
 }
 
 func (o *Observer) commandStarted(ctx context.Context, e *event.CommandStartedEvent) {
-	attrs := make([]attribute.KeyValue, 0, 8)
-	attrs = append(attrs, semconv.DBSystemNameMongoDB, semconv.DBOperationName(e.CommandName), semconv.DBNamespace(e.DatabaseName))
-	name := e.CommandName
-	if coll := collectionOf(e); coll != "" {
-		attrs = append(attrs, semconv.DBCollectionName(coll))
-		name += " " + coll
-	}
-	if host, port, ok := serverOf(e.ConnectionID); ok {
-		attrs = append(attrs, semconv.ServerAddress(host), semconv.ServerPort(port))
-	}
-	c := &command{attrs: attrs}
+	c := &command{key: commandKey{
+		operation: e.CommandName, collection: collectionOf(e), namespace: e.DatabaseName,
+		connection: connectionServer(e.ConnectionID),
+	}}
+	c.attrs = o.commandAttrs(c.key)
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		// The command document is not recorded: it holds the query's values.
-		_, c.span = o.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+		name := e.CommandName
+		if c.key.collection != "" {
+			name += " " + c.key.collection
+		}
+		_, c.span = o.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(c.attrs.list...))
 	}
 	o.commands.Store(e.RequestID, c)
 }
@@ -321,20 +380,27 @@ func (o *Observer) commandFinished(ctx context.Context, e *event.CommandFinished
 	c := v.(*command)
 	attrs := c.attrs
 	if failure != nil {
-		errorType, status := classify(failure)
-		attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
-		if status != "" {
-			attrs = append(attrs, semconv.DBResponseStatusCode(status))
-		}
+		key := c.key
+		key.errorType, key.status = classify(failure)
+		attrs = o.commandAttrs(key)
 		if c.span != nil {
-			c.span.SetAttributes(attrs[len(c.attrs):]...)
-			c.span.SetStatus(codes.Error, errorType)
+			c.span.SetAttributes(attrs.list[len(c.attrs.list):]...)
+			c.span.SetStatus(codes.Error, key.errorType)
 		}
 	}
 	if c.span != nil {
 		c.span.End()
 	}
-	o.opDuration.RecordSet(ctx, e.Duration.Seconds(), attribute.NewSet(attrs...))
+	o.opDuration.RecordSet(ctx, e.Duration.Seconds(), attrs.set)
+}
+
+// connectionServer returns the server part of a driver connection id
+// ("host:port[-7]"), which names the connection too.
+func connectionServer(connID string) string {
+	if i := strings.LastIndexByte(connID, '['); i > 0 {
+		return connID[:i]
+	}
+	return connID
 }
 
 // collectionOf returns the collection a command names: the value of its
@@ -352,13 +418,9 @@ func collectionOf(e *event.CommandStartedEvent) string {
 	return coll
 }
 
-// serverOf parses the server address of a driver connection id
-// ("host:port[-7]").
-func serverOf(connID string) (string, int, bool) {
-	if i := strings.LastIndexByte(connID, '['); i > 0 {
-		connID = connID[:i]
-	}
-	host, port, err := net.SplitHostPort(connID)
+// serverOf parses a server's address ("host:port").
+func serverOf(server string) (string, int, bool) {
+	host, port, err := net.SplitHostPort(server)
 	if err != nil {
 		return "", 0, false
 	}
