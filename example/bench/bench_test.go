@@ -53,6 +53,8 @@ func TestSmoke(t *testing.T) {
 		"| FindOne by _id | mongohttp `FindOne[bson.Raw]` |",
 		"| 300 | mongohttp `Find[bson.Raw]` |",
 		"| Export of 300 documents: peak heap through mongohttp < 16 MiB |",
+		"|  | mongohttp `FindOne[bson.Raw]` + otelmongohttp |",
+		"| FindOne by _id: CPU/req with otelmongohttp ≤ 1.10× without |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())

@@ -163,6 +163,13 @@ func (rep report) targets() []target {
 			})
 		}
 	}
+	for _, c := range rep.cases {
+		r := c.ratioTo(variantOtel, variantRaw, cpu)
+		out = append(out, target{
+			name:     fmt.Sprintf("%s: CPU/req with otelmongohttp ≤ 1.10× without", c.name),
+			measured: fmt.Sprintf("%.2f×", r), met: r <= 1.10,
+		})
+	}
 	for _, e := range rep.exports {
 		peak := medianOf(e.rounds[variantRaw], exportPeak)
 		hand := medianOf(e.rounds[variantHand], exportPeak)
@@ -184,11 +191,17 @@ func exportPeak(r exportRound) float64 { return float64(r.Peak) }
 // ratio is the median over rounds of v's figure divided by the
 // hand-written handler's in the same round.
 func (c caseResult) ratio(v string, f func(roundResult) float64) float64 {
-	hand := c.rounds[variantHand]
+	return c.ratioTo(v, variantHand, f)
+}
+
+// ratioTo is the median over rounds of v's figure divided by base's in
+// the same round.
+func (c caseResult) ratioTo(v, base string, f func(roundResult) float64) float64 {
+	bs := c.rounds[base]
 	var rs []float64
 	for i, r := range c.rounds[v] {
-		if i < len(hand) && f(hand[i]) > 0 {
-			rs = append(rs, f(r)/f(hand[i]))
+		if i < len(bs) && f(bs[i]) > 0 {
+			rs = append(rs, f(r)/f(bs[i]))
 		}
 	}
 	return median(rs)
@@ -213,6 +226,8 @@ func variantLabel(v string, one bool) string {
 	switch v {
 	case variantRaw:
 		return "mongohttp `" + rawName(one) + "`"
+	case variantOtel:
+		return "mongohttp `" + rawName(one) + "` + otelmongohttp"
 	case variantStruct:
 		if one {
 			return "mongohttp `FindOne[User]`"

@@ -216,7 +216,7 @@ type bench struct {
 	ids []string // ids of existing users, for FindOne
 }
 
-var variants = []string{variantRaw, variantStruct, variantHand}
+var variants = []string{variantRaw, variantOtel, variantStruct, variantHand}
 
 // benchCase is one load: the same request shape sent to each variant.
 type benchCase struct {
@@ -440,7 +440,7 @@ func (b *bench) checkSame(ctx context.Context) error {
 	}
 	for _, path := range paths {
 		var want any
-		for _, v := range []string{variantHand, variantRaw, variantStruct} {
+		for _, v := range []string{variantHand, variantRaw, variantOtel, variantStruct} {
 			var buf bytes.Buffer
 			if _, err := fetch(ctx, b.hc, b.sc.base+"/"+v+path, "", &buf); err != nil {
 				return err

@@ -49,7 +49,8 @@ const exportLookahead = 64 << 10
 
 // The handlers under test, by variant; each serves the same paths below
 // its prefix: /page/{coll} (pages), /users/{id} (one document),
-// /export/{coll} (NDJSON).
+// /export/{coll} (NDJSON). variantOtel (otel.go) serves pages and
+// documents.
 const (
 	variantRaw    = "mongohttp-raw"
 	variantStruct = "mongohttp-struct"
@@ -139,6 +140,18 @@ func newServeHandler(ctx context.Context, sc serveConfig) (http.Handler, func(),
 	mux.Handle("GET /"+variantRaw+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime})).FindOne())
 	mux.Handle("GET /"+variantStruct+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime})).FindOne())
 	mux.Handle("GET /"+variantHand+"/users/{id}", handFindOne(hdb.Collection(sc.FindOneColl)))
+	closeOtel, err := otelRoutes(ctx, mux, sc, policy, maxTime)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closeMongohttp := closeAll
+	closeAll = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = closeOtel(ctx)
+		closeMongohttp()
+	}
 
 	st := &serveStats{}
 	for _, name := range sc.ExportColls {
