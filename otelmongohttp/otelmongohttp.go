@@ -109,7 +109,7 @@ type Observer struct {
 	// The attribute sets of the metrics, made once per distinct set: a
 	// service has few routes, codes and commands, and a set costs an
 	// allocation and a sort to make.
-	requestSets sync.Map // requestKey → attribute.Set
+	requestSets sync.Map // requestKey → metric.MeasurementOption
 	commandSets sync.Map // commandKey → *commandAttrs
 }
 
@@ -150,11 +150,18 @@ func New(cfg Config) (*Observer, error) {
 }
 
 // requestContext is the context a request is served under: the span's,
-// with what EndRequest needs beyond the report, in one allocation.
+// with what EndRequest needs beyond the report and a place for the
+// request's command in flight (its commands run one after the other), in
+// one allocation.
 type requestContext struct {
 	context.Context
 	span   trace.Span
 	scheme string
+
+	mu         sync.Mutex
+	inFlight   command
+	inFlightID int64
+	busy       bool
 }
 
 type requestContextKey struct{}
@@ -182,7 +189,7 @@ func (o *Observer) StartRequest(r *http.Request, rep *mongohttp.RequestReport) c
 		if rep.Route != "" {
 			outer.SetAttributes(semconv.HTTPRoute(rep.Route))
 		}
-	} else {
+	} else if _, w3c := o.prop.(propagation.TraceContext); !w3c || r.Header.Get("Traceparent") != "" {
 		ctx = o.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	scheme := "http"
@@ -190,16 +197,22 @@ func (o *Observer) StartRequest(r *http.Request, rep *mongohttp.RequestReport) c
 		scheme = "https"
 	}
 	attrs := make([]attribute.KeyValue, 0, 4)
-	attrs = append(attrs, methodAttrs(rep.Method)...)
+	attrs = appendMethod(attrs, rep.Method, true)
 	attrs = append(attrs, semconv.URLScheme(scheme))
 	if rep.Route != "" {
 		attrs = append(attrs, semconv.HTTPRoute(rep.Route))
 	}
-	ctx, span := o.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	ctx, span := o.tracer.Start(ctx, name, spanKinds[kind], trace.WithAttributes(attrs...))
 	if sc := span.SpanContext(); sc.IsValid() {
 		rep.TraceParent = traceParent(sc)
 	}
 	return &requestContext{Context: ctx, span: span, scheme: scheme}
+}
+
+// spanKinds are the start options of the request's span kinds, made once.
+var spanKinds = map[trace.SpanKind]trace.SpanStartOption{
+	trace.SpanKindServer:   trace.WithSpanKind(trace.SpanKindServer),
+	trace.SpanKindInternal: trace.WithSpanKind(trace.SpanKindInternal),
 }
 
 // requestKey identifies the attribute set of a request's metrics.
@@ -255,10 +268,11 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 	span.End()
 
 	key := requestKey{method: rep.Method, scheme: rc.scheme, route: rep.Route, code: rep.Code, errorType: errorType, status: rep.Status}
-	set, ok := o.requestSets.Load(key)
+	opt, ok := o.requestSets.Load(key)
 	if !ok {
 		attrs := make([]attribute.KeyValue, 0, 7)
-		attrs = append(attrs, methodAttrs(rep.Method)[0], semconv.URLScheme(rc.scheme), semconv.HTTPResponseStatusCode(rep.Status))
+		attrs = appendMethod(attrs, rep.Method, false)
+		attrs = append(attrs, semconv.URLScheme(rc.scheme), semconv.HTTPResponseStatusCode(rep.Status))
 		if rep.Route != "" {
 			attrs = append(attrs, semconv.HTTPRoute(rep.Route))
 		}
@@ -268,9 +282,9 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 		if failed {
 			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
 		}
-		set, _ = o.requestSets.LoadOrStore(key, attribute.NewSet(attrs...))
+		opt, _ = o.requestSets.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(attrs...)))
 	}
-	o.requestDuration.RecordSet(ctx, rep.Duration.Seconds(), set.(attribute.Set))
+	o.requestDuration.Inst().Record(ctx, rep.Duration.Seconds(), opt.(metric.MeasurementOption))
 }
 
 // knownMethods are the methods the conventions name; others are "_OTHER",
@@ -280,11 +294,17 @@ var knownMethods = map[string]bool{
 	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true,
 }
 
-func methodAttrs(method string) []attribute.KeyValue {
+// appendMethod appends http.request.method and, for spans, the original
+// of a method the conventions do not name.
+func appendMethod(attrs []attribute.KeyValue, method string, original bool) []attribute.KeyValue {
 	if knownMethods[method] {
-		return []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(method)}
+		return append(attrs, semconv.HTTPRequestMethodKey.String(method))
 	}
-	return []attribute.KeyValue{semconv.HTTPRequestMethodKey.String("_OTHER"), semconv.HTTPRequestMethodOriginal(method)}
+	attrs = append(attrs, semconv.HTTPRequestMethodKey.String("_OTHER"))
+	if original {
+		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(method))
+	}
+	return attrs
 }
 
 // traceParent formats a span context as a W3C traceparent.
@@ -311,10 +331,12 @@ type commandKey struct {
 	errorType, status                            string
 }
 
-// commandAttrs are a command's attributes, for its span and its metric.
+// commandAttrs are a command's attributes, for its span and its metric,
+// with the options that carry them, made once.
 type commandAttrs struct {
-	list []attribute.KeyValue
-	set  attribute.Set
+	list  []attribute.KeyValue
+	start []trace.SpanStartOption
+	opt   metric.MeasurementOption
 }
 
 func (o *Observer) commandAttrs(key commandKey) *commandAttrs {
@@ -335,7 +357,11 @@ func (o *Observer) commandAttrs(key commandKey) *commandAttrs {
 	if key.status != "" {
 		attrs = append(attrs, semconv.DBResponseStatusCode(key.status))
 	}
-	ca, _ := o.commandSets.LoadOrStore(key, &commandAttrs{list: attrs, set: attribute.NewSet(attrs...)})
+	ca, _ := o.commandSets.LoadOrStore(key, &commandAttrs{
+		list:  attrs,
+		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)},
+		opt:   metric.WithAttributeSet(attribute.NewSet(attrs...)),
+	})
 	return ca.(*commandAttrs)
 }
 
@@ -356,7 +382,7 @@ func (o *Observer) CommandMonitor() *event.CommandMonitor {
 }
 
 func (o *Observer) commandStarted(ctx context.Context, e *event.CommandStartedEvent) {
-	c := &command{key: commandKey{
+	c := command{key: commandKey{
 		operation: e.CommandName, collection: collectionOf(e), namespace: e.DatabaseName,
 		connection: connectionServer(e.ConnectionID),
 	}}
@@ -367,17 +393,48 @@ func (o *Observer) commandStarted(ctx context.Context, e *event.CommandStartedEv
 		if c.key.collection != "" {
 			name += " " + c.key.collection
 		}
-		_, c.span = o.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(c.attrs.list...))
+		_, c.span = o.tracer.Start(ctx, name, c.attrs.start...)
 	}
-	o.commands.Store(e.RequestID, c)
+	if rc, _ := ctx.Value(requestContextKey{}).(*requestContext); rc != nil {
+		rc.mu.Lock()
+		free := !rc.busy
+		if free {
+			rc.inFlight, rc.inFlightID, rc.busy = c, e.RequestID, true
+		}
+		rc.mu.Unlock()
+		if free {
+			return
+		}
+	}
+	o.commands.Store(e.RequestID, &c)
+}
+
+// finished returns the command of a finished event and forgets it.
+func (o *Observer) finished(ctx context.Context, requestID int64) (command, bool) {
+	if rc, _ := ctx.Value(requestContextKey{}).(*requestContext); rc != nil {
+		rc.mu.Lock()
+		mine := rc.busy && rc.inFlightID == requestID
+		c := rc.inFlight
+		if mine {
+			rc.inFlight, rc.busy = command{}, false
+		}
+		rc.mu.Unlock()
+		if mine {
+			return c, true
+		}
+	}
+	v, ok := o.commands.LoadAndDelete(requestID)
+	if !ok {
+		return command{}, false
+	}
+	return *v.(*command), true
 }
 
 func (o *Observer) commandFinished(ctx context.Context, e *event.CommandFinishedEvent, failure error) {
-	v, ok := o.commands.LoadAndDelete(e.RequestID)
+	c, ok := o.finished(ctx, e.RequestID)
 	if !ok {
 		return
 	}
-	c := v.(*command)
 	attrs := c.attrs
 	if failure != nil {
 		key := c.key
@@ -391,7 +448,7 @@ func (o *Observer) commandFinished(ctx context.Context, e *event.CommandFinished
 	if c.span != nil {
 		c.span.End()
 	}
-	o.opDuration.RecordSet(ctx, e.Duration.Seconds(), attrs.set)
+	o.opDuration.Inst().Record(ctx, e.Duration.Seconds(), attrs.opt)
 }
 
 // connectionServer returns the server part of a driver connection id
