@@ -35,6 +35,8 @@
 //	-exports N,...  export sizes (default 10000,100000)
 //	-export-rounds N  rounds per export size (default 3)
 //	-cases LIST     which cases to run: find,findone,export (default all)
+//	-otel-sample F  the share of requests the otelmongohttp variant traces
+//	                (default 1: every one); its metrics count every request
 //	-profile DIR    after each case, profile each handler for one more
 //	                round and write CPU and allocation profiles to DIR
 //	MONGODB_URI     use this server instead of the example's FerretDB
@@ -91,6 +93,7 @@ type config struct {
 	exportRounds int
 	cases        map[string]bool
 	profileDir   string
+	otelSample   float64
 	uri          string   // MONGODB_URI; "" starts the example's database
 	buildFlags   []string // for go build of the example (tests add -race)
 }
@@ -111,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.exportRounds, "export-rounds", 3, "rounds per export size")
 	cases := fs.String("cases", "find,findone,export", "cases to run, comma-separated: find, findone, export")
 	fs.StringVar(&c.profileDir, "profile", "", "write CPU and allocation profiles of each handler to this directory")
+	fs.Float64Var(&c.otelSample, "otel-sample", 1, "the share of requests the otelmongohttp variant traces, 0 to 1")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -165,6 +169,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			fmt.Fprintf(stderr, "-exports: %d is more than -docs %d\n", n, c.docs)
 			return c, errors.New("usage")
 		}
+	}
+	if c.otelSample < 0 || c.otelSample > 1 {
+		fmt.Fprintln(stderr, "-otel-sample must be between 0 and 1")
+		return c, errors.New("usage")
 	}
 	if c.rounds < 1 || c.exportRounds < 1 || c.conns < 1 || c.duration <= 0 {
 		fmt.Fprintln(stderr, "-rounds, -export-rounds, -conns and -duration must be positive")

@@ -15,8 +15,9 @@ import (
 
 // variantOtel is variantRaw observed by otelmongohttp, on a client of its
 // own with the Observer in its Config (so the client's command monitor
-// runs for it alone): every request sampled, its spans batched to an
-// exporter that drops them, its metrics recorded into a Prometheus
+// runs for it alone): the share -otel-sample of requests traced (default
+// every one, the SDK's default), the spans batched to an exporter that
+// drops them, the metrics of every request recorded into a Prometheus
 // registry. Its CPU per request, next to variantRaw's, is the cost of the
 // observing.
 const variantOtel = "mongohttp-otel"
@@ -32,7 +33,8 @@ func (discardSpans) Shutdown(context.Context) error                             
 // otelRoutes mounts the observed variant's handlers on mux: pages of each
 // of pageColls and documents of findOneColl, as for variantRaw.
 func otelRoutes(ctx context.Context, mux *http.ServeMux, sc serveConfig, policy mongohttp.Policy, maxTime time.Duration) (func(context.Context) error, error) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(sc.OtelSample))))
 	mp, _, err := otelmongohttp.Prometheus()
 	if err != nil {
 		return nil, err

@@ -141,7 +141,7 @@ func startServe(ctx context.Context, cfg config, uri string, log io.Writer) (*se
 	}
 	sc, err := json.Marshal(serveConfig{
 		URI: uri, Database: dbName, MaxLimit: max(slicesMax(cfg.limits), 100), PageColls: pageColls, FindOneColl: findOneColl(cfg.docs),
-		ExportColls: exportColls, ExportLimit: max(slicesMax(cfg.exportSizes), 100),
+		ExportColls: exportColls, ExportLimit: max(slicesMax(cfg.exportSizes), 100), OtelSample: cfg.otelSample,
 	})
 	if err != nil {
 		return nil, err

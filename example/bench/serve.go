@@ -41,6 +41,7 @@ type serveConfig struct {
 	PageColls   []string `json:"page_colls"`
 	ExportColls []string `json:"export_colls"`
 	ExportLimit int      `json:"export_limit"`
+	OtelSample  float64  `json:"otel_sample"` // the share of requests variantOtel traces
 }
 
 // exportLookahead is the export handler's Lookahead: it holds at most this
