@@ -199,9 +199,14 @@ func (h *handlerBase[T]) abort(r *http.Request, err error) {
 	}
 	h.obs(r).aborted(err)
 	id, traceParent := requestIdentity(r)
-	h.logger.LogAttrs(r.Context(), level, "mongohttp: response aborted",
-		slog.String("request_id", id), slog.String("method", r.Method), slog.String("route", h.route(r)),
-		slog.String("path", r.URL.Path), slog.String("trace_id", traceID(traceParent)), slog.Any("error", err))
+	attrs := make([]slog.Attr, 0, 6)
+	attrs = append(attrs, slog.String("request_id", id), slog.String("method", r.Method),
+		slog.String("route", h.route(r)), slog.String("path", r.URL.Path))
+	if t := traceID(traceParent); t != "" {
+		attrs = append(attrs, slog.String("trace_id", t))
+	}
+	attrs = append(attrs, slog.Any("error", err))
+	h.logger.LogAttrs(r.Context(), level, "mongohttp: response aborted", attrs...)
 	panic(http.ErrAbortHandler)
 }
 

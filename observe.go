@@ -83,7 +83,8 @@ type RequestReport struct {
 	// valid, or what StartRequest set. "" when there is none.
 	TraceParent string
 
-	// Status is the HTTP status of the answer.
+	// Status is the HTTP status of the answer; 0 when the answer was
+	// aborted before its headers were sent (the connection is dropped).
 	Status int
 	// Code is the problem code of an error answer ("not_found",
 	// "overloaded"…); "" for a success.
@@ -122,9 +123,21 @@ type RequestReport struct {
 	// answer.
 	Duration time.Duration
 
-	// Shape is the query's shape: the fields and operators of the filter,
-	// the sort, the projection; never values.
-	Shape QueryShape
+	// query and projection are the parsed request, for Shape.
+	hasQuery   bool
+	query      *Query
+	projection bson.D
+}
+
+// Shape returns the query's shape: the fields and operators of the
+// filter, the sort, the projection; never values. It is computed at each
+// call, so an observer that does not ask pays nothing for it. The zero
+// QueryShape when the request was refused before its query was parsed.
+func (r *RequestReport) Shape() QueryShape {
+	if !r.hasQuery {
+		return QueryShape{}
+	}
+	return shapeOf(r.query, r.projection)
 }
 
 // QueryShape is the shape of a query, without its values, which may be
@@ -275,11 +288,8 @@ type observation struct {
 
 	firstCommand time.Duration // offset of the first command; -1 before
 	inHand       time.Duration // offset when the answer's documents were in hand; -1 before
-	hasQuery     bool
-	query        *Query
-	projection   bson.D
-	documents    int // -1 until the handler reports them
-	comment      any // built on first use
+	documents    int           // -1 until the handler reports them
+	comment      any           // built on first use
 }
 
 type observationKey struct{}
@@ -358,7 +368,7 @@ func (o *observation) documentsInHand() {
 // projection (q nil).
 func (o *observation) parsed(q *Query, projection bson.D) {
 	if o != nil {
-		o.query, o.projection, o.hasQuery = q, projection, true
+		o.rep.query, o.rep.projection, o.rep.hasQuery = q, projection, true
 	}
 }
 
@@ -587,12 +597,12 @@ func (o *observation) end(w *observedWriter, panicked bool) {
 	rep := &o.rep
 	end := o.since()
 	rep.Duration = end
-	rep.Status = w.status
-	if rep.Status == 0 {
-		rep.Status = http.StatusOK // what net/http sends for a handler that wrote nothing
-	}
 	if panicked {
 		rep.Aborted = true
+	}
+	rep.Status = w.status
+	if rep.Status == 0 && !rep.Aborted {
+		rep.Status = http.StatusOK // what net/http sends for a handler that wrote nothing
 	}
 	if rep.Code == "" && rep.Status >= 400 {
 		rep.Code = codeForStatus(rep.Status)
@@ -608,9 +618,6 @@ func (o *observation) end(w *observedWriter, panicked bool) {
 		rep.Documents = o.documents
 	case rep.Handler == "findOne" && rep.Status == http.StatusOK && rep.Method == http.MethodGet && !rep.Aborted:
 		rep.Documents = 1
-	}
-	if o.hasQuery {
-		rep.Shape = shapeOf(o.query, o.projection)
 	}
 	if o.timing && o.documents >= 0 && !rep.Aborted && w.status == http.StatusOK {
 		// Find's body is written: its encoding time goes in a trailer.

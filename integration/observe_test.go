@@ -3,6 +3,7 @@ package integration_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -158,9 +159,9 @@ func TestObserverReportsEachRequest(t *testing.T) {
 	wantShape := mongohttp.QueryShape{
 		Filter: []string{"age $gte"}, Sort: []string{"-age", "_id"}, Fields: []string{"name", "age"}, Count: mongohttp.CountExact,
 	}
-	if !slices.Equal(page.Shape.Filter, wantShape.Filter) || !slices.Equal(page.Shape.Sort, wantShape.Sort) ||
-		!slices.Equal(page.Shape.Fields, wantShape.Fields) || page.Shape.Count != wantShape.Count {
-		t.Errorf("page shape %+v, want %+v", page.Shape, wantShape)
+	if shape := page.Shape(); !slices.Equal(shape.Filter, wantShape.Filter) || !slices.Equal(shape.Sort, wantShape.Sort) ||
+		!slices.Equal(shape.Fields, wantShape.Fields) || shape.Count != wantShape.Count {
+		t.Errorf("page shape %+v, want %+v", shape, wantShape)
 	}
 
 	resp, body = get(t, srv.URL+"/people/"+ps[4].ID.Hex())
@@ -170,7 +171,7 @@ func TestObserverReportsEachRequest(t *testing.T) {
 	one := obs.take(t, 1)[0]
 	if one.Handler != "findOne" || one.Route != "/people/{id}" || one.Status != 200 || one.Documents != 1 ||
 		one.Bytes != int64(len(body)) || len(one.RequestID) != 16 || one.TraceParent != "" ||
-		!slices.Equal(one.Shape.Filter, []string{"_id $eq"}) {
+		!slices.Equal(one.Shape().Filter, []string{"_id $eq"}) {
 		t.Errorf("document report: %+v", one)
 	}
 	checkPhases(t, "document", one)
@@ -313,6 +314,59 @@ func TestFailureLogLine(t *testing.T) {
 	}
 	if strings.Contains(out, "Private") {
 		t.Errorf("the log holds a value of the query:\n%s", out)
+	}
+}
+
+// TestObservedAbort checks the report and the log line of an answer cut
+// short: a document that fails in Transform after the first one.
+func TestObservedAbort(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	obs := &reports{}
+	srv, _, _ := observedService(t, obs, func(c *mongohttp.Collection[bson.Raw]) {
+		c.Logger = logger
+		c.Transform = func(r *http.Request, doc *bson.Raw) error {
+			if name, _ := doc.Lookup("name").StringValueOK(); name == "p001" {
+				return errors.New("this document cannot be served")
+			}
+			return nil
+		}
+	})
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/people?limit=5", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Request-Id", "req-abort")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Fatalf("the aborted answer arrived whole: %d", resp.StatusCode)
+		}
+	}
+	var rep mongohttp.RequestReport
+	eventually(t, 10*time.Second, "the report of the aborted request", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		if len(obs.got) == 1 {
+			rep = obs.got[0]
+			return true
+		}
+		return false
+	})
+	if !rep.Aborted || rep.Err == nil || rep.Status != 0 || rep.Documents != 0 || rep.RequestID != "req-abort" {
+		t.Errorf("report %+v, want an abort before any byte, with its cause", rep)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, `"level":"ERROR","msg":"mongohttp: response aborted","request_id":"req-abort","method":"GET","route":"/people","path":"/people","error":"this document cannot be served"}`) {
+		t.Errorf("log:\n%s", out)
 	}
 }
 

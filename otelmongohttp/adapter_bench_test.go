@@ -38,7 +38,6 @@ func BenchmarkAdapterHooks(b *testing.B) {
 		cm.Started(ctx, &event.CommandStartedEvent{Command: cmd, DatabaseName: "db", CommandName: "find", RequestID: id, ConnectionID: "127.0.0.1:27017[-3]"})
 		cm.Succeeded(ctx, &event.CommandSucceededEvent{CommandFinishedEvent: event.CommandFinishedEvent{Duration: time.Millisecond, CommandName: "find", DatabaseName: "db", RequestID: id, ConnectionID: "127.0.0.1:27017[-3]"}})
 		rep.Status, rep.Documents, rep.Bytes, rep.Duration = 200, 1, 213, 2*time.Millisecond
-		rep.Shape = mongohttp.QueryShape{Filter: []string{"_id $eq"}}
 		obs.EndRequest(ctx, rep)
 	}
 }

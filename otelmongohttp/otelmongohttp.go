@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/event"
@@ -106,11 +107,12 @@ type Observer struct {
 
 	commands sync.Map // the driver's request id → *command
 
-	// The attribute sets of the metrics, made once per distinct set: a
-	// service has few routes, codes and commands, and a set costs an
-	// allocation and a sort to make.
-	requestSets sync.Map // requestKey → metric.MeasurementOption
-	commandSets sync.Map // commandKey → *commandAttrs
+	// The attributes of the spans and metrics, made once per distinct
+	// set: a service has few routes, codes and commands, and a set costs
+	// allocations and a sort to make.
+	requestSets cache // requestKey → metric.MeasurementOption
+	commandSets cache // commandKey → *commandAttrs
+	spanStarts  cache // spanKey → *spanStart
 }
 
 var _ mongohttp.CommandObserver = (*Observer)(nil)
@@ -180,39 +182,63 @@ func (c *requestContext) Value(key any) any {
 // here; the rest when the request ends.
 func (o *Observer) StartRequest(r *http.Request, rep *mongohttp.RequestReport) context.Context {
 	ctx := r.Context()
-	kind, name := trace.SpanKindServer, rep.Method
-	if rep.Route != "" {
-		name += " " + rep.Route
+	key := spanKey{kind: trace.SpanKindServer, method: rep.Method, route: rep.Route, scheme: "http"}
+	if r.TLS != nil {
+		key.scheme = "https"
 	}
 	if outer := trace.SpanFromContext(ctx); outer.SpanContext().IsValid() && !outer.SpanContext().IsRemote() {
-		kind, name = trace.SpanKindInternal, "mongohttp "+rep.Handler+" "+rep.Collection
+		key.kind, key.handler, key.collection = trace.SpanKindInternal, rep.Handler, rep.Collection
 		if rep.Route != "" {
 			outer.SetAttributes(semconv.HTTPRoute(rep.Route))
 		}
 	} else if _, w3c := o.prop.(propagation.TraceContext); !w3c || r.Header.Get("Traceparent") != "" {
 		ctx = o.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	attrs := make([]attribute.KeyValue, 0, 4)
-	attrs = appendMethod(attrs, rep.Method, true)
-	attrs = append(attrs, semconv.URLScheme(scheme))
-	if rep.Route != "" {
-		attrs = append(attrs, semconv.HTTPRoute(rep.Route))
-	}
-	ctx, span := o.tracer.Start(ctx, name, spanKinds[kind], trace.WithAttributes(attrs...))
+	start := o.spanStart(key)
+	ctx, span := o.tracer.Start(ctx, start.name, start.opts...)
 	if sc := span.SpanContext(); sc.IsValid() {
 		rep.TraceParent = traceParent(sc)
 	}
-	return &requestContext{Context: ctx, span: span, scheme: scheme}
+	return &requestContext{Context: ctx, span: span, scheme: key.scheme}
 }
 
-// spanKinds are the start options of the request's span kinds, made once.
-var spanKinds = map[trace.SpanKind]trace.SpanStartOption{
-	trace.SpanKindServer:   trace.WithSpanKind(trace.SpanKindServer),
-	trace.SpanKindInternal: trace.WithSpanKind(trace.SpanKindInternal),
+// spanKey identifies the name and start options of a request's span.
+type spanKey struct {
+	kind                                       trace.SpanKind
+	method, route, scheme, handler, collection string
+}
+
+type spanStart struct {
+	name string
+	opts []trace.SpanStartOption
+}
+
+// spanStart returns the name and start options of a request's span, made
+// once per route: the attributes a sampler may look at.
+func (o *Observer) spanStart(key spanKey) *spanStart {
+	if !knownMethods[key.method] {
+		return makeSpanStart(key) // a client's made-up method is not kept
+	}
+	if st, ok := o.spanStarts.Load(key); ok {
+		return st.(*spanStart)
+	}
+	return o.spanStarts.LoadOrStore(key, makeSpanStart(key)).(*spanStart)
+}
+
+func makeSpanStart(key spanKey) *spanStart {
+	name := key.method
+	if key.route != "" {
+		name += " " + key.route
+	}
+	if key.kind == trace.SpanKindInternal {
+		name = "mongohttp " + key.handler + " " + key.collection
+	}
+	attrs := appendMethod(make([]attribute.KeyValue, 0, 4), key.method, true)
+	attrs = append(attrs, semconv.URLScheme(key.scheme))
+	if key.route != "" {
+		attrs = append(attrs, semconv.HTTPRoute(key.route))
+	}
+	return &spanStart{name: name, opts: []trace.SpanStartOption{trace.WithSpanKind(key.kind), trace.WithAttributes(attrs...)}}
 }
 
 // requestKey identifies the attribute set of a request's metrics.
@@ -244,11 +270,13 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 		// Few attributes: each one costs the span a copy and a
 		// de-duplication. The commands' spans carry the database's.
 		attrs := make([]attribute.KeyValue, 0, 10)
-		attrs = append(attrs,
-			semconv.HTTPResponseStatusCode(rep.Status), DocumentsKey.Int(rep.Documents), RequestIDKey.String(rep.RequestID),
+		if rep.Status != 0 {
+			attrs = append(attrs, semconv.HTTPResponseStatusCode(rep.Status))
+		}
+		attrs = append(attrs, DocumentsKey.Int(rep.Documents), RequestIDKey.String(rep.RequestID),
 			AdmissionWaitKey.Float64(rep.AdmissionWait.Seconds()), PoolWaitKey.Float64(rep.PoolWait.Seconds()),
 			FirstBatchKey.Float64(rep.FirstBatch.Seconds()))
-		if shape := rep.Shape.String(); shape != "" {
+		if shape := rep.Shape().String(); shape != "" {
 			attrs = append(attrs, QueryShapeKey.String(shape))
 		}
 		if rep.Code != "" {
@@ -267,12 +295,19 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 	}
 	span.End()
 
-	key := requestKey{method: rep.Method, scheme: rc.scheme, route: rep.Route, code: rep.Code, errorType: errorType, status: rep.Status}
+	method := rep.Method
+	if !knownMethods[method] {
+		method = "_OTHER"
+	}
+	key := requestKey{method: method, scheme: rc.scheme, route: rep.Route, code: rep.Code, errorType: errorType, status: rep.Status}
 	opt, ok := o.requestSets.Load(key)
 	if !ok {
 		attrs := make([]attribute.KeyValue, 0, 7)
-		attrs = appendMethod(attrs, rep.Method, false)
-		attrs = append(attrs, semconv.URLScheme(rc.scheme), semconv.HTTPResponseStatusCode(rep.Status))
+		attrs = appendMethod(attrs, method, false)
+		attrs = append(attrs, semconv.URLScheme(rc.scheme))
+		if rep.Status != 0 {
+			attrs = append(attrs, semconv.HTTPResponseStatusCode(rep.Status))
+		}
 		if rep.Route != "" {
 			attrs = append(attrs, semconv.HTTPRoute(rep.Route))
 		}
@@ -282,7 +317,7 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 		if failed {
 			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
 		}
-		opt, _ = o.requestSets.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(attrs...)))
+		opt = o.requestSets.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(attrs...)))
 	}
 	o.requestDuration.Inst().Record(ctx, rep.Duration.Seconds(), opt.(metric.MeasurementOption))
 }
@@ -357,12 +392,11 @@ func (o *Observer) commandAttrs(key commandKey) *commandAttrs {
 	if key.status != "" {
 		attrs = append(attrs, semconv.DBResponseStatusCode(key.status))
 	}
-	ca, _ := o.commandSets.LoadOrStore(key, &commandAttrs{
+	return o.commandSets.LoadOrStore(key, &commandAttrs{
 		list:  attrs,
 		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)},
 		opt:   metric.WithAttributeSet(attribute.NewSet(attrs...)),
-	})
-	return ca.(*commandAttrs)
+	}).(*commandAttrs)
 }
 
 // CommandMonitor returns the monitor that makes a client span of each
@@ -387,7 +421,7 @@ func (o *Observer) commandStarted(ctx context.Context, e *event.CommandStartedEv
 		connection: connectionServer(e.ConnectionID),
 	}}
 	c.attrs = o.commandAttrs(c.key)
-	if trace.SpanContextFromContext(ctx).IsValid() {
+	if trace.SpanFromContext(ctx).IsRecording() {
 		// The command document is not recorded: it holds the query's values.
 		name := e.CommandName
 		if c.key.collection != "" {
@@ -527,4 +561,32 @@ func (o *Observer) ObservePool(c *mongohttp.Client, poolName string) (metric.Reg
 		obs.ObserveInt64(o.connPending.Inst(), s.Waiting, pending)
 		return nil
 	}, o.connCount.Inst(), o.connPending.Inst())
+}
+
+// cacheLimit bounds each cache: past it, values are made at each use and
+// not kept, so a Route function that returns paths instead of templates
+// costs time, not memory.
+const cacheLimit = 1024
+
+// cache is a sync.Map that stops growing at cacheLimit entries.
+type cache struct {
+	m    sync.Map
+	size atomic.Int64
+}
+
+func (c *cache) Load(key any) (any, bool) { return c.m.Load(key) }
+
+// LoadOrStore returns the value of key, storing v first if there is room.
+func (c *cache) LoadOrStore(key, v any) any {
+	if c.size.Load() >= cacheLimit {
+		if kept, ok := c.m.Load(key); ok {
+			return kept
+		}
+		return v
+	}
+	actual, loaded := c.m.LoadOrStore(key, v)
+	if !loaded {
+		c.size.Add(1)
+	}
+	return actual
 }
