@@ -92,9 +92,9 @@ type RequestReport struct {
 	// Err is the cause of an error answer or of an abort, for logs. Its
 	// message may quote the client's input; do not export it to metrics.
 	Err error
-	// Aborted is true when the answer was cut short after its headers
-	// were sent (see the README's "Errors" section): the client saw a
-	// truncated body.
+	// Aborted is true when the answer was cut short once it had begun (a
+	// document failed to encode, the cursor failed mid-stream): the client
+	// saw a truncated body or a dropped connection.
 	Aborted bool
 	// Documents is the number of documents written in the body.
 	Documents int
@@ -294,6 +294,8 @@ type observation struct {
 
 type observationKey struct{}
 
+// Value finds the observation itself under observationKey, and everything
+// else in the context StartRequest returned.
 func (o *observation) Value(key any) any {
 	if key == (observationKey{}) {
 		return o
