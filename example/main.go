@@ -163,9 +163,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
-	if err := tel.observePool(client); err != nil {
-		return err
-	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
@@ -173,6 +170,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			logger.Warn("closing the database client", "error", err)
 		}
 	}()
+	if err := tel.observePool(client); err != nil {
+		return err
+	}
 	db := client.Database(cfg.dbName)
 
 	if seedIt {

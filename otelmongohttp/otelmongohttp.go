@@ -31,6 +31,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -395,7 +396,7 @@ func (o *Observer) commandAttrs(key commandKey) *commandAttrs {
 	return o.commandSets.LoadOrStore(key, &commandAttrs{
 		list:  attrs,
 		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)},
-		opt:   metric.WithAttributeSet(attribute.NewSet(attrs...)),
+		opt:   metric.WithAttributeSet(attribute.NewSet(slices.Clone(attrs)...)), // NewSet sorts its argument
 	}).(*commandAttrs)
 }
 
