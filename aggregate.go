@@ -514,15 +514,7 @@ func (h *aggregateHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 	if !allowGetHead(w, r) {
 		return
 	}
-	client := clientLimiter(h.coll.Database().Client())
-	if err := admit(r.Context(), h.limit, client); err != nil {
-		h.errorFunc(w, r, err)
-		return
-	}
-	defer leave(h.limit, client)
-	if err := h.serve(w, r); err != nil {
-		h.errorFunc(w, r, err)
-	}
+	h.admitted(w, r, h.limit, h)
 }
 
 // serve answers one request. It returns an error only while nothing has

@@ -47,6 +47,28 @@ type handlerBase[T any] struct {
 	runOpts     *options.RunCmdOptionsBuilder
 }
 
+// server is a handler's own answer, which returns an error only while
+// nothing has been written.
+type server interface {
+	serve(w http.ResponseWriter, r *http.Request) error
+}
+
+// admitted answers r with s once the request has a place in the handler's
+// limiter and its client's (see Admission); refusals and s's errors are
+// answered through errorFunc. s is the handler itself, so that passing it
+// costs no allocation.
+func (b *handlerBase[T]) admitted(w http.ResponseWriter, r *http.Request, limit *limiter, s server) {
+	client := clientLimiter(b.coll.Database().Client())
+	if err := admit(r.Context(), limit, client); err != nil {
+		b.errorFunc(w, r, err)
+		return
+	}
+	defer leave(limit, client)
+	if err := s.serve(w, r); err != nil {
+		b.errorFunc(w, r, err)
+	}
+}
+
 // logError logs a failed request: 5xx causes at Error level, the rest, and
 // requests whose client left, at Debug.
 func logError(logger *slog.Logger, r *http.Request, err error) {
