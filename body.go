@@ -1,11 +1,8 @@
 package mongohttp
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -70,32 +67,40 @@ type remove struct{}
 // client sees them all); syntax problems end the decoding.
 type bodyDecoder struct {
 	w     writeSchema
-	dec   *json.Decoder
+	lex   jsonLexer
 	patch bool // null removes a field (RFC 7396)
 	errs  []FieldError
 	depth int
+	// at locates the value being read: its JSON pointer is built from it
+	// only when a field fails, so that valid bodies build none.
+	at []pointerStep
+}
+
+// pointerStep is one step of a JSON pointer: an object's key, or an
+// array's index when key is "" and index ≥ 0.
+type pointerStep struct {
+	key   string
+	index int
 }
 
 // decodeBody decodes a request body. Syntax errors are ErrInvalidBody
 // (400) with the byte offset; fields that break the write policy are a
 // *ValidationError (422).
 func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	d := &bodyDecoder{w: w, dec: dec, patch: patch}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, d.syntax(err)
-	}
-	if tok != json.Delim('{') {
-		return nil, ErrInvalidBody.Detailf("the body must be a JSON object")
-	}
-	doc, err := d.object("", "")
+	d := &bodyDecoder{w: w, lex: jsonLexer{data: data}, patch: patch}
+	tok, err := d.token()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, ErrInvalidBody.Detailf("the body has data after its JSON object, at byte %d", dec.InputOffset())
+	if tok.kind != jsonObjectStart {
+		return nil, ErrInvalidBody.Detailf("the body must be a JSON object")
+	}
+	doc, err := d.object("")
+	if err != nil {
+		return nil, err
+	}
+	if err := d.lex.end(); err != nil {
+		return nil, ErrInvalidBody.Detailf("the body has data after its JSON object, at byte %d", d.lex.pos)
 	}
 	if len(d.errs) > 0 {
 		return nil, &ValidationError{Fields: d.errs}
@@ -104,26 +109,41 @@ func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
 }
 
 func (d *bodyDecoder) syntax(err error) error {
-	var se *json.SyntaxError
+	var se *jsonSyntaxError
 	switch {
+	case errors.As(err, &se) && se.end:
+		return ErrInvalidBody.Detailf("the body ends before its JSON object does, at byte %d", se.offset)
 	case errors.As(err, &se):
-		return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.Error(), se.Offset).withCause(err)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return ErrInvalidBody.Detailf("the body ends before its JSON object does, at byte %d", d.dec.InputOffset())
+		return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.msg, se.offset)
 	}
-	return ErrInvalidBody.Detailf("the body is not valid JSON at byte %d", d.dec.InputOffset()).withCause(err)
+	return ErrInvalidBody.Detailf("the body is not valid JSON at byte %d", d.lex.pos).withCause(err)
 }
 
-func (d *bodyDecoder) fail(ptr, code, format string, args ...any) {
+// fail records a field error at the value being read.
+func (d *bodyDecoder) fail(code, format string, args ...any) {
 	if len(d.errs) < maxBodyErrors {
-		d.errs = append(d.errs, FieldError{Pointer: ptr, Code: code, Detail: fmt.Sprintf(format, args...)})
+		d.errs = append(d.errs, FieldError{Pointer: d.pointer(), Code: code, Detail: fmt.Sprintf(format, args...)})
 	}
 }
 
-func (d *bodyDecoder) token() (json.Token, error) {
-	tok, err := d.dec.Token()
+// pointer is the JSON pointer (RFC 6901) of the value being read.
+func (d *bodyDecoder) pointer() string {
+	var b strings.Builder
+	for _, s := range d.at {
+		b.WriteByte('/')
+		if s.key == "" && s.index >= 0 {
+			b.WriteString(strconv.Itoa(s.index))
+		} else {
+			b.WriteString(pointerEscape(s.key))
+		}
+	}
+	return b.String()
+}
+
+func (d *bodyDecoder) token() (jsonToken, error) {
+	tok, err := d.lex.next()
 	if err != nil {
-		return nil, d.syntax(err)
+		return jsonToken{}, d.syntax(err)
 	}
 	return tok, nil
 }
@@ -138,41 +158,44 @@ func (d *bodyDecoder) enter() error {
 }
 
 // object reads the members of an object whose '{' was read, at path
-// prefix (JSON pointer ptr).
-func (d *bodyDecoder) object(prefix, ptr string) (bson.D, error) {
+// prefix.
+func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
 	defer func() { d.depth-- }()
 	out := bson.D{}
-	var seen []string
-	for d.dec.More() {
+	var seenBuf [16]string
+	seen := seenBuf[:0]
+	for d.lex.more() {
 		tok, err := d.token()
 		if err != nil {
 			return nil, err
 		}
-		key := tok.(string) // object keys are always strings
+		key := tok.text // the lexer returns object keys as strings
 		if containsString(seen, key) {
-			return nil, ErrInvalidBody.Detailf("the body has key %s twice in one object, before byte %d", clip(key), d.dec.InputOffset())
+			return nil, ErrInvalidBody.Detailf("the body has key %s twice in one object, before byte %d", clip(key), d.lex.pos)
 		}
 		seen = append(seen, key)
-		path, p := key, ptr+"/"+pointerEscape(key)
+		path := key
 		if prefix != "" {
 			path = prefix + "." + key
 		}
+		d.at = append(d.at, pointerStep{key: key, index: -1})
 		var v any
 		switch typ, leaf := d.w.leaves[path]; {
 		case key == "" || strings.HasPrefix(key, "$") || strings.ContainsAny(key, ".\x00") || !utf8.ValidString(key):
-			d.fail(p, "not_writable", "keys may not be empty, start with \"$\", or contain \".\" or NUL")
+			d.fail("not_writable", "keys may not be empty, start with \"$\", or contain \".\" or NUL")
 			err = d.skip()
 		case leaf:
-			v, err = d.leaf(path, p, typ)
+			v, err = d.leaf(path, typ)
 		case d.w.objects[path]:
-			v, err = d.nested(path, p)
+			v, err = d.nested(path)
 		default:
-			d.fail(p, "not_writable", "field %s may not be written; writable: %s", clip(path), nameList(d.w.names))
+			d.fail("not_writable", "field %s may not be written; writable: %s", clip(path), nameList(d.w.names))
 			err = d.skip()
 		}
+		d.at = d.at[:len(d.at)-1]
 		if err != nil {
 			return nil, err
 		}
@@ -194,37 +217,37 @@ func containsString(list []string, s string) bool {
 }
 
 // nested reads the value of an object that holds writable fields.
-func (d *bodyDecoder) nested(path, ptr string) (any, error) {
+func (d *bodyDecoder) nested(path string) (any, error) {
 	tok, err := d.token()
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case tok == json.Delim('{'):
-		return d.object(path, ptr)
-	case tok == nil && d.patch:
+	case tok.kind == jsonObjectStart:
+		return d.object(path)
+	case tok.kind == jsonNull && d.patch:
 		return remove{}, nil
 	}
-	d.fail(ptr, "invalid_type", "field %s takes an object", clip(path))
+	d.fail("invalid_type", "field %s takes an object", clip(path))
 	return nil, d.skipAfter(tok)
 }
 
 // leaf reads the value of a writable field and converts it to typ. It
 // returns nil (and records a field error) for a value it refuses.
-func (d *bodyDecoder) leaf(path, ptr string, typ Type) (any, error) {
+func (d *bodyDecoder) leaf(path string, typ Type) (any, error) {
 	tok, err := d.token()
 	if err != nil {
 		return nil, err
 	}
-	if tok == nil && d.patch {
+	if tok.kind == jsonNull && d.patch {
 		return remove{}, nil
 	}
 	elem, isArray := typ.elem()
 	if !isArray {
-		return d.scalar(path, ptr, typ, tok)
+		return d.scalar(path, typ, tok)
 	}
-	if tok != json.Delim('[') {
-		d.fail(ptr, "invalid_type", "field %s takes an array of %s", clip(path), elem)
+	if tok.kind != jsonArrayStart {
+		d.fail("invalid_type", "field %s takes an array of %s", clip(path), elem)
 		return nil, d.skipAfter(tok)
 	}
 	if err := d.enter(); err != nil {
@@ -233,12 +256,14 @@ func (d *bodyDecoder) leaf(path, ptr string, typ Type) (any, error) {
 	defer func() { d.depth-- }()
 	arr := bson.A{}
 	ok := true
-	for i := 0; d.dec.More(); i++ {
+	for i := 0; d.lex.more(); i++ {
 		tok, err := d.token()
 		if err != nil {
 			return nil, err
 		}
-		v, err := d.scalar(path, ptr+"/"+strconv.Itoa(i), elem, tok)
+		d.at = append(d.at, pointerStep{index: i})
+		v, err := d.scalar(path, elem, tok)
+		d.at = d.at[:len(d.at)-1]
 		if err != nil {
 			return nil, err
 		}
@@ -255,20 +280,21 @@ func (d *bodyDecoder) leaf(path, ptr string, typ Type) (any, error) {
 }
 
 // scalar converts one JSON value, whose first token is tok, to typ.
-func (d *bodyDecoder) scalar(path, ptr string, typ Type, tok json.Token) (any, error) {
+func (d *bodyDecoder) scalar(path string, typ Type, tok jsonToken) (any, error) {
 	bad := func(code string) (any, error) {
-		d.fail(ptr, code, "field %s takes %s", clip(path), typ.expects())
+		d.fail(code, "field %s takes %s", clip(path), typ.expects())
 		return nil, d.skipAfter(tok)
 	}
-	if tok == json.Delim('{') && (typ == ObjectID || typ == Date) {
-		return d.wrapped(path, ptr, typ)
+	if tok.kind == jsonObjectStart && (typ == ObjectID || typ == Date) {
+		return d.wrapped(path, typ)
 	}
-	switch v := tok.(type) {
-	case string:
+	switch tok.kind {
+	case jsonString:
+		v := tok.text
 		switch typ {
 		case String:
 			if strings.IndexByte(v, 0) >= 0 {
-				d.fail(ptr, "invalid_value", "field %s may not contain a NUL byte", clip(path))
+				d.fail("invalid_value", "field %s may not contain a NUL byte", clip(path))
 				return nil, nil
 			}
 			return v, nil
@@ -283,10 +309,10 @@ func (d *bodyDecoder) scalar(path, ptr string, typ Type, tok json.Token) (any, e
 			}
 			return bad("invalid_object_id")
 		}
-	case json.Number:
+	case jsonNumber:
 		switch typ {
 		case Int:
-			if n, ok := parseIntNumber(v); ok {
+			if n, ok := parseIntNumber(tok.text); ok {
 				if n >= math.MinInt32 && n <= math.MaxInt32 {
 					return int32(n), nil
 				}
@@ -294,14 +320,14 @@ func (d *bodyDecoder) scalar(path, ptr string, typ Type, tok json.Token) (any, e
 			}
 			return bad("invalid_value")
 		case Float:
-			if f, err := v.Float64(); err == nil && finite(f) {
+			if f, err := strconv.ParseFloat(tok.text, 64); err == nil && finite(f) {
 				return f, nil
 			}
 			return bad("invalid_value")
 		}
-	case bool:
+	case jsonTrue, jsonFalse:
 		if typ == Bool {
-			return v, nil
+			return tok.kind == jsonTrue, nil
 		}
 	}
 	return bad("invalid_type")
@@ -309,11 +335,11 @@ func (d *bodyDecoder) scalar(path, ptr string, typ Type, tok json.Token) (any, e
 
 // parseIntNumber accepts a JSON number with an integral value that fits in
 // an int64: 42, -7, 1e3, 3.0.
-func parseIntNumber(n json.Number) (int64, bool) {
-	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+func parseIntNumber(n string) (int64, bool) {
+	if i, err := strconv.ParseInt(n, 10, 64); err == nil {
 		return i, true
 	}
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(n, 64)
 	if err != nil || f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
 		return 0, false
 	}
@@ -321,7 +347,7 @@ func parseIntNumber(n json.Number) (int64, bool) {
 }
 
 // wrapped reads {"$oid": "…"} or {"$date": …}, whose '{' was read.
-func (d *bodyDecoder) wrapped(path, ptr string, typ Type) (any, error) {
+func (d *bodyDecoder) wrapped(path string, typ Type) (any, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
@@ -336,8 +362,8 @@ func (d *bodyDecoder) wrapped(path, ptr string, typ Type) (any, error) {
 	}
 	var out any
 	n := 0
-	for d.dec.More() {
-		tok, err := d.token()
+	for d.lex.more() {
+		key, err := d.token()
 		if err != nil {
 			return nil, err
 		}
@@ -346,24 +372,24 @@ func (d *bodyDecoder) wrapped(path, ptr string, typ Type) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if tok != want || n > 1 {
+		if key.text != want || n > 1 {
 			out = nil
 			if err := d.skipAfter(v); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		switch s := v.(type) {
-		case string:
+		switch v.kind {
+		case jsonString:
 			if typ == ObjectID {
-				if id, err := bson.ObjectIDFromHex(s); err == nil {
+				if id, err := bson.ObjectIDFromHex(v.text); err == nil {
 					out = id
 				}
-			} else if t, err := parseDate(s); err == nil {
+			} else if t, err := parseDate(v.text); err == nil {
 				out = t
 			}
-		case json.Number:
-			if ms, ok := parseIntNumber(s); ok && typ == Date && checkDateRange(bson.DateTime(ms)) == nil {
+		case jsonNumber:
+			if ms, ok := parseIntNumber(v.text); ok && typ == Date && checkDateRange(bson.DateTime(ms)) == nil {
 				out = bson.DateTime(ms)
 			}
 		default:
@@ -376,7 +402,7 @@ func (d *bodyDecoder) wrapped(path, ptr string, typ Type) (any, error) {
 		return nil, err
 	}
 	if out == nil || n != 1 {
-		d.fail(ptr, code, "field %s takes %s", clip(path), typ.expects())
+		d.fail(code, "field %s takes %s", clip(path), typ.expects())
 	}
 	return out, nil
 }
@@ -391,8 +417,8 @@ func (d *bodyDecoder) skip() error {
 }
 
 // skipAfter drops the rest of a value whose first token was tok.
-func (d *bodyDecoder) skipAfter(tok json.Token) error {
-	if tok != json.Delim('{') && tok != json.Delim('[') {
+func (d *bodyDecoder) skipAfter(tok jsonToken) error {
+	if !tok.opens() {
 		return nil
 	}
 	if err := d.enter(); err != nil {
@@ -404,12 +430,12 @@ func (d *bodyDecoder) skipAfter(tok json.Token) error {
 		if err != nil {
 			return err
 		}
-		switch t {
-		case json.Delim('{'), json.Delim('['):
+		switch t.kind {
+		case jsonObjectStart, jsonArrayStart:
 			if err := d.enter(); err != nil {
 				return err
 			}
-		case json.Delim('}'), json.Delim(']'):
+		case jsonObjectEnd, jsonArrayEnd:
 			d.depth--
 		}
 	}

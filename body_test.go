@@ -1,6 +1,7 @@
 package mongohttp
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -137,6 +138,7 @@ func FuzzDecodeBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string, patch bool) {
 		doc, err := w.decodeBody([]byte(body), patch)
+		checkSyntaxVerdict(t, body, err)
 		if err != nil {
 			var ve *ValidationError
 			if errors.As(err, &ve) {
@@ -156,6 +158,29 @@ func FuzzDecodeBody(f *testing.F) {
 			t.Fatalf("accepted document does not marshal: %v", err)
 		}
 	})
+}
+
+// checkSyntaxVerdict checks the body decoder's lexer against encoding/json:
+// a body that is not JSON is a 400 invalid_body, and a JSON body is one
+// only for the decoder's own limits (not an object, a key twice, too deep).
+func checkSyntaxVerdict(t *testing.T, body string, err error) {
+	t.Helper()
+	var e *Error
+	isSyntax := errors.As(err, &e) && e.Code == "invalid_body"
+	if !json.Valid([]byte(body)) {
+		if !isSyntax {
+			t.Fatalf("%q is not JSON, but decoding gave %v", body, err)
+		}
+		return
+	}
+	if isSyntax {
+		for _, limit := range []string{"must be a JSON object", "twice", "nested more than"} {
+			if strings.Contains(e.Detail, limit) {
+				return
+			}
+		}
+		t.Fatalf("%q is JSON, but decoding gave %v (%s)", body, err, e.Detail)
+	}
 }
 
 func checkWritable(t *testing.T, w writeSchema, doc bson.D, prefix string, patch bool) {
@@ -233,4 +258,71 @@ func stripRemovals(d bson.D) bson.D {
 		}
 	}
 	return out
+}
+
+// TestBodySyntax checks the lexer's verdict and offsets on the JSON edge
+// cases encoding/json decides one way or the other.
+func TestBodySyntax(t *testing.T) {
+	w := bodyTestSchema(t)
+	for _, body := range []string{
+		`{"title":"x"}`, ` {"title" : "x" } `, `{"n":-0}`, `{"n":1E+2}`, `{"f":0.5e-3}`,
+		`{"title":"\u00e9\ud83d\ude00\/\b\f\n\r\t\\\""}`, `{"title":"\ud800"}`, `{"title":"\ud800\u0041"}`,
+		"{\"title\":\"\xff\"}", `{"tags":[]}`, `{"tags":["a", "b"]}`, `{"a":{}}`,
+		`{"n":01}`, `{"n":1.}`, `{"n":.5}`, `{"n":-}`, `{"n":1e}`, `{"n":+1}`, `{"n":0x1}`,
+		`{"title":"x",}`, `{,"title":"x"}`, `{"title" "x"}`, `{"title":"x" "n":1}`, `{"tags":[1,]}`,
+		`{"tags":[,1]}`, `{"ok":tru}`, `{"ok":nul}`, `{"ok":True}`, "{\"title\":\"a\tb\"}",
+		`{"title":"\x"}`, `{"title":"\u12g4"}`, `{"title":"\u12`, `{"title":"x`, `{"title"`, `{`,
+		`{"tags":[1}`, `{"a":{"b":1]}`, `{} {}`, `{}]`, `[]`, `"x"`, `null`, ``, `   `,
+	} {
+		t.Run(body, func(t *testing.T) {
+			_, err := w.decodeBody([]byte(body), false)
+			checkSyntaxVerdict(t, body, err)
+		})
+	}
+	// Offsets point at the offending byte, as encoding/json's do.
+	for _, tt := range []struct {
+		body string
+		want string
+	}{
+		{`{"title": "x" "n": 1}`, "at byte 14"},
+		{`{"n":01}`, "at byte 6"},
+		{`{"title":"x"`, "at byte 12"},
+		{`{} x`, "at byte 3"},
+	} {
+		_, err := w.decodeBody([]byte(tt.body), false)
+		var e *Error
+		if !errors.As(err, &e) || !strings.Contains(e.Detail, tt.want) {
+			t.Errorf("%s: %v, want detail with %q", tt.body, err, tt.want)
+		}
+	}
+}
+
+// TestBodyPointers checks the JSON pointers of failing fields, built only
+// when a field fails.
+func TestBodyPointers(t *testing.T) {
+	w := bodyTestSchema(t)
+	_, err := w.decodeBody([]byte(`{"a":{"b":{"c":1}},"tags":["x",2],"ids":["zz"],"a~/b":1}`), false)
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("got %v, want a validation error", err)
+	}
+	var got []string
+	for _, f := range ve.Fields {
+		got = append(got, f.Pointer+" "+f.Code)
+	}
+	want := []string{"/a/b/c invalid_type", "/tags/1 invalid_type", "/ids/0 invalid_object_id", "/a~0~1b not_writable"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("fields %q, want %q", got, want)
+	}
+	// Strings with escapes decode as encoding/json decodes them.
+	doc, err := w.decodeBody([]byte(`{"title":"\u00e9\ud83d\ude00\ud800x\"","tags":["\/"]}`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := doc[0].Value; got != "é😀\uFFFDx\"" {
+		t.Errorf("title %q", got)
+	}
+	if got := doc[1].Value.(bson.A)[0]; got != "/" {
+		t.Errorf("tag %q", got)
+	}
 }

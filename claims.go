@@ -18,11 +18,16 @@ import (
 // succeed, and one change is lost. There, a writer first inserts a claim
 // named after the document and the version it read; _id uniqueness lets
 // exactly one writer of each version go on, the others find the claim and
-// answer 412 (or read again). The claim is removed once the write is done.
+// answer 412 (or read again). A write that moved the document to a new
+// version leaves its claim: nobody can take it again but a writer that read
+// the old version, which must fail anyway, and removing it would cost a
+// round trip per write. Claims older than their lease are swept away at
+// most once per lease; a write that failed releases its claim at once.
 type claims struct {
-	coll  *mongo.Collection
-	lease time.Duration // a claim older than this was abandoned by a crash
-	state atomic.Int32  // 0 unknown, 1 needed, 2 not needed
+	coll      *mongo.Collection
+	lease     time.Duration // a claim older than this is done with or was abandoned by a crash
+	state     atomic.Int32  // 0 unknown, 1 needed, 2 not needed
+	lastSweep atomic.Int64  // when claims were last swept, in Unix nanoseconds
 }
 
 func newClaims(coll *mongo.Collection, maxTime time.Duration) *claims {
@@ -60,6 +65,7 @@ type claimDoc struct {
 // claim. release must be called after a successful take.
 func (c *claims) take(ctx context.Context, id any, version string) (bool, error) {
 	key := claimKey(id, version)
+	c.sweep(ctx)
 	for range 2 {
 		now := time.Now()
 		_, err := c.coll.InsertOne(ctx, claimDoc{ID: key, Taken: now})
@@ -85,6 +91,19 @@ func (c *claims) take(ctx context.Context, id any, version string) (bool, error)
 		}
 	}
 	return false, nil
+}
+
+// sweep removes the claims older than the lease, when it last did so a
+// lease ago or more (or never, in this process). It is best effort: a claim
+// it leaves is removed by the next sweep, or taken over once its lease ran
+// out.
+func (c *claims) sweep(ctx context.Context) {
+	now := time.Now()
+	last := c.lastSweep.Load()
+	if now.UnixNano()-last < int64(c.lease) || !c.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	_, _ = c.coll.DeleteMany(ctx, bson.D{{Key: "taken", Value: bson.D{{Key: "$lt", Value: now.Add(-c.lease)}}}})
 }
 
 func (c *claims) release(ctx context.Context, id any, version string) {

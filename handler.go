@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -276,60 +275,4 @@ func keepPresent(doc, raw, zero bson.Raw) bson.Raw {
 		return doc
 	}
 	return b
-}
-
-// omitPaths returns doc without the fields at the given dotted paths
-// (relative to prefix). It walks with the driver's bson.Raw; it runs only
-// for typed documents, which already pay for decoding.
-func omitPaths(doc bson.Raw, paths []string, prefix string) bson.Raw {
-	elems, err := doc.Elements()
-	if err != nil {
-		return doc
-	}
-	out := bson.D{}
-	changed := false
-	for _, e := range elems {
-		key := e.Key()
-		path := key
-		if prefix != "" {
-			path = prefix + "." + key
-		}
-		v := e.Value()
-		if matchesAny(path, paths) {
-			changed = true
-			continue
-		}
-		if v.Type == bson.TypeEmbeddedDocument && hasDescendant(path, paths) {
-			out = append(out, bson.E{Key: key, Value: omitPaths(v.Document(), paths, path)})
-			changed = true
-			continue
-		}
-		out = append(out, bson.E{Key: key, Value: v})
-	}
-	if !changed {
-		return doc
-	}
-	b, err := bson.Marshal(out)
-	if err != nil {
-		return doc
-	}
-	return b
-}
-
-func matchesAny(path string, paths []string) bool {
-	for _, p := range paths {
-		if p == path {
-			return true
-		}
-	}
-	return false
-}
-
-func hasDescendant(path string, paths []string) bool {
-	for _, p := range paths {
-		if strings.HasPrefix(p, path+".") {
-			return true
-		}
-	}
-	return false
 }

@@ -232,49 +232,9 @@ func overlay(doc, m bson.Raw, known map[string]bool) bson.Raw {
 	return out
 }
 
-// setFields returns doc with the given fields set, replacing same-named
-// ones in place and appending the others; _id goes first.
-func setFields(doc bson.Raw, set bson.D) (bson.Raw, error) {
-	elems, err := doc.Elements()
-	if err != nil {
-		return nil, err
-	}
-	out := make(bson.D, 0, len(elems)+len(set))
-	for _, s := range set {
-		if s.Key == "_id" {
-			out = append(out, s)
-		}
-	}
-	for _, e := range elems {
-		if e.Key() == "_id" && len(out) > 0 && out[0].Key == "_id" {
-			continue
-		}
-		if i := indexOf(set, e.Key()); i >= 0 {
-			out = append(out, set[i])
-			continue
-		}
-		out = append(out, bson.E{Key: e.Key(), Value: e.Value()})
-	}
-	for _, s := range set {
-		if s.Key != "_id" && indexOfRaw(elems, s.Key) < 0 {
-			out = append(out, s)
-		}
-	}
-	return bson.Marshal(out)
-}
-
 func indexOf(d bson.D, key string) int {
 	for i, e := range d {
 		if e.Key == key {
-			return i
-		}
-	}
-	return -1
-}
-
-func indexOfRaw(elems []bson.RawElement, key string) int {
-	for i, e := range elems {
-		if e.Key() == key {
 			return i
 		}
 	}
@@ -413,20 +373,23 @@ func (h *writer[T]) respond(w http.ResponseWriter, r *http.Request, status int, 
 	if err != nil {
 		return err
 	}
+	// The header's values share one array: Header.Set allocates one slice
+	// per field, a good part of what a write allocates beyond its work.
 	hdr := w.Header()
-	hdr.Set("ETag", etag)
-	hdr.Set("Cache-Control", "no-store")
+	v := [...]string{etag, "no-store", location, "return=minimal", "application/json", "nosniff", strconv.Itoa(len(body))}
+	hdr["Etag"] = v[0:1:1]
+	hdr["Cache-Control"] = v[1:2:2]
 	if location != "" {
-		hdr.Set("Location", location)
+		hdr["Location"] = v[2:3:3]
 	}
 	if prefersMinimal(r) {
-		hdr.Set("Preference-Applied", "return=minimal")
+		hdr["Preference-Applied"] = v[3:4:4]
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr["Content-Type"] = v[4:5:5]
+	hdr["X-Content-Type-Options"] = v[5:6:6]
+	hdr["Content-Length"] = v[6:7:7]
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 	return nil
@@ -469,8 +432,10 @@ func (h *writer[T]) replaceClaimed(ctx context.Context, filter bson.D, id any, s
 	if !ok || err != nil {
 		return false, err
 	}
-	defer release()
 	res, err := h.w.wcoll.ReplaceOne(ctx, and(filter, h.versionCondition(stored)), doc)
+	if err != nil || res.MatchedCount != 1 {
+		release() // the version did not move: the claim must not hold it
+	}
 	if err != nil {
 		if isDuplicateKey(err) {
 			return false, ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
@@ -503,7 +468,7 @@ func (h *writer[T]) versionOf(stored bson.Raw) string {
 
 // claim takes the document's write claim where the server needs one (see
 // claims); it reports false when another writer holds it. The returned
-// function releases it.
+// function releases it, for writes that did not happen.
 func (h *writer[T]) claim(ctx context.Context, id any, stored bson.Raw) (bool, func(), error) {
 	need, err := h.w.claims.needed(ctx)
 	if err != nil || !need {
@@ -636,7 +601,7 @@ func serveInsert[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 
 // insert stores one decoded body under id and answers 201.
 func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed bson.D, id any) error {
-	doc, err := h.finalize(r, OpInsert, h.mergeInto(bson.D{}, body, ""), id, fixed)
+	doc, err := h.finalize(r, OpInsert, body, id, fixed) // a body holds no removals
 	if err != nil {
 		return err
 	}
@@ -748,7 +713,7 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 // outside the request's scope is a 404, so a scope never learns of the
 // documents of another.
 func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, base bson.D, id any) error {
-	doc, err := h.finalize(r, OpInsert, h.mergeInto(bson.D{}, body, ""), id, fixed)
+	doc, err := h.finalize(r, OpInsert, body, id, fixed) // a body holds no removals
 	if err != nil {
 		return err
 	}

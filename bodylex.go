@@ -1,0 +1,447 @@
+package mongohttp
+
+import (
+	"fmt"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// A JSON lexer over a whole request body, for the body decoder. It accepts
+// exactly the grammar of RFC 8259, as encoding/json does (strings'
+// invalid UTF-8 and lone surrogates become U+FFFD, as there), but returns
+// tokens as values: encoding/json's Token API boxes every token in an
+// interface and was most of what a write allocated.
+
+// jsonKind is the kind of a token.
+type jsonKind uint8
+
+const (
+	jsonObjectStart jsonKind = iota + 1
+	jsonObjectEnd
+	jsonArrayStart
+	jsonArrayEnd
+	jsonString // a member's key or a string value; text is unescaped
+	jsonNumber // text is the number as written
+	jsonTrue
+	jsonFalse
+	jsonNull
+)
+
+// jsonToken is one token; text holds a string's or a number's text.
+type jsonToken struct {
+	kind jsonKind
+	text string
+}
+
+// opens reports whether the token starts an object or an array.
+func (t jsonToken) opens() bool { return t.kind == jsonObjectStart || t.kind == jsonArrayStart }
+
+// lexState is what may come next, as in encoding/json's Decoder.
+type lexState uint8
+
+const (
+	lexTopValue lexState = iota
+	lexTopEnd
+	lexArrayStart
+	lexArrayValue
+	lexArrayComma
+	lexObjectStart
+	lexObjectKey
+	lexObjectColon
+	lexObjectValue
+	lexObjectComma
+)
+
+// jsonSyntaxError is malformed JSON at a byte offset. end marks input that
+// stops before its value does.
+type jsonSyntaxError struct {
+	msg    string
+	offset int
+	end    bool
+}
+
+func (e *jsonSyntaxError) Error() string { return e.msg }
+
+type jsonLexer struct {
+	data  []byte
+	pos   int
+	open  []byte // the '{' and '[' not yet closed
+	state lexState
+	buf   []byte // scratch for strings with escapes
+}
+
+// skipSpace moves past whitespace and reports the next byte, if any.
+func (l *jsonLexer) skipSpace() (byte, bool) {
+	for l.pos < len(l.data) {
+		switch c := l.data[l.pos]; c {
+		case ' ', '\t', '\n', '\r':
+			l.pos++
+		default:
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+func (l *jsonLexer) errorf(format string, args ...any) error {
+	return &jsonSyntaxError{msg: fmt.Sprintf(format, args...), offset: l.pos}
+}
+
+func (l *jsonLexer) unexpected(c byte, where string) error {
+	return l.errorf("invalid character %s %s", quoteByte(c), where)
+}
+
+func (l *jsonLexer) unexpectedEnd() error {
+	return &jsonSyntaxError{msg: "unexpected end of JSON input", offset: l.pos, end: true}
+}
+
+// more reports whether the array or object being read has another element.
+func (l *jsonLexer) more() bool {
+	c, ok := l.skipSpace()
+	return ok && c != ']' && c != '}'
+}
+
+// valueAllowed reports whether a value may start here.
+func (l *jsonLexer) valueAllowed() bool {
+	switch l.state {
+	case lexTopValue, lexArrayStart, lexArrayValue, lexObjectValue:
+		return true
+	}
+	return false
+}
+
+// afterValue sets what may follow a complete value.
+func (l *jsonLexer) afterValue() {
+	switch {
+	case len(l.open) == 0:
+		l.state = lexTopEnd
+	case l.open[len(l.open)-1] == '[':
+		l.state = lexArrayComma
+	default:
+		l.state = lexObjectComma
+	}
+}
+
+// next returns the next token. Commas and colons are checked and consumed.
+func (l *jsonLexer) next() (jsonToken, error) {
+	for {
+		c, ok := l.skipSpace()
+		if !ok {
+			return jsonToken{}, l.unexpectedEnd()
+		}
+		switch c {
+		case '{', '[':
+			if !l.valueAllowed() {
+				return jsonToken{}, l.unexpected(c, l.where())
+			}
+			l.pos++
+			l.open = append(l.open, c)
+			if c == '{' {
+				l.state = lexObjectStart
+				return jsonToken{kind: jsonObjectStart}, nil
+			}
+			l.state = lexArrayStart
+			return jsonToken{kind: jsonArrayStart}, nil
+		case ']':
+			if l.state != lexArrayStart && l.state != lexArrayComma {
+				return jsonToken{}, l.unexpected(c, l.where())
+			}
+			l.pos++
+			l.open = l.open[:len(l.open)-1]
+			l.afterValue()
+			return jsonToken{kind: jsonArrayEnd}, nil
+		case '}':
+			if l.state != lexObjectStart && l.state != lexObjectComma {
+				return jsonToken{}, l.unexpected(c, l.where())
+			}
+			l.pos++
+			l.open = l.open[:len(l.open)-1]
+			l.afterValue()
+			return jsonToken{kind: jsonObjectEnd}, nil
+		case ':':
+			if l.state != lexObjectColon {
+				return jsonToken{}, l.unexpected(c, l.where())
+			}
+			l.pos++
+			l.state = lexObjectValue
+			continue
+		case ',':
+			switch l.state {
+			case lexArrayComma:
+				l.state = lexArrayValue
+			case lexObjectComma:
+				l.state = lexObjectKey
+			default:
+				return jsonToken{}, l.unexpected(c, l.where())
+			}
+			l.pos++
+			continue
+		case '"':
+			if l.state == lexObjectStart || l.state == lexObjectKey {
+				s, err := l.str()
+				if err != nil {
+					return jsonToken{}, err
+				}
+				l.state = lexObjectColon
+				return jsonToken{kind: jsonString, text: s}, nil
+			}
+		}
+		if !l.valueAllowed() {
+			return jsonToken{}, l.unexpected(c, l.where())
+		}
+		tok, err := l.scalar(c)
+		if err != nil {
+			return jsonToken{}, err
+		}
+		l.afterValue()
+		return tok, nil
+	}
+}
+
+// end checks that nothing but whitespace follows the top-level value.
+func (l *jsonLexer) end() error {
+	if c, ok := l.skipSpace(); ok {
+		return l.unexpected(c, "after top-level value")
+	}
+	return nil
+}
+
+// where describes the state for an error message, in encoding/json's words.
+func (l *jsonLexer) where() string {
+	switch l.state {
+	case lexTopEnd:
+		return "after top-level value"
+	case lexArrayComma:
+		return "after array element"
+	case lexObjectStart, lexObjectKey:
+		return "looking for beginning of object key string"
+	case lexObjectColon:
+		return "after object key"
+	case lexObjectComma:
+		return "after object key:value pair"
+	}
+	return "looking for beginning of value"
+}
+
+// scalar reads a string, number or literal starting with c.
+func (l *jsonLexer) scalar(c byte) (jsonToken, error) {
+	switch {
+	case c == '"':
+		s, err := l.str()
+		return jsonToken{kind: jsonString, text: s}, err
+	case c == '-' || c >= '0' && c <= '9':
+		return l.number()
+	}
+	for _, lit := range [...]struct {
+		text string
+		kind jsonKind
+	}{{"true", jsonTrue}, {"false", jsonFalse}, {"null", jsonNull}} {
+		if lit.text[0] != c {
+			continue
+		}
+		for i := 1; i < len(lit.text); i++ {
+			if l.pos+i >= len(l.data) {
+				l.pos += i
+				return jsonToken{}, l.unexpectedEnd()
+			}
+			if l.data[l.pos+i] != lit.text[i] {
+				l.pos += i
+				return jsonToken{}, l.unexpected(l.data[l.pos], "in literal "+lit.text+" (expecting "+quoteByte(lit.text[i])+")")
+			}
+		}
+		l.pos += len(lit.text)
+		return jsonToken{kind: lit.kind}, nil
+	}
+	return jsonToken{}, l.unexpected(c, "looking for beginning of value")
+}
+
+// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+func (l *jsonLexer) number() (jsonToken, error) {
+	start := l.pos
+	d := l.data
+	i := l.pos
+	if d[i] == '-' {
+		i++
+	}
+	digits := func(what string) error {
+		if i >= len(d) {
+			l.pos = i
+			return l.unexpectedEnd()
+		}
+		if d[i] < '0' || d[i] > '9' {
+			l.pos = i
+			return l.unexpected(d[i], what)
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+		return nil
+	}
+	switch {
+	case i >= len(d):
+		l.pos = i
+		return jsonToken{}, l.unexpectedEnd()
+	case d[i] == '0':
+		i++
+	default:
+		if err := digits("in numeric literal"); err != nil {
+			return jsonToken{}, err
+		}
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if err := digits("after decimal point in numeric literal"); err != nil {
+			return jsonToken{}, err
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if err := digits("in exponent of numeric literal"); err != nil {
+			return jsonToken{}, err
+		}
+	}
+	l.pos = i
+	return jsonToken{kind: jsonNumber, text: string(d[start:i])}, nil
+}
+
+// str reads a string whose opening quote is at l.pos and returns it
+// unescaped.
+func (l *jsonLexer) str() (string, error) {
+	d := l.data
+	start := l.pos + 1
+	// The common case: no escapes, valid UTF-8, one copy.
+	for i := start; i < len(d); i++ {
+		c := d[i]
+		switch {
+		case c == '"':
+			if utf8.Valid(d[start:i]) {
+				l.pos = i + 1
+				return string(d[start:i]), nil
+			}
+			return l.strSlow(start)
+		case c == '\\':
+			return l.strSlow(start)
+		case c < 0x20:
+			l.pos = i
+			return "", l.unexpected(c, "in string literal")
+		}
+	}
+	l.pos = len(d)
+	return "", l.unexpectedEnd()
+}
+
+// strSlow unescapes a string, as encoding/json does.
+func (l *jsonLexer) strSlow(start int) (string, error) {
+	d := l.data
+	b := l.buf[:0]
+	i := start
+	for i < len(d) {
+		c := d[i]
+		switch {
+		case c == '"':
+			l.pos = i + 1
+			l.buf = b
+			return string(b), nil
+		case c < 0x20:
+			l.pos = i
+			return "", l.unexpected(c, "in string literal")
+		case c == '\\':
+			if i+1 >= len(d) {
+				l.pos = len(d)
+				return "", l.unexpectedEnd()
+			}
+			e := d[i+1]
+			i += 2
+			switch e {
+			case '"', '\\', '/':
+				b = append(b, e)
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				if i+4 > len(d) {
+					l.pos = len(d)
+					return "", l.unexpectedEnd()
+				}
+				r, ok := hex4(d[i : i+4])
+				if !ok {
+					for k := range 4 {
+						if _, ok := hex4(d[i+k : i+k+1]); !ok {
+							l.pos = i + k
+							return "", l.unexpected(d[i+k], "in \\u hexadecimal character escape")
+						}
+					}
+				}
+				i += 4
+				if utf16.IsSurrogate(r) {
+					// A pair makes one rune; anything else is U+FFFD, and
+					// what follows is read on its own.
+					pair := unicode.ReplacementChar
+					if i+5 < len(d) && d[i] == '\\' && d[i+1] == 'u' {
+						if r2, ok := hex4(d[i+2 : i+6]); ok {
+							if pair = utf16.DecodeRune(r, r2); pair != unicode.ReplacementChar {
+								i += 6
+							}
+						}
+					}
+					r = pair
+				}
+				b = utf8.AppendRune(b, r)
+			default:
+				l.pos = i - 1
+				return "", l.unexpected(e, "in string escape code")
+			}
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(d[i:])
+			b = utf8.AppendRune(b, r) // invalid bytes become U+FFFD
+			i += size
+		}
+	}
+	l.pos = len(d)
+	return "", l.unexpectedEnd()
+}
+
+// hex4 reads hex digits as a rune; false if one is not a hex digit.
+func hex4(h []byte) (rune, bool) {
+	var r rune
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// quoteByte shows a byte in an error message as encoding/json does.
+func quoteByte(c byte) string {
+	if c == '\'' {
+		return `'\''`
+	}
+	if c == '"' {
+		return `'"'`
+	}
+	s := fmt.Sprintf("%q", string(rune(c)))
+	return "'" + s[1:len(s)-1] + "'"
+}
