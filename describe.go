@@ -404,7 +404,7 @@ func (qp *QueryParser) arraySchema(items *jsonSchema) *jsonSchema {
 // the fields under prefix ("" at the top; "items." inside items'
 // $elemMatch), named after base.
 func (qp *QueryParser) filterSchema(c *apiComponents, base, prefix string) *jsonSchema {
-	key := [3]string{"filter", fmt.Sprintf("%p", qp), prefix}
+	key := [3]string{"filter", base + qp.filterFingerprint(), prefix}
 	if name, ok := c.byType[key]; ok {
 		return schemaRef(name)
 	}
@@ -439,6 +439,17 @@ func (qp *QueryParser) filterSchema(c *apiComponents, base, prefix string) *json
 	return schemaRef(name)
 }
 
+// filterFingerprint sums up what the filter schemas depend on, so that
+// declarations with equal policies share them.
+func (qp *QueryParser) filterFingerprint() string {
+	var b strings.Builder
+	for _, n := range qp.filterNames {
+		fmt.Fprintf(&b, "%s:%d,", n, qp.filter[n])
+	}
+	fmt.Fprintf(&b, "|%d|%d|%d", qp.ops, qp.maxIn, qp.maxRegex)
+	return b.String()
+}
+
 // conditionSchema is what a field of type t is compared with in filter=:
 // a value, an array (exact array equality), an operator document or a
 // regular expression.
@@ -457,7 +468,7 @@ func (qp *QueryParser) conditionSchema(c *apiComponents, t Type, elemMatch *json
 // conditionRef returns a reference to the condition schema of type t,
 // named after base.
 func (qp *QueryParser) conditionRef(c *apiComponents, base string, t Type) *jsonSchema {
-	key := [3]string{"condition", fmt.Sprintf("%p", qp), t.String()}
+	key := [3]string{"condition", base + qp.filterFingerprint(), t.String()}
 	if name, ok := c.byType[key]; ok {
 		return schemaRef(name)
 	}

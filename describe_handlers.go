@@ -22,7 +22,6 @@ func (r *Resource[T]) describeFind(c *apiComponents, policy string) (*apiOperati
 		return nil, err
 	}
 	doc := r.documentSchema(c, qp)
-	base := strings.TrimPrefix(doc.Ref, "#/components/schemas/")
 	ok := apiResponse{status: http.StatusOK, headers: r.successHeaders(),
 		description: "A page of documents, in the order of sort. A JSON array, or one document per line (NDJSON) when the Accept header asks for " + NDJSON + ".",
 		contents: []apiContent{
@@ -42,7 +41,7 @@ func (r *Resource[T]) describeFind(c *apiComponents, policy string) (*apiOperati
 		summary:     "List " + r.coll.Name(),
 		tags:        []string{r.coll.Name()},
 		description: listDescription(qp),
-		query:       qp.listParams(c, base),
+		query:       qp.listParams(c, pascalName(r.coll.Name())),
 		strictQuery: true,
 		responses:   append(rs, serverErrorAnswers()...),
 	}, nil
