@@ -224,3 +224,40 @@ func TestHostileInput(t *testing.T) {
 	}
 	runAll(t, xs)
 }
+
+// TestCheckerRefusesWrongAnswers makes sure the checks above can fail:
+// answers the document does not describe are reported.
+func TestCheckerRefusesWrongAnswers(t *testing.T) {
+	c, err := theChecker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, service.base+"/users?limit=1", nil)
+	v := c.judge(req)
+	if !v.accepted() {
+		t.Fatalf("/users?limit=1: %s", v)
+	}
+	page := http.Header{"Content-Type": {"application/json"}}
+	if errs := c.answerErrors(v.input, 200, page, []byte(`[{"_id":"5feee5b37448184aad5332d6","age":30}]`)); len(errs) > 0 {
+		t.Fatalf("a right answer is refused: %v", errs)
+	}
+	problem := http.Header{"Content-Type": {"application/problem+json"}}
+	for name, answer := range map[string]struct {
+		status int
+		header http.Header
+		body   string
+	}{
+		"an id that is no ObjectID":   {200, page, `[{"_id":"x"}]`},
+		"an age that is no integer":   {200, page, `[{"_id":"5feee5b37448184aad5332d6","age":"30"}]`},
+		"a document that is no array": {200, page, `{"_id":"5feee5b37448184aad5332d6"}`},
+		"a count that is no number":   {200, http.Header{"Content-Type": {"application/json"}, "X-Total-Count": {"many"}}, `[]`},
+		"an undocumented status":      {418, page, `[]`},
+		"an undocumented media type":  {200, http.Header{"Content-Type": {"text/csv"}}, `_id`},
+		"a code not listed for 400":   {400, problem, `{"type":"urn:mongohttp:problem:not_found","title":"Not found","status":400,"code":"not_found"}`},
+		"a 503 without Retry-After":   {503, problem, `{"type":"urn:mongohttp:problem:unavailable","title":"Database unavailable","status":503,"code":"unavailable"}`},
+	} {
+		if errs := c.answerErrors(v.input, answer.status, answer.header, []byte(answer.body)); len(errs) == 0 {
+			t.Errorf("%s: not reported", name)
+		}
+	}
+}
