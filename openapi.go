@@ -29,6 +29,11 @@ import (
 // their answers with their schemas, headers and problem codes. Other
 // handlers are documented by the Doc given with them.
 //
+// Two extensions say what OpenAPI cannot: x-mongohttp-strict-query marks
+// the operations that refuse any query parameter they do not list, and
+// x-mongohttp-other-methods marks the paths whose handler answers other
+// methods itself, with the MethodNotAllowed response (405).
+//
 // An API is itself the handler that serves the document, as JSON, to GET
 // and HEAD, with an ETag. Set its fields before the first request.
 type API struct {
@@ -104,9 +109,11 @@ type builtDocument struct {
 
 // Handle records that h is mounted at pattern and returns h, for mounting.
 // pattern is a method (optional) and a path, as for http.ServeMux:
-// "GET /users/{id}". Wildcards are {name}; chi's {name:regexp} and
-// :name are read too. At most one doc is taken. Handle panics on a
-// malformed pattern, as ServeMux does.
+// "GET /users/{id}". Without a method, the handler gets every method and
+// the document lists those it serves; with one, that method, and HEAD
+// with GET, as ServeMux routes it. Wildcards are {name}; chi's
+// {name:regexp} and :name are read too. At most one doc is taken. Handle
+// panics on a malformed pattern, as ServeMux does.
 func (a *API) Handle(pattern string, h http.Handler, doc ...Doc) http.Handler {
 	if len(doc) > 1 {
 		panic("mongohttp: API.Handle takes at most one Doc")
