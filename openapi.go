@@ -311,6 +311,7 @@ const methodNotAllowedExtension = "x-mongohttp-other-methods"
 
 func (a *API) build() ([]byte, error) {
 	c := newAPIComponents()
+	c.add("Problem", problemSchema()) // first, so that the name is its own
 	doc := oasDocument{
 		OpenAPI: "3.1.0",
 		Info:    oasInfo{Title: a.Title, Version: a.Version, Description: a.Description},
@@ -356,7 +357,6 @@ func (a *API) build() ([]byte, error) {
 		}
 	}
 	doc.Components.Schemas = c.schemas
-	doc.Components.Schemas["Problem"] = problemSchema()
 	if anyOtherMethods {
 		doc.Components.Responses = map[string]oasResponse{"MethodNotAllowed": renderResponse(apiResponse{
 			status:      http.StatusMethodNotAllowed,
