@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -110,8 +111,8 @@ type jsonSchema struct {
 	Description          string                 `json:"description,omitempty"`
 	Enum                 []any                  `json:"enum,omitempty"`
 	Const                any                    `json:"const,omitempty"`
-	Minimum              *int64                 `json:"minimum,omitempty"`
-	Maximum              *int64                 `json:"maximum,omitempty"`
+	Minimum              json.Number            `json:"minimum,omitempty"`
+	Maximum              json.Number            `json:"maximum,omitempty"`
 	MinLength            *int                   `json:"minLength,omitempty"`
 	MaxLength            *int                   `json:"maxLength,omitempty"`
 	Items                *jsonSchema            `json:"items,omitempty"`
@@ -204,6 +205,33 @@ const (
 	extDatePattern = `^(?:` + datePattern + `)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-4]):?(?:[0-5][0-9]|60))$`
 )
 
+// The texts of Extended JSON's number wrappers, as the driver reads them
+// (strconv.ParseInt, with its sign and leading zeros; a decimal double).
+var (
+	int64TextPattern = signedDecimalPattern("9223372036854775807", "9223372036854775808")
+	int32TextPattern = signedDecimalPattern("2147483647", "2147483648")
+)
+
+const decimalPattern = `^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$`
+
+// signedDecimalPattern matches the integers from -minus to plus.
+func signedDecimalPattern(plus, minus string) string {
+	return `^(?:\+?` + decimalAtMost(plus) + `|-` + decimalAtMost(minus) + `)$`
+}
+
+// decimalAtMost matches the decimal numbers from 0 to n, leading zeros
+// allowed: any shorter number, or one of n's length that is smaller at
+// its first differing digit, or n.
+func decimalAtMost(n string) string {
+	alts := []string{fmt.Sprintf("[0-9]{1,%d}", len(n)-1)}
+	for i := range len(n) {
+		if d := n[i]; d > '0' {
+			alts = append(alts, fmt.Sprintf("%s[0-%c][0-9]{%d}", n[:i], d-1, len(n)-i-1))
+		}
+	}
+	return "0*(?:" + strings.Join(append(alts, n), "|") + ")"
+}
+
 // queryValueSchema is the schema of a query-string value for a field of
 // type t, exactly as coerceText reads it.
 func queryValueSchema(c *apiComponents, t Type) *jsonSchema {
@@ -211,9 +239,11 @@ func queryValueSchema(c *apiComponents, t Type) *jsonSchema {
 	case String:
 		return &jsonSchema{Type: "string"}
 	case Int:
-		return &jsonSchema{Type: "integer", Format: "int64", Minimum: pointerTo(int64(math.MinInt64)), Maximum: pointerTo(int64(math.MaxInt64))}
+		s := integerSchema(math.MinInt64, math.MaxInt64)
+		s.Format = "int64"
+		return s
 	case Float:
-		return &jsonSchema{Type: "number", Format: "double"}
+		return doubleSchema()
 	case Bool:
 		return &jsonSchema{Type: "boolean"}
 	case Date:
@@ -253,7 +283,7 @@ func int64Schema(enc *Encoder) *jsonSchema {
 	if enc == nil || !enc.Int64AsString {
 		return n
 	}
-	n.Minimum, n.Maximum = pointerTo(int64(-maxSafeInteger)), pointerTo(int64(maxSafeInteger))
+	n.Minimum, n.Maximum = number(-maxSafeInteger), number(maxSafeInteger)
 	return &jsonSchema{AnyOf: []*jsonSchema{n, {Type: "string", Pattern: "^-?[0-9]{16,19}$"}},
 		Description: "An int64: a number within ±(2^53−1), a string of its digits beyond."}
 }
@@ -261,12 +291,21 @@ func int64Schema(enc *Encoder) *jsonSchema {
 // floatSchema is a double as the encoder writes it: a number, or the
 // strings of the values JSON has no number for.
 func floatSchema() *jsonSchema {
-	return &jsonSchema{AnyOf: []*jsonSchema{{Type: "number", Format: "double"}, {Type: "string", Enum: []any{"NaN", "Infinity", "-Infinity"}}}}
+	return &jsonSchema{AnyOf: []*jsonSchema{doubleSchema(), {Type: "string", Enum: []any{"NaN", "Infinity", "-Infinity"}}}}
 }
+
+// doubleSchema is a finite double: the bounds keep out numbers a double
+// cannot hold, which JSON can write.
+func doubleSchema() *jsonSchema {
+	return &jsonSchema{Type: "number", Format: "double", Minimum: "-1.7976931348623157e308", Maximum: "1.7976931348623157e308"}
+}
+
+// number writes an integer bound.
+func number(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
 
 // integerSchema is an integer between lo and hi.
 func integerSchema(lo, hi int64) *jsonSchema {
-	return &jsonSchema{Type: "integer", Minimum: pointerTo(lo), Maximum: pointerTo(hi)}
+	return &jsonSchema{Type: "integer", Minimum: number(lo), Maximum: number(hi)}
 }
 
 // filterValueSchema is a value of type t in filter=, relaxed Extended JSON,
@@ -279,10 +318,17 @@ func filterValueSchema(c *apiComponents, t Type, orNull bool) *jsonSchema {
 	case Int:
 		s = c.add("ExtendedInt64", &jsonSchema{AnyOf: []*jsonSchema{
 			integerSchema(math.MinInt64, math.MaxInt64),
-			extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: "^-?[0-9]{1,19}$"}),
-		}, Description: "An integer, or {\"$numberLong\": \"…\"}."})
+			extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: int64TextPattern}),
+			extJSONWrapper("$numberInt", &jsonSchema{Type: "string", Pattern: int32TextPattern}),
+			extJSONWrapper("$numberDouble", &jsonSchema{Type: "string", Pattern: decimalPattern}),
+		}, Description: "An integer, or {\"$numberLong\": \"…\"}, {\"$numberInt\": \"…\"}, or {\"$numberDouble\": \"…\"} with a whole value."})
 	case Float:
-		s = &jsonSchema{Type: "number"}
+		s = c.add("ExtendedDouble", &jsonSchema{AnyOf: []*jsonSchema{
+			doubleSchema(),
+			extJSONWrapper("$numberDouble", &jsonSchema{Type: "string", Pattern: decimalPattern}),
+			extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: int64TextPattern}),
+			extJSONWrapper("$numberInt", &jsonSchema{Type: "string", Pattern: int32TextPattern}),
+		}, Description: "A finite number, or {\"$numberDouble\": \"…\"}, {\"$numberLong\": \"…\"} or {\"$numberInt\": \"…\"}."})
 	case Bool:
 		s = &jsonSchema{Type: "boolean"}
 	case Date:
@@ -290,7 +336,7 @@ func filterValueSchema(c *apiComponents, t Type, orNull bool) *jsonSchema {
 			queryValueSchema(c, Date),
 			extJSONWrapper("$date", &jsonSchema{AnyOf: []*jsonSchema{
 				{Type: "string", Pattern: extDatePattern},
-				extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: "^-?[0-9]{1,19}$"}),
+				extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: int64TextPattern}),
 			}}),
 		}, Description: "A date-time or a date, or {\"$date\": …}."})
 	case ObjectID:
@@ -671,7 +717,8 @@ func (qp *QueryParser) runtimeChecks() string {
 		"and fields names no field together with a field inside it (invalid_parameter); "+
 		"after and skip are not combined (invalid_parameter); an after token must be one this service issued for the same sort (invalid_cursor); "+
 		"filter= is at most %d bytes and %d levels deep (limit_exceeded) and has no key twice in a document (invalid_parameter); "+
-		"a regular expression is at most %d bytes, not only characters (limit_exceeded), and valid RE2 (invalid_parameter).",
+		"a regular expression is at most %d bytes, not only characters (limit_exceeded), and valid RE2 (invalid_parameter); "+
+		"a {\"$numberDouble\": …} holds a finite double, a whole one for an int field (invalid_parameter).",
 		qp.maxQuery, qp.maxFilterBytes, qp.maxDepth, qp.maxRegex)
 }
 
@@ -686,7 +733,7 @@ func serverErrorAnswers() []apiResponse {
 }
 
 func retryAfterHeader() apiHeader {
-	return apiHeader{name: "Retry-After", description: "Seconds to wait before retrying.", required: true, schema: &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}}
+	return apiHeader{name: "Retry-After", description: "Seconds to wait before retrying.", required: true, schema: &jsonSchema{Type: "integer", Minimum: "0"}}
 }
 
 // problemsFrom adds to rs the problems of extra that a handler may answer

@@ -32,7 +32,7 @@ func (r *Resource[T]) describeFind(c *apiComponents, policy string) (*apiOperati
 		apiHeader{name: "Link", description: "The next page, when there is one: a relative URL carrying its after token.",
 			schema: &jsonSchema{Type: "string", Pattern: `^<[^>]*>; rel="next"$`}},
 		apiHeader{name: "X-Total-Count", description: "With ?count=: the documents matching the filter (exact) or in the collection (estimated).",
-			schema: &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}},
+			schema: &jsonSchema{Type: "integer", Minimum: "0"}},
 	)
 	rs := []apiResponse{ok, {status: http.StatusBadRequest, problems: qp.parseErrors(),
 		description: "The query is not one the policy allows. " + qp.runtimeChecks()}}
@@ -129,8 +129,8 @@ func (h *HealthHandler) describe(c *apiComponents, _ string) (*apiOperation, err
 }
 
 func (h *StatsHandler) describe(c *apiComponents, _ string) (*apiOperation, error) {
-	count := &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}
-	millis := &jsonSchema{Type: "number", Minimum: pointerTo(int64(0))}
+	count := &jsonSchema{Type: "integer", Minimum: "0"}
+	millis := &jsonSchema{Type: "number", Minimum: "0"}
 	props := func(s *jsonSchema, names ...string) map[string]*jsonSchema {
 		m := map[string]*jsonSchema{}
 		for _, n := range names {

@@ -165,7 +165,7 @@ func (b *typeSchemas) schema(t reflect.Type) *jsonSchema {
 	case reflect.Uint, reflect.Uint64:
 		s := int64Schema(b.enc)
 		if s.Type == "integer" {
-			s.Minimum = pointerTo(int64(0))
+			s.Minimum = "0"
 		}
 		return s
 	case reflect.Float32, reflect.Float64:
