@@ -283,7 +283,7 @@ func int64Schema(enc *Encoder) *jsonSchema {
 	if enc == nil || !enc.Int64AsString {
 		return n
 	}
-	n.Minimum, n.Maximum = number(-maxSafeInteger), number(maxSafeInteger)
+	n.Minimum, n.Maximum = jsonInt(-maxSafeInteger), jsonInt(maxSafeInteger)
 	return &jsonSchema{AnyOf: []*jsonSchema{n, {Type: "string", Pattern: "^-?[0-9]{16,19}$"}},
 		Description: "An int64: a number within ±(2^53−1), a string of its digits beyond."}
 }
@@ -300,12 +300,12 @@ func doubleSchema() *jsonSchema {
 	return &jsonSchema{Type: "number", Format: "double", Minimum: "-1.7976931348623157e308", Maximum: "1.7976931348623157e308"}
 }
 
-// number writes an integer bound.
-func number(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
+// jsonInt writes an integer bound.
+func jsonInt(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
 
 // integerSchema is an integer between lo and hi.
 func integerSchema(lo, hi int64) *jsonSchema {
-	return &jsonSchema{Type: "integer", Minimum: number(lo), Maximum: number(hi)}
+	return &jsonSchema{Type: "integer", Minimum: jsonInt(lo), Maximum: jsonInt(hi)}
 }
 
 // filterValueSchema is a value of type t in filter=, relaxed Extended JSON,
