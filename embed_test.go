@@ -132,11 +132,12 @@ func TestParseEmbed(t *testing.T) {
 			"parseOne": func(s string) error { _, _, err := qp.parseOne(s); return err },
 		} {
 			err := parse(tt.query)
+			want, in := tt.want, tt.in
 			if what == "parseOne" && strings.Contains(tt.query, "[") {
-				tt.want, tt.in = ErrUnknownParameter, ""
+				want, in = ErrUnknownParameter, ""
 			}
-			if !errors.Is(err, tt.want) || !strings.Contains(AsError(err).Detail, tt.in) {
-				t.Errorf("%s(%q): %v, want %s containing %q", what, tt.query, err, tt.want.Code, tt.in)
+			if !errors.Is(err, want) || !strings.Contains(AsError(err).Detail, in) {
+				t.Errorf("%s(%q): %v, want %s containing %q", what, tt.query, err, want.Code, in)
 			}
 		}
 	}
