@@ -40,6 +40,9 @@ type apiOperation struct {
 	strictQuery bool
 	headers     []apiParam   // request headers the handler reads
 	bodies      []apiContent // request bodies by media type, for writes
+	undescribed bool         // a handler that says nothing of itself: its Doc does
+
+	doc Doc // the route's Doc for this operation, set by API.describeRoute
 
 	responses []apiResponse
 }
@@ -554,9 +557,9 @@ func withArticle(t Type) string {
 // countModes are the values ?count= takes.
 func (qp *QueryParser) countModes() []CountMode { return []CountMode{CountExact, CountEstimated} }
 
-// listParams describes the query parameters of a list request, every one
-// Parse accepts and no other.
-func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
+// filterParams describes the query parameters that filter: each field's
+// equality and operators, and filter=.
+func (qp *QueryParser) filterParams(c *apiComponents, base string) []apiParam {
 	var ps []apiParam
 	for _, field := range qp.filterNames {
 		t := qp.filter[field]
@@ -599,6 +602,13 @@ func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
 	}
 	ps = append(ps, apiParam{name: "filter", jsonContent: true, schema: qp.filterSchema(c, base, ""),
 		description: qp.filterDescription()})
+	return ps
+}
+
+// listParams describes the query parameters of a list request, every one
+// Parse accepts and no other.
+func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
+	ps := qp.filterParams(c, base)
 
 	sortItems := make([]any, 0, 2*len(qp.sortNames))
 	for _, n := range qp.sortNames {
@@ -626,7 +636,26 @@ func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
 	}
 	ps = append(ps, apiParam{name: "count", schema: &jsonSchema{Type: "string", Enum: enum},
 		description: "Ask for a total in the X-Total-Count header: exact counts the documents matching the filter, estimated reads the collection's size from its metadata."})
+	if p, ok := qp.embedParam(); ok {
+		ps = append(ps, p)
+	}
 	return append(ps, qp.extraParams()...)
+}
+
+// embedParam describes ?embed=, when the policy has relations.
+func (qp *QueryParser) embedParam() (apiParam, bool) {
+	if qp.relations == nil {
+		return apiParam{}, false
+	}
+	paths := relationPaths(qp.relations)
+	names := make([]any, len(paths))
+	for i, n := range paths {
+		names[i] = n
+	}
+	s := &jsonSchema{Type: "array", Items: &jsonSchema{Type: "string", Enum: names},
+		MinItems: pointerTo(1), MaxItems: pointerTo(len(names)), UniqueItems: true}
+	return apiParam{name: "embed", schema: s, commaList: true,
+		description: "Add the related documents of these relations to each document, under the relation's name; a.b embeds b inside a's documents. Each relation costs one query per page."}, true
 }
 
 var opDescriptions = map[string]string{
