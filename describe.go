@@ -203,9 +203,6 @@ const (
 	timePattern = `T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])`
 	// dateQueryPattern is what a Date field takes: a date-time or a date.
 	dateQueryPattern = `^(?:` + datePattern + `)(?:` + timePattern + `)?$`
-	// extDatePattern is the string of an Extended JSON {"$date": …}, as the
-	// driver reads it (with time.Parse, which takes offsets up to 24:60).
-	extDatePattern = `^(?:` + datePattern + `)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-4]):?(?:[0-5][0-9]|60))$`
 )
 
 // The texts of Extended JSON's number wrappers, as the driver reads them
@@ -338,10 +335,11 @@ func filterValueSchema(c *apiComponents, t Type, orNull bool) *jsonSchema {
 		s = c.add("ExtendedDate", &jsonSchema{AnyOf: []*jsonSchema{
 			queryValueSchema(c, Date),
 			extJSONWrapper("$date", &jsonSchema{AnyOf: []*jsonSchema{
-				{Type: "string", Pattern: extDatePattern},
+				queryValueSchema(c, Date),
+				integerSchema(int64(minDate), int64(maxDate)),
 				extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: int64TextPattern}),
 			}}),
-		}, Description: "A date-time or a date, or {\"$date\": …}."})
+		}, Description: "A date-time or a date, or {\"$date\": …} with one, with integer milliseconds since 1970, or with {\"$numberLong\": \"…\"} milliseconds; within years 0000 to 9999."})
 	case ObjectID:
 		s = c.add("ExtendedObjectId", &jsonSchema{AnyOf: []*jsonSchema{
 			queryValueSchema(c, ObjectID),

@@ -57,7 +57,7 @@ func (r *Resource[T]) describeFindOne(c *apiComponents, policy string) (*apiOper
 	}
 	doc := r.documentSchema(c, qp)
 	etag := apiHeader{name: "ETag", required: true, description: "A strong validator of the answer; send it back in If-None-Match.",
-		schema: &jsonSchema{Type: "string", Pattern: `^"[A-Za-z0-9_-]+"$`}}
+		schema: &jsonSchema{Type: "string", Pattern: `^"[A-Za-z0-9_.-]+"$`}}
 	idType := qp.filter["_id"]
 	idSchema := queryValueSchema(c, idType)
 	var query []apiParam

@@ -27,6 +27,7 @@ func TestEveryParameter(t *testing.T) {
 	xs := c.everyParameter(t, s, service.quick, map[string]string{
 		"/users/{id}":       "/users/" + s.userID,
 		"/users/{id}/posts": "/users/" + s.authorID + "/posts",
+		"/users/{id}/stats": "/users/" + s.authorID + "/stats",
 		"/posts/{id}":       "/posts/" + s.postID,
 	})
 	if len(xs) < 1000 {

@@ -102,10 +102,15 @@ func TestEndToEnd(t *testing.T) {
 		{target: "/posts?filter=" + q(`{"published":{"$gte":{"$date":"2025-06-01T00:00:00Z"}},"likes":{"$gt":500}}`) + "&limit=100"},
 		{target: "/posts/" + s.postID},
 		{target: "/posts?limit=3", header: []string{"Accept", "application/x-ndjson"}},
+		{target: "/posts?embed=author&limit=5"},
+		{target: "/posts/" + s.postID + "?embed=author"},
+		{target: "/users/" + s.authorID + "/posts?embed=author&limit=2", header: []string{"Accept", "application/x-ndjson"}},
+		{target: "/users/" + s.authorID + "/stats"},
+		{target: "/posts/stats"},
+		{target: "/posts/stats?likes[gte]=1000&published[lt]=2025-01-01"},
+		{method: "HEAD", target: "/posts/stats"},
 		{target: "/healthz"},
 		{method: "HEAD", target: "/healthz"},
-		{target: "/debug/pool"},
-		{target: "/debug/vars"},
 		{target: "/openapi.json"},
 		{method: "HEAD", target: "/openapi.json"},
 	}
@@ -205,6 +210,17 @@ func TestHostileInput(t *testing.T) {
 		{target: "/posts/" + post[:23]},
 		{target: "/posts/0123456789abcdef01234567"},
 		{target: "/posts/" + user},
+		{target: "/users/xyz/stats"},
+		{target: "/users/0123456789abcdef01234567/stats"},
+
+		// Relations and aggregations.
+		{target: "/posts?embed=nope"},
+		{target: "/posts?embed=author,author"},
+		{target: "/posts?embed="},
+		{target: "/users?embed=author"},
+		{target: "/posts/stats?sort=likes"},
+		{target: "/posts/stats?limit=5"},
+		{target: "/posts/stats?password_hash=x"},
 
 		// Methods.
 		{method: "POST", target: "/users"},
@@ -213,8 +229,8 @@ func TestHostileInput(t *testing.T) {
 		{method: "PATCH", target: "/posts/" + post},
 		{method: "POST", target: "/posts"},
 		{method: "POST", target: "/healthz"},
-		{method: "POST", target: "/debug/pool"},
-		{method: "POST", target: "/debug/vars"},
+		{method: "POST", target: "/users/" + user + "/stats"},
+		{method: "DELETE", target: "/posts"},
 		{method: "POST", target: "/openapi.json"},
 
 		// Paths no route serves.
