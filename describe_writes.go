@@ -154,10 +154,18 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 
 // idempotencyTTL says how long Idempotency-Key answers are kept.
 func (r *Resource[T]) idempotencyTTL() string {
-	if ttl := r.decl.Idempotency.TTL; ttl > 0 {
-		return ttl.String()
+	ttl := r.decl.Idempotency.TTL
+	if ttl <= 0 {
+		ttl = DefaultIdempotencyTTL
 	}
-	return DefaultIdempotencyTTL.String()
+	s := ttl.String() // "24h0m0s" → "24h"
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // writeBody returns a reference to the schema of a write body under qp:

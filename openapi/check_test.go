@@ -201,7 +201,11 @@ func (c *checker) judgeBody(req *http.Request, body []byte) verdict {
 	case err != nil:
 		panic(fmt.Sprintf("routing %s %s: %v", req.Method, req.URL, err))
 	case !templateMatches(route.Path, req.URL.Path):
-		// The router forgives a trailing slash; OpenAPI's paths do not.
+		// The router forgives a trailing slash, and takes /posts for
+		// /posts/{id} when /posts lacks the method; OpenAPI's paths do not.
+		if p := c.pathOf(req); p != "" && c.doc.Paths.Find(p).GetOperation(req.Method) == nil {
+			return verdict{noMethod: true}
+		}
 		return verdict{noPath: true}
 	}
 	rest, reasons := c.jsonParams(route, req)
