@@ -120,8 +120,14 @@ func (r *Resource[T]) Aggregate(a Aggregation) (http.Handler, error) {
 		plans[b] = plan
 	}
 	lim := r.decl.Admission.limiter()
-	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &aggregateHandler[T]{handlerBase: b, plan: plans[b], lookahead: r.decl.Lookahead, limit: lim}
+	}), func(c *apiComponents, policy string) (*apiOperation, error) {
+		b, ok := r.bases[policy]
+		if !ok {
+			return nil, fmt.Errorf("mongohttp: collection %s has no policy named %q", r.coll.Name(), policy)
+		}
+		return r.describeAggregate(c, plans[b])
 	}), nil
 }
 

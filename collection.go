@@ -446,9 +446,9 @@ func (r *Resource[T]) Delete() http.Handler {
 
 func (r *Resource[T]) writeHandler(method string, serve func(*writer[T], http.ResponseWriter, *http.Request) error) http.Handler {
 	lim := r.decl.Admission.limiter()
-	return r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &writer[T]{handlerBase: b, w: r.writes, id: r.decl.ID, limit: lim, method: method, serve: serve}
-	})
+	}), r.describeWrite(method))
 }
 
 // perPolicy makes one handler per policy with mk and, when the declaration

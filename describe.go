@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -39,6 +40,9 @@ type apiOperation struct {
 	strictQuery bool
 	headers     []apiParam   // request headers the handler reads
 	bodies      []apiContent // request bodies by media type, for writes
+	undescribed bool         // a handler that says nothing of itself: its Doc does
+
+	doc Doc // the route's Doc for this operation, set by API.describeRoute
 
 	responses []apiResponse
 }
@@ -110,8 +114,8 @@ type jsonSchema struct {
 	Description          string                 `json:"description,omitempty"`
 	Enum                 []any                  `json:"enum,omitempty"`
 	Const                any                    `json:"const,omitempty"`
-	Minimum              *int64                 `json:"minimum,omitempty"`
-	Maximum              *int64                 `json:"maximum,omitempty"`
+	Minimum              json.Number            `json:"minimum,omitempty"`
+	Maximum              json.Number            `json:"maximum,omitempty"`
 	MinLength            *int                   `json:"minLength,omitempty"`
 	MaxLength            *int                   `json:"maxLength,omitempty"`
 	Items                *jsonSchema            `json:"items,omitempty"`
@@ -199,10 +203,34 @@ const (
 	timePattern = `T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])`
 	// dateQueryPattern is what a Date field takes: a date-time or a date.
 	dateQueryPattern = `^(?:` + datePattern + `)(?:` + timePattern + `)?$`
-	// extDatePattern is the string of an Extended JSON {"$date": …}, as the
-	// driver reads it (with time.Parse, which takes offsets up to 24:60).
-	extDatePattern = `^(?:` + datePattern + `)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-4]):?(?:[0-5][0-9]|60))$`
 )
+
+// The texts of Extended JSON's number wrappers, as the driver reads them
+// (strconv.ParseInt, with its sign and leading zeros; a decimal double).
+var (
+	int64TextPattern = signedDecimalPattern("9223372036854775807", "9223372036854775808")
+	int32TextPattern = signedDecimalPattern("2147483647", "2147483648")
+)
+
+const decimalPattern = `^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$`
+
+// signedDecimalPattern matches the integers from -minus to plus.
+func signedDecimalPattern(plus, minus string) string {
+	return `^(?:\+?` + decimalAtMost(plus) + `|-` + decimalAtMost(minus) + `)$`
+}
+
+// decimalAtMost matches the decimal numbers from 0 to n, leading zeros
+// allowed: any shorter number, or one of n's length that is smaller at
+// its first differing digit, or n.
+func decimalAtMost(n string) string {
+	alts := []string{fmt.Sprintf("[0-9]{1,%d}", len(n)-1)}
+	for i := range len(n) {
+		if d := n[i]; d > '0' {
+			alts = append(alts, fmt.Sprintf("%s[0-%c][0-9]{%d}", n[:i], d-1, len(n)-i-1))
+		}
+	}
+	return "0*(?:" + strings.Join(append(alts, n), "|") + ")"
+}
 
 // queryValueSchema is the schema of a query-string value for a field of
 // type t, exactly as coerceText reads it.
@@ -211,9 +239,11 @@ func queryValueSchema(c *apiComponents, t Type) *jsonSchema {
 	case String:
 		return &jsonSchema{Type: "string"}
 	case Int:
-		return &jsonSchema{Type: "integer", Format: "int64", Minimum: pointerTo(int64(math.MinInt64)), Maximum: pointerTo(int64(math.MaxInt64))}
+		s := integerSchema(math.MinInt64, math.MaxInt64)
+		s.Format = "int64"
+		return s
 	case Float:
-		return &jsonSchema{Type: "number", Format: "double"}
+		return doubleSchema()
 	case Bool:
 		return &jsonSchema{Type: "boolean"}
 	case Date:
@@ -253,7 +283,7 @@ func int64Schema(enc *Encoder) *jsonSchema {
 	if enc == nil || !enc.Int64AsString {
 		return n
 	}
-	n.Minimum, n.Maximum = pointerTo(int64(-maxSafeInteger)), pointerTo(int64(maxSafeInteger))
+	n.Minimum, n.Maximum = jsonInt(-maxSafeInteger), jsonInt(maxSafeInteger)
 	return &jsonSchema{AnyOf: []*jsonSchema{n, {Type: "string", Pattern: "^-?[0-9]{16,19}$"}},
 		Description: "An int64: a number within ±(2^53−1), a string of its digits beyond."}
 }
@@ -261,12 +291,21 @@ func int64Schema(enc *Encoder) *jsonSchema {
 // floatSchema is a double as the encoder writes it: a number, or the
 // strings of the values JSON has no number for.
 func floatSchema() *jsonSchema {
-	return &jsonSchema{AnyOf: []*jsonSchema{{Type: "number", Format: "double"}, {Type: "string", Enum: []any{"NaN", "Infinity", "-Infinity"}}}}
+	return &jsonSchema{AnyOf: []*jsonSchema{doubleSchema(), {Type: "string", Enum: []any{"NaN", "Infinity", "-Infinity"}}}}
 }
+
+// doubleSchema is a finite double: the bounds keep out numbers a double
+// cannot hold, which JSON can write.
+func doubleSchema() *jsonSchema {
+	return &jsonSchema{Type: "number", Format: "double", Minimum: "-1.7976931348623157e308", Maximum: "1.7976931348623157e308"}
+}
+
+// jsonInt writes an integer bound.
+func jsonInt(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
 
 // integerSchema is an integer between lo and hi.
 func integerSchema(lo, hi int64) *jsonSchema {
-	return &jsonSchema{Type: "integer", Minimum: pointerTo(lo), Maximum: pointerTo(hi)}
+	return &jsonSchema{Type: "integer", Minimum: jsonInt(lo), Maximum: jsonInt(hi)}
 }
 
 // filterValueSchema is a value of type t in filter=, relaxed Extended JSON,
@@ -279,20 +318,28 @@ func filterValueSchema(c *apiComponents, t Type, orNull bool) *jsonSchema {
 	case Int:
 		s = c.add("ExtendedInt64", &jsonSchema{AnyOf: []*jsonSchema{
 			integerSchema(math.MinInt64, math.MaxInt64),
-			extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: "^-?[0-9]{1,19}$"}),
-		}, Description: "An integer, or {\"$numberLong\": \"…\"}."})
+			extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: int64TextPattern}),
+			extJSONWrapper("$numberInt", &jsonSchema{Type: "string", Pattern: int32TextPattern}),
+			extJSONWrapper("$numberDouble", &jsonSchema{Type: "string", Pattern: decimalPattern}),
+		}, Description: "An integer, or {\"$numberLong\": \"…\"}, {\"$numberInt\": \"…\"}, or {\"$numberDouble\": \"…\"} with a whole value."})
 	case Float:
-		s = &jsonSchema{Type: "number"}
+		s = c.add("ExtendedDouble", &jsonSchema{AnyOf: []*jsonSchema{
+			doubleSchema(),
+			extJSONWrapper("$numberDouble", &jsonSchema{Type: "string", Pattern: decimalPattern}),
+			extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: int64TextPattern}),
+			extJSONWrapper("$numberInt", &jsonSchema{Type: "string", Pattern: int32TextPattern}),
+		}, Description: "A finite number, or {\"$numberDouble\": \"…\"}, {\"$numberLong\": \"…\"} or {\"$numberInt\": \"…\"}."})
 	case Bool:
 		s = &jsonSchema{Type: "boolean"}
 	case Date:
 		s = c.add("ExtendedDate", &jsonSchema{AnyOf: []*jsonSchema{
 			queryValueSchema(c, Date),
 			extJSONWrapper("$date", &jsonSchema{AnyOf: []*jsonSchema{
-				{Type: "string", Pattern: extDatePattern},
-				extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: "^-?[0-9]{1,19}$"}),
+				queryValueSchema(c, Date),
+				integerSchema(int64(minDate), int64(maxDate)),
+				extJSONWrapper("$numberLong", &jsonSchema{Type: "string", Pattern: int64TextPattern}),
 			}}),
-		}, Description: "A date-time or a date, or {\"$date\": …}."})
+		}, Description: "A date-time or a date, or {\"$date\": …} with one, with integer milliseconds since 1970, or with {\"$numberLong\": \"…\"} milliseconds; within years 0000 to 9999."})
 	case ObjectID:
 		s = c.add("ExtendedObjectId", &jsonSchema{AnyOf: []*jsonSchema{
 			queryValueSchema(c, ObjectID),
@@ -404,7 +451,7 @@ func (qp *QueryParser) arraySchema(items *jsonSchema) *jsonSchema {
 // the fields under prefix ("" at the top; "items." inside items'
 // $elemMatch), named after base.
 func (qp *QueryParser) filterSchema(c *apiComponents, base, prefix string) *jsonSchema {
-	key := [3]string{"filter", fmt.Sprintf("%p", qp), prefix}
+	key := [3]string{"filter", base + qp.filterFingerprint(), prefix}
 	if name, ok := c.byType[key]; ok {
 		return schemaRef(name)
 	}
@@ -439,6 +486,17 @@ func (qp *QueryParser) filterSchema(c *apiComponents, base, prefix string) *json
 	return schemaRef(name)
 }
 
+// filterFingerprint sums up what the filter schemas depend on, so that
+// declarations with equal policies share them.
+func (qp *QueryParser) filterFingerprint() string {
+	var b strings.Builder
+	for _, n := range qp.filterNames {
+		fmt.Fprintf(&b, "%s:%d,", n, qp.filter[n])
+	}
+	fmt.Fprintf(&b, "|%d|%d|%d", qp.ops, qp.maxIn, qp.maxRegex)
+	return b.String()
+}
+
 // conditionSchema is what a field of type t is compared with in filter=:
 // a value, an array (exact array equality), an operator document or a
 // regular expression.
@@ -457,7 +515,7 @@ func (qp *QueryParser) conditionSchema(c *apiComponents, t Type, elemMatch *json
 // conditionRef returns a reference to the condition schema of type t,
 // named after base.
 func (qp *QueryParser) conditionRef(c *apiComponents, base string, t Type) *jsonSchema {
-	key := [3]string{"condition", fmt.Sprintf("%p", qp), t.String()}
+	key := [3]string{"condition", base + qp.filterFingerprint(), t.String()}
 	if name, ok := c.byType[key]; ok {
 		return schemaRef(name)
 	}
@@ -497,9 +555,9 @@ func withArticle(t Type) string {
 // countModes are the values ?count= takes.
 func (qp *QueryParser) countModes() []CountMode { return []CountMode{CountExact, CountEstimated} }
 
-// listParams describes the query parameters of a list request, every one
-// Parse accepts and no other.
-func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
+// filterParams describes the query parameters that filter: each field's
+// equality and operators, and filter=.
+func (qp *QueryParser) filterParams(c *apiComponents, base string) []apiParam {
 	var ps []apiParam
 	for _, field := range qp.filterNames {
 		t := qp.filter[field]
@@ -542,6 +600,13 @@ func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
 	}
 	ps = append(ps, apiParam{name: "filter", jsonContent: true, schema: qp.filterSchema(c, base, ""),
 		description: qp.filterDescription()})
+	return ps
+}
+
+// listParams describes the query parameters of a list request, every one
+// Parse accepts and no other.
+func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
+	ps := qp.filterParams(c, base)
 
 	sortItems := make([]any, 0, 2*len(qp.sortNames))
 	for _, n := range qp.sortNames {
@@ -569,7 +634,26 @@ func (qp *QueryParser) listParams(c *apiComponents, base string) []apiParam {
 	}
 	ps = append(ps, apiParam{name: "count", schema: &jsonSchema{Type: "string", Enum: enum},
 		description: "Ask for a total in the X-Total-Count header: exact counts the documents matching the filter, estimated reads the collection's size from its metadata."})
+	if p, ok := qp.embedParam(); ok {
+		ps = append(ps, p)
+	}
 	return append(ps, qp.extraParams()...)
+}
+
+// embedParam describes ?embed=, when the policy has relations.
+func (qp *QueryParser) embedParam() (apiParam, bool) {
+	if qp.relations == nil {
+		return apiParam{}, false
+	}
+	paths := relationPaths(qp.relations)
+	names := make([]any, len(paths))
+	for i, n := range paths {
+		names[i] = n
+	}
+	s := &jsonSchema{Type: "array", Items: &jsonSchema{Type: "string", Enum: names},
+		MinItems: pointerTo(1), MaxItems: pointerTo(len(names)), UniqueItems: true}
+	return apiParam{name: "embed", schema: s, commaList: true,
+		description: "Add the related documents of these relations to each document, under the relation's name; a.b embeds b inside a's documents. Each relation costs one query per page."}, true
 }
 
 var opDescriptions = map[string]string{
@@ -660,7 +744,8 @@ func (qp *QueryParser) runtimeChecks() string {
 		"and fields names no field together with a field inside it (invalid_parameter); "+
 		"after and skip are not combined (invalid_parameter); an after token must be one this service issued for the same sort (invalid_cursor); "+
 		"filter= is at most %d bytes and %d levels deep (limit_exceeded) and has no key twice in a document (invalid_parameter); "+
-		"a regular expression is at most %d bytes, not only characters (limit_exceeded), and valid RE2 (invalid_parameter).",
+		"a regular expression is at most %d bytes, not only characters (limit_exceeded), and valid RE2 (invalid_parameter); "+
+		"a {\"$numberDouble\": …} holds a finite double, a whole one for an int field (invalid_parameter).",
 		qp.maxQuery, qp.maxFilterBytes, qp.maxDepth, qp.maxRegex)
 }
 
@@ -675,7 +760,7 @@ func serverErrorAnswers() []apiResponse {
 }
 
 func retryAfterHeader() apiHeader {
-	return apiHeader{name: "Retry-After", description: "Seconds to wait before retrying.", required: true, schema: &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}}
+	return apiHeader{name: "Retry-After", description: "Seconds to wait before retrying.", required: true, schema: &jsonSchema{Type: "integer", Minimum: "0"}}
 }
 
 // problemsFrom adds to rs the problems of extra that a handler may answer

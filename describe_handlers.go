@@ -1,8 +1,10 @@
 package mongohttp
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -22,7 +24,6 @@ func (r *Resource[T]) describeFind(c *apiComponents, policy string) (*apiOperati
 		return nil, err
 	}
 	doc := r.documentSchema(c, qp)
-	base := strings.TrimPrefix(doc.Ref, "#/components/schemas/")
 	ok := apiResponse{status: http.StatusOK, headers: r.successHeaders(),
 		description: "A page of documents, in the order of sort. A JSON array, or one document per line (NDJSON) when the Accept header asks for " + NDJSON + ".",
 		contents: []apiContent{
@@ -33,7 +34,7 @@ func (r *Resource[T]) describeFind(c *apiComponents, policy string) (*apiOperati
 		apiHeader{name: "Link", description: "The next page, when there is one: a relative URL carrying its after token.",
 			schema: &jsonSchema{Type: "string", Pattern: `^<[^>]*>; rel="next"$`}},
 		apiHeader{name: "X-Total-Count", description: "With ?count=: the documents matching the filter (exact) or in the collection (estimated).",
-			schema: &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}},
+			schema: &jsonSchema{Type: "integer", Minimum: "0"}},
 	)
 	rs := []apiResponse{ok, {status: http.StatusBadRequest, problems: qp.parseErrors(),
 		description: "The query is not one the policy allows. " + qp.runtimeChecks()}}
@@ -42,7 +43,7 @@ func (r *Resource[T]) describeFind(c *apiComponents, policy string) (*apiOperati
 		summary:     "List " + r.coll.Name(),
 		tags:        []string{r.coll.Name()},
 		description: listDescription(qp),
-		query:       qp.listParams(c, base),
+		query:       qp.listParams(c, pascalName(r.coll.Name())),
 		strictQuery: true,
 		responses:   append(rs, serverErrorAnswers()...),
 	}, nil
@@ -56,11 +57,14 @@ func (r *Resource[T]) describeFindOne(c *apiComponents, policy string) (*apiOper
 	}
 	doc := r.documentSchema(c, qp)
 	etag := apiHeader{name: "ETag", required: true, description: "A strong validator of the answer; send it back in If-None-Match.",
-		schema: &jsonSchema{Type: "string", Pattern: `^"[A-Za-z0-9_-]+"$`}}
+		schema: &jsonSchema{Type: "string", Pattern: `^"[A-Za-z0-9_.-]+"$`}}
 	idType := qp.filter["_id"]
 	idSchema := queryValueSchema(c, idType)
 	var query []apiParam
 	if p, ok := qp.fieldsParam(); ok {
+		query = append(query, p)
+	}
+	if p, ok := qp.embedParam(); ok {
 		query = append(query, p)
 	}
 	rs := []apiResponse{
@@ -84,6 +88,76 @@ func (r *Resource[T]) describeFindOne(c *apiComponents, policy string) (*apiOper
 		headers:     []apiParam{{name: "If-None-Match", schema: &jsonSchema{Type: "string"}, description: "ETags of copies the client holds; a match gets 304."}},
 		responses:   append(rs, serverErrorAnswers()...),
 	}, nil
+}
+
+// describeAggregate describes the handler Aggregate makes.
+func (r *Resource[T]) describeAggregate(c *apiComponents, plan *aggPlan) (*apiOperation, error) {
+	qp := plan.parser
+	query := qp.filterParams(c, pascalName(r.coll.Name()))
+	for _, name := range sortedKeys(plan.params) {
+		query = append(query, plan.params[name].describe(c))
+	}
+	query = append(query, qp.extraParams()...)
+	result := &jsonSchema{Type: "object", Description: "A result of the aggregation, as its pipeline makes it."}
+	ok := apiResponse{status: http.StatusOK, headers: r.successHeaders()}
+	if plan.reduce != nil {
+		ok.description = "The aggregation's answer: one JSON object."
+		ok.contents = []apiContent{{mediaType: mediaJSON, schema: &jsonSchema{Type: "object"}}}
+	} else {
+		ok.description = fmt.Sprintf("The aggregation's results, at most %d: a JSON array, or one result per line (NDJSON) when the Accept header asks for %s.", plan.maxResults, NDJSON)
+		ok.contents = []apiContent{{mediaType: mediaJSON, schema: &jsonSchema{Type: "array", Items: result}}, {mediaType: NDJSON, schema: result}}
+	}
+	bad := slices.DeleteFunc(qp.parseErrors(), func(e *Error) bool { return e == ErrInvalidCursor })
+	rs := []apiResponse{ok, {status: http.StatusBadRequest, problems: bad,
+		description: fmt.Sprintf("The query is not one the policy allows, a parameter's value is not valid, or the aggregation has more than %d results (limit_exceeded). %s", plan.maxResults, qp.runtimeChecks())}}
+	return &apiOperation{
+		methods:     []string{http.MethodGet, http.MethodHead},
+		summary:     "Aggregate " + r.coll.Name(),
+		tags:        []string{r.coll.Name()},
+		description: "Filterable: " + fieldTypeList(qp) + ". Parameters not listed here are refused.",
+		query:       query,
+		strictQuery: true,
+		responses:   append(rs, serverErrorAnswers()...),
+	}, nil
+}
+
+// describe describes an aggregation's parameter as its value method
+// checks it.
+func (p *param) describe(c *apiComponents) apiParam {
+	ap := apiParam{name: p.name, required: !p.hasDefault}
+	switch {
+	case p.choices != nil:
+		names := sortedKeys(p.choices)
+		enum := make([]any, len(names))
+		for i, n := range names {
+			enum[i] = n
+		}
+		ap.schema = &jsonSchema{Type: "string", Enum: enum}
+		ap.description = "One of the listed values."
+	case p.typ == String:
+		ap.schema = &jsonSchema{Type: "string", MaxLength: pointerTo(p.maxLength), Pattern: `^(?:[^$\x00][^\x00]*)?$`}
+		ap.emptyValue = true
+		ap.description = "A string that does not start with \"$\"."
+	default:
+		ap.schema = queryValueSchema(c, p.typ)
+		ap.description = "A value of type " + p.typ.String() + "."
+		if p.min != nil || p.max != nil {
+			ap.description += " Bounds: " + p.bounds() + "."
+			if s := copySchema(c.resolve(ap.schema)); p.typ == Int || p.typ == Float {
+				if p.min != nil {
+					s.Minimum = json.Number(fmt.Sprint(p.min))
+				}
+				if p.max != nil {
+					s.Maximum = json.Number(fmt.Sprint(p.max))
+				}
+				ap.schema = s
+			}
+		}
+	}
+	if p.hasDefault {
+		ap.description += " Has a default."
+	}
+	return ap
 }
 
 // successHeaders are the caching headers of a successful answer.
@@ -130,8 +204,8 @@ func (h *HealthHandler) describe(c *apiComponents, _ string) (*apiOperation, err
 }
 
 func (h *StatsHandler) describe(c *apiComponents, _ string) (*apiOperation, error) {
-	count := &jsonSchema{Type: "integer", Minimum: pointerTo(int64(0))}
-	millis := &jsonSchema{Type: "number", Minimum: pointerTo(int64(0))}
+	count := &jsonSchema{Type: "integer", Minimum: "0"}
+	millis := &jsonSchema{Type: "number", Minimum: "0"}
 	props := func(s *jsonSchema, names ...string) map[string]*jsonSchema {
 		m := map[string]*jsonSchema{}
 		for _, n := range names {

@@ -44,20 +44,38 @@ func (r *Resource[T]) documentSchema(c *apiComponents, qp *QueryParser) *jsonSch
 	}
 	t := reflect.TypeFor[T]()
 	if t == rawType {
-		return c.add(pascalName(r.coll.Name()), policyDocument(qp, enc))
+		s := policyDocument(qp, enc)
+		addRelations(c, s, qp.relations, enc)
+		return c.add(pascalName(r.coll.Name()), s)
 	}
 	b := &typeSchemas{c: c, enc: enc}
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct || len(qp.hidden) == 0 {
+	if t.Kind() != reflect.Struct || (len(qp.hidden) == 0 && len(qp.relations) == 0) {
 		return b.schema(t)
 	}
 	s := b.structSchema(t)
 	for _, h := range qp.hidden {
 		b.hide(s, strings.Split(h, "."))
 	}
+	addRelations(c, s, qp.relations, enc)
 	return c.add(b.name(t), s)
+}
+
+// addRelations adds to a document's schema the relations ?embed= can add
+// to it, each under its name: the related document as its policy lets it
+// be served (its own relations one level down), null when there is none,
+// or an array of them when the local field holds an array.
+func addRelations(c *apiComponents, s *jsonSchema, rels map[string]*relation, enc *Encoder) {
+	for _, name := range sortedKeys(rels) {
+		rel := rels[name]
+		related := policyDocument(rel.target, enc)
+		addRelations(c, related, rel.children, enc)
+		ref := c.add(pascalName(rel.coll.Name()), related)
+		s.Properties[name] = &jsonSchema{AnyOf: []*jsonSchema{ref, {Type: "null"}, {Type: "array", Items: nullableSchema(ref)}},
+			Description: fmt.Sprintf("With ?embed=%s: the related document of %s (null when there is none), or an array of them when %s holds an array.", rel.path, rel.coll.Name(), rel.localPath)}
+	}
 }
 
 // policyDocument describes the documents of a bson.Raw handler from the
@@ -165,7 +183,7 @@ func (b *typeSchemas) schema(t reflect.Type) *jsonSchema {
 	case reflect.Uint, reflect.Uint64:
 		s := int64Schema(b.enc)
 		if s.Type == "integer" {
-			s.Minimum = pointerTo(int64(0))
+			s.Minimum = "0"
 		}
 		return s
 	case reflect.Float32, reflect.Float64:

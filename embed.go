@@ -81,6 +81,7 @@ type relation struct {
 	exclusion  bson.D   // the related policy's hidden fields, when fields is nil
 	fields     []string // an inclusion projection, or nil
 	children   map[string]*relation
+	target     *QueryParser // the related policy's, for the API document
 }
 
 // compileRelations checks and compiles the relations of a policy whose
@@ -133,7 +134,7 @@ func (qp *QueryParser) compileRelations(rels map[string]Relation, prefix string,
 		c := &relation{
 			path: path, name: name, localPath: rel.Local,
 			local: strings.Split(rel.Local, "."), foreign: strings.Split(foreign, "."),
-			coll: rel.Coll, baseFilter: rel.BaseFilter, exclusion: tqp.exclusion,
+			coll: rel.Coll, baseFilter: rel.BaseFilter, exclusion: tqp.exclusion, target: tqp,
 		}
 		if rel.Fields != nil {
 			c.fields = append([]string{"_id", foreign}, rel.Fields...)

@@ -110,6 +110,9 @@ func (qp *QueryParser) parseFilter(s string) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNumberWrappers(s); err != nil {
+		return nil, err
+	}
 	var d bson.D
 	if err := bson.UnmarshalExtJSON([]byte(s), false, &d); err != nil {
 		// The driver's message is not shown: it may quote the input at length.

@@ -29,6 +29,11 @@ import (
 // their answers with their schemas, headers and problem codes. Other
 // handlers are documented by the Doc given with them.
 //
+// Two extensions say what OpenAPI cannot: x-mongohttp-strict-query marks
+// the operations that refuse any query parameter they do not list, and
+// x-mongohttp-other-methods marks the paths whose handler answers other
+// methods itself, with the MethodNotAllowed response (405).
+//
 // An API is itself the handler that serves the document, as JSON, to GET
 // and HEAD, with an ETag. Set its fields before the first request.
 type API struct {
@@ -85,6 +90,14 @@ type Doc struct {
 	// ContentType is the media type of such a handler's 200 answer, whose
 	// body the document then leaves unconstrained. Default: none stated.
 	ContentType string
+	// Operations documents single methods of a route that serves several
+	// (a Methods): by method, a Doc whose non-empty fields replace the
+	// route's for that method's operation, and whose Errors add to them
+	// ({"POST": {OperationID: "createUser"}}). HEAD takes GET's. Its
+	// Operations are ignored. Default none.
+	Operations map[string]Doc
+
+	ownID bool // OperationID comes from Operations: it names its method's operation
 }
 
 type apiRoute struct {
@@ -104,9 +117,11 @@ type builtDocument struct {
 
 // Handle records that h is mounted at pattern and returns h, for mounting.
 // pattern is a method (optional) and a path, as for http.ServeMux:
-// "GET /users/{id}". Wildcards are {name}; chi's {name:regexp} and
-// :name are read too. At most one doc is taken. Handle panics on a
-// malformed pattern, as ServeMux does.
+// "GET /users/{id}". Without a method, the handler gets every method and
+// the document lists those it serves; with one, that method, and HEAD
+// with GET, as ServeMux routes it. Wildcards are {name}; chi's
+// {name:regexp} and :name are read too. At most one doc is taken. Handle
+// panics on a malformed pattern, as ServeMux does.
 func (a *API) Handle(pattern string, h http.Handler, doc ...Doc) http.Handler {
 	if len(doc) > 1 {
 		panic("mongohttp: API.Handle takes at most one Doc")
@@ -304,6 +319,7 @@ const methodNotAllowedExtension = "x-mongohttp-other-methods"
 
 func (a *API) build() ([]byte, error) {
 	c := newAPIComponents()
+	c.add("Problem", problemSchema()) // first, so that the name is its own
 	doc := oasDocument{
 		OpenAPI: "3.1.0",
 		Info:    oasInfo{Title: a.Title, Version: a.Version, Description: a.Description},
@@ -321,7 +337,7 @@ func (a *API) build() ([]byte, error) {
 	ids := map[string]string{}
 	anyOtherMethods := false
 	for _, rt := range a.routes {
-		op, err := a.describeRoute(c, rt)
+		ops, err := a.describeRoute(c, rt)
 		if err != nil {
 			return nil, fmt.Errorf("mongohttp: API: route %q: %w", rt.pattern, err)
 		}
@@ -330,26 +346,30 @@ func (a *API) build() ([]byte, error) {
 			item = oasPathItem{}
 			doc.Paths[rt.path] = item
 		}
-		for i, m := range op.methods {
-			key := strings.ToLower(m)
-			if _, dup := item[key]; dup {
-				return nil, fmt.Errorf("mongohttp: API: %s %s is handled twice", m, rt.path)
+		i := 0
+		var served []string
+		for _, op := range ops {
+			for _, m := range op.methods {
+				key := strings.ToLower(m)
+				if _, dup := item[key]; dup {
+					return nil, fmt.Errorf("mongohttp: API: %s %s is handled twice", m, rt.path)
+				}
+				o := renderOperation(c, op, rt, m, i)
+				if prev, dup := ids[o.OperationID]; dup {
+					return nil, fmt.Errorf("mongohttp: API: operationId %q of %s %s is also that of %s", o.OperationID, m, rt.path, prev)
+				}
+				ids[o.OperationID] = m + " " + rt.path
+				item[key] = o
+				served = append(served, m)
+				i++
 			}
-			o := renderOperation(c, op, rt, m, i)
-			if prev, dup := ids[o.OperationID]; dup {
-				return nil, fmt.Errorf("mongohttp: API: operationId %q of %s %s is also that of %s", o.OperationID, m, rt.path, prev)
-			}
-			ids[o.OperationID] = m + " " + rt.path
-			item[key] = o
 		}
-		if _, ok := rt.h.(describer); ok && rt.method == "" {
-			allow := strings.Join(op.methods, ", ")
+		if allow, ok := answersOtherMethods(rt, served); ok {
 			item[methodNotAllowedExtension] = map[string]string{"response": "#/components/responses/MethodNotAllowed", "allow": allow}
 			anyOtherMethods = true
 		}
 	}
 	doc.Components.Schemas = c.schemas
-	doc.Components.Schemas["Problem"] = problemSchema()
 	if anyOtherMethods {
 		doc.Components.Responses = map[string]oasResponse{"MethodNotAllowed": renderResponse(apiResponse{
 			status:      http.StatusMethodNotAllowed,
@@ -361,58 +381,128 @@ func (a *API) build() ([]byte, error) {
 	return json.Marshal(doc)
 }
 
-// describeRoute describes one route from its handler and its Doc.
-func (a *API) describeRoute(c *apiComponents, rt apiRoute) (*apiOperation, error) {
-	var op *apiOperation
-	if d, ok := rt.h.(describer); ok {
+// answersOtherMethods reports whether the handler of rt answers the
+// methods it does not serve with 405 and the Allow header it sends: a
+// handler that describes itself, or Methods, mounted without a method.
+func answersOtherMethods(rt apiRoute, served []string) (string, bool) {
+	if rt.method != "" {
+		return "", false
+	}
+	switch h := rt.h.(type) {
+	case Methods:
+		return h.allowed(), true
+	case describer:
+		return strings.Join(served, ", "), true
+	}
+	return "", false
+}
+
+// describeRoute describes one route from its handler and its Doc: one
+// operation per handler (Methods has one per method), each with its doc.
+func (a *API) describeRoute(c *apiComponents, rt apiRoute) ([]*apiOperation, error) {
+	var ops []*apiOperation
+	switch h := rt.h.(type) {
+	case Methods:
 		var err error
-		if op, err = d.describe(c, a.Policy); err != nil {
+		if ops, err = h.describeAll(c, a.Policy); err != nil {
 			return nil, err
 		}
-		if rt.method != "" {
-			// The router sends this method alone (with HEAD for GET, as
-			// ServeMux does) to the handler.
+	case describer:
+		op, err := h.describe(c, a.Policy)
+		if err != nil {
+			return nil, err
+		}
+		ops = []*apiOperation{op}
+	default:
+		ops = []*apiOperation{{methods: rt.doc.Methods, undescribed: true}}
+		if len(ops[0].methods) == 0 {
+			ops[0].methods = []string{http.MethodGet}
+		}
+	}
+	if rt.method != "" {
+		// The router sends this method alone (with HEAD for GET, as
+		// ServeMux does) to the handler.
+		kept := ops[:0]
+		for _, op := range ops {
+			if op.undescribed && rt.h != nil {
+				if _, isMethods := rt.h.(Methods); !isMethods {
+					op.methods = []string{rt.method}
+				}
+			}
 			op.methods = slices.DeleteFunc(op.methods, func(m string) bool {
 				return m != rt.method && !(rt.method == http.MethodGet && m == http.MethodHead)
 			})
-			if len(op.methods) == 0 {
-				return nil, fmt.Errorf("the handler does not serve %s", rt.method)
+			if len(op.methods) > 0 {
+				kept = append(kept, op)
 			}
 		}
-	} else {
-		op = &apiOperation{methods: rt.doc.Methods}
-		if rt.method != "" {
-			op.methods = []string{rt.method}
+		if ops = kept; len(ops) == 0 {
+			return nil, fmt.Errorf("the handler does not serve %s", rt.method)
 		}
-		if len(op.methods) == 0 {
-			op.methods = []string{http.MethodGet}
+	}
+	for _, op := range ops {
+		doc := rt.doc.forMethod(op.methods[0])
+		op.doc = doc
+		if op.undescribed {
+			ok := apiResponse{status: http.StatusOK, description: "OK."}
+			if doc.ContentType != "" {
+				ok.contents = []apiContent{{mediaType: doc.ContentType, schema: &jsonSchema{}}}
+			}
+			op.responses = []apiResponse{ok}
 		}
-		ok := apiResponse{status: http.StatusOK, description: "OK."}
-		if rt.doc.ContentType != "" {
-			ok.contents = []apiContent{{mediaType: rt.doc.ContentType, schema: &jsonSchema{}}}
+		if doc.Summary != "" {
+			op.summary = doc.Summary
 		}
-		op.responses = []apiResponse{ok}
+		if doc.Tags != nil {
+			op.tags = doc.Tags
+		}
+		if doc.Description != "" {
+			op.description = strings.TrimSpace(doc.Description + "\n\n" + op.description)
+		}
+		op.responses = problemsFrom(op.responses, doc.Errors)
+		if op.id != nil && len(rt.params) == 0 {
+			return nil, errors.New("the handler reads a document id, and the pattern has no wildcard for it")
+		}
 	}
-	if rt.doc.Summary != "" {
-		op.summary = rt.doc.Summary
+	return ops, nil
+}
+
+// forMethod is d with the Doc of method m (HEAD takes GET's) laid over it:
+// its non-zero fields win, and its Errors add to d's.
+func (d Doc) forMethod(m string) Doc {
+	o, ok := d.Operations[m]
+	if !ok && m == http.MethodHead {
+		o, ok = d.Operations[http.MethodGet]
 	}
-	if rt.doc.Tags != nil {
-		op.tags = rt.doc.Tags
+	if !ok {
+		return d
 	}
-	if rt.doc.Description != "" {
-		op.description = strings.TrimSpace(rt.doc.Description + "\n\n" + op.description)
+	if o.Summary != "" {
+		d.Summary = o.Summary
 	}
-	op.responses = problemsFrom(op.responses, rt.doc.Errors)
-	if op.id != nil && len(rt.params) == 0 {
-		return nil, errors.New("the handler reads a document id, and the pattern has no wildcard for it")
+	if o.Description != "" {
+		d.Description = o.Description
 	}
-	return op, nil
+	if o.OperationID != "" {
+		d.OperationID, d.ownID = o.OperationID, true
+	}
+	if o.Tags != nil {
+		d.Tags = o.Tags
+	}
+	if o.PathParams != nil {
+		d.PathParams = o.PathParams
+	}
+	d.Errors = append(slices.Clone(d.Errors), o.Errors...)
+	if o.ContentType != "" {
+		d.ContentType = o.ContentType
+	}
+	return d
 }
 
 // renderOperation renders op for method m, the i-th of its methods.
 func renderOperation(c *apiComponents, op *apiOperation, rt apiRoute, m string, i int) oasOperation {
 	o := oasOperation{
-		OperationID: operationIDOf(rt, m, i),
+		OperationID: operationIDOf(rt, op, m, i),
 		Summary:     op.summary,
 		Description: op.description,
 		Tags:        op.tags,
@@ -434,7 +524,7 @@ func renderOperation(c *apiComponents, op *apiOperation, rt apiRoute, m string, 
 		if name == idName {
 			p = *op.id
 			p.name = name
-		} else if t, ok := rt.doc.PathParams[name]; ok {
+		} else if t, ok := op.doc.PathParams[name]; ok {
 			p.schema = queryValueSchema(c, t)
 		}
 		o.Parameters = append(o.Parameters, renderParam(p, "path"))
@@ -458,12 +548,20 @@ func renderOperation(c *apiComponents, op *apiOperation, rt apiRoute, m string, 
 }
 
 // operationIDOf is the Doc's, else the method and the path: "getUsersById".
-func operationIDOf(rt apiRoute, m string, i int) string {
-	if rt.doc.OperationID != "" {
-		if i == 0 {
-			return rt.doc.OperationID
+// i counts the route's methods: all but its first get the method after a
+// route's OperationID, unless Doc.Operations names theirs.
+func operationIDOf(rt apiRoute, op *apiOperation, m string, i int) string {
+	if id := op.doc.OperationID; id != "" {
+		if op.doc.ownID {
+			if m == op.methods[0] {
+				return id
+			}
+			return id + pascalName(strings.ToLower(m))
 		}
-		return rt.doc.OperationID + pascalName(strings.ToLower(m))
+		if i == 0 {
+			return id
+		}
+		return id + pascalName(strings.ToLower(m))
 	}
 	var b strings.Builder
 	b.WriteString(strings.ToLower(m))
@@ -535,6 +633,15 @@ func problemSchema() *jsonSchema {
 			"detail":   {Type: "string", Description: "What went wrong with this request, and what is accepted."},
 			"instance": {Type: "string", Description: "The request's path."},
 			"code":     {Type: "string", Description: "The stable code of the problem."},
+			"errors": {Type: "array", Description: "The failing fields of a validation_failed answer.", Items: &jsonSchema{
+				Type: "object", Required: []string{"pointer", "code"}, AdditionalProperties: false,
+				Properties: map[string]*jsonSchema{
+					"pointer": {Type: "string", Description: "The field, as a JSON pointer into the request body (RFC 6901)."},
+					"code":    {Type: "string", Description: "not_writable, invalid_type, invalid_value, invalid_object_id, or the service's own."},
+					"detail":  {Type: "string"},
+				}}},
+			"inserted": {Type: "integer", Minimum: "0", Description: "A bulk insert's documents stored before the failing line."},
+			"line":     {Type: "integer", Minimum: "1", Description: "A bulk insert's failing line, from 1."},
 		},
 		AdditionalProperties: false,
 	}

@@ -47,6 +47,7 @@ type docKinds struct {
 	Embedded                  // a subdocument named "embedded"
 	Flat     `bson:",inline"` // flattened
 	Any      any              `bson:"any"`
+	Problem  Problem          `bson:"problem"`
 	unexported
 }
 
@@ -58,7 +59,11 @@ type docInner struct {
 	Secret string `bson:"secret"`
 }
 
+// Embedded is also a named type of its own.
 type Embedded struct{ E int32 }
+
+// Problem has the name of the document's problem schema.
+type Problem struct{ P string }
 
 type Flat struct {
 	F1 string `bson:"f1"`
@@ -115,7 +120,7 @@ func TestDocumentSchemaFromStruct(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	want := []string{"_id", "any", "blob", "embedded", "f1", "inner", "labels", "maybe", "name", "price", "ratio", "tags", "untagged", "when"}
+	want := []string{"_id", "any", "blob", "embedded", "f1", "inner", "labels", "maybe", "name", "price", "problem", "ratio", "tags", "untagged", "when"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("properties %v, want %v", names, want)
 	}
@@ -151,6 +156,10 @@ func TestDocumentSchemaFromStruct(t *testing.T) {
 	}
 	if got := at(t, props, "embedded", "$ref"); got != "#/components/schemas/Embedded" {
 		t.Errorf("embedded refers to %v", got)
+	}
+	// A type named like the problem schema gets a name of its own.
+	if got := at(t, props, "problem", "$ref"); got != "#/components/schemas/Problem2" || at(t, schemas, "Problem", "properties", "code") == nil {
+		t.Errorf("problem refers to %v", got)
 	}
 	ok := at(t, doc, "paths", "/kinds/{id}", "get", "responses", "200")
 	if got := at(t, ok, "content", "application/json", "schema", "$ref"); got != "#/components/schemas/DocKinds" {

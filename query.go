@@ -742,9 +742,9 @@ func dateError(field, s string, err error) error {
 	return ErrInvalidParameter.Detailf("%s takes %s, not %s", subject, expects, s)
 }
 
-// strictRFC3339 refuses what time.Parse reads beyond RFC 3339, and the API
-// document therefore refuses: a comma before the fraction of a second, and
-// an offset past 23:59 ("+24:00", "+23:60").
+// strictRFC3339 refuses what time.Parse reads beyond RFC 3339, as the API
+// document does: a comma before the fraction of a second, and an offset
+// past 23:59 ("+24:00", "+23:60").
 func strictRFC3339(s string) bool {
 	if strings.IndexByte(s, ',') >= 0 {
 		return false

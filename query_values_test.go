@@ -55,3 +55,31 @@ func TestDatesAreRFC3339(t *testing.T) {
 		}
 	}
 }
+
+// TestNumberWrappersAreDecimal checks that Extended JSON number wrappers
+// in filter= hold decimal numbers, as the API document's schemas say.
+func TestNumberWrappersAreDecimal(t *testing.T) {
+	qp, err := NewQueryParser(Policy{Filter: map[string]Type{"n": Int, "x": Float}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for filter, ok := range map[string]bool{
+		`{"n":{"$numberLong":"+007"}}`:                               true,
+		`{"n":{"$numberInt":"-5"}}`:                                  true,
+		`{"x":{"$numberDouble":"1.5e3"}}`:                            true,
+		`{"$or":[{"x":{"$in":[{"$numberDouble":".5"}]}}]}`:           true,
+		`{"x":{"$numberDouble":"0x1p4"}}`:                            false,
+		`{"x":{"$numberDouble":"1_000"}}`:                            false,
+		`{"n":{"$numberLong":"1_000"}}`:                              false,
+		`{"x":{"\u0024numberDouble":"0x1p4"}}`:                       false, // an escaped key is the same key
+		`{"$or":[{"n":1},{"x":{"$gt":{"$numberDouble":"0x10p0"}}}]}`: false,
+	} {
+		_, err := qp.Parse("filter=" + url.QueryEscape(filter))
+		if ok && err != nil {
+			t.Errorf("%s: %v", filter, err)
+		}
+		if !ok && !errors.Is(err, ErrInvalidParameter) {
+			t.Errorf("%s: %v, want invalid_parameter", filter, err)
+		}
+	}
+}

@@ -192,37 +192,49 @@ func clip(s string) string {
 // problem+json and an Allow header, where ServeMux would answer in plain
 // text. The operator endpoints (/debug/*) are not here but on a listener
 // of their own (see newOperatorMux): here they are 404 like any unknown
-// path. The reads are also registered with the API, which serves their
+// path. Every route is also registered with the API, which serves its
 // OpenAPI document at /openapi.json.
 func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logger, lim limits) http.Handler {
 	rt := newRoutes(client, db, func(r *http.Request) string { return r.PathValue("id") }, logger, lim)
 	mux := http.NewServeMux()
-	mux.Handle("/users", rt.Users)
-	mux.Handle("/users/{id}", rt.User)
-	mux.Handle("/users/{id}/posts", rt.UserPosts)
-	mux.Handle("/posts", rt.Posts)
-	mux.Handle("/posts/{id}", rt.Post)
-	mux.Handle("/users/{id}/stats", rt.UserStats)
-	mux.Handle("/posts/stats", rt.PostStats)
-	mux.Handle("/healthz", rt.Health)
-
 	api := &mongohttp.API{
 		Title:       "mongohttp example",
 		Version:     "1.0.0",
 		Description: "Users and their posts, served from MongoDB by mongohttp.",
 	}
-	api.Handle("GET /users", rt.Users["GET"], mongohttp.Doc{OperationID: "listUsers", Summary: "List users"})
-	api.Handle("GET /users/{id}", rt.User, mongohttp.Doc{OperationID: "getUser", Summary: "Get a user"})
-	api.Handle("GET /users/{id}/posts", rt.UserPosts, mongohttp.Doc{
+	// Each route is mounted and registered with the API in one call.
+	handle := func(pattern string, h http.Handler, doc mongohttp.Doc) {
+		mux.Handle(pattern, api.Handle(pattern, h, doc))
+	}
+	userID := map[string]mongohttp.Type{"id": mongohttp.ObjectID}
+	// The author comes from the path, checked by authorFilter.
+	authorErrors := []*mongohttp.Error{mongohttp.ErrInvalidObjectID, mongohttp.ErrNotFound}
+	handle("/users", rt.Users, mongohttp.Doc{Operations: map[string]mongohttp.Doc{
+		"GET":  {OperationID: "listUsers", Summary: "List users"},
+		"POST": {OperationID: "createUser", Summary: "Create a user", Description: "password is required (at least 8 characters) and stored only as a bcrypt hash."},
+	}})
+	handle("/users/{id}", rt.User, mongohttp.Doc{OperationID: "getUser", Summary: "Get a user"})
+	handle("/users/{id}/posts", rt.UserPosts, mongohttp.Doc{
 		OperationID: "listUserPosts", Summary: "List a user's posts", Tags: []string{"posts"},
-		// The author comes from the path, checked by authorFilter.
-		PathParams: map[string]mongohttp.Type{"id": mongohttp.ObjectID},
-		Errors:     []*mongohttp.Error{mongohttp.ErrInvalidObjectID, mongohttp.ErrNotFound},
+		PathParams: userID, Errors: authorErrors,
 	})
-	api.Handle("GET /posts", rt.Posts["GET"], mongohttp.Doc{OperationID: "listPosts", Summary: "List posts"})
-	api.Handle("GET /posts/{id}", rt.Post["GET"], mongohttp.Doc{OperationID: "getPost", Summary: "Get a post"})
-	api.Handle("/healthz", rt.Health, mongohttp.Doc{OperationID: "health", Tags: []string{"service"}})
-	mux.Handle("/openapi.json", api.Handle("/openapi.json", api, mongohttp.Doc{OperationID: "openapi", Tags: []string{"service"}}))
+	handle("/users/{id}/stats", rt.UserStats, mongohttp.Doc{
+		OperationID: "userPostStats", Summary: "Statistics of a user's posts", Tags: []string{"posts"},
+		PathParams: userID, Errors: authorErrors,
+	})
+	handle("/posts", rt.Posts, mongohttp.Doc{Operations: map[string]mongohttp.Doc{
+		"GET":  {OperationID: "listPosts", Summary: "List posts"},
+		"POST": {OperationID: "createPost", Summary: "Create a post", Description: "author_id must name an existing user; published defaults to now."},
+	}})
+	handle("/posts/stats", rt.PostStats, mongohttp.Doc{OperationID: "postStats", Summary: "Statistics of all posts"})
+	handle("/posts/{id}", rt.Post, mongohttp.Doc{Operations: map[string]mongohttp.Doc{
+		"GET":    {OperationID: "getPost", Summary: "Get a post"},
+		"PUT":    {OperationID: "replacePost", Summary: "Replace or create a post"},
+		"PATCH":  {OperationID: "patchPost", Summary: "Change a post"},
+		"DELETE": {OperationID: "deletePost", Summary: "Delete a post"},
+	}})
+	handle("/healthz", rt.Health, mongohttp.Doc{OperationID: "health", Tags: []string{"service"}})
+	handle("/openapi.json", api, mongohttp.Doc{OperationID: "openapi", Tags: []string{"service"}})
 	mux.Handle("/", http.HandlerFunc(notFound))
 	return mux
 }

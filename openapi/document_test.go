@@ -89,7 +89,9 @@ func TestDocumentDescribesTheExample(t *testing.T) {
 	for _, want := range []string{
 		"GET /users listUsers", "HEAD /users listUsersHead", "GET /users/{id} getUser",
 		"GET /users/{id}/posts listUserPosts", "GET /posts listPosts", "GET /posts/{id} getPost",
-		"GET /healthz health", "GET /debug/pool poolStats", "GET /debug/vars vars", "GET /openapi.json openapi",
+		"GET /healthz health", "GET /openapi.json openapi",
+		"POST /users createUser", "POST /posts createPost", "PUT /posts/{id} replacePost", "PATCH /posts/{id} patchPost",
+		"DELETE /posts/{id} deletePost", "GET /users/{id}/stats userPostStats", "GET /posts/stats postStats",
 	} {
 		found := false
 		for _, id := range ids {
@@ -136,6 +138,46 @@ func TestDocumentDescribesTheExample(t *testing.T) {
 	codes := doc.Paths.Find("/users/{id}/posts").Get.Responses.Status(404)
 	if codes == nil {
 		t.Error("the posts of a user have no 404 answer")
+	}
+
+	// Writes: bodies from the write policy, media types, preconditions.
+	posts := doc.Paths.Find("/posts")
+	if c := posts.Post.RequestBody.Value.Content; c.Get("application/json") == nil || c.Get("application/x-ndjson") == nil {
+		t.Errorf("POST /posts takes %v", c)
+	}
+	write := doc.Components.Schemas["PostsWrite"].Value
+	if write.AdditionalProperties.Has == nil || *write.AdditionalProperties.Has || write.Properties["month"] != nil || write.Properties["title"] == nil {
+		t.Errorf("PostsWrite: %+v", write)
+	}
+	if users := doc.Components.Schemas["UsersWrite"].Value; users.Properties["password"] == nil || users.Properties["password_hash"] != nil {
+		t.Errorf("UsersWrite: %v", users.Properties)
+	}
+	patch := doc.Paths.Find("/posts/{id}").Patch
+	if patch.RequestBody.Value.Content.Get("application/merge-patch+json") == nil {
+		t.Error("PATCH /posts/{id} does not take a merge patch")
+	}
+	for _, status := range []int{200, 204, 400, 404, 409, 412, 413, 415, 422, 503, 504} {
+		if patch.Responses.Status(status) == nil {
+			t.Errorf("PATCH /posts/{id} has no %d answer", status)
+		}
+	}
+	if patch.Parameters.GetByInAndName("header", "If-Match") == nil {
+		t.Error("PATCH /posts/{id} does not read If-Match")
+	}
+	created := posts.Post.Responses.Status(201).Value
+	if created.Headers["Location"] == nil || created.Headers["ETag"] == nil {
+		t.Errorf("201 of POST /posts: headers %v", created.Headers)
+	}
+
+	// ?embed=author adds the author, as the users' policy serves it.
+	if p := posts.Get.Parameters.GetByInAndName("query", "embed"); p == nil {
+		t.Error("GET /posts has no embed parameter")
+	}
+	if a := doc.Components.Schemas["Post"].Value.Properties["author"]; a == nil {
+		t.Error("the Post schema has no author relation")
+	}
+	if doc.Paths.Find("/users").Get.Parameters.GetByInAndName("query", "embed") != nil {
+		t.Error("GET /users lists embed, which it refuses")
 	}
 }
 

@@ -27,6 +27,7 @@ func TestEveryParameter(t *testing.T) {
 	xs := c.everyParameter(t, s, service.quick, map[string]string{
 		"/users/{id}":       "/users/" + s.userID,
 		"/users/{id}/posts": "/users/" + s.authorID + "/posts",
+		"/users/{id}/stats": "/users/" + s.authorID + "/stats",
 		"/posts/{id}":       "/posts/" + s.postID,
 	})
 	if len(xs) < 1000 {
@@ -338,10 +339,13 @@ func filterValues(typ string, s *sampleDocs) (good, wrong []string) {
 		return []string{`"2024-01-01"`, `"2024-01-01T00:00:00Z"`, `{"$date":"2024-01-01T00:00:00Z"}`, `{"$date":{"$numberLong":"0"}}`},
 			[]string{`"yesterday"`, `5`, `"2023-02-29"`, `{"$date":"2024-01-01"}`, `{"$date":"nope"}`}
 	case "Int":
-		return []string{`30`, `30.0`, `1e1`, `-9223372036854775808`, `9223372036854775807`, `{"$numberLong":"30"}`},
-			[]string{`"30"`, `30.5`, `1e30`, `9223372036854775808`, `true`, `{"$numberLong":30}`}
+		return []string{`30`, `30.0`, `1e1`, `-9223372036854775808`, `9223372036854775807`, `{"$numberLong":"30"}`, `{"$numberInt":"-2147483648"}`,
+				`{"$numberLong":"+007"}`, `{"$numberLong":"-9223372036854775808"}`, `{"$numberDouble":"3e1"}`},
+			[]string{`"30"`, `30.5`, `1e30`, `9223372036854775808`, `true`, `{"$numberLong":30}`, `{"$numberLong":"9223372036854775808"}`,
+				`{"$numberInt":"2147483648"}`, `{"$numberLong":"1_000"}`, `{"$numberDouble":"Infinity"}`, `{"$numberDouble":"0x1p4"}`}
 	case "Float":
-		return []string{`1.5`, `30`}, []string{`"1.5"`, `true`}
+		return []string{`1.5`, `30`, `-1.7976931348623157e308`, `{"$numberDouble":"1.5"}`, `{"$numberInt":"3"}`},
+			[]string{`"1.5"`, `true`, `1e400`, `{"$numberDouble":"Infinity"}`, `{"$numberDouble":"0x1p-2"}`}
 	case "Bool":
 		return []string{`true`}, []string{`"true"`, `1`}
 	}

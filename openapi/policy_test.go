@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -132,10 +134,21 @@ func TestRichPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	xs := qc.everyParameter(t, s, quick, map[string]string{
+	// The typed and raw lists share the policy, and so their parameters,
+	// which the matrix then checks once, on the raw one.
+	list := func(path string) []*openapi3.ParameterRef { return qc.doc.Paths.Find(path).Get.Parameters }
+	if a, b := mustJSON(t, list("/accounts")), mustJSON(t, list("/raw")); a != b {
+		t.Fatal("the typed and raw lists of one policy take different parameters")
+	}
+	var xs []exchange
+	for _, x := range qc.everyParameter(t, s, quick, map[string]string{
 		"/accounts/{id}": "/accounts/" + s.userID,
 		"/raw/{id}":      "/raw/" + s.userID,
-	})
+	}) {
+		if !strings.HasPrefix(x.target, "/accounts?") {
+			xs = append(xs, x)
+		}
+	}
 	if len(xs) < 1000 {
 		t.Fatalf("only %d requests made from the document", len(xs))
 	}
@@ -161,6 +174,15 @@ func TestRichPolicy(t *testing.T) {
 		xs = append(xs, x)
 	}
 	c.runAll(t, xs)
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func withoutServers(doc []byte) string {

@@ -102,10 +102,15 @@ func TestEndToEnd(t *testing.T) {
 		{target: "/posts?filter=" + q(`{"published":{"$gte":{"$date":"2025-06-01T00:00:00Z"}},"likes":{"$gt":500}}`) + "&limit=100"},
 		{target: "/posts/" + s.postID},
 		{target: "/posts?limit=3", header: []string{"Accept", "application/x-ndjson"}},
+		{target: "/posts?embed=author&limit=5"},
+		{target: "/posts/" + s.postID + "?embed=author"},
+		{target: "/users/" + s.authorID + "/posts?embed=author&limit=2", header: []string{"Accept", "application/x-ndjson"}},
+		{target: "/users/" + s.authorID + "/stats"},
+		{target: "/posts/stats"},
+		{target: "/posts/stats?likes[gte]=1000&published[lt]=2025-01-01"},
+		{method: "HEAD", target: "/posts/stats"},
 		{target: "/healthz"},
 		{method: "HEAD", target: "/healthz"},
-		{target: "/debug/pool"},
-		{target: "/debug/vars"},
 		{target: "/openapi.json"},
 		{method: "HEAD", target: "/openapi.json"},
 	}
@@ -205,6 +210,17 @@ func TestHostileInput(t *testing.T) {
 		{target: "/posts/" + post[:23]},
 		{target: "/posts/0123456789abcdef01234567"},
 		{target: "/posts/" + user},
+		{target: "/users/xyz/stats"},
+		{target: "/users/0123456789abcdef01234567/stats"},
+
+		// Relations and aggregations.
+		{target: "/posts?embed=nope"},
+		{target: "/posts?embed=author,author"},
+		{target: "/posts?embed="},
+		{target: "/users?embed=author"},
+		{target: "/posts/stats?sort=likes"},
+		{target: "/posts/stats?limit=5"},
+		{target: "/posts/stats?password_hash=x"},
 
 		// Methods.
 		{method: "POST", target: "/users"},
@@ -213,8 +229,8 @@ func TestHostileInput(t *testing.T) {
 		{method: "PATCH", target: "/posts/" + post},
 		{method: "POST", target: "/posts"},
 		{method: "POST", target: "/healthz"},
-		{method: "POST", target: "/debug/pool"},
-		{method: "POST", target: "/debug/vars"},
+		{method: "POST", target: "/users/" + user + "/stats"},
+		{method: "DELETE", target: "/posts"},
 		{method: "POST", target: "/openapi.json"},
 
 		// Paths no route serves.
@@ -223,4 +239,41 @@ func TestHostileInput(t *testing.T) {
 		{target: "/users/" + user + "/posts/" + post},
 	}
 	runAll(t, xs)
+}
+
+// TestCheckerRefusesWrongAnswers makes sure the checks above can fail:
+// answers the document does not describe are reported.
+func TestCheckerRefusesWrongAnswers(t *testing.T) {
+	c, err := theChecker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, service.base+"/users?limit=1", nil)
+	v := c.judge(req)
+	if !v.accepted() {
+		t.Fatalf("/users?limit=1: %s", v)
+	}
+	page := http.Header{"Content-Type": {"application/json"}}
+	if errs := c.answerErrors(v.input, 200, page, []byte(`[{"_id":"5feee5b37448184aad5332d6","age":30}]`)); len(errs) > 0 {
+		t.Fatalf("a right answer is refused: %v", errs)
+	}
+	problem := http.Header{"Content-Type": {"application/problem+json"}}
+	for name, answer := range map[string]struct {
+		status int
+		header http.Header
+		body   string
+	}{
+		"an id that is no ObjectID":   {200, page, `[{"_id":"x"}]`},
+		"an age that is no integer":   {200, page, `[{"_id":"5feee5b37448184aad5332d6","age":"30"}]`},
+		"a document that is no array": {200, page, `{"_id":"5feee5b37448184aad5332d6"}`},
+		"a count that is no number":   {200, http.Header{"Content-Type": {"application/json"}, "X-Total-Count": {"many"}}, `[]`},
+		"an undocumented status":      {418, page, `[]`},
+		"an undocumented media type":  {200, http.Header{"Content-Type": {"text/csv"}}, `_id`},
+		"a code not listed for 400":   {400, problem, `{"type":"urn:mongohttp:problem:not_found","title":"Not found","status":400,"code":"not_found"}`},
+		"a 503 without Retry-After":   {503, problem, `{"type":"urn:mongohttp:problem:unavailable","title":"Database unavailable","status":503,"code":"unavailable"}`},
+	} {
+		if errs := c.answerErrors(v.input, answer.status, answer.header, []byte(answer.body)); len(errs) == 0 {
+			t.Errorf("%s: not reported", name)
+		}
+	}
 }
