@@ -30,8 +30,34 @@ type claims struct {
 	lastSweep atomic.Int64  // when claims were last swept, in Unix nanoseconds
 }
 
-func newClaims(coll *mongo.Collection, maxTime time.Duration) *claims {
-	return &claims{coll: coll.Database().Collection(coll.Name() + "_claims"), lease: maxTime + 5*time.Second}
+// ClaimMode is Collection.WriteClaims: whether writers take claims.
+type ClaimMode int
+
+const (
+	// ClaimsDetect takes claims on FerretDB, whose updates read the
+	// document and then write it (it names itself in buildInfo), and not
+	// on other servers.
+	ClaimsDetect ClaimMode = iota
+	// ClaimsAlways takes claims on any server, for one that does not
+	// apply an update's filter and change as one operation but does not
+	// say so.
+	ClaimsAlways
+	// ClaimsNever takes none. Use it only with a server whose updates
+	// check their filter and write as one operation (MongoDB does): on
+	// FerretDB 1.x two writers of one version could then both succeed, and
+	// one update would be lost.
+	ClaimsNever
+)
+
+func newClaims(coll *mongo.Collection, maxTime time.Duration, mode ClaimMode) *claims {
+	c := &claims{coll: coll.Database().Collection(coll.Name() + "_claims"), lease: maxTime + 5*time.Second}
+	switch mode {
+	case ClaimsAlways:
+		c.state.Store(1)
+	case ClaimsNever:
+		c.state.Store(2)
+	}
+	return c
 }
 
 // needed reports whether the server needs claims, asking it once: FerretDB
@@ -54,6 +80,9 @@ func (c *claims) needed(ctx context.Context) (bool, error) {
 	c.state.Store(2)
 	return false, nil
 }
+
+// inUse reports whether writers take claims, once needed has said so.
+func (c *claims) inUse() bool { return c.state.Load() == 1 }
 
 type claimDoc struct {
 	ID    string    `bson:"_id"`

@@ -162,6 +162,14 @@ type Collection[T any] struct {
 	// writable or hidden. Default is DefaultVersionField ("_etag").
 	VersionField string
 
+	// WriteClaims says whether the writers of one document first take a
+	// claim on it in the collection "<name>_claims", which servers whose
+	// single-document updates are not atomic need for If-Match and the
+	// version check to hold (README, "No lost update"). Default is
+	// ClaimsDetect: claims on FerretDB (asked once, from buildInfo), none
+	// on MongoDB.
+	WriteClaims ClaimMode
+
 	// Idempotency configures Idempotency-Key on Insert. Default is a
 	// store in the collection "<name>_idempotency" of the same database,
 	// keeping keys for 24 hours.
@@ -226,6 +234,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.WriteClaims < ClaimsDetect || c.WriteClaims > ClaimsNever {
+		return nil, fmt.Errorf("%s: WriteClaims %d is not a ClaimMode", where, c.WriteClaims)
 	}
 	if c.MaxTime == 0 {
 		c.MaxTime = DefaultMaxTime
@@ -303,7 +314,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	res.writes = &writeSettings[T]{
 		wcoll: wcoll, validate: c.Validate, prepare: c.Prepare, requireMatch: c.RequireIfMatch,
 		maxBody: c.MaxBodyBytes, location: c.Location, known: knownKeys[T](),
-		idem: c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime),
+		idem: c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
 	}
 	return res, nil
 }

@@ -432,7 +432,7 @@ func (h *writer[T]) replaceClaimed(ctx context.Context, filter bson.D, id any, s
 	if !ok || err != nil {
 		return false, err
 	}
-	res, err := h.w.wcoll.ReplaceOne(ctx, and(filter, h.versionCondition(stored)), doc)
+	res, err := h.w.wcoll.ReplaceOne(ctx, h.claimedFilter(id, filter, stored), doc)
 	if err != nil || res.MatchedCount != 1 {
 		release() // the version did not move: the claim must not hold it
 	}
@@ -480,6 +480,21 @@ func (h *writer[T]) claim(ctx context.Context, id any, stored bson.Raw) (bool, f
 		return false, func() {}, err
 	}
 	return true, func() { h.w.claims.release(ctx, id, version) }, nil
+}
+
+// claimedFilter selects the document to write once its claim is taken:
+// filter (the request's scope and the id) and the version read. Where
+// claims are taken it is the id alone. The claim already lets exactly one
+// writer move the document away from the version read, and the scope was
+// checked by that read; the server could not check the version atomically
+// anyway, and FerretDB 1.x finds a document through its _id index only for
+// a filter holding nothing else: with the version too, every write scanned
+// the whole collection (10 times slower at 1,000 documents).
+func (h *writer[T]) claimedFilter(id any, filter bson.D, stored bson.Raw) bson.D {
+	if h.w.claims.inUse() {
+		return bson.D{{Key: "_id", Value: id}}
+	}
+	return and(filter, h.versionCondition(stored))
 }
 
 // versionCondition selects the stored document only while its version is
@@ -778,7 +793,7 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 			return errPrecondition()
 		}
 		defer release()
-		filter = and(filter, h.versionCondition(stored))
+		filter = h.claimedFilter(id, filter, stored)
 	}
 	res, err := h.w.wcoll.DeleteOne(ctx, filter)
 	if err != nil {

@@ -639,3 +639,79 @@ func TestDuplicateKeyIsConflict(t *testing.T) {
 		t.Fatalf("%d documents titled taken", n)
 	}
 }
+
+// TestWriteClaims checks where claims are taken and that they do not pile
+// up: a write that moved a document to a new version leaves its claim, and
+// claims older than their lease are swept by the next writer.
+func TestWriteClaims(t *testing.T) {
+	ferret := isFerretDB(t)
+	for _, tt := range []struct {
+		name  string
+		mode  mongohttp.ClaimMode
+		taken bool // whether a patch takes a claim
+	}{
+		{"detect", mongohttp.ClaimsDetect, ferret},
+		{"always", mongohttp.ClaimsAlways, true},
+		{"never", mongohttp.ClaimsNever, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newWriteFixture(t, func(c *mongohttp.Collection[note]) { c.WriteClaims = tt.mode })
+			claims := f.coll.Database().Collection("notes_claims")
+			ctx := context.Background()
+			stale := bson.D{{Key: "_id", Value: "stale/x"}, {Key: "taken", Value: time.Now().Add(-time.Hour)}}
+			if _, err := claims.InsertOne(ctx, stale); err != nil {
+				t.Fatal(err)
+			}
+			id, etag := f.insertNote(t, "/notes", `{"title":"t"}`)
+			got := f.send(t, "PATCH", "/notes/"+id, "application/merge-patch+json", `{"likes":1}`, "If-Match", etag)
+			if got.status != 200 {
+				t.Fatalf("patch: %d %s", got.status, got.body)
+			}
+			var left []bson.M
+			cur, err := claims.Find(ctx, bson.D{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cur.All(ctx, &left); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, c := range left {
+				ids = append(ids, fmt.Sprint(c["_id"]))
+			}
+			if tt.taken {
+				// The stale claim is swept; the patch's own stays, named
+				// after the note and the version it moved away from.
+				if len(ids) != 1 || !strings.HasPrefix(ids[0], id+"/") {
+					t.Fatalf("claims after a patch: %q, want one of %s", ids, id)
+				}
+				// A writer that read the old version is refused.
+				if got := f.send(t, "PATCH", "/notes/"+id, "application/merge-patch+json", `{"likes":2}`, "If-Match", etag); got.status != 412 {
+					t.Fatalf("stale If-Match: %d", got.status)
+				}
+				return
+			}
+			if len(ids) != 1 || ids[0] != "stale/x" {
+				t.Fatalf("claims without claiming: %q, want only the stale one untouched", ids)
+			}
+		})
+	}
+	// A mode out of range is refused by New.
+	_, err := mongohttp.New(mongohttp.Collection[note]{Coll: database(t, connect(t, mongohttp.PoolConfig{})).Collection("x"), WriteClaims: 7})
+	if err == nil || !strings.Contains(err.Error(), "WriteClaims") {
+		t.Fatalf("New with WriteClaims 7: %v", err)
+	}
+}
+
+// isFerretDB reports whether the test server is FerretDB, as mongohttp
+// detects it.
+func isFerretDB(t *testing.T) bool {
+	t.Helper()
+	c := connect(t, mongohttp.PoolConfig{})
+	raw, err := c.Database("admin").RunCommand(context.Background(), bson.D{{Key: "buildInfo", Value: 1}}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = raw.LookupErr("ferretdbVersion")
+	return err == nil
+}
