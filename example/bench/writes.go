@@ -79,7 +79,9 @@ func routeWrites(mux *http.ServeMux, mdb, hdb *mongo.Database, st *serveStats, m
 		return mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(writeColl(kind, v)),
 			Policy: writePolicy, MaxTime: maxTime, Admission: admission, WriteClaims: claims}))
 	}
-	raw := func(kind string) *mongohttp.Resource[bson.Raw] { return rawIn(kind, variantRaw, mongohttp.ClaimsDetect) }
+	raw := func(kind string) *mongohttp.Resource[bson.Raw] {
+		return rawIn(kind, variantRaw, mongohttp.ClaimsDetect)
+	}
 	typed := func(kind string) *mongohttp.Resource[User] {
 		return mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(writeColl(kind, variantStruct)),
 			Policy: writePolicy, MaxTime: maxTime, Admission: admission}))
