@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 )
@@ -44,7 +43,7 @@ func (rep report) write(w io.Writer) {
 		fmt.Fprintf(w, "- Writes: Insert POSTs one user (every field but `_id` and `password_hash`, as JSON; `Policy.Write` allows those fields) into a collection of its own per handler, emptied before the case; Patch sends `{\"age\": n}` as a merge patch without If-Match to %s users in turn, a collection of them per handler\n",
 			fmtCount(float64(min(patchDocs, cfg.docs))))
 		if cfg.uri == "" {
-			fmt.Fprintln(w, "- On FerretDB mongohttp's Patch also takes a write claim per write (an insert and a delete in `<collection>_claims`), because FerretDB applies an update by reading the document and writing it back whole: its CPU/req includes those two round trips, which it does not take on MongoDB. The hand-written PATCH handlers take no claim, so on FerretDB two concurrent patches of one document can lose one of them")
+			fmt.Fprintln(w, "- On FerretDB mongohttp's Patch also takes a write claim per write (an insert into `<collection>_claims`), because FerretDB applies an update by reading the document and writing it back whole: its CPU/req includes that round trip, which it does not take on MongoDB. The hand-written PATCH handlers take no claim, so on FerretDB two concurrent patches of one document can lose one of them")
 		}
 	}
 	fmt.Fprintln(w, "- CPU, allocations and heap are the handler process's own (getrusage, runtime/metrics); ratios are medians of per-round ratios to the hand-written handler")
@@ -185,7 +184,7 @@ func (rep report) targets() []target {
 		measured := fmt.Sprintf("%.2f×", r)
 		// Further hand-written variants: the ratio to each, for the record.
 		for _, v := range c.vars() {
-			if v != variantRaw && v != variantStruct && v != variantHand && v != variantRawNoClaims {
+			if v != variantRaw && v != variantStruct && v != variantHand {
 				measured += fmt.Sprintf(" (%.2f× %s)", c.ratioTo(variantRaw, v, cpu), variantLabel(c.op, v))
 			}
 		}
@@ -204,16 +203,6 @@ func (rep report) targets() []target {
 			cpuTarget(c, 0.9)
 		case c.write():
 			cpuTarget(c, 1)
-			if slices.Contains(c.vars(), variantRawNoClaims) {
-				// The same handler making the round trips it makes on
-				// MongoDB, which needs no claim.
-				r := c.ratioTo(variantRawNoClaims, variantHand, cpu)
-				out = append(out, target{
-					name: fmt.Sprintf("%s, without claims (as on MongoDB): CPU/req of %s ≤ 1.0× %s", c.name,
-						variantLabel(c.op, variantRawNoClaims), variantLabel(c.op, variantHand)),
-					measured: fmt.Sprintf("%.2f×", r), met: r <= 1,
-				})
-			}
 		}
 	}
 	for _, metric := range []struct {
@@ -310,8 +299,6 @@ func variantLabel(op, v string) string {
 		return "mongohttp `" + op + "[User]`"
 	case variantHandFAU:
 		return "hand-written (`FindOneAndUpdate`)"
-	case variantRawNoClaims:
-		return "mongohttp `" + op + "[bson.Raw]`, `ClaimsNever`"
 	}
 	switch op {
 	case "Insert":

@@ -35,16 +35,10 @@ const (
 // with returnDocument after, where variantHand sends UpdateOne then FindOne.
 const variantHandFAU = "hand-findoneandupdate"
 
-// variantRawNoClaims is Patch[bson.Raw] with WriteClaims ClaimsNever: the
-// round trips Patch makes on MongoDB (read, then replace on the version),
-// without the claim FerretDB needs. On FerretDB it can lose updates, as
-// the hand-written handlers can.
-const variantRawNoClaims = "mongohttp-raw-noclaims"
-
 // The variants of each write case.
 var (
 	insertVariants = []string{variantRaw, variantStruct, variantHand}
-	patchVariants  = []string{variantRaw, variantStruct, variantRawNoClaims, variantHand, variantHandFAU}
+	patchVariants  = []string{variantRaw, variantStruct, variantHand, variantHandFAU}
 	bulkVariants   = []string{variantRaw, variantHand}
 )
 
@@ -75,12 +69,9 @@ var writePolicy = mongohttp.Policy{
 // reads' time limit and admission; the bulk inserts are sampled for their
 // peak heap.
 func routeWrites(mux *http.ServeMux, mdb, hdb *mongo.Database, st *serveStats, maxTime time.Duration, admission mongohttp.Admission) {
-	rawIn := func(kind, v string, claims mongohttp.ClaimMode) *mongohttp.Resource[bson.Raw] {
-		return mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(writeColl(kind, v)),
-			Policy: writePolicy, MaxTime: maxTime, Admission: admission, WriteClaims: claims}))
-	}
 	raw := func(kind string) *mongohttp.Resource[bson.Raw] {
-		return rawIn(kind, variantRaw, mongohttp.ClaimsDetect)
+		return mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(writeColl(kind, variantRaw)),
+			Policy: writePolicy, MaxTime: maxTime, Admission: admission}))
 	}
 	typed := func(kind string) *mongohttp.Resource[User] {
 		return mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(writeColl(kind, variantStruct)),
@@ -92,7 +83,6 @@ func routeWrites(mux *http.ServeMux, mdb, hdb *mongo.Database, st *serveStats, m
 
 	mux.Handle("PATCH /"+variantRaw+"/patch/{id}", raw(writePatch).Patch())
 	mux.Handle("PATCH /"+variantStruct+"/patch/{id}", typed(writePatch).Patch())
-	mux.Handle("PATCH /"+variantRawNoClaims+"/patch/{id}", rawIn(writePatch, variantRawNoClaims, mongohttp.ClaimsNever).Patch())
 	mux.Handle("PATCH /"+variantHand+"/patch/{id}", handPatch(hdb.Collection(writeColl(writePatch, variantHand))))
 	mux.Handle("PATCH /"+variantHandFAU+"/patch/{id}", handPatchFAU(hdb.Collection(writeColl(writePatch, variantHandFAU))))
 
