@@ -283,9 +283,25 @@ func TestGracefulShutdown(t *testing.T) {
 		}()
 	}
 	wrote.Wait()
-	// Give the server time to accept them all. Each scans the 5,000 posts,
-	// so they are still running when the shutdown begins.
-	time.Sleep(100 * time.Millisecond)
+	// Wait until the server runs them all: each holds a pool connection
+	// while it scans the 5,000 posts, so they are still running when the
+	// shutdown begins.
+	deadline := time.Now().Add(30 * time.Second)
+	for inUse := int64(0); inUse < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s, %d of the %d requests hold a connection", inUse, n)
+		}
+		var st struct {
+			Current struct {
+				InUse int64 `json:"in_use"`
+			} `json:"current"`
+		}
+		if _, body, err := tryFetch("GET", svc.ops+"/debug/pool"); err == nil {
+			_ = json.Unmarshal(body, &st)
+		}
+		inUse = st.Current.InUse
+		time.Sleep(5 * time.Millisecond)
+	}
 	cancelled := time.Now()
 	if err := svc.stop(); err != nil {
 		t.Fatalf("run returned %v", err)
