@@ -35,10 +35,14 @@ const (
 // with returnDocument after, where variantHand sends UpdateOne then FindOne.
 const variantHandFAU = "hand-findoneandupdate"
 
+// variantHandClaimed is the hand-written PATCH with mongohttp's guarantee
+// on FerretDB: no update lost between concurrent writers.
+const variantHandClaimed = "hand-claimed"
+
 // The variants of each write case.
 var (
 	insertVariants = []string{variantRaw, variantStruct, variantHand}
-	patchVariants  = []string{variantRaw, variantStruct, variantHand, variantHandFAU}
+	patchVariants  = []string{variantRaw, variantStruct, variantHand, variantHandFAU, variantHandClaimed}
 	bulkVariants   = []string{variantRaw, variantHand}
 )
 
@@ -85,6 +89,7 @@ func routeWrites(mux *http.ServeMux, mdb, hdb *mongo.Database, st *serveStats, m
 	mux.Handle("PATCH /"+variantStruct+"/patch/{id}", typed(writePatch).Patch())
 	mux.Handle("PATCH /"+variantHand+"/patch/{id}", handPatch(hdb.Collection(writeColl(writePatch, variantHand))))
 	mux.Handle("PATCH /"+variantHandFAU+"/patch/{id}", handPatchFAU(hdb.Collection(writeColl(writePatch, variantHandFAU))))
+	mux.Handle("PATCH /"+variantHandClaimed+"/patch/{id}", handPatchClaimed(hdb.Collection(writeColl(writePatch, variantHandClaimed))))
 
 	mux.Handle("POST /"+variantRaw+"/bulk", st.sampled(raw(writeBulk).Insert()))
 	mux.Handle("POST /"+variantHand+"/bulk", st.sampled(handBulk(hdb.Collection(writeColl(writeBulk, variantHand)))))
@@ -253,6 +258,64 @@ func handPatchFAU(coll *mongo.Collection) http.HandlerFunc {
 		delete(user, "password_hash")
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(user)
+	}
+}
+
+// handPatchClaimed is the hand-written PATCH that loses no update on
+// FerretDB, whose updates read the document and then write it, as
+// mongohttp's Patch does there: read the document's version, claim that
+// version in "<collection>_claims" (an insert, which _id uniqueness grants
+// to one writer), then FindOneAndUpdate by _id setting the fields and a new
+// version. A writer that finds the version claimed reads again. Claims are
+// never removed: each names a version that is gone once its write is done.
+func handPatchClaimed(coll *mongo.Collection) http.HandlerFunc {
+	claims := coll.Database().Collection(coll.Name() + "_claims")
+	versionOnly := options.FindOne().SetProjection(bson.D{{Key: "_etag", Value: 1}})
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, set, ok := decodePatch(w, r)
+		if !ok {
+			return
+		}
+		ctx := r.Context()
+		filter := bson.D{{Key: "_id", Value: id}}
+		for range 8 {
+			var cur struct {
+				Version bson.ObjectID `bson:"_etag"`
+			}
+			err := coll.FindOne(ctx, filter, versionOnly).Decode(&cur)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				http.Error(w, "not found", http.StatusNotFound)
+				return
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			_, err = claims.InsertOne(ctx, bson.D{{Key: "_id", Value: id.Hex() + "/" + cur.Version.Hex()}, {Key: "taken", Value: time.Now()}})
+			if mongo.IsDuplicateKeyError(err) {
+				continue // another writer moved it on: read again
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			update := bson.D{{Key: "$set", Value: append(set, bson.E{Key: "_etag", Value: bson.NewObjectID()})}}
+			var user bson.M
+			err = coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&user)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				http.Error(w, "not found", http.StatusNotFound)
+				return
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			delete(user, "password_hash")
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(user)
+			return
+		}
+		http.Error(w, "the document kept changing", http.StatusConflict)
 	}
 }
 
