@@ -242,23 +242,28 @@ func handPatchFAU(coll *mongo.Collection) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		// No projection: FerretDB 1.24 does not implement findAndModify's
-		// fields, so the hidden field is removed here instead.
-		var user bson.M
-		err := coll.FindOneAndUpdate(r.Context(), bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}},
-			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&user)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			http.Error(w, "not found", http.StatusNotFound)
-			return
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		delete(user, "password_hash")
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(user)
+		updateAndAnswer(w, r, coll, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
 	}
+}
+
+// updateAndAnswer sends one FindOneAndUpdate returning the document after
+// the update, and answers it as handFindOne would.
+func updateAndAnswer(w http.ResponseWriter, r *http.Request, coll *mongo.Collection, filter, update bson.D) {
+	// No projection: FerretDB 1.24 does not implement findAndModify's
+	// fields, so the hidden field is removed here instead.
+	var user bson.M
+	err := coll.FindOneAndUpdate(r.Context(), filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&user)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	delete(user, "password_hash")
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(user)
 }
 
 // handPatchClaimed is the hand-written PATCH that loses no update on
@@ -299,20 +304,7 @@ func handPatchClaimed(coll *mongo.Collection) http.HandlerFunc {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
-			update := bson.D{{Key: "$set", Value: append(set, bson.E{Key: "_etag", Value: bson.NewObjectID()})}}
-			var user bson.M
-			err = coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&user)
-			if errors.Is(err, mongo.ErrNoDocuments) {
-				http.Error(w, "not found", http.StatusNotFound)
-				return
-			}
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			delete(user, "password_hash")
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(user)
+			updateAndAnswer(w, r, coll, filter, bson.D{{Key: "$set", Value: append(set, bson.E{Key: "_etag", Value: bson.NewObjectID()})}})
 			return
 		}
 		http.Error(w, "the document kept changing", http.StatusConflict)
