@@ -13,6 +13,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // WriteOp says which write a Prepare hook runs for.
@@ -100,6 +101,7 @@ func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer leave(h.limit, client)
+	h.obs(r).admitted()
 	if err := h.serve(h, w, r); err != nil {
 		h.errorFunc(w, r, err)
 	}
@@ -454,7 +456,11 @@ func (h *writer[T]) writeContext(r *http.Request) (context.Context, context.Canc
 // loadStored reads the whole stored document (hidden fields included: a
 // write must keep them) in the request's scope; nil when there is none.
 func (h *writer[T]) loadStored(ctx context.Context, filter bson.D) (bson.Raw, error) {
-	raw, err := h.w.wcoll.FindOne(ctx, filter).Raw()
+	var opts []options.Lister[options.FindOneOptions]
+	if c := contextComment(ctx); c != nil {
+		opts = append(opts, options.FindOne().SetComment(c))
+	}
+	raw, err := h.w.wcoll.FindOne(ctx, filter, opts...).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -470,7 +476,11 @@ func (h *writer[T]) replaceClaimed(ctx context.Context, filter bson.D, id any, s
 		return false, err
 	}
 	defer release()
-	res, err := h.w.wcoll.ReplaceOne(ctx, and(filter, h.versionCondition(stored)), doc)
+	var opts []options.Lister[options.ReplaceOptions]
+	if c := contextComment(ctx); c != nil {
+		opts = append(opts, options.Replace().SetComment(c))
+	}
+	res, err := h.w.wcoll.ReplaceOne(ctx, and(filter, h.versionCondition(stored)), doc, opts...)
 	if err != nil {
 		if isDuplicateKey(err) {
 			return false, ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
@@ -642,7 +652,7 @@ func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed b
 	}
 	ctx, cancel := h.writeContext(r)
 	defer cancel()
-	if _, err := h.w.wcoll.InsertOne(ctx, doc); err != nil {
+	if _, err := h.w.wcoll.InsertOne(ctx, doc, insertComment(ctx)...); err != nil {
 		if !isDuplicateKey(err) {
 			return err
 		}
@@ -654,6 +664,7 @@ func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed b
 		}
 		return ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
 	}
+	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, h.w.location(r, id))
 }
 
@@ -735,6 +746,7 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 			return err
 		}
 		if replaced {
+			h.obs(r).wrote(1)
 			return h.respond(w, r, http.StatusOK, doc, "")
 		}
 		if pre.ifMatch != nil {
@@ -754,7 +766,7 @@ func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, 
 	}
 	ctx, cancel := h.writeContext(r)
 	defer cancel()
-	if _, err := h.w.wcoll.InsertOne(ctx, doc); err != nil {
+	if _, err := h.w.wcoll.InsertOne(ctx, doc, insertComment(ctx)...); err != nil {
 		if !isDuplicateKey(err) {
 			return err
 		}
@@ -767,6 +779,7 @@ func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, 
 		}
 		return ErrPreconditionFailed.Detailf("a document with this id exists").withCause(err)
 	}
+	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, "")
 }
 
@@ -815,10 +828,15 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		defer release()
 		filter = and(filter, h.versionCondition(stored))
 	}
-	res, err := h.w.wcoll.DeleteOne(ctx, filter)
+	var opts []options.Lister[options.DeleteOneOptions]
+	if c := contextComment(ctx); c != nil {
+		opts = append(opts, options.DeleteOne().SetComment(c))
+	}
+	res, err := h.w.wcoll.DeleteOne(ctx, filter, opts...)
 	if err != nil {
 		return err
 	}
+	h.obs(r).wrote(int(res.DeletedCount))
 	if res.DeletedCount == 0 {
 		if pre.ifMatch != nil {
 			return errPrecondition() // changed between the check and the delete
