@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 staticcheck="honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 fuzztime="${FUZZTIME:-10s}"
 modules=(.)
-for m in integration example; do
+for m in integration otelmongohttp example; do
 	[ -f "$m/go.mod" ] && modules+=("$m")
 done
 # openapi/ checks the example's OpenAPI document against its end-to-end,
