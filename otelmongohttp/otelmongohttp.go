@@ -29,17 +29,12 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"net"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	"github.com/mongohttp/mongohttp"
-	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -111,9 +106,10 @@ type Observer struct {
 	// The attributes of the spans and metrics, made once per distinct
 	// set: a service has few routes, codes and commands, and a set costs
 	// allocations and a sort to make.
-	requestSets cache // requestKey → metric.MeasurementOption
-	commandSets cache // commandKey → *commandAttrs
-	spanStarts  cache // spanKey → *spanStart
+	requestSets cache[requestKey, []metric.RecordOption]
+	commandSets cache[commandKey, *commandAttrs]
+	spanStarts  cache[spanKey, *spanStart]
+	collections interner // collection names read from commands
 }
 
 var _ mongohttp.CommandObserver = (*Observer)(nil)
@@ -153,18 +149,59 @@ func New(cfg Config) (*Observer, error) {
 }
 
 // requestContext is the context a request is served under: the span's,
-// with what EndRequest needs beyond the report and a place for the
-// request's command in flight (its commands run one after the other), in
-// one allocation.
+// with what EndRequest needs beyond the report, a place for the request's
+// command in flight (its commands run one after the other) and for the
+// spans of its finished commands, in one allocation.
 type requestContext struct {
 	context.Context
 	span   trace.Span
 	scheme string
 
-	mu         sync.Mutex
-	inFlight   command
-	inFlightID int64
-	busy       bool
+	mu          sync.Mutex
+	inFlight    command
+	inFlightID  int64
+	busy        bool
+	ended       bool          // EndRequest has run: commands end their spans themselves
+	finished    []finishedCmd // command spans to end with the request's; backed by finishedBuf
+	finishedBuf [2]finishedCmd
+}
+
+// finishedCmd is the span of a command that has finished, and when.
+type finishedCmd struct {
+	span trace.Span
+	at   time.Time
+}
+
+// deferEnd keeps the span of a finished command, to be ended (at its
+// time) together with the request's span, and reports whether it did:
+// ending spans one after the other lets a batching span processor take
+// them in one wake-up of its goroutine instead of one each, which is most
+// of a span's cost to a service that is not saturated.
+func (c *requestContext) deferEnd(span trace.Span, at time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return false
+	}
+	if c.finished == nil {
+		c.finished = c.finishedBuf[:0]
+	}
+	c.finished = append(c.finished, finishedCmd{span: span, at: at})
+	return true
+}
+
+// endCommands ends the spans deferEnd kept; later commands (a cursor
+// closed in the background) end their own.
+func (c *requestContext) endCommands() {
+	c.mu.Lock()
+	c.ended = true
+	finished := c.finished
+	c.finished = nil
+	c.mu.Unlock()
+	for i := range finished {
+		finished[i].span.End(trace.WithTimestamp(finished[i].at))
+		finished[i] = finishedCmd{}
+	}
 }
 
 type requestContextKey struct{}
@@ -221,9 +258,9 @@ func (o *Observer) spanStart(key spanKey) *spanStart {
 		return makeSpanStart(key) // a client's made-up method is not kept
 	}
 	if st, ok := o.spanStarts.Load(key); ok {
-		return st.(*spanStart)
+		return st
 	}
-	return o.spanStarts.LoadOrStore(key, makeSpanStart(key)).(*spanStart)
+	return o.spanStarts.LoadOrStore(key, makeSpanStart(key))
 }
 
 func makeSpanStart(key spanKey) *spanStart {
@@ -241,6 +278,10 @@ func makeSpanStart(key spanKey) *spanStart {
 	}
 	return &spanStart{name: name, opts: []trace.SpanStartOption{trace.WithSpanKind(key.kind), trace.WithAttributes(attrs...)}}
 }
+
+// endAttrs holds buffers for the attributes a request's span gets at its
+// end, which the span copies.
+var endAttrs = sync.Pool{New: func() any { return new([10]attribute.KeyValue) }}
 
 // requestKey identifies the attribute set of a request's metrics.
 type requestKey struct {
@@ -270,7 +311,8 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 	if span.IsRecording() {
 		// Few attributes: each one costs the span a copy and a
 		// de-duplication. The commands' spans carry the database's.
-		attrs := make([]attribute.KeyValue, 0, 10)
+		buf := endAttrs.Get().(*[10]attribute.KeyValue)
+		attrs := buf[:0]
 		if rep.Status != 0 {
 			attrs = append(attrs, semconv.HTTPResponseStatusCode(rep.Status))
 		}
@@ -292,8 +334,11 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 			// which may quote the client's input.
 			span.SetStatus(codes.Error, errorType)
 		}
-		span.SetAttributes(attrs...)
+		span.SetAttributes(attrs...) // copies them
+		clear(attrs)
+		endAttrs.Put(buf)
 	}
+	rc.endCommands()
 	span.End()
 
 	method := rep.Method
@@ -301,7 +346,7 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 		method = "_OTHER"
 	}
 	key := requestKey{method: method, scheme: rc.scheme, route: rep.Route, code: rep.Code, errorType: errorType, status: rep.Status}
-	opt, ok := o.requestSets.Load(key)
+	opts, ok := o.requestSets.Load(key)
 	if !ok {
 		attrs := make([]attribute.KeyValue, 0, 7)
 		attrs = appendMethod(attrs, method, false)
@@ -318,9 +363,9 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 		if failed {
 			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType))
 		}
-		opt = o.requestSets.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(attrs...)))
+		opts = o.requestSets.LoadOrStore(key, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))})
 	}
-	o.requestDuration.Inst().Record(ctx, rep.Duration.Seconds(), opt.(metric.MeasurementOption))
+	o.requestDuration.Inst().Record(ctx, rep.Duration.Seconds(), opts...) // a kept slice: no allocation
 }
 
 // knownMethods are the methods the conventions name; others are "_OTHER",
@@ -354,199 +399,6 @@ func traceParent(sc trace.SpanContext) string {
 	return string(b[:])
 }
 
-// command is a database command between its start and end events.
-type command struct {
-	span  trace.Span // nil outside a traced request
-	key   commandKey
-	attrs *commandAttrs
-}
-
-// commandKey identifies the attributes of a command.
-type commandKey struct {
-	operation, collection, namespace, connection string
-	errorType, status                            string
-}
-
-// commandAttrs are a command's attributes, for its span and its metric,
-// with the options that carry them, made once.
-type commandAttrs struct {
-	list  []attribute.KeyValue
-	start []trace.SpanStartOption
-	opt   metric.MeasurementOption
-}
-
-func (o *Observer) commandAttrs(key commandKey) *commandAttrs {
-	if ca, ok := o.commandSets.Load(key); ok {
-		return ca.(*commandAttrs)
-	}
-	attrs := make([]attribute.KeyValue, 0, 9)
-	attrs = append(attrs, semconv.DBSystemNameMongoDB, semconv.DBOperationName(key.operation), semconv.DBNamespace(key.namespace))
-	if key.collection != "" {
-		attrs = append(attrs, semconv.DBCollectionName(key.collection))
-	}
-	if host, port, ok := serverOf(key.connection); ok {
-		attrs = append(attrs, semconv.ServerAddress(host), semconv.ServerPort(port))
-	}
-	if key.errorType != "" {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(key.errorType))
-	}
-	if key.status != "" {
-		attrs = append(attrs, semconv.DBResponseStatusCode(key.status))
-	}
-	return o.commandSets.LoadOrStore(key, &commandAttrs{
-		list:  attrs,
-		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)},
-		opt:   metric.WithAttributeSet(attribute.NewSet(slices.Clone(attrs)...)), // NewSet sorts its argument
-	}).(*commandAttrs)
-}
-
-// CommandMonitor returns the monitor that makes a client span of each
-// command sent under a traced context and times every command for
-// db.client.operation.duration. mongohttp.ConnectConfig installs it when
-// the Observer is Config.Observer.
-func (o *Observer) CommandMonitor() *event.CommandMonitor {
-	return &event.CommandMonitor{
-		Started: o.commandStarted,
-		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
-			o.commandFinished(ctx, &e.CommandFinishedEvent, nil)
-		},
-		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
-			o.commandFinished(ctx, &e.CommandFinishedEvent, e.Failure)
-		},
-	}
-}
-
-func (o *Observer) commandStarted(ctx context.Context, e *event.CommandStartedEvent) {
-	c := command{key: commandKey{
-		operation: e.CommandName, collection: collectionOf(e), namespace: e.DatabaseName,
-		connection: connectionServer(e.ConnectionID),
-	}}
-	c.attrs = o.commandAttrs(c.key)
-	if trace.SpanFromContext(ctx).IsRecording() {
-		// The command document is not recorded: it holds the query's values.
-		name := e.CommandName
-		if c.key.collection != "" {
-			name += " " + c.key.collection
-		}
-		_, c.span = o.tracer.Start(ctx, name, c.attrs.start...)
-	}
-	if rc, _ := ctx.Value(requestContextKey{}).(*requestContext); rc != nil {
-		rc.mu.Lock()
-		free := !rc.busy
-		if free {
-			rc.inFlight, rc.inFlightID, rc.busy = c, e.RequestID, true
-		}
-		rc.mu.Unlock()
-		if free {
-			return
-		}
-	}
-	o.commands.Store(e.RequestID, &c)
-}
-
-// finished returns the command of a finished event and forgets it.
-func (o *Observer) finished(ctx context.Context, requestID int64) (command, bool) {
-	if rc, _ := ctx.Value(requestContextKey{}).(*requestContext); rc != nil {
-		rc.mu.Lock()
-		mine := rc.busy && rc.inFlightID == requestID
-		c := rc.inFlight
-		if mine {
-			rc.inFlight, rc.busy = command{}, false
-		}
-		rc.mu.Unlock()
-		if mine {
-			return c, true
-		}
-	}
-	v, ok := o.commands.LoadAndDelete(requestID)
-	if !ok {
-		return command{}, false
-	}
-	return *v.(*command), true
-}
-
-func (o *Observer) commandFinished(ctx context.Context, e *event.CommandFinishedEvent, failure error) {
-	c, ok := o.finished(ctx, e.RequestID)
-	if !ok {
-		return
-	}
-	attrs := c.attrs
-	if failure != nil {
-		key := c.key
-		key.errorType, key.status = classify(failure)
-		attrs = o.commandAttrs(key)
-		if c.span != nil {
-			c.span.SetAttributes(attrs.list[len(c.attrs.list):]...)
-			c.span.SetStatus(codes.Error, key.errorType)
-		}
-	}
-	if c.span != nil {
-		c.span.End()
-	}
-	o.opDuration.Inst().Record(ctx, e.Duration.Seconds(), attrs.opt)
-}
-
-// connectionServer returns the server part of a driver connection id
-// ("host:port[-7]"), which names the connection too.
-func connectionServer(connID string) string {
-	if i := strings.LastIndexByte(connID, '['); i > 0 {
-		return connID[:i]
-	}
-	return connID
-}
-
-// collectionOf returns the collection a command names: the value of its
-// first element for most commands, the "collection" field for getMore.
-func collectionOf(e *event.CommandStartedEvent) string {
-	if e.CommandName == "getMore" {
-		coll, _ := e.Command.Lookup("collection").StringValueOK()
-		return coll
-	}
-	elem, err := e.Command.IndexErr(0)
-	if err != nil {
-		return ""
-	}
-	coll, _ := elem.Value().StringValueOK()
-	return coll
-}
-
-// serverOf parses a server's address ("host:port").
-func serverOf(server string) (string, int, bool) {
-	host, port, err := net.SplitHostPort(server)
-	if err != nil {
-		return "", 0, false
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return "", 0, false
-	}
-	return host, p, true
-}
-
-// classify names a command's failure for error.type, and the server's
-// error code for db.response.status_code when there is one.
-func classify(err error) (errorType, status string) {
-	var ce mongo.CommandError
-	switch {
-	case errors.As(err, &ce):
-		errorType = ce.Name
-		if errorType == "" {
-			errorType = "CommandError"
-		}
-		return errorType, strconv.Itoa(int(ce.Code))
-	case mongo.IsTimeout(err):
-		return "timeout", ""
-	case mongo.IsNetworkError(err):
-		return "network", ""
-	case errors.Is(err, context.Canceled):
-		return "canceled", ""
-	}
-	return "_OTHER", ""
-}
-
-// ObservePool reports the pool statistics of c (see mongohttp.PoolStats)
-// as db.client.connection.count, by state ("idle", "used"; their sum is
-// the connections open), and db.client.connection.pending_requests (the
 // operations waiting for a connection), with db.client.connection.pool.name
 // poolName, read at each collection. Unregister the returned registration
 // when c is closed.
@@ -562,32 +414,4 @@ func (o *Observer) ObservePool(c *mongohttp.Client, poolName string) (metric.Reg
 		obs.ObserveInt64(o.connPending.Inst(), s.Waiting, pending)
 		return nil
 	}, o.connCount.Inst(), o.connPending.Inst())
-}
-
-// cacheLimit bounds each cache: past it, values are made at each use and
-// not kept, so a Route function that returns paths instead of templates
-// costs time, not memory.
-const cacheLimit = 1024
-
-// cache is a sync.Map that stops growing at cacheLimit entries.
-type cache struct {
-	m    sync.Map
-	size atomic.Int64
-}
-
-func (c *cache) Load(key any) (any, bool) { return c.m.Load(key) }
-
-// LoadOrStore returns the value of key, storing v first if there is room.
-func (c *cache) LoadOrStore(key, v any) any {
-	if c.size.Load() >= cacheLimit {
-		if kept, ok := c.m.Load(key); ok {
-			return kept
-		}
-		return v
-	}
-	actual, loaded := c.m.LoadOrStore(key, v)
-	if !loaded {
-		c.size.Add(1)
-	}
-	return actual
 }
