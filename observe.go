@@ -150,7 +150,7 @@ type observation struct {
 	inHand       time.Duration // offset when the answer's documents were in hand; -1 before
 	documents    int           // -1 until the handler reports them
 	trailer      bool          // the body follows the headers: Server-Timing's enc goes in a trailer
-	comment      any           // built on first use
+	comment      string        // the commands' comment, built on first use
 }
 
 type observationKey struct{}

@@ -37,7 +37,7 @@ func (h *handlerBase[T]) commentFor(r *http.Request) any {
 // commentValue is the comment of an observed request's commands, made
 // once.
 func (o *observation) commentValue() any {
-	if o.comment == nil {
+	if o.comment == "" {
 		id := url.QueryEscape(o.rep.RequestID)
 		if o.rep.TraceParent != "" {
 			o.comment = "request_id='" + id + "',traceparent='" + o.rep.TraceParent + "'"
@@ -45,7 +45,9 @@ func (o *observation) commentValue() any {
 			o.comment = "request_id='" + id + "'"
 		}
 	}
-	return o.comment
+	// A pointer into the observation, which the driver encodes as the
+	// string it points to: boxing the string itself would allocate.
+	return &o.comment
 }
 
 // contextComment is the comment of the commands of the write handlers,

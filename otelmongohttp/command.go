@@ -108,7 +108,8 @@ func (o *Observer) commandStarted(ctx context.Context, e *event.CommandStartedEv
 			return
 		}
 	}
-	o.commands.Store(e.RequestID, &c)
+	kept := c // c itself stays on the stack
+	o.commands.Store(e.RequestID, &kept)
 }
 
 // finished returns the command of a finished event and forgets it.
