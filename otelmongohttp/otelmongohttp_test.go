@@ -56,6 +56,7 @@ const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 var policy = mongohttp.Policy{
 	Filter: map[string]mongohttp.Type{"name": mongohttp.String, "age": mongohttp.Int},
 	Sort:   []string{"age"},
+	Write:  map[string]mongohttp.Type{"name": mongohttp.String, "age": mongohttp.Int},
 }
 
 // service is an observed mongohttp service on a real server.
@@ -106,6 +107,8 @@ func newService(t *testing.T, wrap func(http.Handler, trace.TracerProvider, *sdk
 	mux := http.NewServeMux()
 	mux.Handle("GET /people", res.Find())
 	mux.Handle("GET /people/{id}", res.FindOne())
+	mux.Handle("POST /people", res.Insert())
+	mux.Handle("DELETE /people/{id}", res.Delete())
 	var h http.Handler = mux
 	if wrap != nil {
 		h = wrap(mux, tp, mp)
