@@ -166,6 +166,11 @@ type requestContext struct {
 	finishedBuf [2]finishedCmd
 }
 
+// maxDeferred bounds the command spans a request keeps until its end: a
+// long export's getMores end their own past it, rather than hold their
+// spans for the whole answer.
+const maxDeferred = 8
+
 // finishedCmd is the span of a command that has finished, and the option
 // that ends it at its time (kept here, so that passing it allocates
 // nothing more).
@@ -182,7 +187,7 @@ type finishedCmd struct {
 func (c *requestContext) deferEnd(span trace.Span, at time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ended {
+	if c.ended || len(c.finished) >= maxDeferred {
 		return false
 	}
 	if c.finished == nil {
