@@ -120,9 +120,9 @@ func (r *Resource[T]) Aggregate(a Aggregation) (http.Handler, error) {
 		plans[b] = plan
 	}
 	lim := r.decl.Admission.limiter()
-	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.observe("aggregate", r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &aggregateHandler[T]{handlerBase: b, plan: plans[b], lookahead: r.decl.Lookahead, limit: lim}
-	}), func(c *apiComponents, policy string) (*apiOperation, error) {
+	})), func(c *apiComponents, policy string) (*apiOperation, error) {
 		b, ok := r.bases[policy]
 		if !ok {
 			return nil, fmt.Errorf("mongohttp: collection %s has no policy named %q", r.coll.Name(), policy)
@@ -530,6 +530,8 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	o := h.obs(r) // nil unless observed
+	o.parsedFilter(filter)
 	base, err := h.base(r)
 	if err != nil {
 		return err
@@ -541,10 +543,12 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 		return h.serveReduced(ctx, w, r, match, args)
 	}
 
-	cur, err := h.run(ctx, h.plan.pipeline, match, args)
+	o.issue()
+	cur, err := h.run(ctx, h.plan.pipeline, match, args, h.commentFor(r))
 	if err != nil {
 		return err
 	}
+	o.firstBatch()
 	closed := false
 	defer func() {
 		if !closed {
@@ -584,6 +588,7 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 	}
 	hdr.Add("Vary", "Accept")
 	hdr.Set("X-Content-Type-Options", "nosniff")
+	o.answering(hdr, false)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -608,8 +613,8 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 			h.abort(r, err)
 		}
 	}
+	n := page.len()
 	if streaming {
-		n := page.len()
 		for cur.Next(ctx) {
 			if n++; n > h.plan.maxResults {
 				h.abort(r, h.tooMany())
@@ -625,6 +630,7 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 	if err := dw.Close(); err != nil {
 		h.abort(r, err)
 	}
+	o.wrote(n)
 	return nil
 }
 
@@ -635,14 +641,18 @@ func (h *aggregateHandler[T]) tooMany() error {
 // serveReduced runs each facet, hands their results to Reduce and answers
 // what it returns.
 func (h *aggregateHandler[T]) serveReduced(ctx context.Context, w http.ResponseWriter, r *http.Request, match bson.D, args map[string]any) error {
+	o := h.obs(r) // nil unless observed
 	results := make(map[string][]bson.Raw, len(h.plan.facetNames))
 	for _, name := range h.plan.facetNames {
+		o.issue()
 		rows, err := h.collect(ctx, r, h.plan.facets[name], match, args)
 		if err != nil {
 			return err
 		}
+		o.firstBatch()
 		results[name] = rows
 	}
+	o.documentsInHand()
 	v, err := h.plan.reduce(r, results)
 	if err != nil {
 		return err
@@ -663,16 +673,18 @@ func (h *aggregateHandler[T]) serveReduced(ctx context.Context, w http.ResponseW
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	o.answering(hdr, true)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
+		o.wrote(1)
 	}
 	return nil
 }
 
 // collect runs one pipeline and returns its results.
 func (h *aggregateHandler[T]) collect(ctx context.Context, r *http.Request, stages []any, match bson.D, args map[string]any) ([]bson.Raw, error) {
-	cur, err := h.run(ctx, stages, match, args)
+	cur, err := h.run(ctx, stages, match, args, h.commentFor(r))
 	if err != nil {
 		return nil, err
 	}
@@ -691,7 +703,7 @@ func (h *aggregateHandler[T]) collect(ctx context.Context, r *http.Request, stag
 // service's stages with the request's values, and the $limit of
 // MaxResults. It is a command so that the server gets the time limit
 // (maxTimeMS, from ctx's deadline), as Find's find does.
-func (h *aggregateHandler[T]) run(ctx context.Context, stages []any, match bson.D, args map[string]any) (*mongo.Cursor, error) {
+func (h *aggregateHandler[T]) run(ctx context.Context, stages []any, match bson.D, args map[string]any, comment any) (*mongo.Cursor, error) {
 	pipeline := make(bson.A, 0, len(stages)+2)
 	if len(match) > 0 {
 		pipeline = append(pipeline, bson.D{{Key: "$match", Value: match}})
@@ -711,6 +723,7 @@ func (h *aggregateHandler[T]) run(ctx context.Context, stages []any, match bson.
 	if h.readConcern != nil {
 		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
 	}
+	cmd = withComment(cmd, comment)
 	var cur *mongo.Cursor
 	err := retryRead(ctx, func() (err error) {
 		cur, err = h.coll.Database().RunCommandCursor(ctx, cmd, h.runOpts)

@@ -53,10 +53,15 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 		}
 		ctx, cancel := h.writeContext(r)
 		defer cancel()
-		res, err := h.w.wcoll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(true))
+		opts := options.InsertMany().SetOrdered(true)
+		if c := contextComment(ctx); c != nil {
+			opts.SetComment(c)
+		}
+		res, err := h.w.wcoll.InsertMany(ctx, batch, opts)
 		if res != nil {
 			inserted += int64(len(res.InsertedIDs))
 		}
+		defer func() { h.obs(r).wrote(int(inserted)) }()
 		if err != nil {
 			at := batchLine[0]
 			var bwe mongo.BulkWriteException

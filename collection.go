@@ -180,6 +180,27 @@ type Collection[T any] struct {
 	// header so that caches keep answers for different clients apart.
 	// Default is none ("Accept" is always added to Find's answers).
 	Vary []string
+
+	// Observer receives a report of every request the handlers answer
+	// (see Observer). Default is the Config.Observer of the client the
+	// collection belongs to, if it was made by ConnectConfig; with none,
+	// the handlers do no observing work.
+	Observer Observer
+
+	// Route names the route a request matched, for the Observer and the
+	// log lines: a template such as "/users/{id}", never the path itself
+	// (which holds ids). Default is r.Pattern without its method and host,
+	// which http.ServeMux sets; other routers pass theirs
+	// (chi.RouteContext(r.Context()).RoutePattern()…).
+	Route func(r *http.Request) string
+
+	// ServerTiming adds a Server-Timing header to successful answers of
+	// the read handlers: "db" (the time from the first command to the
+	// documents in hand) and "enc" (encoding; for Find and Aggregate,
+	// whose bodies are written after their headers, in a trailer).
+	// Default is false: timings tell clients about the server, and only
+	// developers need them.
+	ServerTiming bool
 }
 
 // Resource is a checked Collection declaration. Its methods make the
@@ -247,6 +268,12 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.ID == nil {
 		c.ID = func(r *http.Request) string { return r.PathValue("id") }
 	}
+	if c.Observer == nil {
+		c.Observer = clientObserver(c.Coll.Database().Client())
+	}
+	if c.Route == nil {
+		c.Route = patternRoute
+	}
 	if c.CacheControl == "" && (c.BaseFilter != nil || c.PolicyFor != nil) {
 		c.CacheControl = "private, no-cache"
 	}
@@ -277,6 +304,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		// a package sentinel itself (a BaseFilter may return ErrNotFound).
 		res.errorFunc = func(w http.ResponseWriter, r *http.Request, err error) { user(w, r, detachSentinel(err)) }
 	}
+	res.errorFunc = res.observeErrors(res.errorFunc)
 	runOpts := options.RunCmd().SetReadPreference(rp)
 	var zero T
 	_, raw := any(zero).(bson.Raw)
@@ -304,7 +332,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
 			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
-			version: c.VersionField,
+			version: c.VersionField, observed: c.Observer != nil || c.ServerTiming, route: c.Route,
 		}
 	}
 	wcoll := res.coll
@@ -400,9 +428,9 @@ func (r *Resource[T]) Collection() Collection[T] {
 // from metadata when no filter applies (see Policy.Count).
 func (r *Resource[T]) Find() http.Handler {
 	lim := r.decl.Admission.limiter()
-	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.observe("find", r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findHandler[T]{handlerBase: b, lookahead: r.decl.Lookahead, limit: lim}
-	}), r.describeFind)
+	})), r.describeFind)
 }
 
 // FindOne returns a handler that answers GET and HEAD with the document
@@ -413,9 +441,9 @@ func (r *Resource[T]) Find() http.Handler {
 // (when the policy allows projection), plus the policy's ExtraParameters.
 func (r *Resource[T]) FindOne() http.Handler {
 	lim := r.decl.Admission.limiter()
-	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.observe("findOne", r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &findOneHandler[T]{handlerBase: b, id: r.decl.ID, limit: lim}
-	}), r.describeFindOne)
+	})), r.describeFindOne)
 }
 
 // Insert returns a handler that answers POST with a new document: an
@@ -428,7 +456,7 @@ func (r *Resource[T]) FindOne() http.Handler {
 // Idempotency-Key header is answered, when retried with the same key and
 // body, as it was the first time, without inserting again.
 func (r *Resource[T]) Insert() http.Handler {
-	return r.writeHandler(http.MethodPost, serveInsert[T])
+	return r.writeHandler("insert", http.MethodPost, serveInsert[T])
 }
 
 // Replace returns a handler that answers PUT with the whole document of
@@ -438,7 +466,7 @@ func (r *Resource[T]) Insert() http.Handler {
 // only a replacement of the version it names (412 otherwise), checked in
 // the same server operation as the write.
 func (r *Resource[T]) Replace() http.Handler {
-	return r.writeHandler(http.MethodPut, serveUpdate[T])
+	return r.writeHandler("replace", http.MethodPut, serveUpdate[T])
 }
 
 // Patch returns a handler that answers PATCH with an
@@ -446,20 +474,20 @@ func (r *Resource[T]) Replace() http.Handler {
 // null removes one, and nothing else moves. If-Match is honoured as by
 // Replace. A missing document is 404.
 func (r *Resource[T]) Patch() http.Handler {
-	return r.writeHandler(http.MethodPatch, serveUpdate[T])
+	return r.writeHandler("patch", http.MethodPatch, serveUpdate[T])
 }
 
 // Delete returns a handler that answers DELETE: 204, then 404. If-Match is
 // honoured as by Replace.
 func (r *Resource[T]) Delete() http.Handler {
-	return r.writeHandler(http.MethodDelete, serveDelete[T])
+	return r.writeHandler("delete", http.MethodDelete, serveDelete[T])
 }
 
-func (r *Resource[T]) writeHandler(method string, serve func(*writer[T], http.ResponseWriter, *http.Request) error) http.Handler {
+func (r *Resource[T]) writeHandler(kind, method string, serve func(*writer[T], http.ResponseWriter, *http.Request) error) http.Handler {
 	lim := r.decl.Admission.limiter()
-	return describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {
+	return describedBy(r.observe(kind, r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &writer[T]{handlerBase: b, w: r.writes, id: r.decl.ID, limit: lim, method: method, serve: serve}
-	}), r.describeWrite(method))
+	})), r.describeWrite(method))
 }
 
 // perPolicy makes one handler per policy with mk and, when the declaration
@@ -506,6 +534,7 @@ func (r *Resource[T]) decorate(h http.Handler) http.Handler {
 
 // logAndWrite is the default ErrorFunc.
 func (r *Resource[T]) logAndWrite(w http.ResponseWriter, req *http.Request, err error) {
-	logError(r.logger, req, err)
+	id := logError(r.logger, req, err, r.decl.Route(req))
+	w.Header().Set(RequestIDHeader, id)
 	WriteError(w, req, err)
 }

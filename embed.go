@@ -386,6 +386,8 @@ func (b *handlerBase[T]) fetch(ctx context.Context, r *http.Request, l *embedLev
 	if b.readConcern != nil {
 		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: b.readConcern.Level}}})
 	}
+	cmd = withComment(cmd, b.commentFor(r))
+	b.obs(r).issue()
 	var cur *mongo.Cursor
 	err := retryRead(ctx, func() (err error) {
 		cur, err = rel.coll.Database().RunCommandCursor(ctx, cmd, b.runOpts)

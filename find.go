@@ -34,6 +34,9 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	o := h.obs(r) // nil unless observed
+	o.parsed(q, nil)
+	comment := h.commentFor(r)
 	base, err := h.base(r)
 	if err != nil {
 		return err
@@ -43,13 +46,17 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxTime)
 	defer cancel()
-	total, err := h.count(ctx, q, base)
+	if q.Count != CountNone {
+		o.issue()
+	}
+	total, err := h.count(ctx, q, base, comment)
 	if err != nil {
 		return err
 	}
 	page := getPageBuffer()
 	defer putPageBuffer(page)
-	more, err := h.readPage(ctx, r, q, and(base, q.Filter), page)
+	o.issue()
+	more, err := h.readPage(ctx, r, q, and(base, q.Filter), page, comment)
 	if err != nil {
 		return err
 	}
@@ -84,6 +91,7 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if link != "" {
 		hdr.Set("Link", link)
 	}
+	o.answering(hdr, false)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -92,12 +100,12 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 }
 
 // count answers ?count=; -1 when none was asked for.
-func (h *findHandler[T]) count(ctx context.Context, q *Query, base bson.D) (int64, error) {
+func (h *findHandler[T]) count(ctx context.Context, q *Query, base bson.D, comment any) (int64, error) {
 	switch q.Count {
 	case CountExact:
-		return h.coll.CountDocuments(ctx, and(base, q.CountFilter))
+		return h.coll.CountDocuments(ctx, and(base, q.CountFilter), countComment(comment)...)
 	case CountEstimated:
-		return h.coll.EstimatedDocumentCount(ctx)
+		return h.coll.EstimatedDocumentCount(ctx, estimatedComment(comment)...)
 	}
 	return -1, nil
 }
@@ -108,7 +116,7 @@ func (h *findHandler[T]) count(ctx context.Context, q *Query, base bson.D) (int6
 // held whole before its answer starts, so that its Link header can always
 // be decided; the look-ahead bounds what that holds. The server cursor is
 // released before it returns.
-func (h *findHandler[T]) readPage(ctx context.Context, r *http.Request, q *Query, filter bson.D, page *pageBuffer) (bool, error) {
+func (h *findHandler[T]) readPage(ctx context.Context, r *http.Request, q *Query, filter bson.D, page *pageBuffer, comment any) (bool, error) {
 	// The find is sent as a command so that the server gets the time limit
 	// too (maxTimeMS, from ctx's deadline) and abandons the work when it
 	// passes; the driver's Find leaves maxTimeMS out. One document more than
@@ -116,7 +124,7 @@ func (h *findHandler[T]) readPage(ctx context.Context, r *http.Request, q *Query
 	// than that lets every server see the result is complete and close the
 	// cursor, saving a killCursors round trip.
 	batch := int32(min(q.Limit+2, 1000))
-	cmd := make(bson.D, 0, 9)
+	cmd := make(bson.D, 0, 10)
 	cmd = append(cmd, bson.E{Key: "find", Value: h.coll.Name()}, bson.E{Key: "filter", Value: filter})
 	if len(q.Sort) > 0 {
 		cmd = append(cmd, bson.E{Key: "sort", Value: q.Sort})
@@ -131,6 +139,7 @@ func (h *findHandler[T]) readPage(ctx context.Context, r *http.Request, q *Query
 	if h.readConcern != nil {
 		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
 	}
+	cmd = withComment(cmd, comment)
 	var cur *mongo.Cursor
 	err := retryRead(ctx, func() (err error) {
 		cur, err = h.coll.Database().RunCommandCursor(ctx, cmd, h.runOpts)
@@ -139,6 +148,7 @@ func (h *findHandler[T]) readPage(ctx context.Context, r *http.Request, q *Query
 	if err != nil {
 		return false, err
 	}
+	h.obs(r).firstBatch()
 	defer closeInBackground(r.Context(), cur)
 	cur.SetBatchSize(batch) // for the getMores, which do not inherit it
 	for cur.Next(ctx) {
@@ -218,6 +228,7 @@ func (h *findHandler[T]) write(w http.ResponseWriter, r *http.Request, page *pag
 	if err := dw.Close(); err != nil {
 		h.abort(r, err)
 	}
+	h.obs(r).wrote(n)
 	return nil
 }
 

@@ -29,6 +29,8 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	o := h.obs(r) // nil unless observed
+	o.parsed(nil, projection)
 	id, err := h.parser.ParseID(h.id(r))
 	if err != nil {
 		return err
@@ -40,15 +42,18 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	filter := and(base, bson.D{{Key: "_id", Value: id}})
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxTime)
 	defer cancel()
-	raw, err := h.findOne(ctx, filter, projection)
+	o.issue()
+	raw, err := h.findOne(ctx, filter, projection, h.commentFor(r))
 	if err != nil {
 		return err
 	}
+	o.firstBatch()
 	// Also for HEAD: the ETag covers the related documents.
 	embeds, err := h.embedDocs(ctx, r, embed, []bson.Raw{raw})
 	if err != nil {
 		return err
 	}
+	o.documentsInHand()
 	body, etag, err := h.renderEmbedded(r, raw, embeds)
 	if err != nil {
 		return err
@@ -62,6 +67,7 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	}
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	o.answering(hdr, true)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
@@ -72,8 +78,8 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 // findOne sends one find command with singleBatch, so that no cursor is
 // left open on any server, and returns the document of its first batch.
 // It reads the reply in place rather than through the driver's cursor.
-func (h *findOneHandler[T]) findOne(ctx context.Context, filter, projection bson.D) (bson.Raw, error) {
-	cmd := make(bson.D, 0, 6)
+func (h *findOneHandler[T]) findOne(ctx context.Context, filter, projection bson.D, comment any) (bson.Raw, error) {
+	cmd := make(bson.D, 0, 7)
 	cmd = append(cmd, bson.E{Key: "find", Value: h.coll.Name()}, bson.E{Key: "filter", Value: filter})
 	if len(projection) > 0 {
 		cmd = append(cmd, bson.E{Key: "projection", Value: projection})
@@ -82,6 +88,7 @@ func (h *findOneHandler[T]) findOne(ctx context.Context, filter, projection bson
 	if h.readConcern != nil {
 		cmd = append(cmd, bson.E{Key: "readConcern", Value: bson.D{{Key: "level", Value: h.readConcern.Level}}})
 	}
+	cmd = withComment(cmd, comment)
 	var reply bson.Raw
 	err := retryRead(ctx, func() (err error) {
 		reply, err = h.coll.Database().RunCommand(ctx, cmd, h.runOpts).Raw()

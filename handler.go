@@ -44,6 +44,9 @@ type handlerBase[T any] struct {
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
+
+	observed bool                         // requests carry an observation (see observe.go)
+	route    func(r *http.Request) string // for log lines
 }
 
 // server is a handler's own answer, which returns an error only while
@@ -63,14 +66,18 @@ func (b *handlerBase[T]) admitted(w http.ResponseWriter, r *http.Request, limit 
 		return
 	}
 	defer leave(limit, client)
+	b.obs(r).admitted()
 	if err := s.serve(w, r); err != nil {
 		b.errorFunc(w, r, err)
 	}
 }
 
-// logError logs a failed request: 5xx causes at Error level, the rest, and
-// requests whose client left, at Debug.
-func logError(logger *slog.Logger, r *http.Request, err error) {
+// logError logs a failed request, in one line: 5xx causes at Error level,
+// the rest, and requests whose client left, at Debug. It returns the
+// request's id. The line never holds the query string, and holds the error
+// only for 5xx answers: the detail of a 4xx quotes the client's input,
+// which may be personal data.
+func logError(logger *slog.Logger, r *http.Request, err error, route string) string {
 	e := AsError(err)
 	level := slog.LevelDebug
 	if e.Status >= 500 {
@@ -82,9 +89,32 @@ func logError(logger *slog.Logger, r *http.Request, err error) {
 	case errors.Is(e, ErrOverloaded):
 		level = slog.LevelDebug // expected under a burst, and counted in AdmissionStats
 	}
-	logger.LogAttrs(r.Context(), level, "mongohttp: request failed",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", e.Status), slog.String("code", e.Code), slog.Any("error", err))
+	id, traceParent := requestIdentity(r)
+	if !logger.Enabled(r.Context(), level) {
+		return id
+	}
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs, slog.String("request_id", id), slog.String("method", r.Method),
+		slog.String("route", route), slog.String("path", r.URL.Path),
+		slog.Int("status", e.Status), slog.String("code", e.Code))
+	if t := traceID(traceParent); t != "" {
+		attrs = append(attrs, slog.String("trace_id", t))
+	}
+	if e.Status >= 500 {
+		attrs = append(attrs, slog.Any("error", err))
+	}
+	logger.LogAttrs(r.Context(), level, "mongohttp: request failed", attrs...)
+	return id
+}
+
+// requestIdentity returns the request's id and traceparent: its
+// observation's when it has one, else from its headers.
+func requestIdentity(r *http.Request) (id, traceParent string) {
+	if o := observationFrom(r.Context()); o != nil {
+		return o.rep.RequestID, o.rep.TraceParent
+	}
+	traceParent, _ = parseTraceParent(r.Header.Get("Traceparent"))
+	return requestID(r), traceParent
 }
 
 // base returns the request's base filter; nil when there is none.
@@ -237,8 +267,16 @@ func (h *handlerBase[T]) abort(r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		level = slog.LevelDebug // the client left or the time limit passed
 	}
-	h.logger.LogAttrs(r.Context(), level, "mongohttp: response aborted",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+	h.obs(r).aborted(err)
+	id, traceParent := requestIdentity(r)
+	attrs := make([]slog.Attr, 0, 6)
+	attrs = append(attrs, slog.String("request_id", id), slog.String("method", r.Method),
+		slog.String("route", h.route(r)), slog.String("path", r.URL.Path))
+	if t := traceID(traceParent); t != "" {
+		attrs = append(attrs, slog.String("trace_id", t))
+	}
+	attrs = append(attrs, slog.Any("error", err))
+	h.logger.LogAttrs(r.Context(), level, "mongohttp: response aborted", attrs...)
 	panic(http.ErrAbortHandler)
 }
 

@@ -103,6 +103,15 @@ type Config struct {
 	// too; see Collection.Admission). Default is DefaultClientMaxActive (64)
 	// at once, 16 times as many waiting at most DefaultMaxWait.
 	Admission Admission
+
+	// Observer receives a report of every request of the handlers on this
+	// client's collections, unless their Collection sets its own (see
+	// Observer). With it set, the client also times each request's wait
+	// for a connection through a command monitor, and installs the
+	// observer's own monitor when it is a CommandObserver; a command
+	// monitor in Options still receives every event. Default is nil: no
+	// observing, and no command monitor of mongohttp's.
+	Observer Observer
 }
 
 // Client is a MongoDB client shared by a whole service, with pool
@@ -138,6 +147,9 @@ func ConnectConfig(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	registerLimiter(mc, cfg.Admission)
+	if cfg.Observer != nil {
+		clientObservers.Store(mc, cfg.Observer)
+	}
 	return &Client{mc: mc, pool: pool}, nil
 }
 
@@ -162,6 +174,11 @@ func (cfg Config) clientOptions() (*options.ClientOptions, *poolCounters) {
 	cfg.Pool.apply(opts)
 	pool := &poolCounters{}
 	opts.SetPoolMonitor(pool.monitor(userMonitor))
+	if cfg.Observer != nil {
+		// A command monitor costs a copy of each command, so it is there
+		// only when someone observes.
+		opts.SetMonitor(commandMonitor(cfg.Observer, opts.Monitor))
+	}
 	return opts, pool
 }
 
@@ -201,6 +218,7 @@ func (c *Client) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.mc.Disconnect(ctx)
 		clientLimiters.Delete(c.mc)
+		clientObservers.Delete(c.mc)
 	})
 	return c.closeErr
 }

@@ -214,7 +214,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d := a.document()
 	if d.err != nil {
-		logError(slog.Default(), r, ErrInternal.Detailf("the API document could not be built").withCause(d.err))
+		logError(slog.Default(), r, ErrInternal.Detailf("the API document could not be built").withCause(d.err), patternRoute(r))
 		WriteError(w, r, ErrInternal.Detailf("the API document could not be built"))
 		return
 	}

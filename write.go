@@ -13,6 +13,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // WriteOp says which write a Prepare hook runs for.
@@ -100,6 +101,7 @@ func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer leave(h.limit, client)
+	h.obs(r).admitted()
 	if err := h.serve(h, w, r); err != nil {
 		h.errorFunc(w, r, err)
 	}
@@ -417,7 +419,11 @@ func (h *writer[T]) writeContext(r *http.Request) (context.Context, context.Canc
 // loadStored reads the whole stored document (hidden fields included: a
 // write must keep them) in the request's scope; nil when there is none.
 func (h *writer[T]) loadStored(ctx context.Context, filter bson.D) (bson.Raw, error) {
-	raw, err := h.w.wcoll.FindOne(ctx, filter).Raw()
+	var opts []options.Lister[options.FindOneOptions]
+	if c := contextComment(ctx); c != nil {
+		opts = append(opts, options.FindOne().SetComment(c))
+	}
+	raw, err := h.w.wcoll.FindOne(ctx, filter, opts...).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -432,7 +438,11 @@ func (h *writer[T]) replaceClaimed(ctx context.Context, filter bson.D, id any, s
 	if !ok || err != nil {
 		return false, err
 	}
-	res, err := h.w.wcoll.ReplaceOne(ctx, h.claimedFilter(id, filter, stored), doc)
+	var opts []options.Lister[options.ReplaceOptions]
+	if c := contextComment(ctx); c != nil {
+		opts = append(opts, options.Replace().SetComment(c))
+	}
+	res, err := h.w.wcoll.ReplaceOne(ctx, h.claimedFilter(id, filter, stored), doc, opts...)
 	if err != nil || res.MatchedCount != 1 {
 		release() // the version did not move: the claim must not hold it
 	}
@@ -622,7 +632,7 @@ func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed b
 	}
 	ctx, cancel := h.writeContext(r)
 	defer cancel()
-	if _, err := h.w.wcoll.InsertOne(ctx, doc); err != nil {
+	if _, err := h.w.wcoll.InsertOne(ctx, doc, insertComment(ctx)...); err != nil {
 		if !isDuplicateKey(err) {
 			return err
 		}
@@ -634,6 +644,7 @@ func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed b
 		}
 		return ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
 	}
+	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, h.w.location(r, id))
 }
 
@@ -715,6 +726,7 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 			return err
 		}
 		if replaced {
+			h.obs(r).wrote(1)
 			return h.respond(w, r, http.StatusOK, doc, "")
 		}
 		if pre.ifMatch != nil {
@@ -734,7 +746,7 @@ func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, 
 	}
 	ctx, cancel := h.writeContext(r)
 	defer cancel()
-	if _, err := h.w.wcoll.InsertOne(ctx, doc); err != nil {
+	if _, err := h.w.wcoll.InsertOne(ctx, doc, insertComment(ctx)...); err != nil {
 		if !isDuplicateKey(err) {
 			return err
 		}
@@ -747,6 +759,7 @@ func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, 
 		}
 		return ErrPreconditionFailed.Detailf("a document with this id exists").withCause(err)
 	}
+	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, "")
 }
 
@@ -795,10 +808,15 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		defer release()
 		filter = h.claimedFilter(id, filter, stored)
 	}
-	res, err := h.w.wcoll.DeleteOne(ctx, filter)
+	var opts []options.Lister[options.DeleteOneOptions]
+	if c := contextComment(ctx); c != nil {
+		opts = append(opts, options.DeleteOne().SetComment(c))
+	}
+	res, err := h.w.wcoll.DeleteOne(ctx, filter, opts...)
 	if err != nil {
 		return err
 	}
+	h.obs(r).wrote(int(res.DeletedCount))
 	if res.DeletedCount == 0 {
 		if pre.ifMatch != nil {
 			return errPrecondition() // changed between the check and the delete

@@ -11,8 +11,9 @@
 // Flags and environment:
 //
 //	-addr ADDR        HTTP address to listen on (or ADDR; default 127.0.0.1:8080)
-//	-debug-addr ADDR  address of the operator endpoints, /debug/pool and
-//	                  /debug/vars (default 127.0.0.1:6060; "" turns them off)
+//	-debug-addr ADDR  address of the operator endpoints, /debug/pool,
+//	                  /debug/vars and /metrics (default 127.0.0.1:6060; ""
+//	                  turns them off)
 //	-data DIR         keep the embedded database in DIR across runs
 //	-db NAME          database name (default mongohttp_example)
 //	-seed             seed the sample data into an empty MONGODB_URI server too
@@ -22,9 +23,11 @@
 //	-max-time D       time limit of each request's queries (default 10s)
 //	-max-active N     requests each handler runs at once (default 0: mongohttp's 8;
 //	                  -1: no bound)
+//	-trace            print each request's spans to standard error
 //	MONGODB_URI       use this server instead of the embedded one
 //
-// The operator endpoints show the command line, memory and pool statistics:
+// The operator endpoints show the command line, memory and pool statistics,
+// and /metrics the service's metrics in the Prometheus text format:
 // they are served on their own listener, never on the public address,
 // which answers 404 for /debug/*. A -debug-addr that would share the public
 // address (":8080" and "127.0.0.1:8080" do) is refused at start-up.
@@ -89,7 +92,7 @@ var errUsage = errors.New("usage error")
 // config is the command line and environment, parsed.
 type config struct {
 	addr, debugAddr, dataDir, dbName, dbAddr string
-	seed, dbOnly                             bool
+	seed, dbOnly, trace                      bool
 	maxTime                                  time.Duration
 	maxActive                                int
 	uri                                      string // MONGODB_URI; "" for the embedded server
@@ -111,6 +114,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.dbOnly, "db-only", false, "start the embedded database only, print its MONGODB_URI and wait for a signal")
 	fs.StringVar(&c.dbAddr, "db-addr", "127.0.0.1:0", "loopback address of the embedded database")
 	fs.DurationVar(&c.maxTime, "max-time", mongohttp.DefaultMaxTime, "time limit of each request's queries; past it the answer is 504")
+	fs.BoolVar(&c.trace, "trace", false, "print each request's spans to standard error")
 	fs.IntVar(&c.maxActive, "max-active", 0, "requests each handler runs at once; past it and a short queue the answer is 503 overloaded (0: mongohttp's default; -1: no bound)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -182,7 +186,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveDatabase(ctx, stdout, uri, cfg.dbName)
 	}
 
-	client, err := mongohttp.ConnectConfig(ctx, mongohttp.Config{URI: uri})
+	tel, err := newTelemetry(traceWriter(cfg.trace, stderr))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.close(context.Background()) }() // runs after the client is closed
+	client, err := mongohttp.ConnectConfig(ctx, mongohttp.Config{URI: uri, Observer: tel.Observer})
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
@@ -193,6 +202,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			logger.Warn("closing the database client", "error", err)
 		}
 	}()
+	if err := tel.observePool(client); err != nil {
+		return err
+	}
 	db := client.Database(cfg.dbName)
 
 	if seedIt {
@@ -227,7 +239,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	listeners := []*listener{public}
 	opsURL := ""
 	if cfg.debugAddr != "" {
-		ops, err := listen("operator", cfg.debugAddr, newOperatorMux(client, logger), defaultLimits, logger)
+		ops, err := listen("operator", cfg.debugAddr, newOperatorMux(client, logger, tel.MetricsHandler()), defaultLimits, logger)
 		if err != nil {
 			_ = public.l.Close()
 			return err
@@ -305,9 +317,17 @@ func printTry(ctx context.Context, w io.Writer, base, ops, where string, db *mon
 		fmt.Fprintf(w, "  curl -g '%s%s'\n", base, path)
 	}
 	if ops != "" {
-		for _, path := range []string{"/debug/pool", "/debug/vars"} {
+		for _, path := range []string{"/debug/pool", "/debug/vars", "/metrics"} {
 			fmt.Fprintf(w, "  curl -g '%s%s'\n", ops, path)
 		}
 	}
 	fmt.Fprintln(w, "\nStop with Ctrl-C.")
+}
+
+// traceWriter is where -trace prints spans: stderr, or nowhere.
+func traceWriter(on bool, stderr io.Writer) io.Writer {
+	if !on {
+		return nil
+	}
+	return stderr
 }

@@ -15,15 +15,19 @@ import (
 // not for its clients: the pool statistics, and expvar, which shows the
 // command line and the memory statistics. They are served on a listener of
 // their own (-debug-addr, loopback by default), never on the public address.
-// Later endpoints of the kind (metrics, profiles) belong here too: add them
-// to the returned mux.
-func newOperatorMux(client *mongohttp.Client, logger *slog.Logger) *http.ServeMux {
+// /metrics serves metrics in the Prometheus text format (nil: none).
+// Later endpoints of the kind (profiles) belong here too: add them to the
+// returned mux.
+func newOperatorMux(client *mongohttp.Client, logger *slog.Logger, metrics http.Handler) *http.ServeMux {
 	publishPoolStats(client)
 	mux := http.NewServeMux()
 	mux.Handle("/debug/pool", &mongohttp.StatsHandler{Client: client, Logger: logger})
 	mux.Handle("/debug/vars", getOnly(expvar.Handler()))
+	if metrics != nil {
+		mux.Handle("/metrics", metrics)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		mongohttp.WriteError(w, r, mongohttp.ErrNotFound.Detailf("no operator endpoint serves this path; try /debug/pool or /debug/vars"))
+		mongohttp.WriteError(w, r, mongohttp.ErrNotFound.Detailf("no operator endpoint serves this path; try /debug/pool, /debug/vars or /metrics"))
 	})
 	return mux
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// TestOperatorEndpoints checks that /debug/pool and /debug/vars answer on
+// TestOperatorEndpoints checks that /debug/pool, /debug/vars and /metrics answer on
 // the operator listener, on loopback, and nowhere on the public address.
 func TestOperatorEndpoints(t *testing.T) {
 	u, err := url.Parse(shared.ops)
@@ -41,6 +41,7 @@ func TestOperatorEndpoints(t *testing.T) {
 	}{
 		{"POST", "/debug/pool", 405, "method_not_allowed"},
 		{"POST", "/debug/vars", 405, "method_not_allowed"},
+		{"POST", "/metrics", 405, "method_not_allowed"},
 		{"GET", "/debug/pprof/", 404, "not_found"},
 		{"GET", "/users", 404, "not_found"},
 	} {
@@ -49,7 +50,7 @@ func TestOperatorEndpoints(t *testing.T) {
 	}
 
 	// The public address knows nothing of them, whatever the method.
-	for _, path := range []string{"/debug/pool", "/debug/vars", "/debug/vars/", "/debug/pprof/", "/debug/"} {
+	for _, path := range []string{"/debug/pool", "/debug/vars", "/debug/vars/", "/debug/pprof/", "/debug/", "/metrics"} {
 		for _, method := range []string{"GET", "HEAD", "POST"} {
 			resp, body := fetch(t, method, path)
 			if method == "HEAD" {
@@ -71,6 +72,7 @@ func TestOperatorEndpoints(t *testing.T) {
 		"operator endpoints on " + shared.ops + " ",
 		"curl -g '" + shared.ops + "/debug/pool'",
 		"curl -g '" + shared.ops + "/debug/vars'",
+		"curl -g '" + shared.ops + "/metrics'",
 		"curl -g '" + shared.base + "/healthz'",
 	} {
 		if !strings.Contains(out, want) {

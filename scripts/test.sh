@@ -13,7 +13,7 @@ fuzztime="${FUZZTIME:-10s}"
 modules=(.)
 # openapi/ checks the example's OpenAPI document against its end-to-end,
 # hostile, write and generated-client suites.
-for m in integration example openapi; do
+for m in integration otelmongohttp example openapi; do
 	[ -f "$m/go.mod" ] && modules+=("$m")
 done
 

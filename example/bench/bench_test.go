@@ -59,6 +59,8 @@ func TestSmoke(t *testing.T) {
 		"| 1,200 | mongohttp `Insert[bson.Raw]` |",
 		"|  | hand-written (`bufio.Scanner`, `InsertMany`) |",
 		"| Patch one field: CPU/req of `Patch[bson.Raw]` ≤ 1.0× hand-written (`UpdateOne` + `FindOne`) |",
+		"|  | mongohttp `FindOne[bson.Raw]` + otelmongohttp |",
+		"| FindOne by _id: CPU/req with otelmongohttp ≤ 1.10× without |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())

@@ -24,7 +24,7 @@ func BenchmarkHandlers(b *testing.B) {
 	const docs = 10000
 	h, closeAll, err := newServeHandler(context.Background(), serveConfig{
 		URI: uri, Database: dbName, MaxLimit: 1000, FindOneColl: findOneColl(docs),
-		PageColls: []string{sizedColl(11, docs), sizedColl(101, docs)},
+		PageColls: []string{sizedColl(11, docs), sizedColl(101, docs)}, OtelSample: 1,
 	})
 	if err != nil {
 		b.Fatal(err)

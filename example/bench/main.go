@@ -43,6 +43,8 @@
 //	                (default all)
 //	-profile DIR    after each case, profile each handler for one more
 //	                round and write CPU and allocation profiles to DIR
+//	-otel-sample F  the share of requests the otelmongohttp variant traces
+//	                (default 1: every one); its metrics count every request
 //	MONGODB_URI     use this server instead of the example's FerretDB
 package main
 
@@ -103,6 +105,7 @@ type config struct {
 	bulkRounds   int
 	cases        map[string]bool
 	profileDir   string
+	otelSample   float64
 	uri          string   // MONGODB_URI; "" starts the example's database
 	buildFlags   []string // for go build of the example (tests add -race)
 }
@@ -125,6 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.bulkRounds, "bulk-rounds", 3, "rounds of the bulk insert")
 	cases := fs.String("cases", strings.Join(allCases, ","), "cases to run, comma-separated: "+strings.Join(allCases, ", "))
 	fs.StringVar(&c.profileDir, "profile", "", "write CPU and allocation profiles of each handler to this directory")
+	fs.Float64Var(&c.otelSample, "otel-sample", 1, "the share of requests the otelmongohttp variant traces, 0 to 1")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -179,6 +183,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			fmt.Fprintf(stderr, "-exports: %d is more than -docs %d\n", n, c.docs)
 			return c, errors.New("usage")
 		}
+	}
+	if c.otelSample < 0 || c.otelSample > 1 {
+		fmt.Fprintln(stderr, "-otel-sample must be between 0 and 1")
+		return c, errors.New("usage")
 	}
 	if c.rounds < 1 || c.exportRounds < 1 || c.bulk < 1 || c.bulkRounds < 1 || c.conns < 1 || c.duration <= 0 {
 		fmt.Fprintln(stderr, "-rounds, -export-rounds, -bulk, -bulk-rounds, -conns and -duration must be positive")

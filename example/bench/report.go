@@ -48,6 +48,7 @@ func (rep report) write(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w, "- CPU, allocations and heap are the handler process's own (getrusage, runtime/metrics); ratios are medians of per-round ratios to the hand-written handler")
+	fmt.Fprintf(w, "- `+ otelmongohttp`: the raw handler on a client with the adapter as its Observer; %.0f%% of requests traced (a server span and a span per command, batched to an exporter that drops them), every request's metrics recorded into a Prometheus registry\n", cfg.otelSample*100)
 
 	if len(rep.cases) > 0 {
 		fmt.Fprintln(w)
@@ -185,7 +186,7 @@ func (rep report) targets() []target {
 		measured := fmt.Sprintf("%.2f×", r)
 		// Further hand-written variants: the ratio to each, for the record.
 		for _, v := range c.vars() {
-			if v != variantRaw && v != variantStruct && v != variantHand && v != variantHandClaimed {
+			if v != variantRaw && v != variantStruct && v != variantHand && v != variantHandClaimed && v != variantOtel {
 				measured += fmt.Sprintf(" (%.2f× %s)", c.ratioTo(variantRaw, v, cpu), variantLabel(c.op, v))
 			}
 		}
@@ -244,6 +245,16 @@ func (rep report) targets() []target {
 				measured: strings.Join(parts, "; "), met: met,
 			})
 		}
+	}
+	for _, c := range rep.cases {
+		if !slices.Contains(c.vars(), variantOtel) {
+			continue
+		}
+		r := c.ratioTo(variantOtel, variantRaw, cpu)
+		out = append(out, target{
+			name:     fmt.Sprintf("%s: CPU/req with otelmongohttp ≤ 1.10× without", c.name),
+			measured: fmt.Sprintf("%.2f×", r), met: r <= 1.10,
+		})
 	}
 	for _, e := range rep.exports {
 		peak := medianOf(e.rounds[variantRaw], exportPeak)
@@ -306,6 +317,8 @@ func variantLabel(op, v string) string {
 	switch v {
 	case variantRaw:
 		return "mongohttp `" + op + "[bson.Raw]`"
+	case variantOtel:
+		return "mongohttp `" + op + "[bson.Raw]` + otelmongohttp"
 	case variantStruct:
 		return "mongohttp `" + op + "[User]`"
 	case variantHandFAU:

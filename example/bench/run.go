@@ -173,7 +173,7 @@ func startServe(ctx context.Context, cfg config, uri string, log io.Writer) (*se
 	}
 	sc, err := json.Marshal(serveConfig{
 		URI: uri, Database: dbName, MaxLimit: max(slicesMax(cfg.limits), 100), PageColls: pageColls, FindOneColl: findOneColl(cfg.docs),
-		ExportColls: exportColls, ExportLimit: max(slicesMax(cfg.exportSizes), 100),
+		ExportColls: exportColls, ExportLimit: max(slicesMax(cfg.exportSizes), 100), OtelSample: cfg.otelSample,
 	})
 	if err != nil {
 		return nil, err
@@ -250,7 +250,7 @@ type bench struct {
 	bodies [][]byte        // users as JSON, for inserts
 }
 
-var variants = []string{variantRaw, variantStruct, variantHand}
+var variants = []string{variantRaw, variantOtel, variantStruct, variantHand}
 
 // benchCase is one load: the same request shape sent to each variant.
 type benchCase struct {

@@ -41,6 +41,7 @@ type serveConfig struct {
 	PageColls   []string `json:"page_colls"`
 	ExportColls []string `json:"export_colls"`
 	ExportLimit int      `json:"export_limit"`
+	OtelSample  float64  `json:"otel_sample"` // the share of requests variantOtel traces
 }
 
 // exportLookahead is the export handler's Lookahead: a page holds at most
@@ -146,6 +147,18 @@ func newServeHandler(ctx context.Context, sc serveConfig) (http.Handler, func(),
 	mux.Handle("GET /"+variantRaw+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime, Admission: admission})).FindOne())
 	mux.Handle("GET /"+variantStruct+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime, Admission: admission})).FindOne())
 	mux.Handle("GET /"+variantHand+"/users/{id}", handFindOne(hdb.Collection(sc.FindOneColl)))
+	closeOtel, err := otelRoutes(ctx, mux, sc, policy, maxTime, admission)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closeMongohttp := closeAll
+	closeAll = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = closeOtel(ctx)
+		closeMongohttp()
+	}
 
 	st := &serveStats{}
 	for _, name := range sc.ExportColls {
