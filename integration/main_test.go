@@ -1,5 +1,5 @@
-// Package integration_test runs mongohttp against a real server: an
-// in-process FerretDB by default, or the server named by MONGODB_URI.
+// Package integration_test runs mongohttp against a real server:
+// a FerretDB child process by default, or the server named by MONGODB_URI.
 package integration_test
 
 import (

@@ -23,7 +23,8 @@ import (
 )
 
 // The outage scenarios stop and restart the server, so they always run on
-// an embedded FerretDB of their own, even when MONGODB_URI names another.
+// a FerretDB of their own (testserver.Start), even when MONGODB_URI names
+// another.
 
 // cursorTracker follows server cursors from the client's side: a find or
 // getMore that answers a non-zero cursor id opens it; a getMore that answers
@@ -192,13 +193,18 @@ func (s *scenario) finish() {
 	if err := s.client.Close(ctx); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	// A small fixed margin covers runtime goroutines that come and go.
+	// FerretDB runs in a process of its own, so the count is of this
+	// process's goroutines: the client's, the handlers', the test server's
+	// proxy and its watch over the server process. A client left open
+	// leaves about ten. A small fixed margin covers runtime goroutines that
+	// come and go.
 	eventually(t, 10*time.Second, fmt.Sprintf("goroutines back to the baseline of %d", s.goroutines), func() bool {
 		return runtime.NumGoroutine() <= s.goroutines+3
 	})
 }
 
-// embedded starts a FerretDB of the test's own on a free port.
+// embedded starts a FerretDB of the test's own on a free port, in a data
+// directory of its own.
 func embedded(t *testing.T) *testserver.Server {
 	t.Helper()
 	srv, err := testserver.Start(t.TempDir(), "127.0.0.1:0")
