@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // claims serialize the writes of one document on servers whose
@@ -154,4 +155,73 @@ func claimKey(id any, version string) string {
 		return "?/" + version
 	}
 	return string(ext) + "/" + version
+}
+
+// replaceClaimed replaces the document matching filter whose version is
+// still that of stored, and reports whether it did: false when another
+// write came first. The stored document is then exactly doc.
+func (h *writer[T]) replaceClaimed(ctx context.Context, filter bson.D, id any, stored, doc bson.Raw) (bool, error) {
+	ok, release, err := h.claim(ctx, id, stored)
+	if !ok || err != nil {
+		return false, err
+	}
+	var opts []options.Lister[options.ReplaceOptions]
+	if c := contextComment(ctx); c != nil {
+		opts = append(opts, options.Replace().SetComment(c))
+	}
+	res, err := h.w.wcoll.ReplaceOne(ctx, h.claimedFilter(id, filter, stored), doc, opts...)
+	if err != nil || res.MatchedCount != 1 {
+		release() // the version did not move: the claim must not hold it
+	}
+	if err != nil {
+		if isDuplicateKey(err) {
+			return false, ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+		}
+		return false, err
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// pause waits a little before another read-merge-write round, longer each
+// time, so that the writer holding the document can finish.
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// claim takes the document's write claim where the server needs one (see
+// claims); it reports false when another writer holds it. The returned
+// function releases it, for writes that did not happen.
+func (h *writer[T]) claim(ctx context.Context, id any, stored bson.Raw) (bool, func(), error) {
+	need, err := h.w.claims.needed(ctx)
+	if err != nil || !need {
+		return err == nil, func() {}, err
+	}
+	version := h.versionOf(stored)
+	ok, err := h.w.claims.take(ctx, id, version)
+	if !ok || err != nil {
+		return false, func() {}, err
+	}
+	return true, func() { h.w.claims.release(ctx, id, version) }, nil
+}
+
+// claimedFilter selects the document to write once its claim is taken:
+// filter (the request's scope and the id) and the version read. Where
+// claims are taken it is the id alone. The claim already lets exactly one
+// writer move the document away from the version read, and the scope was
+// checked by that read; the server could not check the version atomically
+// anyway, and FerretDB 1.x finds a document through its _id index only for
+// a filter holding nothing else: with the version too, every write scanned
+// the whole collection (10 times slower at 1,000 documents).
+func (h *writer[T]) claimedFilter(id any, filter bson.D, stored bson.Raw) bson.D {
+	if h.w.claims.inUse() {
+		return bson.D{{Key: "_id", Value: id}}
+	}
+	return and(filter, h.versionCondition(stored))
 }
