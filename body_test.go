@@ -154,8 +154,12 @@ func FuzzDecodeBody(f *testing.F) {
 			return
 		}
 		checkWritable(t, w, doc, "", patch)
-		if _, err := bson.Marshal(stripRemovals(doc)); err != nil {
+		want, err := bson.Marshal(stripRemovals(doc))
+		if err != nil {
 			t.Fatalf("accepted document does not marshal: %v", err)
+		}
+		if got, err := marshalD(stripRemovals(doc)); err != nil || string(got) != string(want) {
+			t.Fatalf("marshalD gave %v, %v; bson.Marshal %v", bson.Raw(got), err, bson.Raw(want))
 		}
 	})
 }

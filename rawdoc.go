@@ -2,6 +2,7 @@ package mongohttp
 
 import (
 	"errors"
+	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -36,9 +37,52 @@ func nextElement(elems []byte) (bsoncore.Element, []byte, bool, error) {
 	return e, rest, true, nil
 }
 
+// marshalD encodes d as bson.Marshal does, without reflection for the
+// values request bodies and stored documents hold.
+func marshalD(d bson.D) (bson.Raw, error) {
+	return appendD(make([]byte, 0, 64+32*len(d)), d)
+}
+
+func appendD(dst []byte, d bson.D) ([]byte, error) {
+	idx, dst := bsoncore.AppendDocumentStart(dst)
+	var err error
+	for _, e := range d {
+		if dst, err = appendElement(dst, e.Key, e.Value); err != nil {
+			return nil, err
+		}
+	}
+	return bsoncore.AppendDocumentEnd(dst, idx)
+}
+
 // appendElement appends key: v, encoding the common types directly.
 func appendElement(dst []byte, key string, v any) ([]byte, error) {
 	switch x := v.(type) {
+	case nil:
+		return bsoncore.AppendNullElement(dst, key), nil
+	case bson.D:
+		dst = bsoncore.AppendHeader(dst, bsoncore.TypeEmbeddedDocument, key)
+		return appendD(dst, x)
+	case bson.A:
+		dst = bsoncore.AppendHeader(dst, bsoncore.TypeArray, key)
+		idx, dst := bsoncore.AppendArrayStart(dst)
+		var err error
+		var buf [20]byte
+		for i, item := range x {
+			if dst, err = appendElement(dst, string(strconv.AppendInt(buf[:0], int64(i), 10)), item); err != nil {
+				return nil, err
+			}
+		}
+		return bsoncore.AppendArrayEnd(dst, idx)
+	case bson.RawValue:
+		if x.Type == 0 {
+			break // the zero RawValue: let the driver refuse it
+		}
+		dst = bsoncore.AppendHeader(dst, bsoncore.Type(x.Type), key)
+		return append(dst, x.Value...), nil
+	case float64:
+		return bsoncore.AppendDoubleElement(dst, key, x), nil
+	case bson.DateTime:
+		return bsoncore.AppendDateTimeElement(dst, key, int64(x)), nil
 	case bson.ObjectID:
 		return bsoncore.AppendObjectIDElement(dst, key, x), nil
 	case string:

@@ -2,6 +2,7 @@ package mongohttp
 
 import (
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -41,6 +42,32 @@ func TestSetFields(t *testing.T) {
 	}
 	if _, err := setFields(bson.Raw{5, 0, 0, 0}, bson.D{{Key: "a", Value: 1}}); err == nil {
 		t.Error("a malformed document was accepted")
+	}
+}
+
+// TestMarshalD checks marshalD against bson.Marshal for every kind of value
+// a decoded body or a stored document gives it.
+func TestMarshalD(t *testing.T) {
+	stored, _ := bson.Marshal(bson.D{{Key: "x", Value: bson.D{{Key: "y", Value: int64(2)}}}, {Key: "r", Value: bson.Regex{Pattern: "a", Options: "i"}}})
+	elems, _ := bson.Raw(stored).Elements()
+	d := bson.D{
+		{Key: "s", Value: "é"}, {Key: "i", Value: int32(-1)}, {Key: "l", Value: int64(1 << 40)}, {Key: "f", Value: 1.5},
+		{Key: "b", Value: true}, {Key: "o", Value: bson.NewObjectID()}, {Key: "dt", Value: bson.DateTime(-5)},
+		{Key: "t", Value: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)}, {Key: "n", Value: nil},
+		{Key: "d", Value: bson.D{{Key: "a", Value: bson.A{"x", int32(1), bson.D{{Key: "z", Value: false}}, bson.A{}}}}},
+		{Key: "rv", Value: elems[0].Value()}, {Key: "re", Value: elems[1].Value()}, {Key: "raw", Value: bson.Raw(stored)},
+		{Key: "a12", Value: bson.A{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+	}
+	want, err := bson.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := marshalD(d)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("marshalD:\n%v (%v)\nbson.Marshal:\n%v", bson.Raw(got), err, bson.Raw(want))
+	}
+	if _, err := marshalD(bson.D{{Key: "c", Value: make(chan int)}}); err == nil {
+		t.Error("a value BSON cannot hold was encoded")
 	}
 }
 

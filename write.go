@@ -171,7 +171,7 @@ func equalities(f, out bson.D) bson.D {
 // whatever the hooks did, since clients and hooks may not move a document
 // out of its scope or change its identity.
 func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixed bson.D) (bson.Raw, error) {
-	raw, err := bson.Marshal(m)
+	raw, err := marshalD(m)
 	if err != nil {
 		return nil, err
 	}
