@@ -294,3 +294,26 @@ func TestObservedRefusals(t *testing.T) {
 		t.Errorf("the logs hold a value of the query:\n%s", logs.String())
 	}
 }
+
+// TestTooLargeBodyClosesTheConnection checks that a 413 for a body past
+// MaxBodyBytes closes the connection, observed or not: the rest of the
+// body is never read, so the connection cannot carry another request.
+func TestTooLargeBodyClosesTheConnection(t *testing.T) {
+	for name, obs := range map[string]Observer{"unobserved": nil, "observed": &recordingObserver{}} {
+		t.Run(name, func(t *testing.T) {
+			res := Must(New(Collection[bson.Raw]{Coll: offlineCollection(t, "things"), MaxBodyBytes: 1024, Observer: obs,
+				Policy: Policy{Write: map[string]Type{"title": String}}}))
+			srv := httptest.NewServer(res.Insert())
+			defer srv.Close()
+			body := `{"title":"` + strings.Repeat("x", 64<<10) + `"}`
+			resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+				t.Fatalf("status %d, connection closed %v; want 413 and closed", resp.StatusCode, resp.Close)
+			}
+		})
+	}
+}

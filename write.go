@@ -122,6 +122,11 @@ func (h *writer[T]) readBody(w http.ResponseWriter, r *http.Request) ([]byte, er
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
+		// The rest of the body is not read: the connection cannot serve
+		// another request. MaxBytesReader tells the server so through the
+		// ResponseWriter, which an observer's wrapper hides; the header
+		// says it whatever wraps w.
+		w.Header().Set("Connection", "close")
 		return nil, ErrBodyTooLarge.Detailf("the body is larger than %d bytes", h.w.maxBody)
 	case err != nil:
 		return nil, ErrInvalidBody.Detailf("the body could not be read").withCause(err)
