@@ -335,7 +335,10 @@ func TestDatabaseStoppedUnderLoad(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "successes before the outage", func() bool { return ok.Load() > 50 })
 	srv.Stop()
-	time.Sleep(1500 * time.Millisecond) // let the load run into the outage
+	// Let the load run into the outage: several requests answered 503/504
+	// while the database is down.
+	before := unavailable.Load()
+	eventually(t, 30*time.Second, "503/504 answers while the database is stopped", func() bool { return unavailable.Load() >= before+8 })
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
