@@ -198,14 +198,7 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 	}
 
 	hdr := w.Header()
-	ndjson := prefersNDJSON(r.Header)
-	if ndjson {
-		hdr.Set("Content-Type", NDJSON)
-	} else {
-		hdr.Set("Content-Type", "application/json")
-	}
-	hdr.Add("Vary", "Accept")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	ndjson := setListHeaders(hdr, r)
 	o.answering(hdr, false)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)

@@ -1,7 +1,6 @@
 package mongohttp
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -108,15 +107,13 @@ func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
 	return doc, nil
 }
 
-func (d *bodyDecoder) syntax(err error) error {
-	var se *jsonSyntaxError
-	switch {
-	case errors.As(err, &se) && se.end:
+// bodySyntaxError turns the lexer's error, its only kind, into the 400 answer.
+func bodySyntaxError(err error) error {
+	se := err.(*jsonSyntaxError)
+	if se.end {
 		return ErrInvalidBody.Detailf("the body ends before its JSON object does, at byte %d", se.offset)
-	case errors.As(err, &se):
-		return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.msg, se.offset)
 	}
-	return ErrInvalidBody.Detailf("the body is not valid JSON at byte %d", d.lex.pos).withCause(err)
+	return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.msg, se.offset)
 }
 
 // fail records a field error at the value being read.
@@ -143,7 +140,7 @@ func (d *bodyDecoder) pointer() string {
 func (d *bodyDecoder) token() (jsonToken, error) {
 	tok, err := d.lex.next()
 	if err != nil {
-		return jsonToken{}, d.syntax(err)
+		return jsonToken{}, bodySyntaxError(err)
 	}
 	return tok, nil
 }

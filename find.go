@@ -77,14 +77,7 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	hdr := w.Header()
-	ndjson := prefersNDJSON(r.Header)
-	if ndjson {
-		hdr.Set("Content-Type", NDJSON)
-	} else {
-		hdr.Set("Content-Type", "application/json")
-	}
-	hdr.Add("Vary", "Accept")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	ndjson := setListHeaders(hdr, r)
 	if total >= 0 {
 		hdr.Set("X-Total-Count", strconv.FormatInt(total, 10))
 	}
@@ -294,6 +287,20 @@ func putPageBuffer(p *pageBuffer) {
 	clear(p.docs)
 	p.docs, p.used, p.bytes = p.docs[:0], 0, 0
 	pagePool.Put(p)
+}
+
+// setListHeaders sets the headers every list answer has, in the media
+// type the client prefers, and reports whether that is NDJSON.
+func setListHeaders(hdr http.Header, r *http.Request) (ndjson bool) {
+	ndjson = prefersNDJSON(r.Header)
+	if ndjson {
+		hdr.Set("Content-Type", NDJSON)
+	} else {
+		hdr.Set("Content-Type", "application/json")
+	}
+	hdr.Add("Vary", "Accept")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	return ndjson
 }
 
 // prefersNDJSON reports whether the Accept header prefers NDJSON to JSON,
