@@ -125,10 +125,9 @@ func (b *handlerBase[T]) base(r *http.Request) (bson.D, error) {
 	return b.baseFilter(r)
 }
 
-// and combines the base filter with the client's so that the client's
-// conditions can only narrow the base: one document when their keys
-// differ, else $and (a merged document would let the client's condition on
-// a field replace the base's).
+// and combines the base filter with the client's. It uses $and, not a
+// merged document, so the client's conditions can only narrow the base,
+// even on the same field.
 func and(base, client bson.D) bson.D {
 	switch {
 	case len(base) == 0 && client == nil:
@@ -138,15 +137,7 @@ func and(base, client bson.D) bson.D {
 	case len(client) == 0:
 		return base
 	}
-	// Distinct keys are one document: the same conjunction, in the form
-	// servers plan best (FerretDB looks up _id only at the top level).
-	for _, e := range client {
-		if indexOf(base, e.Key) >= 0 {
-			return bson.D{{Key: "$and", Value: bson.A{base, client}}}
-		}
-	}
-	out := make(bson.D, 0, len(base)+len(client))
-	return append(append(out, base...), client...)
+	return bson.D{{Key: "$and", Value: bson.A{base, client}}}
 }
 
 // document turns one raw document into the BSON to encode: as is for
