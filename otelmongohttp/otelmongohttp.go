@@ -16,6 +16,11 @@
 // query string, not the command, not the path (which holds ids); the
 // query's shape is there instead.
 //
+// Under a batching span processor (sdktrace.WithBatcher), set
+// Config.BatchEnds: the Observer then hands finished spans over in batches,
+// which saves the processor a wake-up per span; call ForceFlush before the
+// TracerProvider's Shutdown.
+//
 // Metrics: http.server.request.duration (with http.route,
 // http.request.method, http.response.status_code, url.scheme, error.type
 // for 5xx, and mongohttp.problem.code for error answers),
@@ -60,12 +65,11 @@ const (
 	QueryShapeKey = attribute.Key("mongohttp.query.shape")
 	// DocumentsKey is the number of documents in the answer.
 	DocumentsKey = attribute.Key("mongohttp.documents")
-	// The waits of the request and its time to the first batch, in
-	// seconds (see mongohttp.RequestReport). The database's own time is
-	// in the commands' spans.
+	// The waits of the request, in seconds, when it waited (see
+	// mongohttp.RequestReport). The database's own time, the first
+	// batch's included, is in the commands' spans.
 	AdmissionWaitKey = attribute.Key("mongohttp.admission.wait")
 	PoolWaitKey      = attribute.Key("mongohttp.pool.wait")
-	FirstBatchKey    = attribute.Key("mongohttp.first_batch")
 	// AbortedKey is true for an answer cut short after its headers.
 	AbortedKey = attribute.Key("mongohttp.aborted")
 )
@@ -84,6 +88,17 @@ type Config struct {
 	// propagation.TraceContext{}: the W3C traceparent and tracestate
 	// headers.
 	Propagator propagation.TextMapPropagator
+
+	// BatchEnds, when above zero, makes the Observer end the spans of
+	// finished requests in batches, each at its true end time: a span is
+	// held until BatchEnds has passed since the first of its batch, or
+	// until 256 are waiting. A batching span processor (sdktrace.WithBatcher)
+	// wakes its goroutine for each span it is handed while idle, and those
+	// wake-ups are a good part of what tracing costs a busy service;
+	// handed a batch, it wakes once. Processors see the spans up to
+	// BatchEnds late, so call ForceFlush before the TracerProvider's
+	// Shutdown. Default is 0: a request's spans end as it ends.
+	BatchEnds time.Duration
 }
 
 // Observer is a mongohttp.CommandObserver that makes spans and records
@@ -101,7 +116,8 @@ type Observer struct {
 	connCount       dbconv.ClientConnectionCountObservable
 	connPending     dbconv.ClientConnectionPendingRequestsObservable
 
-	commands sync.Map // the driver's request id → *command
+	commands sync.Map  // the driver's request id → *command
+	ends     *endQueue // nil without Config.BatchEnds
 
 	// The attributes of the spans and metrics, made once per distinct
 	// set: a service has few routes, codes and commands, and a set costs
@@ -136,6 +152,9 @@ func New(cfg Config) (*Observer, error) {
 		tracer: tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
 		meter:  mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL)),
 		prop:   prop,
+	}
+	if cfg.BatchEnds > 0 {
+		o.ends = newEndQueue(cfg.BatchEnds)
 	}
 	var errs [4]error
 	o.requestDuration, errs[0] = httpconv.NewServerRequestDuration(o.meter, metric.WithExplicitBucketBoundaries(httpBuckets...))
@@ -200,15 +219,22 @@ func (c *requestContext) deferEnd(span trace.Span, at time.Time) bool {
 // endCommands ends the spans deferEnd kept; later commands (a cursor
 // closed in the background) end their own.
 func (c *requestContext) endCommands() {
-	c.mu.Lock()
-	c.ended = true
-	finished := c.finished
-	c.finished = nil
-	c.mu.Unlock()
+	finished := c.takeFinished()
 	for i := range finished {
 		finished[i].span.End(finished[i].end[:]...)
 		finished[i] = finishedCmd{}
 	}
+}
+
+// takeFinished returns the spans deferEnd kept and marks the request
+// ended.
+func (c *requestContext) takeFinished() []finishedCmd {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended = true
+	finished := c.finished
+	c.finished = nil
+	return finished
 }
 
 type requestContextKey struct{}
@@ -323,9 +349,16 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 		if rep.Status != 0 {
 			attrs = append(attrs, semconv.HTTPResponseStatusCode(rep.Status))
 		}
-		attrs = append(attrs, DocumentsKey.Int(rep.Documents), RequestIDKey.String(rep.RequestID),
-			AdmissionWaitKey.Float64(rep.AdmissionWait.Seconds()), PoolWaitKey.Float64(rep.PoolWait.Seconds()),
-			FirstBatchKey.Float64(rep.FirstBatch.Seconds()))
+		attrs = append(attrs, DocumentsKey.Int(rep.Documents), RequestIDKey.String(rep.RequestID))
+		// Waits only when there were some: past eight attributes a span
+		// allocates to de-duplicate them. The first batch's time is the
+		// first command's span.
+		if rep.AdmissionWait > 0 {
+			attrs = append(attrs, AdmissionWaitKey.Float64(rep.AdmissionWait.Seconds()))
+		}
+		if rep.PoolWait > 0 {
+			attrs = append(attrs, PoolWaitKey.Float64(rep.PoolWait.Seconds()))
+		}
 		if shape := rep.Shape().String(); shape != "" {
 			attrs = append(attrs, QueryShapeKey.String(shape))
 		}
@@ -345,8 +378,12 @@ func (o *Observer) EndRequest(ctx context.Context, rep *mongohttp.RequestReport)
 		clear(attrs)
 		endAttrs.Put(buf)
 	}
-	rc.endCommands()
-	span.End()
+	if o.ends != nil && span.IsRecording() {
+		o.ends.hold(rc, time.Now())
+	} else {
+		rc.endCommands()
+		span.End()
+	}
 
 	method := rep.Method
 	if !knownMethods[method] {

@@ -381,3 +381,75 @@ func TestNestsUnderOtelhttp(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestBatchEnds checks that with Config.BatchEnds the spans of finished
+// requests wait for ForceFlush (or the delay), then arrive whole: each
+// request's span with its command's below it, at their own end times.
+func TestBatchEnds(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	obs, err := otelmongohttp.New(otelmongohttp.Config{TracerProvider: tp, BatchEnds: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll := testserver.Database(t, connect(t, obs, nil).Mongo()).Collection("people")
+	id := bson.NewObjectID()
+	if _, err := coll.InsertOne(context.Background(), bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy})).FindOne())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	const requests = 8
+	var wg sync.WaitGroup
+	for range requests {
+		wg.Go(func() {
+			resp, err := http.Get(srv.URL + "/people/" + id.Hex())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(spans.GetSpans()); n != 0 {
+		t.Fatalf("%d spans ended before the flush, want them held", n)
+	}
+	flushed := time.Now()
+	if err := obs.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := spans.GetSpans()
+	servers := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range got {
+		if s.SpanKind == trace.SpanKindServer {
+			servers[s.SpanContext.SpanID()] = s
+		}
+	}
+	if len(got) != 2*requests || len(servers) != requests {
+		t.Fatalf("%d spans, %d of them requests', want %d and %d: %v", len(got), len(servers), 2*requests, requests, names(got))
+	}
+	for _, s := range got {
+		if s.SpanKind == trace.SpanKindServer {
+			if s.EndTime.After(flushed) {
+				t.Errorf("a request's span ended at the flush (%v), not when the request did", s.EndTime)
+			}
+			continue
+		}
+		parent, ok := servers[s.Parent.SpanID()]
+		if s.Name != "find people" || !ok {
+			t.Errorf("span %q is not a find under a request's span", s.Name)
+			continue
+		}
+		if s.EndTime.After(parent.EndTime) || !s.StartTime.After(parent.StartTime) {
+			t.Errorf("command %v–%v is not within its request %v–%v", s.StartTime, s.EndTime, parent.StartTime, parent.EndTime)
+		}
+	}
+}

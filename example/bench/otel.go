@@ -16,11 +16,14 @@ import (
 // variantOtel is variantRaw observed by otelmongohttp, on a client of its
 // own with the Observer in its Config (so the client's command monitor
 // runs for it alone): the share -otel-sample of requests traced (default
-// every one, the SDK's default), the spans batched to an exporter that
-// drops them, the metrics of every request recorded into a Prometheus
+// every one, the SDK's default), the spans ended in batches (BatchEnds)
+// and batched by the SDK to an exporter that drops them, the metrics of every request recorded into a Prometheus
 // registry. Its CPU per request, next to variantRaw's, is the cost of the
 // observing.
 const variantOtel = "mongohttp-otel"
+
+// otelBatchEnds is the variant's otelmongohttp.Config.BatchEnds.
+const otelBatchEnds = 100 * time.Millisecond
 
 // discardSpans is a span exporter that drops what it is given: the
 // serialising and sending an exporter does is the collector's cost, not
@@ -39,7 +42,7 @@ func otelRoutes(ctx context.Context, mux *http.ServeMux, sc serveConfig, policy 
 	if err != nil {
 		return nil, err
 	}
-	obs, err := otelmongohttp.New(otelmongohttp.Config{TracerProvider: tp, MeterProvider: mp})
+	obs, err := otelmongohttp.New(otelmongohttp.Config{TracerProvider: tp, MeterProvider: mp, BatchEnds: otelBatchEnds})
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +55,7 @@ func otelRoutes(ctx context.Context, mux *http.ServeMux, sc serveConfig, policy 
 		return nil, err
 	}
 	closeAll := func(ctx context.Context) error {
-		return errors.Join(reg.Unregister(), client.Close(ctx), tp.Shutdown(ctx), mp.Shutdown(ctx))
+		return errors.Join(reg.Unregister(), client.Close(ctx), obs.ForceFlush(ctx), tp.Shutdown(ctx), mp.Shutdown(ctx))
 	}
 	if err := client.Ping(ctx); err != nil {
 		_ = closeAll(ctx)

@@ -48,7 +48,7 @@ func (rep report) write(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w, "- CPU, allocations and heap are the handler process's own (getrusage, runtime/metrics); ratios are medians of per-round ratios to the hand-written handler")
-	fmt.Fprintf(w, "- `+ otelmongohttp`: the raw handler on a client with the adapter as its Observer; %.0f%% of requests traced (a server span and a span per command, batched to an exporter that drops them), every request's metrics recorded into a Prometheus registry\n", cfg.otelSample*100)
+	fmt.Fprintf(w, "- `+ otelmongohttp`: the raw handler on a client with the adapter as its Observer; %.0f%% of requests traced (a server span and a span per command, ended in batches every %s or 256 spans, batched again by the SDK to an exporter that drops them), every request's metrics recorded into a Prometheus registry\n", cfg.otelSample*100, otelBatchEnds)
 
 	if len(rep.cases) > 0 {
 		fmt.Fprintln(w)
