@@ -2,6 +2,8 @@ package mongohttp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -40,6 +42,35 @@ func TestReadPreferenceReachesTheDriver(t *testing.T) {
 			}
 			if got.ReadPreference == nil || got.ReadPreference.Mode() != tt.want {
 				t.Fatalf("read preference %v, want %v", got.ReadPreference, tt.want)
+			}
+		})
+	}
+}
+
+// TestETagOf checks the ETag's form against its definition: the version's
+// hex and a dot when the document has one, then the body's SHA-256 cut to
+// 18 bytes in unpadded base64url, in quotes.
+func TestETagOf(t *testing.T) {
+	body := []byte(`{"_id":"5feee5b37448184aad5332d6","name":"Ada"}` + "\n")
+	sum := sha256.Sum256(body)
+	hash := base64.RawURLEncoding.EncodeToString(sum[:18])
+	version := bson.NewObjectID()
+	for _, c := range []struct {
+		name string
+		doc  bson.D
+		want string
+	}{
+		{"no version", bson.D{{Key: "name", Value: "Ada"}}, `"` + hash + `"`},
+		{"version", bson.D{{Key: "_v", Value: version}}, `"` + version.Hex() + "." + hash + `"`},
+		{"version of another type", bson.D{{Key: "_v", Value: 3}}, `"` + hash + `"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw, err := bson.Marshal(c.doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := etagOf(body, raw, "_v"); got != c.want {
+				t.Errorf("etagOf = %s, want %s", got, c.want)
 			}
 		})
 	}

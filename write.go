@@ -109,7 +109,12 @@ func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // mediaType returns the request's media type, lower case, without
 // parameters.
 func mediaType(r *http.Request) string {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	switch ct { // the usual spellings, without the parser's map of parameters
+	case mediaJSON, NDJSON, mediaMergePatch:
+		return ct
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return ""
 	}
