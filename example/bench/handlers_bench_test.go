@@ -175,3 +175,42 @@ func reportCPU(b *testing.B) func() {
 		}
 	}
 }
+
+// BenchmarkInsertParallel is BenchmarkWriteHandlers' insert case with 16
+// requests in flight, as the program's load sends them: mongohttp's
+// handlers then queue for admission, the hand-written one does not.
+func BenchmarkInsertParallel(b *testing.B) {
+	uri := os.Getenv("MONGODB_URI")
+	if uri == "" {
+		b.Skip("MONGODB_URI is not set")
+	}
+	h, closeAll, err := newServeHandler(context.Background(), serveConfig{URI: uri, Database: dbName, MaxLimit: 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeAll()
+	bodies := make([][]byte, 100)
+	for i := range bodies {
+		bodies[i] = userJSON(i)
+	}
+	for _, v := range insertVariants {
+		b.Run(v, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(8) // 16 goroutines on 2 processors
+			defer reportCPU(b)()
+			var n atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest(http.MethodPost, "/"+v+"/inserts", bytes.NewReader(bodies[n.Add(1)%int64(len(bodies))]))
+					req.Header.Set("Content-Type", "application/json")
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != http.StatusCreated {
+						b.Errorf("insert: %d %s", w.Code, w.Body)
+						return
+					}
+				}
+			})
+		})
+	}
+}
