@@ -22,6 +22,11 @@ type endQueue struct {
 	delay time.Duration
 	timer *time.Timer // armed while spans are held
 
+	// ending is held while a batch is taken and ended, so that a flush
+	// returns only once every span held before it has ended, including
+	// those of a batch another goroutine took just before.
+	ending sync.Mutex
+
 	mu    sync.Mutex
 	held  []heldSpan
 	spare []heldSpan // a batch's buffer, once ended, for the next
@@ -51,25 +56,23 @@ func (q *endQueue) hold(rc *requestContext, at time.Time) {
 		q.held = append(q.held, heldSpan(f))
 	}
 	q.held = append(q.held, heldSpan{span: rc.span, end: [1]trace.SpanEndOption{trace.WithTimestamp(at)}})
-	var batch []heldSpan
-	if len(q.held) >= maxHeld {
-		batch = q.take()
-	}
+	full := len(q.held) >= maxHeld
 	q.mu.Unlock()
-	q.end(batch)
+	if full {
+		q.flush()
+	}
 }
 
-// take returns the held spans and empties the queue; q.mu is held.
-func (q *endQueue) take() []heldSpan {
+// flush ends every span held.
+func (q *endQueue) flush() {
+	q.ending.Lock()
+	defer q.ending.Unlock()
+	q.mu.Lock()
 	batch := q.held
 	q.held, q.spare = q.spare, nil
 	q.timer.Stop()
-	return batch
-}
-
-// end ends the spans of batch and keeps its buffer for another.
-func (q *endQueue) end(batch []heldSpan) {
-	if batch == nil {
+	q.mu.Unlock()
+	if len(batch) == 0 {
 		return
 	}
 	for i := range batch {
@@ -81,14 +84,6 @@ func (q *endQueue) end(batch []heldSpan) {
 		q.spare = batch[:0]
 	}
 	q.mu.Unlock()
-}
-
-// flush ends every span held.
-func (q *endQueue) flush() {
-	q.mu.Lock()
-	batch := q.take()
-	q.mu.Unlock()
-	q.end(batch)
 }
 
 // ForceFlush ends the spans the Observer holds (see Config.BatchEnds), so
