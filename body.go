@@ -86,7 +86,7 @@ type pointerStep struct {
 // (400) with the byte offset; fields that break the write policy are a
 // *ValidationError (422).
 func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
-	d := &bodyDecoder{w: w, lex: jsonLexer{data: data}, patch: patch}
+	d := &bodyDecoder{w: w, lex: jsonLexer{data: data, keys: w.keys}, patch: patch}
 	tok, err := d.token()
 	if err != nil {
 		return nil, err
@@ -161,7 +161,7 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 		return nil, err
 	}
 	defer func() { d.depth-- }()
-	out := bson.D{}
+	out := make(bson.D, 0, 8)
 	var seenBuf [16]string
 	seen := seenBuf[:0]
 	for d.lex.more() {
@@ -176,7 +176,7 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 		seen = append(seen, key)
 		path := key
 		if prefix != "" {
-			path = prefix + "." + key
+			path = d.path(prefix, key)
 		}
 		d.at = append(d.at, pointerStep{key: key, index: -1})
 		var v any
@@ -202,6 +202,16 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 	}
 	_, err := d.token() // '}'
 	return out, err
+}
+
+// path joins prefix and key, as the schema's own string when it has it.
+func (d *bodyDecoder) path(prefix, key string) string {
+	var buf [64]byte
+	p := append(append(append(buf[:0], prefix...), '.'), key...)
+	if s, ok := d.w.paths[string(p)]; ok { // no allocation for the look-up
+		return s
+	}
+	return string(p)
 }
 
 func containsString(list []string, s string) bool {

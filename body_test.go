@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -328,5 +329,38 @@ func TestBodyPointers(t *testing.T) {
 	}
 	if got := doc[1].Value.(bson.A)[0]; got != "/" {
 		t.Errorf("tag %q", got)
+	}
+}
+
+// TestDecodeBodyKeepsNoCopyOfKnownKeys checks that the keys of a decoded
+// body are the schema's own strings, not copies of the body's bytes, and
+// that nothing else changes: a key the schema does not know is still
+// refused, an escaped spelling of a known key still read.
+func TestDecodeBodyKeepsNoCopyOfKnownKeys(t *testing.T) {
+	w := bodyTestSchema(t)
+	if _, err := w.decodeBody([]byte(`{"title":"x","a":{"b":{"c":"y"}},"n\u0031":1}`), false); err == nil {
+		t.Fatal("an unknown key (n1) was accepted")
+	}
+	doc, err := w.decodeBody([]byte(`{"title":"x","a":{"b":{"c":"y"}},"\u006e":1}`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b string) bool { return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b) }
+	if len(doc) != 3 || !same(doc[0].Key, w.keys["title"]) || !same(doc[1].Key, w.keys["a"]) {
+		t.Fatalf("keys %v are not the schema's strings", doc)
+	}
+	if doc[2].Key != "n" {
+		t.Errorf("the escaped key reads %q, want n", doc[2].Key)
+	}
+	inner := doc[1].Value.(bson.D)[0]
+	if !same(inner.Key, w.keys["b"]) || !same(inner.Value.(bson.D)[0].Key, w.keys["c"]) {
+		t.Errorf("nested keys %v are not the schema's strings", inner)
+	}
+	d := &bodyDecoder{w: w}
+	if p := d.path("a.b", "c"); !same(p, w.paths["a.b.c"]) {
+		t.Errorf("path a.b + c = %q, not the schema's string", p)
+	}
+	if p := d.path("a", "zz"); p != "a.zz" {
+		t.Errorf("path a + zz = %q, want a.zz", p)
 	}
 }

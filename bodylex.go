@@ -68,7 +68,8 @@ type jsonLexer struct {
 	pos   int
 	open  []byte // the '{' and '[' not yet closed
 	state lexState
-	buf   []byte // scratch for strings with escapes
+	buf   []byte            // scratch for strings with escapes
+	keys  map[string]string // known keys, returned without a copy of the data
 }
 
 // skipSpace moves past whitespace and reports the next byte, if any.
@@ -179,7 +180,7 @@ func (l *jsonLexer) next() (jsonToken, error) {
 			continue
 		case '"':
 			if l.state == lexObjectStart || l.state == lexObjectKey {
-				s, err := l.str()
+				s, err := l.str(l.keys)
 				if err != nil {
 					return jsonToken{}, err
 				}
@@ -228,7 +229,7 @@ func (l *jsonLexer) where() string {
 func (l *jsonLexer) scalar(c byte) (jsonToken, error) {
 	switch {
 	case c == '"':
-		s, err := l.str()
+		s, err := l.str(nil)
 		return jsonToken{kind: jsonString, text: s}, err
 	case c == '-' || c >= '0' && c <= '9':
 		return l.number()
@@ -310,14 +311,19 @@ func (l *jsonLexer) number() (jsonToken, error) {
 
 // str reads a string whose opening quote is at l.pos and returns it
 // unescaped.
-func (l *jsonLexer) str() (string, error) {
+func (l *jsonLexer) str(known map[string]string) (string, error) {
 	d := l.data
 	start := l.pos + 1
-	// The common case: no escapes, valid UTF-8, one copy.
+	// The common case: no escapes, valid UTF-8, one copy, or none for a
+	// string of known.
 	for i := start; i < len(d); i++ {
 		c := d[i]
 		switch {
 		case c == '"':
+			if s, ok := known[string(d[start:i])]; ok { // no allocation for the look-up
+				l.pos = i + 1
+				return s, nil
+			}
 			if utf8.Valid(d[start:i]) {
 				l.pos = i + 1
 				return string(d[start:i]), nil

@@ -12,6 +12,11 @@ type writeSchema struct {
 	leaves  map[string]Type // "profile.city" → String
 	objects map[string]bool // "profile": an object with writable fields inside
 	names   []string        // the leaves, sorted, for error details
+
+	// The strings of the keys and paths above, by themselves: a body's
+	// keys are matched against them instead of each being allocated.
+	keys  map[string]string // "profile", "city"
+	paths map[string]string // "profile.city", "profile"
 }
 
 // compileWrite checks Policy.Write: valid, visible paths, never _id, and no
@@ -35,6 +40,16 @@ func (qp *QueryParser) compileWrite(fields map[string]Type) (writeSchema, error)
 		}
 	}
 	slices.Sort(w.names)
+	w.keys, w.paths = map[string]string{}, map[string]string{}
+	for name := range w.leaves {
+		w.paths[name] = name
+		for key := range strings.SplitSeq(name, ".") {
+			w.keys[key] = key
+		}
+	}
+	for name := range w.objects {
+		w.paths[name] = name
+	}
 	for name := range w.leaves {
 		if w.objects[name] {
 			return w, fmt.Errorf("mongohttp: Policy.Write: field %q is listed and has fields listed inside it; list only the innermost fields", name)
