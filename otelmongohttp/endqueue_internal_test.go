@@ -15,7 +15,8 @@ import (
 // queue is flushed, full or past its delay, each at its own end time.
 func TestEndQueue(t *testing.T) {
 	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	exported := make(chan struct{}, 4096) // a signal per span ended
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(notifyingExporter{spans, exported}))
 	defer tp.Shutdown(context.Background())
 	tracer := tp.Tracer("test")
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -84,22 +85,26 @@ func TestEndQueue(t *testing.T) {
 
 	t.Run("delay", func(t *testing.T) {
 		spans.Reset()
-		q := newEndQueue(10 * time.Millisecond)
-		q.hold(request(base), base)
-		deadline := time.Now().Add(10 * time.Second)
-		for len(spans.GetSpans()) < 2 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d spans ended 10 s after the request, want 2 once its 10 ms passed", len(spans.GetSpans()))
-			}
-			time.Sleep(5 * time.Millisecond)
+		for len(exported) > 0 {
+			<-exported
 		}
-		// The timer rearms for the next batch.
-		q.hold(request(base), base)
-		for len(spans.GetSpans()) < 4 {
-			if time.Now().After(deadline) {
-				t.Fatalf("the second batch did not end: %d spans", len(spans.GetSpans()))
+		q := newEndQueue(10 * time.Millisecond)
+		timeout := time.After(10 * time.Second)
+		wait := func(n int) {
+			for range n {
+				select {
+				case <-exported:
+				case <-timeout:
+					t.Fatalf("%d spans ended 10 s after the first request, want %d once its 10 ms passed", len(spans.GetSpans()), n)
+				}
 			}
-			time.Sleep(5 * time.Millisecond)
+		}
+		q.hold(request(base), base)
+		wait(2)
+		q.hold(request(base), base) // the timer rearms for the next batch
+		wait(2)
+		if n := len(spans.GetSpans()); n != 4 {
+			t.Errorf("%d spans, want 4", n)
 		}
 	})
 
@@ -128,4 +133,22 @@ func TestEndQueue(t *testing.T) {
 			t.Errorf("%d spans ended, want %d", n, 2*workers*each)
 		}
 	})
+}
+
+// notifyingExporter is the in-memory exporter, which signals each span it
+// is given.
+type notifyingExporter struct {
+	*tracetest.InMemoryExporter
+	exported chan<- struct{}
+}
+
+func (e notifyingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.InMemoryExporter.ExportSpans(ctx, spans)
+	for range spans {
+		select {
+		case e.exported <- struct{}{}:
+		default:
+		}
+	}
+	return err
 }
