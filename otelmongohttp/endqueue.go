@@ -16,8 +16,10 @@ const maxHeld = 256
 // each at its own end time, once maxHeld are waiting or its delay has
 // passed since the first. A batching span processor wakes its goroutine
 // for each span it is handed while idle; handed many at once, it wakes
-// once for them all, and those wake-ups are most of what a traced request
-// costs a service that is not saturated.
+// once for them all. To a service that mostly waits on its database those
+// wake-ups can cost more than the spans: one request at a time, a traced
+// page of 10 cost 1.28× the untraced one's CPU with each request's spans
+// ended as it ended, 1.06× with batches.
 type endQueue struct {
 	delay time.Duration
 	timer *time.Timer // armed while spans are held

@@ -93,8 +93,8 @@ type Config struct {
 	// finished requests in batches, each at its true end time: a span is
 	// held until BatchEnds has passed since the first of its batch, or
 	// until 256 are waiting. A batching span processor (sdktrace.WithBatcher)
-	// wakes its goroutine for each span it is handed while idle, and those
-	// wake-ups are a good part of what tracing costs a busy service;
+	// wakes its goroutine for each span it is handed while idle, which
+	// can cost a service waiting on its database more than the spans;
 	// handed a batch, it wakes once. Processors see the spans up to
 	// BatchEnds late, so call ForceFlush before the TracerProvider's
 	// Shutdown. Default is 0: a request's spans end as it ends.

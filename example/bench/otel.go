@@ -17,9 +17,9 @@ import (
 // own with the Observer in its Config (so the client's command monitor
 // runs for it alone): the share -otel-sample of requests traced (default
 // every one, the SDK's default), the spans ended in batches (BatchEnds)
-// and batched by the SDK to an exporter that drops them, the metrics of every request recorded into a Prometheus
-// registry. Its CPU per request, next to variantRaw's, is the cost of the
-// observing.
+// and batched by the SDK to an exporter that drops them, the metrics of
+// every request recorded into a Prometheus registry. Its CPU per request,
+// next to variantRaw's, is the cost of the observing.
 const variantOtel = "mongohttp-otel"
 
 // otelBatchEnds is the variant's otelmongohttp.Config.BatchEnds.
