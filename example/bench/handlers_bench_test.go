@@ -7,56 +7,22 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 )
 
-// BenchmarkHandlers calls each handler in process, one request at a time,
-// against the database of MONGODB_URI as seeded by a run of the program
-// (go run ./bench -quick leaves it seeded when given MONGODB_URI). It is a
-// profiling aid: go test -bench Handlers -cpuprofile cpu.out shows where a
-// handler's CPU goes without the HTTP load around it.
+// The in-process benchmarks call the handlers against the database of
+// MONGODB_URI as seeded by a run of the program (go run ./bench -quick
+// leaves it seeded when given MONGODB_URI; -cases patch seeds the patch
+// collections). They are profiling aids: go test -bench Handlers
+// -cpuprofile cpu.out shows where a handler's CPU goes without the HTTP
+// load around it. Each reports the process's CPU per request (cpu-ns/op).
+
+// BenchmarkHandlers calls each read handler one request at a time.
 func BenchmarkHandlers(b *testing.B) {
-	uri := os.Getenv("MONGODB_URI")
-	if uri == "" {
-		b.Skip("MONGODB_URI is not set")
-	}
-	const docs = 10000
-	h, closeAll, err := newServeHandler(context.Background(), serveConfig{
-		URI: uri, Database: dbName, MaxLimit: 1000, FindOneColl: findOneColl(docs),
-		PageColls: []string{sizedColl(11, docs), sizedColl(101, docs)}, OtelSample: 1,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer closeAll()
-	ids := sampleIDs(100, findOneDocs)
-	for _, c := range []struct{ name, path string }{
-		{"find10", "/page/" + sizedColl(11, docs) + "?limit=10"},
-		{"find100", "/page/" + sizedColl(101, docs) + "?limit=100"},
-		{"findone", "/users/"},
-	} {
-		for _, v := range variants {
-			b.Run(c.name+"/"+v, func(b *testing.B) {
-				b.ReportAllocs()
-				defer reportCPU(b)()
-				i := 0
-				for b.Loop() {
-					path := "/" + v + c.path
-					if c.name == "findone" {
-						path += ids[i%len(ids)]
-					}
-					i++
-					w := httptest.NewRecorder()
-					h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
-					if w.Code != http.StatusOK {
-						b.Fatalf("%s: %d %s", path, w.Code, w.Body)
-					}
-				}
-			})
-		}
-	}
+	benchReads(b, false)
 }
 
 // BenchmarkHandlersParallel is BenchmarkHandlers with 16 requests in
@@ -64,103 +30,143 @@ func BenchmarkHandlers(b *testing.B) {
 // contention, which one request at a time does not show, take their part
 // of the CPU.
 func BenchmarkHandlersParallel(b *testing.B) {
-	uri := os.Getenv("MONGODB_URI")
-	if uri == "" {
-		b.Skip("MONGODB_URI is not set")
+	benchReads(b, true, "find100")
+}
+
+// BenchmarkWriteHandlers calls Insert and Patch of every variant, one
+// request at a time. The inserts go to the insert collections, which the
+// program drops when its insert case starts.
+func BenchmarkWriteHandlers(b *testing.B) {
+	h := benchHandler(b, serveConfig{MaxLimit: 100})
+	bodies := userBodies()
+	for _, v := range insertVariants {
+		b.Run("insert/"+v, func(b *testing.B) {
+			load(b, false, func(i int64) error { return insert(h, v, bodies[i%int64(len(bodies))]) })
+		})
 	}
+	ids := sampleIDs(100, patchDocs)
+	for _, v := range patchVariants {
+		b.Run("patch/"+v, func(b *testing.B) {
+			load(b, false, func(i int64) error {
+				req := httptest.NewRequest(http.MethodPatch, "/"+v+"/patch/"+ids[i%int64(len(ids))], strings.NewReader(fmt.Sprintf(`{"age":%d}`, 18+i%62)))
+				req.Header.Set("Content-Type", "application/merge-patch+json")
+				return call(h, req, http.StatusOK)
+			})
+		})
+	}
+}
+
+// BenchmarkInsertParallel is BenchmarkWriteHandlers' insert case with 16
+// requests in flight: mongohttp's handlers then queue for admission, the
+// hand-written one does not.
+func BenchmarkInsertParallel(b *testing.B) {
+	h := benchHandler(b, serveConfig{MaxLimit: 100})
+	bodies := userBodies()
+	for _, v := range insertVariants {
+		b.Run(v, func(b *testing.B) {
+			load(b, true, func(i int64) error { return insert(h, v, bodies[i%int64(len(bodies))]) })
+		})
+	}
+}
+
+// benchReads runs the read cases of every variant but those skipped.
+func benchReads(b *testing.B, parallel bool, skip ...string) {
 	const docs = 10000
-	h, closeAll, err := newServeHandler(context.Background(), serveConfig{
-		URI: uri, Database: dbName, MaxLimit: 1000, FindOneColl: findOneColl(docs),
-		PageColls: []string{sizedColl(11, docs)}, OtelSample: 1,
+	h := benchHandler(b, serveConfig{
+		MaxLimit: 1000, FindOneColl: findOneColl(docs),
+		PageColls: []string{sizedColl(11, docs), sizedColl(101, docs)}, OtelSample: 1,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer closeAll()
 	ids := sampleIDs(100, findOneDocs)
 	for _, c := range []struct{ name, path string }{
 		{"find10", "/page/" + sizedColl(11, docs) + "?limit=10"},
+		{"find100", "/page/" + sizedColl(101, docs) + "?limit=100"},
 		{"findone", "/users/"},
 	} {
+		if slices.Contains(skip, c.name) {
+			continue
+		}
 		for _, v := range variants {
 			b.Run(c.name+"/"+v, func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetParallelism(8) // 16 goroutines on 2 processors
-				defer reportCPU(b)()
-				var n atomic.Int64
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						path := "/" + v + c.path
-						if c.name == "findone" {
-							path += ids[n.Add(1)%int64(len(ids))]
-						}
-						w := httptest.NewRecorder()
-						h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
-						if w.Code != http.StatusOK {
-							b.Errorf("%s: %d %s", path, w.Code, w.Body)
-							return
-						}
+				load(b, parallel, func(i int64) error {
+					path := "/" + v + c.path
+					if c.name == "findone" {
+						path += ids[i%int64(len(ids))]
 					}
+					return call(h, httptest.NewRequest(http.MethodGet, path, nil), http.StatusOK)
 				})
 			})
 		}
 	}
 }
 
-// BenchmarkWriteHandlers is the same aid for the write handlers: Insert
-// and Patch of every variant, in process, one request at a time, against
-// the database of MONGODB_URI as a run of the program with -cases patch
-// left it seeded. The inserts go to the insert collections, which the
-// program drops when its insert case starts.
-func BenchmarkWriteHandlers(b *testing.B) {
-	uri := os.Getenv("MONGODB_URI")
-	if uri == "" {
+// benchHandler serves every variant on the database of MONGODB_URI, or
+// skips the benchmark without it.
+func benchHandler(b *testing.B, sc serveConfig) http.Handler {
+	b.Helper()
+	sc.URI, sc.Database = os.Getenv("MONGODB_URI"), dbName
+	if sc.URI == "" {
 		b.Skip("MONGODB_URI is not set")
 	}
-	h, closeAll, err := newServeHandler(context.Background(), serveConfig{URI: uri, Database: dbName, MaxLimit: 100})
+	h, closeAll, err := newServeHandler(context.Background(), sc)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer closeAll()
-	ids := sampleIDs(100, patchDocs)
+	b.Cleanup(closeAll)
+	return h
+}
+
+// load runs request(i) for the i-th request, one at a time or, when
+// parallel, from 16 goroutines (8 per processor on 2), and reports the
+// process's CPU per request.
+func load(b *testing.B, parallel bool, request func(i int64) error) {
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	if !parallel {
+		var i int64
+		for b.Loop() {
+			if err := request(i); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		return
+	}
+	b.SetParallelism(8)
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := request(n.Add(1)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// call serves req and checks its status.
+func call(h http.Handler, req *http.Request, want int) error {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != want {
+		return fmt.Errorf("%s %s: %d %s", req.Method, req.URL, w.Code, w.Body)
+	}
+	return nil
+}
+
+// insert posts one user to variant v's insert route.
+func insert(h http.Handler, v string, body []byte) error {
+	req := httptest.NewRequest(http.MethodPost, "/"+v+"/inserts", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return call(h, req, http.StatusCreated)
+}
+
+// userBodies returns 100 users as JSON bodies.
+func userBodies() [][]byte {
 	bodies := make([][]byte, 100)
 	for i := range bodies {
 		bodies[i] = userJSON(i)
 	}
-	for _, v := range insertVariants {
-		b.Run("insert/"+v, func(b *testing.B) {
-			b.ReportAllocs()
-			defer reportCPU(b)()
-			i := 0
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodPost, "/"+v+"/inserts", bytes.NewReader(bodies[i%len(bodies)]))
-				req.Header.Set("Content-Type", "application/json")
-				i++
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != http.StatusCreated {
-					b.Fatalf("insert: %d %s", w.Code, w.Body)
-				}
-			}
-		})
-	}
-	for _, v := range patchVariants {
-		b.Run("patch/"+v, func(b *testing.B) {
-			b.ReportAllocs()
-			defer reportCPU(b)()
-			i := 0
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodPatch, "/"+v+"/patch/"+ids[i%len(ids)], strings.NewReader(fmt.Sprintf(`{"age":%d}`, 18+i%62)))
-				req.Header.Set("Content-Type", "application/merge-patch+json")
-				i++
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatalf("patch: %d %s", w.Code, w.Body)
-				}
-			}
-		})
-	}
+	return bodies
 }
 
 // reportCPU reports the process's CPU time per operation (cpu-ns/op) from
@@ -173,44 +179,5 @@ func reportCPU(b *testing.B) func() {
 			used, _ := processCPU()
 			b.ReportMetric(float64(used-start)/float64(b.N), "cpu-ns/op")
 		}
-	}
-}
-
-// BenchmarkInsertParallel is BenchmarkWriteHandlers' insert case with 16
-// requests in flight, as the program's load sends them: mongohttp's
-// handlers then queue for admission, the hand-written one does not.
-func BenchmarkInsertParallel(b *testing.B) {
-	uri := os.Getenv("MONGODB_URI")
-	if uri == "" {
-		b.Skip("MONGODB_URI is not set")
-	}
-	h, closeAll, err := newServeHandler(context.Background(), serveConfig{URI: uri, Database: dbName, MaxLimit: 100})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer closeAll()
-	bodies := make([][]byte, 100)
-	for i := range bodies {
-		bodies[i] = userJSON(i)
-	}
-	for _, v := range insertVariants {
-		b.Run(v, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetParallelism(8) // 16 goroutines on 2 processors
-			defer reportCPU(b)()
-			var n atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					req := httptest.NewRequest(http.MethodPost, "/"+v+"/inserts", bytes.NewReader(bodies[n.Add(1)%int64(len(bodies))]))
-					req.Header.Set("Content-Type", "application/json")
-					w := httptest.NewRecorder()
-					h.ServeHTTP(w, req)
-					if w.Code != http.StatusCreated {
-						b.Errorf("insert: %d %s", w.Code, w.Body)
-						return
-					}
-				}
-			})
-		})
 	}
 }
