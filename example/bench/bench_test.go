@@ -60,7 +60,9 @@ func TestSmoke(t *testing.T) {
 		"|  | hand-written (`bufio.Scanner`, `InsertMany`) |",
 		"| Patch one field: CPU/req of `Patch[bson.Raw]` ≤ 1.0× hand-written (`UpdateOne` + `FindOne`) |",
 		"|  | mongohttp `FindOne[bson.Raw]` + otelmongohttp |",
-		"| FindOne by _id: CPU/req with otelmongohttp ≤ 1.10× without |",
+		"|  | mongohttp `FindOne[bson.Raw]` + otelhttp, command spans |",
+		"| FindOne by _id: CPU/req with otelmongohttp ≤ 1.10× without | ",
+		"× (otelhttp and a span per command: ",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())

@@ -49,6 +49,7 @@ func (rep report) write(w io.Writer) {
 	}
 	fmt.Fprintln(w, "- CPU, allocations and heap are the handler process's own (getrusage, runtime/metrics); ratios are medians of per-round ratios to the hand-written handler")
 	fmt.Fprintf(w, "- `+ otelmongohttp`: the raw handler on a client with the adapter as its Observer; %.0f%% of requests traced (a server span and a span per command, ended in batches every %s or 256 spans, batched again by the SDK to an exporter that drops them), every request's metrics recorded into a Prometheus registry\n", cfg.otelSample*100, otelBatchEnds)
+	fmt.Fprintln(w, "- `+ otelhttp, command spans`: the raw handler instrumented the usual way instead, for comparison: wrapped in `otelhttp.NewHandler` (a server span, the HTTP server metrics), on a client whose command monitor starts and ends a span per command and records its duration (what the contrib instrumentation of the driver does); the same tracer provider setup and sampling, spans ended as requests end")
 
 	if len(rep.cases) > 0 {
 		fmt.Fprintln(w)
@@ -186,7 +187,7 @@ func (rep report) targets() []target {
 		measured := fmt.Sprintf("%.2f×", r)
 		// Further hand-written variants: the ratio to each, for the record.
 		for _, v := range c.vars() {
-			if v != variantRaw && v != variantStruct && v != variantHand && v != variantHandClaimed && v != variantOtel {
+			if v != variantRaw && v != variantStruct && v != variantHand && v != variantHandClaimed && v != variantOtel && v != variantOtelHTTP {
 				measured += fmt.Sprintf(" (%.2f× %s)", c.ratioTo(variantRaw, v, cpu), variantLabel(c.op, v))
 			}
 		}
@@ -251,9 +252,14 @@ func (rep report) targets() []target {
 			continue
 		}
 		r := c.ratioTo(variantOtel, variantRaw, cpu)
+		measured := fmt.Sprintf("%.2f×", r)
+		if slices.Contains(c.vars(), variantOtelHTTP) {
+			// The same handler instrumented the usual way, for the record.
+			measured += fmt.Sprintf(" (otelhttp and a span per command: %.2f×)", c.ratioTo(variantOtelHTTP, variantRaw, cpu))
+		}
 		out = append(out, target{
 			name:     fmt.Sprintf("%s: CPU/req with otelmongohttp ≤ 1.10× without", c.name),
-			measured: fmt.Sprintf("%.2f×", r), met: r <= 1.10,
+			measured: measured, met: r <= 1.10,
 		})
 	}
 	for _, e := range rep.exports {
@@ -319,6 +325,8 @@ func variantLabel(op, v string) string {
 		return "mongohttp `" + op + "[bson.Raw]`"
 	case variantOtel:
 		return "mongohttp `" + op + "[bson.Raw]` + otelmongohttp"
+	case variantOtelHTTP:
+		return "mongohttp `" + op + "[bson.Raw]` + otelhttp, command spans"
 	case variantStruct:
 		return "mongohttp `" + op + "[User]`"
 	case variantHandFAU:

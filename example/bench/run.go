@@ -250,7 +250,7 @@ type bench struct {
 	bodies [][]byte        // users as JSON, for inserts
 }
 
-var variants = []string{variantRaw, variantOtel, variantStruct, variantHand}
+var variants = []string{variantRaw, variantOtel, variantOtelHTTP, variantStruct, variantHand}
 
 // benchCase is one load: the same request shape sent to each variant.
 type benchCase struct {

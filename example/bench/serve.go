@@ -147,17 +147,21 @@ func newServeHandler(ctx context.Context, sc serveConfig) (http.Handler, func(),
 	mux.Handle("GET /"+variantRaw+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime, Admission: admission})).FindOne())
 	mux.Handle("GET /"+variantStruct+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime, Admission: admission})).FindOne())
 	mux.Handle("GET /"+variantHand+"/users/{id}", handFindOne(hdb.Collection(sc.FindOneColl)))
-	closeOtel, err := otelRoutes(ctx, mux, sc, policy, maxTime, admission)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	closeMongohttp := closeAll
-	closeAll = func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = closeOtel(ctx)
-		closeMongohttp()
+	for _, routes := range []func(context.Context, *http.ServeMux, serveConfig, mongohttp.Policy, time.Duration, mongohttp.Admission) (func(context.Context) error, error){
+		otelRoutes, otelHTTPRoutes,
+	} {
+		closeOtel, err := routes(ctx, mux, sc, policy, maxTime, admission)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closeBefore := closeAll
+		closeAll = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = closeOtel(ctx)
+			closeBefore()
+		}
 	}
 
 	st := &serveStats{}
