@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -190,6 +191,36 @@ func TestStatistics(t *testing.T) {
 	}
 	if got := rotate([]string{"a", "b", "c"}, 4); strings.Join(got, "") != "bca" {
 		t.Errorf("rotate = %v", got)
+	}
+	if a, b := slicesPerRound(3*time.Second), slicesPerRound(200*time.Millisecond); a != 6 || b != 1 {
+		t.Errorf("slices per round: %d for 3 s, %d for 200 ms; want 6 and 1", a, b)
+	}
+}
+
+// TestSlices checks that a round's slices add up: its figures per request
+// are the sums over its slices divided by their requests, its latencies
+// those of every slice.
+func TestSlices(t *testing.T) {
+	ms := time.Millisecond
+	one := &slice{
+		load:  loadResult{ok: 2, elapsed: 500 * ms, lat: []time.Duration{3 * ms, 1 * ms}, bytes: 200, byStatus: map[int]int{}},
+		stats: processStats{CPU: 2 * ms, SysCPU: ms, Allocs: 100, AllocBytes: 1000},
+	}
+	two := &slice{
+		load:  loadResult{ok: 3, errs: 1, firstErr: errors.New("409"), elapsed: 500 * ms, lat: []time.Duration{2 * ms, 5 * ms, 4 * ms}, bytes: 300, byStatus: map[int]int{409: 1}},
+		stats: processStats{CPU: 3 * ms, SysCPU: 2 * ms, Allocs: 150, AllocBytes: 1500},
+	}
+	one.add(two)
+	rr, err := one.result(benchCase{name: "case"}, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := roundResult{RPS: 5, P50: 3 * ms, P99: 5 * ms, CPU: ms, SysCPU: 600 * time.Microsecond, Allocs: 50, Bytes: 500, Body: 100, Requests: 5, Errors: 1, FirstErr: "409"}
+	if rr != want {
+		t.Errorf("round:\n got %+v\nwant %+v", rr, want)
+	}
+	if _, err := (&slice{load: loadResult{byStatus: map[int]int{}}}).result(benchCase{name: "case"}, "v"); err == nil {
+		t.Error("a round without a finished request has figures")
 	}
 }
 

@@ -22,8 +22,10 @@
 //     time (getrusage), allocations (runtime/metrics) and, during exports
 //     and bulk inserts, its peak heap;
 //   - this process: it seeds the data, drives the load with concurrent
-//     keep-alive HTTP clients, alternates the handlers round by round and
-//     prints the medians as Markdown tables.
+//     keep-alive HTTP clients, has the handlers take turns within each
+//     round (in slices of about 500 ms, so that a burst of the machine's
+//     other work falls on all of them) and prints the medians as Markdown
+//     tables.
 //
 // Flags:
 //

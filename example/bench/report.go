@@ -38,8 +38,8 @@ func (rep report) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "- Data: %s users shaped like the example's; a page of limit L is read from a copy of the first L+1, FindOne from a copy of the first %s, an export of N from the first N (FerretDB sorts in memory and has no usable _id index: this way it reads about what MongoDB reads through its _id index); sorted by _id, password_hash hidden\n",
 		fmtCount(float64(cfg.docs)), fmtCount(float64(min(findOneDocs, cfg.docs))))
-	fmt.Fprintf(w, "- Load: %d keep-alive connections on loopback; %d rounds of %s per handler, handlers alternating; %s warm-up; whole run %s\n",
-		cfg.conns, cfg.rounds, cfg.duration, cfg.warmup, rep.elapsed.Round(time.Second))
+	fmt.Fprintf(w, "- Load: %d keep-alive connections on loopback; %d rounds of %s per handler, in which the handlers take turns %d times (%s each); %s warm-up; whole run %s\n",
+		cfg.conns, cfg.rounds, cfg.duration, slicesPerRound(cfg.duration), cfg.duration/time.Duration(slicesPerRound(cfg.duration)), cfg.warmup, rep.elapsed.Round(time.Second))
 	if rep.writes() {
 		fmt.Fprintf(w, "- Writes: Insert POSTs one user (every field but `_id` and `password_hash`, as JSON; `Policy.Write` allows those fields) into a collection of its own per handler, emptied before the case; Patch sends `{\"age\": n}` as a merge patch without If-Match to %s users in turn, a collection of them per handler\n",
 			fmtCount(float64(min(patchDocs, cfg.docs))))

@@ -310,9 +310,30 @@ func (b *bench) runCase(ctx context.Context, c benchCase) (caseResult, error) {
 			}
 		}
 	}
+	n := slicesPerRound(b.cfg.duration)
 	for r := range b.cfg.rounds {
-		for _, v := range rotate(c.vars(), r) {
-			rr, err := b.measure(ctx, c, v)
+		// The handlers take turns in slices of the round, so that a burst
+		// of the machine's other work lands on all of them rather than on
+		// whichever had the round's slot then.
+		var load map[string]*slice
+		for i := range n {
+			for _, v := range rotate(c.vars(), r+i) {
+				sl, err := b.measure(ctx, c, v, b.cfg.duration/time.Duration(n))
+				if err != nil {
+					return res, err
+				}
+				if load == nil {
+					load = map[string]*slice{}
+				}
+				if load[v] == nil {
+					load[v] = sl
+				} else {
+					load[v].add(sl)
+				}
+			}
+		}
+		for _, v := range c.vars() {
+			rr, err := load[v].result(c, v)
 			if err != nil {
 				return res, err
 			}
@@ -329,39 +350,82 @@ func (b *bench) runCase(ctx context.Context, c benchCase) (caseResult, error) {
 	return res, ctx.Err()
 }
 
-// measure runs one round of load against one variant, between two
-// readings of the serve process's counters.
-func (b *bench) measure(ctx context.Context, c benchCase, v string) (roundResult, error) {
+// sliceLen is how long each handler has the load at a time: a round
+// alternates the handlers in slices of about this length.
+const sliceLen = 500 * time.Millisecond
+
+// slicesPerRound is how many turns each handler takes in a round of d.
+func slicesPerRound(d time.Duration) int { return max(1, int(d/sliceLen)) }
+
+// slice is one variant's load over one or more slices of a round, with
+// the serve process's counters across them.
+type slice struct {
+	load  loadResult
+	stats processStats // the counters' increase
+}
+
+// add counts o's load into s's.
+func (s *slice) add(o *slice) {
+	s.load.ok += o.load.ok
+	s.load.errs += o.load.errs
+	for st, n := range o.load.byStatus {
+		s.load.byStatus[st] += n
+	}
+	if s.load.firstErr == nil {
+		s.load.firstErr = o.load.firstErr
+	}
+	s.load.elapsed += o.load.elapsed
+	s.load.lat = append(s.load.lat, o.load.lat...)
+	s.load.bytes += o.load.bytes
+	s.stats.CPU += o.stats.CPU
+	s.stats.SysCPU += o.stats.SysCPU
+	s.stats.Allocs += o.stats.Allocs
+	s.stats.AllocBytes += o.stats.AllocBytes
+}
+
+// measure runs load against one variant for d, between two readings of
+// the serve process's counters.
+func (b *bench) measure(ctx context.Context, c benchCase, v string, d time.Duration) (*slice, error) {
 	before, err := b.sc.stats(ctx)
 	if err != nil {
-		return roundResult{}, err
+		return nil, err
 	}
-	lr := runLoad(ctx, b.hc, b.cfg.conns, b.cfg.duration, c.req(v), "")
+	lr := runLoad(ctx, b.hc, b.cfg.conns, d, c.req(v), "")
 	after, err := b.sc.stats(ctx)
 	if err != nil {
-		return roundResult{}, err
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return roundResult{}, err
+		return nil, err
 	}
 	if n := lr.errs - lr.byStatus[c.tolerate]; n > 0 {
-		return roundResult{}, fmt.Errorf("%s, %s: %d errors; first: %v", c.name, v, n, lr.firstErr)
+		return nil, fmt.Errorf("%s, %s: %d errors; first: %v", c.name, v, n, lr.firstErr)
 	}
 	if lr.errs > 0 {
 		fmt.Fprintf(b.log, "%s, %s: %d answers %d; first: %v\n", c.name, v, lr.errs, c.tolerate, lr.firstErr)
 	}
+	return &slice{load: lr, stats: processStats{
+		CPU: after.CPU - before.CPU, SysCPU: after.SysCPU - before.SysCPU,
+		Allocs: after.Allocs - before.Allocs, AllocBytes: after.AllocBytes - before.AllocBytes,
+	}}, nil
+}
+
+// result is the round's figures of variant v, per request.
+func (s *slice) result(c benchCase, v string) (roundResult, error) {
+	lr := s.load
 	if lr.ok == 0 {
 		return roundResult{}, fmt.Errorf("%s, %s: no request finished", c.name, v)
 	}
+	slices.Sort(lr.lat)
 	n := float64(lr.ok)
 	return roundResult{
 		RPS:      n / lr.elapsed.Seconds(),
 		P50:      percentile(lr.lat, 0.50),
 		P99:      percentile(lr.lat, 0.99),
-		CPU:      time.Duration(float64(after.CPU-before.CPU) / n),
-		SysCPU:   time.Duration(float64(after.SysCPU-before.SysCPU) / n),
-		Allocs:   float64(after.Allocs-before.Allocs) / n,
-		Bytes:    float64(after.AllocBytes-before.AllocBytes) / n,
+		CPU:      time.Duration(float64(s.stats.CPU) / n),
+		SysCPU:   time.Duration(float64(s.stats.SysCPU) / n),
+		Allocs:   float64(s.stats.Allocs) / n,
+		Bytes:    float64(s.stats.AllocBytes) / n,
 		Body:     float64(lr.bytes) / n,
 		Requests: lr.ok,
 		Errors:   lr.errs,
