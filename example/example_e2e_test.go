@@ -691,19 +691,12 @@ func TestConcurrentReads(t *testing.T) {
 	}
 	// Every connection goes back to the pool. A handler may still be
 	// closing its cursor after its answer is out, so allow a moment.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, 50*time.Millisecond, func() (bool, string) {
 		resp, body := fetch(t, "GET", shared.ops+"/debug/pool")
 		s := decode[poolJSON](t, body)
 		if resp.StatusCode != 200 || s.Current.Open > 100 {
 			t.Fatalf("after the burst: %s", body)
 		}
-		if s.Current.InUse == 0 && s.Current.Waiting == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connections still in use 10 s after the burst: %s", body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return s.Current.InUse == 0 && s.Current.Waiting == 0, "connections still in use after the burst: " + string(body)
+	})
 }

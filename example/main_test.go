@@ -286,11 +286,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// Wait until the server runs them all: each holds a pool connection
 	// while it scans the 5,000 posts, so they are still running when the
 	// shutdown begins.
-	deadline := time.Now().Add(30 * time.Second)
-	for inUse := int64(0); inUse < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s, %d of the %d requests hold a connection", inUse, n)
-		}
+	eventually(t, 30*time.Second, 5*time.Millisecond, func() (bool, string) {
 		var st struct {
 			Current struct {
 				InUse int64 `json:"in_use"`
@@ -299,9 +295,8 @@ func TestGracefulShutdown(t *testing.T) {
 		if _, body, err := tryFetch("GET", svc.ops+"/debug/pool"); err == nil {
 			_ = json.Unmarshal(body, &st)
 		}
-		inUse = st.Current.InUse
-		time.Sleep(5 * time.Millisecond)
-	}
+		return st.Current.InUse >= n, fmt.Sprintf("%d of the %d requests hold a connection", st.Current.InUse, n)
+	})
 	cancelled := time.Now()
 	if err := svc.stop(); err != nil {
 		t.Fatalf("run returned %v", err)
@@ -474,5 +469,22 @@ func TestEmbeddedTempDirRemoved(t *testing.T) {
 	db.Stop() // twice is fine
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("temporary data directory %s still there: %v", dir, err)
+	}
+}
+
+// eventually polls cond every interval until it holds, and fails the test
+// with cond's account of the state once timeout has passed without.
+func eventually(t testing.TB, timeout, interval time.Duration, cond func() (ok bool, state string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, state)
+		}
+		time.Sleep(interval)
 	}
 }

@@ -124,11 +124,8 @@ func TestSoak(t *testing.T) {
 	if warmHeap > 0 && endHeap > warmHeap+32<<20 {
 		t.Fatalf("live heap grew from %d KiB to %d KiB", warmHeap>>10, endHeap>>10)
 	}
-	deadlineG := time.Now().Add(15 * time.Second)
-	for runtime.NumGoroutine() > goroutines+5 {
-		if time.Now().After(deadlineG) {
-			t.Fatalf("goroutines: %d after the soak, %d before", runtime.NumGoroutine(), goroutines)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, 15*time.Second, 50*time.Millisecond, func() (bool, string) {
+		n := runtime.NumGoroutine()
+		return n <= goroutines+5, fmt.Sprintf("goroutines: %d after the soak, %d before", n, goroutines)
+	})
 }
