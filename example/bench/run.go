@@ -315,15 +315,12 @@ func (b *bench) runCase(ctx context.Context, c benchCase) (caseResult, error) {
 		// The handlers take turns in slices of the round, so that a burst
 		// of the machine's other work lands on all of them rather than on
 		// whichever had the round's slot then.
-		var load map[string]*slice
+		load := map[string]*slice{}
 		for i := range n {
 			for _, v := range rotate(c.vars(), r+i) {
 				sl, err := b.measure(ctx, c, v, b.cfg.duration/time.Duration(n))
 				if err != nil {
 					return res, err
-				}
-				if load == nil {
-					load = map[string]*slice{}
 				}
 				if load[v] == nil {
 					load[v] = sl
