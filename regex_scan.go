@@ -106,12 +106,10 @@ func skipClass(pattern string, i int) int {
 		switch {
 		case pattern[j] == '\\':
 			j += 2
-		case strings.HasPrefix(pattern[j:], "[:"):
-			end := strings.Index(pattern[j+2:], ":]")
-			if end < 0 {
-				return len(pattern)
-			}
-			j += 2 + end + 2
+		case strings.HasPrefix(pattern[j:], "[:") && strings.Contains(pattern[j+2:], ":]"):
+			// A named class ([:alpha:]); without a ":]" after it, the
+			// "[" is a literal, as for RE2.
+			j += 2 + strings.Index(pattern[j+2:], ":]") + 2
 		case pattern[j] == ']':
 			return j + 1
 		default:

@@ -15,7 +15,7 @@ var regexAllowed = []string{
 	`^Ad`, `.*foo.*`, `^\d+(\.\d+)?$`, `^[\w.+-]+@[\w-]+\.[\w.]+$`, `(\d{1,3}\.){3}\d{1,3}`,
 	`(\d+,)+`, `(\w+\.)+com`, `(ab?)+`, `(cat|car)+`, `(a|b)*c`, `(?:a{2})+`, `^(a|ab)$`,
 	`(?P<word>go|db)+`, `[]|]+`, `[[:alpha:]|]+`, `\Q(a|a)+\E`, `(?i)^ada`, `x{2,5}`,
-	`(?:[^,]+,)*end`, `(https?://)?example`,
+	`(?:[^,]+,)*end`, `(https?://)?example`, `([[:]x)+`,
 }
 
 // regexRefused backtrack catastrophically in a backtracking engine.
