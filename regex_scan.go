@@ -24,11 +24,7 @@ func scanGroups(pattern string) (alternatives [][]string, ok bool) {
 		switch pattern[i] {
 		case '\\':
 			if strings.HasPrefix(pattern[i:], `\Q`) {
-				end := strings.Index(pattern[i+2:], `\E`)
-				if end < 0 {
-					return nil, true // quoted to the end: no more groups
-				}
-				i += 2 + end + 2
+				i = skipQuoted(pattern, i)
 				continue
 			}
 			i += 2
@@ -90,6 +86,17 @@ func scanGroups(pattern string) (alternatives [][]string, ok bool) {
 		alternatives = append(alternatives, append(alts, pattern[from:g.end]))
 	}
 	return alternatives, true
+}
+
+// skipQuoted returns the index just past the quoted text (\Q…\E) that
+// starts at pattern[i], or len(pattern) when it runs to the end: what
+// came before it has still to be read.
+func skipQuoted(pattern string, i int) int {
+	end := strings.Index(pattern[i+2:], `\E`)
+	if end < 0 {
+		return len(pattern)
+	}
+	return i + 2 + end + 2
 }
 
 // skipClass returns the index just past the character class that starts at
@@ -218,11 +225,7 @@ func hasLiteralBrace(pattern string) bool {
 		switch pattern[i] {
 		case '\\':
 			if strings.HasPrefix(pattern[i:], `\Q`) {
-				end := strings.Index(pattern[i+2:], `\E`)
-				if end < 0 {
-					return false
-				}
-				i += 2 + end + 2
+				i = skipQuoted(pattern, i)
 				continue
 			}
 			// \p{Greek}, \x{41}: the braces belong to the escape.

@@ -28,7 +28,7 @@ var regexRefused = []string{
 	// Repeated alternatives that begin alike.
 	`(a|a?)+`, `(a|ab)*`, `(.*|a)+`, `(a|a)+`, `(?:a|a)+`, `(?:\w|\d)+`, `(a|b|a)+`,
 	`(ab|ab)+`, `(foo|foobar)+`, `(?i)(a|A)+`, `(A|a)+`, `((a|ab)c)+`, `(x(a|ab))+`,
-	`(?i:a|A)+`, `(?P<n>a|ab)+`, `(?:[ab]|a)+`,
+	`(?i:a|A)+`, `(?P<n>a|ab)+`, `(?:[ab]|a)+`, `(a|a)+\Qx`,
 }
 
 // regexForms are the ways a client can send a pattern for field name.
@@ -137,11 +137,7 @@ func countCaptures(pattern string) int {
 		switch pattern[i] {
 		case '\\':
 			if strings.HasPrefix(pattern[i:], `\Q`) {
-				end := strings.Index(pattern[i+2:], `\E`)
-				if end < 0 {
-					return n
-				}
-				i += 2 + end + 2
+				i = skipQuoted(pattern, i)
 				continue
 			}
 			i += 2
