@@ -156,26 +156,24 @@ func (s *service) get(t *testing.T, target string, header ...string) int {
 // handler returns and its spans end.
 func (s *service) waitSpans(t *testing.T, n int) tracetest.SpanStubs {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		spans := s.spans.GetSpans()
-		if len(spans) >= n || time.Now().After(deadline) {
-			return spans
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var spans tracetest.SpanStubs
+	pollUntil(func() bool { spans = s.spans.GetSpans(); return len(spans) >= n })
+	return spans
 }
 
 // waitRequests collects the metrics once the request histogram counts n
 // requests (see waitSpans).
 func (s *service) waitRequests(t *testing.T, n uint64) metricdata.ResourceMetrics {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rm := s.collect(t)
-		if histogramCount(t, rm, "http.server.request.duration") >= n || time.Now().After(deadline) {
-			return rm
-		}
+	var rm metricdata.ResourceMetrics
+	pollUntil(func() bool { rm = s.collect(t); return histogramCount(t, rm, "http.server.request.duration") >= n })
+	return rm
+}
+
+// pollUntil calls done every 5 ms until it reports true or 10 s have
+// passed; the caller checks what it last saw.
+func pollUntil(done func() bool) {
+	for deadline := time.Now().Add(10 * time.Second); !done() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
