@@ -13,7 +13,6 @@ import (
 
 	"github.com/mongohttp/mongohttp"
 	"github.com/mongohttp/mongohttp/otelmongohttp"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -59,8 +58,7 @@ func providers(sc serveConfig) (*sdktrace.TracerProvider, *sdkmetric.MeterProvid
 	return tp, mp, nil
 }
 
-// otelRoutes mounts the observed variant's handlers on mux: pages of each
-// of pageColls and documents of findOneColl, as for variantRaw.
+// otelRoutes mounts the observed variant's handlers on mux (rawReads).
 func otelRoutes(ctx context.Context, mux *http.ServeMux, sc serveConfig, policy mongohttp.Policy, maxTime time.Duration, admission mongohttp.Admission) (func(context.Context) error, error) {
 	tp, mp, err := providers(sc)
 	if err != nil {
@@ -85,14 +83,9 @@ func otelRoutes(ctx context.Context, mux *http.ServeMux, sc serveConfig, policy 
 		_ = closeAll(ctx)
 		return nil, fmt.Errorf("observed client: %w", err)
 	}
-	db := client.Database(sc.Database)
-	decl := func(coll string) mongohttp.Collection[bson.Raw] {
-		return mongohttp.Collection[bson.Raw]{Coll: db.Collection(coll), Policy: policy, MaxTime: maxTime, Admission: admission}
-	}
-	for _, name := range sc.PageColls {
-		mux.Handle("GET /"+variantOtel+"/page/"+name, mongohttp.Must(mongohttp.New(decl(name))).Find())
-	}
-	mux.Handle("GET /"+variantOtel+"/users/{id}", mongohttp.Must(mongohttp.New(decl(sc.FindOneColl))).FindOne())
+	rawReads(client.Database(sc.Database), sc, policy, maxTime, admission, func(pattern string, h http.Handler) {
+		mux.Handle("GET /"+variantOtel+pattern, h)
+	})
 	return closeAll, nil
 }
 
@@ -125,18 +118,10 @@ func otelHTTPRoutes(ctx context.Context, mux *http.ServeMux, sc serveConfig, pol
 		_ = closeAll(ctx)
 		return nil, fmt.Errorf("instrumented client: %w", err)
 	}
-	db := client.Database(sc.Database)
-	handle := func(pattern string, h http.Handler) {
+	rawReads(client.Database(sc.Database), sc, policy, maxTime, admission, func(pattern string, h http.Handler) {
 		mux.Handle("GET /"+variantOtelHTTP+pattern, otelhttp.NewHandler(h, "GET "+pattern,
 			otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp)))
-	}
-	decl := func(coll string) mongohttp.Collection[bson.Raw] {
-		return mongohttp.Collection[bson.Raw]{Coll: db.Collection(coll), Policy: policy, MaxTime: maxTime, Admission: admission}
-	}
-	for _, name := range sc.PageColls {
-		handle("/page/"+name, mongohttp.Must(mongohttp.New(decl(name))).Find())
-	}
-	handle("/users/{id}", mongohttp.Must(mongohttp.New(decl(sc.FindOneColl))).FindOne())
+	})
 	return closeAll, nil
 }
 

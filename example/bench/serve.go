@@ -140,11 +140,10 @@ func newServeHandler(ctx context.Context, sc serveConfig) (http.Handler, func(),
 
 	mux := http.NewServeMux()
 	for _, name := range sc.PageColls {
-		mux.Handle("GET /"+variantRaw+"/page/"+name, mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(name), Policy: policy, MaxTime: maxTime, Admission: admission})).Find())
 		mux.Handle("GET /"+variantStruct+"/page/"+name, mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(name), Policy: policy, MaxTime: maxTime, Admission: admission})).Find())
 		mux.Handle("GET /"+variantHand+"/page/"+name, handFind(hdb.Collection(name), sc.MaxLimit))
 	}
-	mux.Handle("GET /"+variantRaw+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime, Admission: admission})).FindOne())
+	rawReads(mdb, sc, policy, maxTime, admission, func(pattern string, h http.Handler) { mux.Handle("GET /"+variantRaw+pattern, h) })
 	mux.Handle("GET /"+variantStruct+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime, Admission: admission})).FindOne())
 	mux.Handle("GET /"+variantHand+"/users/{id}", handFindOne(hdb.Collection(sc.FindOneColl)))
 	for _, routes := range []func(context.Context, *http.ServeMux, serveConfig, mongohttp.Policy, time.Duration, mongohttp.Admission) (func(context.Context) error, error){
@@ -392,4 +391,17 @@ func (s *serveStats) sampled(h http.Handler) http.Handler {
 		}()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// rawReads makes variantRaw's read handlers on db, pages of each of
+// pageColls and documents of findOneColl, and passes each to handle with
+// its route below the variant's prefix.
+func rawReads(db *mongo.Database, sc serveConfig, policy mongohttp.Policy, maxTime time.Duration, admission mongohttp.Admission, handle func(pattern string, h http.Handler)) {
+	decl := func(coll string) mongohttp.Collection[bson.Raw] {
+		return mongohttp.Collection[bson.Raw]{Coll: db.Collection(coll), Policy: policy, MaxTime: maxTime, Admission: admission}
+	}
+	for _, name := range sc.PageColls {
+		handle("/page/"+name, mongohttp.Must(mongohttp.New(decl(name))).Find())
+	}
+	handle("/users/{id}", mongohttp.Must(mongohttp.New(decl(sc.FindOneColl))).FindOne())
 }
