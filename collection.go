@@ -318,7 +318,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		}
 		parser, err := NewQueryParser(p)
 		if err == nil {
-			parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() // after tokens work only here
+			// After tokens and Idempotency-Keys work only here: this
+			// collection, under this policy.
+			parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() + "\x00" + name
 		}
 		if err != nil {
 			msg := strings.TrimPrefix(err.Error(), "mongohttp: ")
@@ -361,7 +363,8 @@ func checkVersionField(field string, p Policy) error {
 	return nil
 }
 
-// defaultLocation is the request's path, then "/" and the id.
+// defaultLocation is the request's path in canonical form, then "/" and
+// the id.
 func defaultLocation(r *http.Request, id any) string {
 	var s string
 	switch v := id.(type) {
@@ -370,7 +373,7 @@ func defaultLocation(r *http.Request, id any) string {
 	default:
 		s = fmt.Sprint(v)
 	}
-	return strings.TrimSuffix(r.URL.EscapedPath(), "/") + "/" + url.PathEscape(s)
+	return strings.TrimSuffix(requestPath(r), "/") + "/" + url.PathEscape(s)
 }
 
 // allPolicies yields Policy under "" and then the named policies.
@@ -463,8 +466,13 @@ func (r *Resource[T]) Insert() http.Handler {
 // the request's id: the policy's Write fields are replaced by the body's
 // (absent ones removed), the others are kept. A document that does not
 // exist is created (201); If-None-Match: * allows only that, and If-Match
-// only a replacement of the version it names (412 otherwise), checked in
-// the same server operation as the write.
+// only a replacement of the version it names, checked in the same server
+// operation as the write. If-Match compares whole, strong ETags (RFC 9110
+// 13.1.1): another ETag, a missing document, or a header that names no
+// strong tag (empty, weak tags only) is a 412 "precondition_failed", and
+// so is If-Match beside If-None-Match: *; a malformed one is a 400.
+// Concurrent PUTs of a new id without a precondition all succeed: one
+// creates the document (201), the others replace it (200).
 func (r *Resource[T]) Replace() http.Handler {
 	return r.writeHandler("replace", http.MethodPut, serveUpdate[T])
 }

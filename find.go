@@ -412,7 +412,8 @@ func nextURL(r *http.Request, q *Query, token string) string {
 	return b.String()
 }
 
-// linkPath is the request's path as an absolute-path reference: one that
+// linkPath is the request's path, in canonical form (see canonicalPath), as
+// an absolute-path reference: one that
 // starts with "//" would name another host, so "/." is put before it (the
 // same path once dot segments are removed); ";" and "," are escaped
 // because simple Link header parsers split on them.
@@ -423,7 +424,7 @@ func linkPath(r *http.Request) string {
 			path = u.EscapedPath()
 		}
 	}
-	path = strings.NewReplacer(";", "%3B", ",", "%2C").Replace(path)
+	path = strings.NewReplacer(";", "%3B", ",", "%2C").Replace(canonicalPath(path))
 	switch {
 	case !strings.HasPrefix(path, "/"):
 		path = "/" + path

@@ -272,8 +272,8 @@ type QueryParser struct {
 	counts                                    map[CountMode]bool   // the modes Policy.Count allows
 	relations                                 map[string]*relation // nil when ?embed= is refused
 
-	// scope names what the parser serves ("database.collection" for a
-	// handler's); after tokens are bound to it.
+	// scope names what the parser serves ("database.collection\x00policy"
+	// for a handler's); after tokens and Idempotency-Keys are bound to it.
 	scope string
 }
 

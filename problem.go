@@ -320,13 +320,14 @@ const MaxInstanceLength = 256
 const maxDetailLength = 1024
 
 // instance returns the request path for a problem's "instance": the
-// percent-encoded form, so that no control byte or invalid UTF-8 is echoed,
+// percent-encoded form in canonical spelling (see canonicalPath), so that
+// no control byte or invalid UTF-8 is echoed,
 // cut to MaxInstanceLength bytes without splitting an escape.
 func instance(r *http.Request) string {
 	if r == nil || r.URL == nil {
 		return ""
 	}
-	p := r.URL.EscapedPath()
+	p := requestPath(r)
 	if len(p) <= MaxInstanceLength {
 		return p
 	}
