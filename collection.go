@@ -62,7 +62,12 @@ type Collection[T any] struct {
 	// is answered 404 like a missing one. An error it returns is answered
 	// through ErrorFunc: return an *Error (ErrInvalidObjectID,
 	// ErrNotFound…) to choose the status. When it reads request headers,
-	// list them in Vary. Default is nil: no base filter.
+	// list them in Vary. Find's after tokens and Insert's Idempotency-Keys
+	// are bound to its result: a token made under one scope is refused
+	// (400 invalid_cursor) under another, so a result that changes from
+	// one request to the next (one holding the current time) ends paging
+	// at each page; keep such conditions out of it. Default is nil: no base
+	// filter.
 	BaseFilter func(r *http.Request) (bson.D, error)
 
 	// Transform is called on each document after it is decoded into T and

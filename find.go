@@ -30,7 +30,7 @@ func (h *findHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // written; after the headers are out, a failure aborts the response (see
 // abort) so the client sees a broken stream rather than a short, valid one.
 func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
-	q, err := h.parser.Parse(r.URL.RawQuery)
+	q, err := h.parser.parse(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -39,6 +39,9 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	comment := h.commentFor(r)
 	base, err := h.base(r)
 	if err != nil {
+		return err
+	}
+	if err := h.parser.bind(q, base); err != nil {
 		return err
 	}
 	if q.Count, err = h.parser.countMode(q.Count, len(base) > 0); err != nil {

@@ -1,6 +1,7 @@
 package mongohttp
 
 import (
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"strconv"
@@ -60,6 +61,14 @@ type Query struct {
 	// params are the decoded parameters but after and skip, in request
 	// order: what a next link repeats.
 	params []queryParam
+	// after is ?after=, checked by bind once the request's scope is known;
+	// parts are the client's conditions, to which bind adds the keyset's.
+	after    string
+	hasAfter bool
+	parts    []bson.D
+	// scope is the SHA-256 of the request's scope, the BaseFilter's
+	// result, that tokens are bound to; nil when there is none.
+	scope []byte
 }
 
 // queryParam is one decoded query parameter.
@@ -107,11 +116,51 @@ type fieldCond struct {
 // ErrInvalidCursor, ErrCountNotAllowed and ErrInvalidObjectID under
 // errors.Is.
 func (qp *QueryParser) Parse(rawQuery string) (*Query, error) {
+	q, err := qp.parse(rawQuery)
+	if err != nil {
+		return nil, err
+	}
+	if err := qp.bind(q, nil); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// parse is Parse without the check of the after token, which needs the
+// request's scope: a handler parses, then runs its BaseFilter (which may
+// cost a query) only for a valid query, then binds.
+func (qp *QueryParser) parse(rawQuery string) (*Query, error) {
 	p := parseState{qp: qp, limit: int64(qp.defaultLimit)}
 	if err := qp.scan(rawQuery, p.param); err != nil {
 		return nil, err
 	}
 	return p.finish()
+}
+
+// bind ties q to the request's scope, base (the BaseFilter's result, nil
+// for none): its after token must have been made under the same scope, so
+// a token of /posts is refused on /users/{id}/posts even where both serve
+// one collection under one policy, and the tokens q's pages make carry it.
+func (qp *QueryParser) bind(q *Query, base bson.D) error {
+	if len(base) > 0 {
+		b, err := bson.Marshal(base)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		q.scope = sum[:]
+	}
+	if !q.hasAfter {
+		return nil
+	}
+	var err error
+	if q.anchor, q.Skip, err = qp.readToken(q.after, q); err != nil {
+		return err
+	}
+	if q.anchor != nil {
+		q.Filter = combine(append(q.parts, keyset(q.Sort, q.anchor)))
+	}
+	return nil
 }
 
 // ParseProjection parses the query string of a single-document request,
@@ -405,14 +454,7 @@ func (p *parseState) finish() (*Query, error) {
 	if q.Count, err = qp.countMode(q.Count, len(q.CountFilter) > 0); err != nil {
 		return nil, err
 	}
-	if p.hasAfter {
-		if q.anchor, q.Skip, err = qp.readToken(p.after, q); err != nil {
-			return nil, err
-		}
-		if q.anchor != nil {
-			parts = append(parts, keyset(q.Sort, q.anchor))
-		}
-	}
+	q.after, q.hasAfter, q.parts = p.after, p.hasAfter, parts
 	q.Filter = combine(parts)
 
 	if q.Projection, err = qp.projection(p.fields, p.hasFields, q.Sort); err != nil {

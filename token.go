@@ -29,12 +29,13 @@ import (
 // whose documents cannot anchor a token continues by position (see
 // offsetToken); "v" is then the anchor of the request, or empty.
 //
-// MAC is HMAC-SHA256 over a label, the handler's scope (database and
-// collection), the sort spec ("-age,name,_id"), the SHA-256 of the client's
-// filter, and the version and BSON bytes, cut to 16 bytes. Scope, sort and
-// filter are signed but not stored, so a token only works where it was
-// made, for the same sort and filter, and any change to a byte fails the
-// MAC. The values are not encrypted: they are the sort fields of a document
+// MAC is HMAC-SHA256 over a label, the handler's scope (database,
+// collection and policy), the sort spec ("-age,name,_id"), the SHA-256 of
+// the client's filter and of the request's scope (the BaseFilter's
+// result), and the version and BSON bytes, cut to 16 bytes. Scope, sort
+// and filter are signed but not stored, so a token only works where it was
+// made (the same collection, policy and BaseFilter result), for the same
+// sort and filter, and any change to a byte fails the MAC. The values are not encrypted: they are the sort fields of a document
 // the client has already seen.
 const (
 	cursorVersion = 2
@@ -85,14 +86,17 @@ func direction(v any) int {
 	return 1
 }
 
-// filterDigest is what a token binds of the client's filter.
+// filterDigest is what a token binds of the client's filter and of the
+// request's scope.
 func filterDigest(q *Query) ([]byte, error) {
 	b, err := bson.Marshal(q.CountFilter)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(b)
-	return sum[:], nil
+	h := sha256.New()
+	h.Write(b)
+	h.Write(q.scope)
+	return h.Sum(nil), nil
 }
 
 func (qp *QueryParser) mac(sort bson.D, digest, msg []byte) []byte {

@@ -468,6 +468,11 @@ func newScopedService(t *testing.T, count []mongohttp.CountMode) *scopedService 
 	mux.Handle("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("users"), Policy: policy})).Find())
 	mux.Handle("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("posts"), Policy: policy})).Find())
 	mux.Handle("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("posts"), Policy: policy, BaseFilter: author})).Find())
+	// Two policies alike but for their names, chosen by a header.
+	mux.Handle("/split/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Coll: db.Collection("posts"), Policy: policy, Policies: map[string]mongohttp.Policy{"other": policy},
+		PolicyFor: func(r *http.Request) string { return r.Header.Get("X-Policy") }, Vary: []string{"X-Policy"},
+	})).Find())
 	mux.Handle("/other/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: other.Collection("posts"), Policy: policy})).Find())
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
@@ -522,6 +527,55 @@ func TestTokensAreBoundToTheirHandler(t *testing.T) {
 			continue
 		}
 		checkProblem(t, r, "invalid_cursor")
+	}
+}
+
+// TestTokensAreBoundToTheirScope: handlers of one collection under one
+// policy that differ by their BaseFilter, or by the policy a request is
+// served under, do not take each other's tokens: 400 invalid_cursor. A
+// token keeps working in its own scope.
+func TestTokensAreBoundToTheirScope(t *testing.T) {
+	s := newScopedService(t, nil)
+	userA, userB := s.users[1].Hex(), s.users[2].Hex()
+	posts := afterOf(t, s.get(t, "/posts?sort=likes&limit=2"))
+	ofA := afterOf(t, s.get(t, "/users/"+userA+"/posts?sort=likes&limit=2"))
+	if r := s.get(t, "/users/"+userA+"/posts?sort=likes&limit=2&after="+ofA); r.status != 200 {
+		t.Fatalf("a user's token on its own scope: %d %s", r.status, r.body)
+	}
+	split := func(policy, query string) response {
+		req, _ := http.NewRequest("GET", s.srv.URL+"/split/posts?"+query, nil)
+		req.Header.Set("X-Policy", policy)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return response{resp.StatusCode, resp.Header, body}
+	}
+	underOther := afterOf(t, split("other", "sort=likes&limit=2"))
+	if r := split("other", "sort=likes&limit=2&after="+underOther); r.status != 200 {
+		t.Fatalf("a token under its own policy: %d %s", r.status, r.body)
+	}
+	for _, tt := range []struct {
+		name string
+		get  func() response
+	}{
+		{"/posts token on /users/{id}/posts", func() response { return s.get(t, "/users/"+userA+"/posts?sort=likes&after="+posts) }},
+		{"a user's token on /posts", func() response { return s.get(t, "/posts?sort=likes&after="+ofA) }},
+		{"a user's token on another user's posts", func() response { return s.get(t, "/users/"+userB+"/posts?sort=likes&after="+ofA) }},
+		{"another policy's token", func() response { return split("", "sort=likes&after="+underOther) }},
+		{"the default policy's token under another", func() response {
+			return split("other", "sort=likes&after="+afterOf(t, split("", "sort=likes&limit=2")))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.get()
+			if r.status != 400 {
+				t.Fatalf("status %d, want 400: %s", r.status, r.body)
+			}
+			checkProblem(t, r, "invalid_cursor")
+		})
 	}
 }
 
