@@ -547,7 +547,6 @@ func (r *Resource[T]) decorate(h http.Handler) http.Handler {
 
 // logAndWrite is the default ErrorFunc.
 func (r *Resource[T]) logAndWrite(w http.ResponseWriter, req *http.Request, err error) {
-	id := logError(r.logger, req, err, r.decl.Route(req))
-	w.Header().Set(RequestIDHeader, id)
+	logError(r.logger, req, err, r.decl.Route(req), setRequestID(w, req))
 	WriteError(w, req, err)
 }

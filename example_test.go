@@ -91,7 +91,7 @@ func ExampleQueryParser_Parse() {
 	// sort: {"age":-1,"_id":1}
 	// projection: {"password_hash":0}
 	// limit: 5
-	// mongohttp: field_not_allowed: field "password_hash" may not be filtered; filterable: _id, age, name
+	// mongohttp: field_not_allowed: "password_hash" is not a filterable field or a parameter; accepted: _id, age, name, filter, sort, limit, skip, after, count
 }
 
 // WriteError answers any error as an RFC 9457 problem document; driver

@@ -20,6 +20,7 @@ type findHandler[T any] struct {
 }
 
 func (h *findHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}

@@ -17,6 +17,7 @@ type findOneHandler[T any] struct {
 }
 
 func (h *findOneHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}

@@ -74,11 +74,11 @@ func (b *handlerBase[T]) admitted(w http.ResponseWriter, r *http.Request, limit 
 }
 
 // logError logs a failed request, in one line: 5xx causes at Error level,
-// the rest, and requests whose client left, at Debug. It returns the
-// request's id. The line never holds the query string, and holds the error
-// only for 5xx answers: the detail of a 4xx quotes the client's input,
-// which may be personal data.
-func logError(logger *slog.Logger, r *http.Request, err error, route string) string {
+// the rest, and requests whose client left, at Debug. id is the request's
+// id, as the answer carries it. The line never holds the query string, and
+// holds the error only for 5xx answers: the detail of a 4xx quotes the
+// client's input, which may be personal data.
+func logError(logger *slog.Logger, r *http.Request, err error, route, id string) {
 	e := AsError(err)
 	level := slog.LevelDebug
 	if e.Status >= 500 {
@@ -90,10 +90,10 @@ func logError(logger *slog.Logger, r *http.Request, err error, route string) str
 	case errors.Is(e, ErrOverloaded):
 		level = slog.LevelDebug // expected under a burst, and counted in AdmissionStats
 	}
-	id, traceParent := requestIdentity(r)
 	if !logger.Enabled(r.Context(), level) {
-		return id
+		return
 	}
+	_, traceParent := requestIdentity(r)
 	attrs := make([]slog.Attr, 0, 9)
 	attrs = append(attrs, slog.String("request_id", id), slog.String("method", r.Method),
 		slog.String("route", route), slog.String("path", r.URL.Path),
@@ -105,6 +105,26 @@ func logError(logger *slog.Logger, r *http.Request, err error, route string) str
 		attrs = append(attrs, slog.Any("error", err))
 	}
 	logger.LogAttrs(r.Context(), level, "mongohttp: request failed", attrs...)
+}
+
+// setRequestID puts the request's id in the answer's RequestIDHeader, so
+// that every answer, a success or not, can be matched with its log line
+// and report, and returns it. An id the answer already carries (set by the
+// application, or earlier in the request) is kept; otherwise it is the
+// request's observation's, or its RequestIDHeader when plausible, or a
+// new one.
+func setRequestID(w http.ResponseWriter, r *http.Request) string {
+	h := w.Header()
+	if v := h[RequestIDHeader]; len(v) > 0 && v[0] != "" {
+		return v[0]
+	}
+	var id string
+	if o := observationFrom(r.Context()); o != nil {
+		id = o.rep.RequestID
+	} else {
+		id = requestID(r)
+	}
+	h[RequestIDHeader] = []string{id}
 	return id
 }
 

@@ -341,6 +341,7 @@ type HealthHandler struct {
 }
 
 func (h *HealthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}

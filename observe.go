@@ -52,8 +52,10 @@ type CommandObserver interface {
 // id when it is a plausible id (1 to 128 visible ASCII characters, no
 // quotes or backslashes); otherwise mongohttp makes one. The id is in the
 // log line of a failed request, in the RequestReport, in the comment of the
-// database commands of an observed request, and in this header of error
-// answers.
+// database commands of an observed request, and in this header of every
+// answer the package writes: successes, errors, and the 405 of Methods. An
+// answer that already has the header (set by the application's middleware)
+// keeps it.
 const RequestIDHeader = "X-Request-Id"
 
 // RequestReport describes one request a handler answered. Durations are

@@ -205,6 +205,7 @@ func (a *API) document() *builtDocument {
 
 // ServeHTTP serves the document to GET and HEAD.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}
@@ -214,7 +215,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d := a.document()
 	if d.err != nil {
-		logError(slog.Default(), r, ErrInternal.Detailf("the API document could not be built").withCause(d.err), patternRoute(r))
+		logError(slog.Default(), r, ErrInternal.Detailf("the API document could not be built").withCause(d.err), patternRoute(r), setRequestID(w, r))
 		WriteError(w, r, ErrInternal.Detailf("the API document could not be built"))
 		return
 	}

@@ -262,7 +262,7 @@ type QueryParser struct {
 	extras       map[string]bool
 	ops          opSet
 	defaultSort  bson.D
-	accepted     string // parameter list for unknown_parameter details
+	accepted     string // parameter list for the details of unknown names
 	acceptedOne  string // the same for ParseProjection
 
 	maxRegex, defaultLimit, maxLimit, maxSkip int

@@ -281,6 +281,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if e == nil {
 		e = ErrInternal.Detailf("the request could not be completed")
 	}
+	if r != nil {
+		setRequestID(w, r)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

@@ -101,6 +101,7 @@ type parseState struct {
 	count                         CountMode
 	params                        []queryParam
 	embed                         []string
+	acceptedList                  string // the parameters a detail lists; "" for the parser's
 }
 
 // fieldCond gathers the query-string conditions on one field, in order.
@@ -278,17 +279,15 @@ func (p *parseState) fieldParam(key, val string) error {
 	} else if strings.IndexByte(key, ']') >= 0 {
 		return ErrInvalidParameter.Detailf("parameter %s is malformed; use name=value or name[operator]=value", clip(key))
 	}
+	if _, ok := qp.filter[name]; !ok {
+		return qp.notFilterable(name, p.accepted())
+	}
 	o := opEq
 	if hasOp {
 		var err error
 		if o, err = qp.queryOperator(opName); err != nil {
 			return err
 		}
-		if _, ok := qp.filter[name]; !ok {
-			return qp.fieldNotAllowed(name)
-		}
-	} else if _, ok := qp.filter[name]; !ok {
-		return qp.unknownName(name)
 	} else if !qp.ops.has(opEq) {
 		return ErrOperatorNotAllowed.Detailf("equality filters are not allowed")
 	}
@@ -333,19 +332,31 @@ func (qp *QueryParser) queryOperator(opName string) (opSet, error) {
 	return o, nil
 }
 
-// unknownName reports a plain parameter that is neither reserved, extra nor
-// filterable. Names that can only mean a field (dotted paths, names of
-// sortable or projectable fields and their ancestors) are field_not_allowed;
-// others are unknown_parameter, because typos must not pass silently. Hidden
-// fields are deliberately not told apart from unknown names.
-func (qp *QueryParser) unknownName(name string) error {
+// notFilterable reports a parameter that is neither reserved nor extra and
+// names no filterable field. In the query grammar such a name is a filter,
+// so it is field_not_allowed however it is spelt (name=, name[op]=), as in
+// filter=: one code for one mistake. A name that can only mean a field
+// (dotted paths, names of sortable or projectable fields and their
+// ancestors) is told so; another may be a misspelt parameter, and the
+// detail lists the accepted ones (accepted). Hidden fields are
+// deliberately not told apart from unknown names. A name starting with "$"
+// is an operator: operator_not_allowed.
+func (qp *QueryParser) notFilterable(name, accepted string) error {
 	switch {
 	case strings.HasPrefix(name, "$"):
 		return ErrOperatorNotAllowed.Detailf("operator %s is not allowed as a parameter; use name[operator]=value or filter=", clip(name))
 	case strings.Contains(name, ".") || qp.related[name]:
 		return qp.fieldNotAllowed(name)
 	}
-	return ErrUnknownParameter.Detailf("unknown parameter %s; accepted: %s", clip(name), qp.accepted)
+	return ErrFieldNotAllowed.Detailf("%s is not a filterable field or a parameter; accepted: %s", clip(name), accepted)
+}
+
+// accepted is the list of parameters a detail offers.
+func (p *parseState) accepted() string {
+	if p.acceptedList != "" {
+		return p.acceptedList
+	}
+	return p.qp.accepted
 }
 
 func (qp *QueryParser) fieldNotAllowed(name string) error {

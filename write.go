@@ -89,6 +89,7 @@ type writeSettings[T any] struct {
 }
 
 func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if r.Method != h.method {
 		w.Header().Set("Allow", h.method)
 		WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use %s", strconv.Quote(r.Method), h.method))

@@ -60,7 +60,7 @@ func TestPolicyPerRequest(t *testing.T) {
 	if guest.status != 400 {
 		t.Fatalf("guest filtering a hidden field: %d %s", guest.status, guest.body)
 	}
-	checkProblem(t, guest, "unknown_parameter")
+	checkProblem(t, guest, "field_not_allowed")
 	if got := get("/people/"+ps[3].ID.Hex(), ""); got.status != 200 || json.Valid(got.body) && containsKey(t, got.body, "secret") {
 		t.Fatalf("guest FindOne: %d %s", got.status, got.body)
 	}
