@@ -55,8 +55,8 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 		if r.writes.requireMatch {
 			ifMatch.description += " Required on this resource (else 428), unless If-None-Match: * asks to create."
 		}
-		refuseNoneMatch := apiParam{name: "If-None-Match", schema: &jsonSchema{Type: "string"},
-			description: "Not taken by this method: the header is refused (400 invalid_parameter), even empty."}
+		refuseNoneMatch := apiParam{name: "If-None-Match", schema: &jsonSchema{Type: "string", MaxLength: pointerTo(0)},
+			description: "Not taken by this method: any value but an empty list is refused (400 invalid_parameter)."}
 		prefer := apiParam{name: "Prefer", schema: &jsonSchema{Type: "string"},
 			description: "return=minimal answers 204 without the stored document."}
 		bodyTooLarge := apiResponse{status: http.StatusRequestEntityTooLarge, problems: []*Error{ErrBodyTooLarge},
@@ -136,7 +136,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 			op.headers = []apiParam{ifMatch, refuseNoneMatch}
 			rs = []apiResponse{
 				{status: http.StatusNoContent, description: "Deleted.", headers: []apiHeader{noStore}},
-				{status: http.StatusBadRequest, problems: []*Error{idErr, ErrInvalidParameter}, description: "The id or a header is not valid (a malformed If-Match, any If-None-Match)."},
+				{status: http.StatusBadRequest, problems: []*Error{idErr, ErrInvalidParameter}, description: "The id or a header is not valid (a malformed If-Match, an If-None-Match naming anything)."},
 				{status: http.StatusNotFound, problems: []*Error{ErrNotFound}, description: "No document has this id (and the request has no If-Match)."},
 				{status: http.StatusPreconditionFailed, problems: []*Error{ErrPreconditionFailed}, description: "If-Match does not name the document's current ETag (or names no strong tag), or there is no document."},
 			}

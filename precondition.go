@@ -51,9 +51,11 @@ func (h *writer[T]) preconditions(r *http.Request, create bool) (preconditions, 
 	switch {
 	case err != nil:
 		return p, errMalformedCondition("If-None-Match", err)
-	case none.present && !create:
+	case !create && (none.any || len(none.strong)+len(none.weak) > 0):
+		// An empty list asks nothing of a method that takes no
+		// If-None-Match, and is let through; on PUT it is refused below.
 		return p, ErrInvalidParameter.Detailf("If-None-Match is not taken by %s: If-None-Match: * asks to create a document, which only PUT does", r.Method)
-	case none.present && !none.any:
+	case create && none.present && !none.any:
 		return p, ErrInvalidParameter.Detailf("If-None-Match on a write takes only \"*\" (create only)")
 	}
 	p.ifNoneMatch = none.any

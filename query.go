@@ -467,6 +467,11 @@ func (p *parseState) finish() (*Query, error) {
 	}
 	q.after, q.hasAfter, q.parts = p.after, p.hasAfter, parts
 	q.Filter = combine(parts)
+	if p.hasAfter {
+		if _, _, _, err := qp.decodeToken(p.after, q); err != nil {
+			return nil, err
+		}
+	}
 
 	if q.Projection, err = qp.projection(p.fields, p.hasFields, q.Sort); err != nil {
 		return nil, err

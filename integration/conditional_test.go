@@ -56,7 +56,8 @@ func TestConditionalHeadersFailClosed(t *testing.T) {
 		{"unterminated tag", "DELETE", "/notes/" + id, "", "", []string{"If-Match", `"abc`}, 400, "invalid_parameter"},
 		{"star among tags", "PUT", "/notes/" + id, put, `{"title":"x"}`, []string{"If-Match", "*, " + etag}, 400, "invalid_parameter"},
 		{"empty If-None-Match on PUT", "PUT", "/notes/" + id, put, `{"title":"x"}`, []string{"If-None-Match", ""}, 400, "invalid_parameter"},
-		{"empty If-None-Match on PATCH", "PATCH", "/notes/" + id, patch, `{"likes":9}`, []string{"If-None-Match", ""}, 400, "invalid_parameter"},
+		{"If-None-Match * on PATCH", "PATCH", "/notes/" + id, patch, `{"likes":9}`, []string{"If-None-Match", "*"}, 400, "invalid_parameter"},
+		{"If-None-Match tag on DELETE", "DELETE", "/notes/" + id, "", "", []string{"If-None-Match", `"x"`}, 400, "invalid_parameter"},
 		{"If-Match and If-None-Match: * on an existing document", "PUT", "/notes/" + id, put, `{"title":"x"}`, []string{"If-Match", etag, "If-None-Match", "*"}, 412, "precondition_failed"},
 
 		// RFC 9110 13.1.1: If-Match on a missing document is false.
