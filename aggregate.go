@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -204,7 +205,7 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	var dw *DocumentWriter
+	var dw *bsonjson.DocumentWriter
 	if ndjson {
 		dw = h.enc.NewNDJSONWriter(w)
 	} else {
