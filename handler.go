@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mongohttp/mongohttp/bsonjson"
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -172,7 +173,7 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 		doc = keepPresent(doc, raw, b.zeroDoc)
 	}
 	if len(b.hidden) > 0 {
-		doc = omitPaths(doc, b.hidden, "")
+		doc = rawbson.OmitPaths(doc, b.hidden)
 	}
 	return doc, nil
 }
