@@ -386,18 +386,21 @@ func (l *Lexer) strSlow(start int) (string, error) {
 			case 't':
 				b = append(b, '\t')
 			case 'u':
-				if i+4 > len(d) {
-					l.pos = len(d)
-					return "", l.unexpectedEnd()
-				}
-				r, ok := hex4(d[i : i+4])
+				// A digit that is not hex is the fault even when the data
+				// ends before four of them.
+				n := min(4, len(d)-i)
+				r, ok := hex4(d[i : i+n])
 				if !ok {
-					for k := range 4 {
+					for k := range n {
 						if _, ok := hex4(d[i+k : i+k+1]); !ok {
 							l.pos = i + k
 							return "", l.unexpected(d[i+k], "in \\u hexadecimal character escape")
 						}
 					}
+				}
+				if n < 4 {
+					l.pos = len(d)
+					return "", l.unexpectedEnd()
 				}
 				i += 4
 				if utf16.IsSurrogate(r) {
