@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
@@ -104,4 +106,38 @@ func ExampleEncoder_NewArrayWriter() {
 	// Output:
 	// [{"a":true},{"b":"<x>"}]
 	// 2 documents
+}
+
+// A handler that serves a cursor as a JSON array. Nothing reaches the
+// client before the writer's buffer fills or Close, so a handler can still
+// answer an error while it has written nothing.
+func Example() {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cur, err := mongo.NewCursorFromDocuments([]any{
+			bson.D{{Key: "_id", Value: int32(1)}, {Key: "name", Value: "Ada"}},
+			bson.D{{Key: "_id", Value: int32(2)}, {Key: "name", Value: "Grace"}},
+		}, nil, nil) // in a service: coll.Find(r.Context(), filter)
+		if err != nil {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		defer cur.Close(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		var enc bsonjson.Encoder
+		dw := enc.NewArrayWriter(w)
+		for cur.Next(r.Context()) {
+			if err := dw.WriteDocument(cur.Current); err != nil {
+				break // the failed document leaves no trace in the output
+			}
+		}
+		if err := dw.Close(); err != nil {
+			log.Print(err)
+		}
+	})
+
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/people", nil))
+	fmt.Println(rec.Body.String())
+	// Output:
+	// [{"_id":1,"name":"Ada"},{"_id":2,"name":"Grace"}]
 }
