@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -85,7 +86,7 @@ type Collection[T any] struct {
 	MaxTime time.Duration
 
 	// Encoder sets the JSON format. Default (nil) is plain JSON.
-	Encoder *Encoder
+	Encoder *bsonjson.Encoder
 
 	// ReadPreference routes the reads, for example
 	// readpref.SecondaryPreferred() for list endpoints. Default (nil) is

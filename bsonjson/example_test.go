@@ -1,4 +1,4 @@
-package mongohttp_test
+package bsonjson_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/mongohttp/mongohttp"
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -23,18 +23,18 @@ func ExampleEncoder_AppendDocument() {
 		{Key: "tags", Value: bson.A{"math", int64(1) << 60}},
 	})
 
-	var enc mongohttp.Encoder // plain JSON
+	var enc bsonjson.Encoder // plain JSON
 	out, err := enc.AppendDocument(nil, doc)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(string(out))
 
-	js := mongohttp.Encoder{Int64AsString: true} // for JavaScript clients
+	js := bsonjson.Encoder{Int64AsString: true} // for JavaScript clients
 	out, _ = js.AppendDocument(out[:0], doc)
 	fmt.Println(string(out))
 
-	ext := mongohttp.Encoder{Format: mongohttp.FormatCanonical}
+	ext := bsonjson.Encoder{Format: bsonjson.FormatCanonical}
 	out, _ = ext.AppendDocument(out[:0], doc)
 	fmt.Println(string(out))
 	// Output:
@@ -54,7 +54,7 @@ func ExampleEncoder_AppendValue() {
 	id, _ := bson.ObjectIDFromHex("65f3a1b2c3d4e5f601234567")
 	u := user{ID: id, Name: "Ada", Since: time.Date(2024, 1, 2, 3, 4, 5, 6e8, time.UTC)}
 
-	out, err := (*mongohttp.Encoder)(nil).AppendValue(nil, u)
+	out, err := (*bsonjson.Encoder)(nil).AppendValue(nil, u)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func ExampleEncoder_NewNDJSONWriter() {
 	}
 	ctx := context.Background()
 
-	dw := (*mongohttp.Encoder)(nil).NewNDJSONWriter(os.Stdout)
+	dw := (*bsonjson.Encoder)(nil).NewNDJSONWriter(os.Stdout)
 	defer dw.Close()
 	for cur.Next(ctx) {
 		if err := dw.WriteDocument(cur.Current); err != nil {
@@ -93,7 +93,7 @@ func ExampleEncoder_NewNDJSONWriter() {
 
 // An array writer writes "[]" for an empty sequence.
 func ExampleEncoder_NewArrayWriter() {
-	dw := (*mongohttp.Encoder)(nil).NewArrayWriter(os.Stdout)
+	dw := (*bsonjson.Encoder)(nil).NewArrayWriter(os.Stdout)
 	_ = dw.WriteValue(bson.D{{Key: "a", Value: true}})
 	_ = dw.WriteValue(map[string]string{"b": "<x>"})
 	if err := dw.Close(); err != nil {

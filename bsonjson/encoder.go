@@ -1,4 +1,4 @@
-package mongohttp
+package bsonjson
 
 import (
 	"bytes"
@@ -57,14 +57,14 @@ const maxPooledBuffer = 1 << 20
 
 // ErrMalformedBSON is wrapped by the errors returned for input that is not
 // a well-formed BSON document: test with errors.Is.
-var ErrMalformedBSON = errors.New("mongohttp: malformed BSON")
+var ErrMalformedBSON = errors.New("bsonjson: malformed BSON")
 
 // ErrMaxDepth is wrapped by the errors returned for documents nested deeper
 // than Encoder.MaxDepth: test with errors.Is.
-var ErrMaxDepth = errors.New("mongohttp: BSON nesting too deep")
+var ErrMaxDepth = errors.New("bsonjson: BSON nesting too deep")
 
 // ErrWriterClosed is returned by a DocumentWriter used after Close.
-var ErrWriterClosed = errors.New("mongohttp: document writer closed")
+var ErrWriterClosed = errors.New("bsonjson: document writer closed")
 
 // Encoder turns BSON documents into JSON. It transcodes the raw bytes
 // (bson.Raw, cursor.Current, SingleResult.Raw) directly into a byte slice:
@@ -661,7 +661,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 			return dst, pos, err
 		}
 		v := int64(binary.LittleEndian.Uint64(src[pos:]))
-		unsafeInt := v > maxSafeInteger || v < -maxSafeInteger
+		unsafeInt := v > MaxSafeInteger || v < -MaxSafeInteger
 		switch {
 		case canonical || (t.int64Str && unsafeInt && !plain):
 			dst = append(dst, `{"$numberLong":"`...)
