@@ -95,12 +95,11 @@ func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use %s", strconv.Quote(r.Method), h.method))
 		return
 	}
-	client := clientLimiter(h.coll.Database().Client())
-	if err := admit(r.Context(), h.limit, client); err != nil {
+	if err := admit(r.Context(), h.limit, h.clientLimit); err != nil {
 		h.errorFunc(w, r, err)
 		return
 	}
-	defer leave(h.limit, client)
+	defer leave(h.limit, h.clientLimit)
 	h.obs(r).admitted()
 	if err := h.serve(h, w, r); err != nil {
 		h.errorFunc(w, r, err)
