@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -104,7 +105,7 @@ func (h *writer[T]) matches(r *http.Request, p preconditions, stored bson.Raw) (
 	}
 	shown := stored
 	if len(h.hidden) > 0 {
-		shown = omitPaths(stored, h.hidden, "")
+		shown = rawbson.OmitPaths(stored, h.hidden)
 	}
 	_, current, err := h.render(r, shown)
 	if err != nil {
