@@ -103,9 +103,15 @@ type routes struct {
 	Health               http.Handler
 }
 
-// newRoutes builds the handlers on db's users and posts collections.
+// resources are the service's declarations, checked.
+type resources struct {
+	users            *mongohttp.Resource[bson.Raw]
+	posts, userPosts *mongohttp.Resource[Post]
+}
+
+// declare checks the declarations of db's users and posts collections.
 // maxTime bounds each request's queries: past it the answer is 504.
-func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, lim limits) *routes {
+func declare(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, lim limits) resources {
 	maxTime := lim.maxTime
 	// Each collection is declared once; its handlers are made from the
 	// declaration.
@@ -133,6 +139,13 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 	userPostsDecl := postsDecl
 	userPostsDecl.BaseFilter = authorFilter(db.Collection("users"), pathID, maxTime)
 	userPosts := mongohttp.Must(mongohttp.New(userPostsDecl))
+	return resources{users: users, posts: posts, userPosts: userPosts}
+}
+
+// newRoutes builds the handlers on db's users and posts collections.
+func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, lim limits) *routes {
+	rs := declare(client, db, pathID, logger, lim)
+	users, posts, userPosts := rs.users, rs.posts, rs.userPosts
 	return &routes{
 		Users:     mongohttp.Methods{"GET": users.Find(), "POST": users.Insert()},
 		User:      users.FindOne(),
