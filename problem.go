@@ -146,9 +146,9 @@ func withExtensions(body []byte, ext map[string]any) []byte {
 	return out
 }
 
-// RetryAfter is the value, in seconds, of the Retry-After header sent with
+// retryAfter is the value, in seconds, of the Retry-After header sent with
 // 503 answers.
-const RetryAfter = 1
+const retryAfter = 1
 
 // WriteError writes err as an application/problem+json answer, mapped by
 // AsError: any error, nil included, ends in a problem document with a 4xx or
@@ -169,7 +169,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Del("Link")
 	h.Del("X-Total-Count")
 	if e.Status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", strconv.Itoa(RetryAfter))
+		h.Set("Retry-After", strconv.Itoa(retryAfter))
 	}
 	body, _ := json.Marshal(problemBody{
 		Type:     ProblemTypeBase + e.Code,
