@@ -34,7 +34,8 @@ type Aggregation struct {
 	// aggregate command of its own, one after the other; Reduce makes the
 	// answer, one JSON object, from their results. They do what MongoDB's
 	// $facet does, for servers without it, and let each figure come from a
-	// pipeline the server computes correctly (see the README on FerretDB).
+	// pipeline the server computes correctly (see docs/relations.md on
+	// FerretDB).
 	// Default is none.
 	Facets map[string]mongo.Pipeline
 

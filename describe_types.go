@@ -14,8 +14,8 @@ import (
 )
 
 // This file describes the documents a handler answers: from T's bson
-// fields for a struct, through the mapping the encoder applies (README,
-// "Encoding"), and from the policy's declared types for bson.Raw.
+// fields for a struct, through the mapping the encoder applies
+// (docs/encoding.md), and from the policy's declared types for bson.Raw.
 
 var (
 	objectIDType   = reflect.TypeFor[bson.ObjectID]()
