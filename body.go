@@ -3,21 +3,12 @@ package mongohttp
 import (
 	"fmt"
 	"math"
-	"net/http"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/mongohttp/mongohttp/internal/jsonlex"
 	"go.mongodb.org/mongo-driver/v2/bson"
-)
-
-// Errors of request bodies.
-var (
-	ErrInvalidBody          = &Error{Status: http.StatusBadRequest, Code: "invalid_body", Title: "Invalid request body"}
-	ErrBodyTooLarge         = &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request body too large"}
-	ErrUnsupportedMediaType = &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Title: "Unsupported media type"}
-	ErrValidation           = &Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed", Title: "Validation failed"}
 )
 
 // FieldError is one failing field of a 422 "validation_failed" answer.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -23,7 +24,9 @@ import (
 // Collection declares, once, how a collection is served: what clients may
 // ask of it, the hooks that scope and shape its documents, and the limits
 // its handlers work under. New checks it and makes a Resource, from which
-// the handlers are made. T is the document type, as for Find.
+// the handlers are made. T is the document type: bson.Raw (documents go
+// to the encoder as stored), bson.D, bson.M, a map with string keys, or a
+// struct or a pointer to one, into which documents are decoded.
 //
 // Every field but Client and Coll is optional, and its zero value is a safe
 // default.
@@ -243,6 +246,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.Client.mc != c.Coll.Database().Client() {
 		return nil, fmt.Errorf("%s: Coll belongs to another client than Client", where)
 	}
+	if err := checkDocumentType[T](); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
 	if _, ok := c.Policies[""]; ok {
 		return nil, fmt.Errorf("%s: Policies: the name \"\" is reserved for Policy", where)
 	}
@@ -327,29 +333,24 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	runOpts := options.RunCmd().SetReadPreference(rp)
 	var zero T
 	_, raw := any(zero).(bson.Raw)
-	zeroDoc, _ := bson.Marshal(zero) // nil for types that are not documents; Find then fails per request
+	zeroDoc, _ := bson.Marshal(zero) // nil for bson.Raw, bson.D and pointers, whose zero is no document
 	for name, p := range c.allPolicies() {
-		if err := checkVersionField(c.VersionField, p); err != nil {
+		err := checkVersionField(c.VersionField, p)
+		var parser *QueryParser
+		if err == nil {
+			parser, err = newQueryParser(p)
+		}
+		if err != nil {
 			if name != "" {
 				return nil, fmt.Errorf("%s: Policies[%q]: %w", where, name, err)
 			}
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		parser, err := NewQueryParser(p)
-		if err == nil {
-			// After tokens and Idempotency-Keys work only here: this
-			// collection, under this policy.
-			parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() + "\x00" + name
-		}
-		if err != nil {
-			msg := strings.TrimPrefix(err.Error(), "mongohttp: ")
-			if name != "" {
-				return nil, fmt.Errorf("%s: Policies[%q]: %s", where, name, msg)
-			}
-			return nil, fmt.Errorf("%s: %s", where, msg)
-		}
+		// After tokens and Idempotency-Keys work only here: this collection,
+		// under this policy.
+		parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() + "\x00" + name
 		res.bases[name] = &handlerBase[T]{
-			coll: res.coll, clientLimit: c.Client.limit, parser: parser, hidden: parser.Hidden(),
+			coll: res.coll, clientLimit: c.Client.limit, parser: parser, hidden: parser.hidden,
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
 			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
@@ -366,6 +367,22 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		idem: c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
 	}
 	return res, nil
+}
+
+// checkDocumentType refuses a T that cannot hold a document, which would
+// otherwise fail every request: the documents are decoded into T.
+func checkDocumentType[T any]() error {
+	t := reflect.TypeFor[T]()
+	if t == reflect.TypeFor[bson.Raw]() || t == reflect.TypeFor[bson.D]() {
+		return nil
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Struct || t.Kind() == reflect.Map && t.Key().Kind() == reflect.String {
+		return nil
+	}
+	return fmt.Errorf("type parameter %s is not a document type: use bson.Raw, bson.D, bson.M, a map with string keys, or a struct or a pointer to one", reflect.TypeFor[T]())
 }
 
 // checkVersionField refuses a policy that lets clients write, or hides,
@@ -405,15 +422,16 @@ func (c *Collection[T]) allPolicies() map[string]Policy {
 	return all
 }
 
-// Must returns r, and panics if err is not nil. It keeps declarations in
-// var blocks short:
+// Must returns v, and panics if err is not nil. It keeps what is built
+// once at start-up short: declarations and the handlers that can fail.
 //
 //	var users = mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{…}))
-func Must[T any](r *Resource[T], err error) *Resource[T] {
+//	mux.Handle("GET /users/stats", mongohttp.Must(users.Aggregate(stats)))
+func Must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
-	return r
+	return v
 }
 
 // Collection returns the declaration r was made from, with its defaults
@@ -438,7 +456,7 @@ func (r *Resource[T]) Collection() Collection[T] {
 // gives every matching document once, in order, whatever the documents'
 // sizes and whatever their sort fields hold. A page holds up to ?limit=
 // documents, fewer when they pass Lookahead bytes or when its last
-// documents cannot anchor an after token (see QueryParser.NextToken): the
+// documents cannot anchor an after token (see the after tokens in the README): the
 // page then ends at the last document that can. If none can, the link
 // continues by position (skipping the documents served, up to
 // Policy.MaxSkip). If even that is impossible the request fails with a 500

@@ -92,7 +92,7 @@ func parseOperators(names []string) (opSet, error) {
 	for _, n := range names {
 		o := operatorByName(n)
 		if o == 0 {
-			return 0, fmt.Errorf("mongohttp: Policy.Operators: unknown operator %q (write names without \"$\"; known: %s)", n, opLast-1)
+			return 0, fmt.Errorf("Policy.Operators: unknown operator %q (write names without \"$\"; known: %s)", n, opLast-1)
 		}
 		s |= o
 	}

@@ -163,7 +163,7 @@ func (h *findHandler[T]) readPage(ctx context.Context, r *http.Request, q *Query
 // next chooses how the first n documents of page continue: it returns how
 // many of them to serve and the after token of the page after those. The
 // last document served must anchor a keyset token; when the last ones
-// cannot (see NextToken), the page ends at the last one that can, so that
+// cannot (see nextToken), the page ends at the last one that can, so that
 // the next page starts with them. When none can, the token continues by
 // position. Either way no document is left out or served twice.
 func (h *findHandler[T]) next(r *http.Request, q *Query, page *pageBuffer, n int) (int, string, error) {

@@ -16,7 +16,7 @@ import (
 // collection, the TTL index of the idempotency store unless it is
 // disabled; each once, whichever policies ask for it, with a reason.
 func TestIndexes(t *testing.T) {
-	coll := collection(t)
+	client, coll := offline(t, "things")
 	db := coll.Database()
 	teams := mongohttp.Policy{}
 	users := mongohttp.Policy{Relations: map[string]mongohttp.Relation{
@@ -41,18 +41,18 @@ func TestIndexes(t *testing.T) {
 	}{
 		{
 			name: "zero policy",
-			c:    mongohttp.Collection[bson.Raw]{Coll: coll, Idempotency: mongohttp.Idempotency{Disabled: true}},
+			c:    mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Idempotency: mongohttp.Idempotency{Disabled: true}},
 			want: nil,
 		},
 		{
 			name: "idempotency",
-			c:    mongohttp.Collection[bson.Raw]{Coll: coll},
+			c:    mongohttp.Collection[bson.Raw]{Client: client, Coll: coll},
 			want: []string{`things_idempotency {"expires":1} ttl`},
 		},
 		{
 			name: "sorts and relations",
 			c: mongohttp.Collection[bson.Raw]{
-				Coll: coll, Policy: policy, Policies: map[string]mongohttp.Policy{"admin": admin},
+				Client: client, Coll: coll, Policy: policy, Policies: map[string]mongohttp.Policy{"admin": admin},
 				Idempotency: mongohttp.Idempotency{Store: db.Collection("keys")},
 			},
 			want: []string{
@@ -96,7 +96,7 @@ func TestIndexes(t *testing.T) {
 		})
 	}
 
-	r := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy, Policies: map[string]mongohttp.Policy{"admin": admin}}))
+	r := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Policy: policy, Policies: map[string]mongohttp.Policy{"admin": admin}}))
 	for _, ix := range r.Indexes() {
 		switch ix.Name {
 		case "age_1__id_1":

@@ -282,6 +282,17 @@ func isReserved(name string) bool { return slices.Contains(reservedParameters, n
 // NewQueryParser checks p and compiles it. Mistakes in the policy are
 // reported here, as plain errors, rather than as surprises at request time.
 func NewQueryParser(p Policy) (*QueryParser, error) {
+	qp, err := newQueryParser(p)
+	if err != nil {
+		return nil, fmt.Errorf("mongohttp: %w", err)
+	}
+	return qp, nil
+}
+
+// newQueryParser is NewQueryParser with errors that name the field at
+// fault ("Policy.Write: …") without the package's prefix, for New and
+// relations to place in their own.
+func newQueryParser(p Policy) (*QueryParser, error) {
 	qp := &QueryParser{
 		filter:   map[string]Type{"_id": ObjectID},
 		sortable: map[string]bool{"_id": true},
@@ -298,7 +309,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 			return nil, err
 		}
 		if h == "_id" {
-			return nil, errors.New("mongohttp: Policy.Hidden: _id cannot be hidden; it is the paging tie-breaker")
+			return nil, errors.New("Policy.Hidden: _id cannot be hidden; it is the paging tie-breaker")
 		}
 		qp.hidden = append(qp.hidden, h)
 	}
@@ -322,7 +333,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 			return nil, err
 		}
 		if !t.scalar() {
-			return nil, fmt.Errorf("mongohttp: Policy.Filter: field %q has invalid type %v", name, t)
+			return nil, fmt.Errorf("Policy.Filter: field %q has invalid type %v", name, t)
 		}
 		qp.filter[name] = t
 	}
@@ -344,13 +355,13 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	}
 	for _, name := range p.ExtraParameters {
 		if name == "" || !utf8.ValidString(name) || strings.ContainsAny(name, "[]\x00") {
-			return nil, fmt.Errorf("mongohttp: Policy.ExtraParameters: invalid name %q", name)
+			return nil, fmt.Errorf("Policy.ExtraParameters: invalid name %q", name)
 		}
 		if isReserved(name) {
-			return nil, fmt.Errorf("mongohttp: Policy.ExtraParameters: %q is a reserved parameter", name)
+			return nil, fmt.Errorf("Policy.ExtraParameters: %q is a reserved parameter", name)
 		}
 		if _, ok := qp.filter[name]; ok {
-			return nil, fmt.Errorf("mongohttp: Policy.ExtraParameters: %q is also a filterable field", name)
+			return nil, fmt.Errorf("Policy.ExtraParameters: %q is also a filterable field", name)
 		}
 		qp.extras[name] = true
 	}
@@ -373,7 +384,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	for _, l := range limits {
 		switch {
 		case l.v < 0:
-			return nil, fmt.Errorf("mongohttp: Policy.%s is negative", l.name)
+			return nil, fmt.Errorf("%s is negative", "Policy."+l.name)
 		case l.v == 0:
 			*l.dst = l.def
 		default:
@@ -381,14 +392,14 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 		}
 	}
 	if qp.defaultLimit > qp.maxLimit {
-		return nil, fmt.Errorf("mongohttp: Policy.DefaultLimit %d is above MaxLimit %d", qp.defaultLimit, qp.maxLimit)
+		return nil, fmt.Errorf("Policy.DefaultLimit %d is above MaxLimit %d", qp.defaultLimit, qp.maxLimit)
 	}
 	if qp.counts, err = countModes(p.Count); err != nil {
 		return nil, err
 	}
 	if p.CursorKey != nil {
 		if len(p.CursorKey) < 16 {
-			return nil, errors.New("mongohttp: Policy.CursorKey must be at least 16 bytes")
+			return nil, errors.New("Policy.CursorKey must be at least 16 bytes")
 		}
 		qp.key = slices.Clone(p.CursorKey)
 	}
@@ -399,7 +410,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	}
 	if qp.defaultSort, err = qp.parseSort(ds); err != nil {
 		// A plain error: this is the application's mistake, not a client's.
-		return nil, fmt.Errorf("mongohttp: Policy.DefaultSort: %s", AsError(err).Detail)
+		return nil, fmt.Errorf("Policy.DefaultSort: %s", AsError(err).Detail)
 	}
 
 	if qp.relations, err = qp.compileRelations(p.Relations, "", 1); err != nil {
@@ -438,7 +449,7 @@ func countModes(modes []CountMode) (map[CountMode]bool, error) {
 	m := map[CountMode]bool{}
 	for _, c := range modes {
 		if c != CountExact && c != CountEstimated {
-			return nil, fmt.Errorf("mongohttp: Policy.Count: unknown count mode %q (use CountExact or CountEstimated)", c)
+			return nil, fmt.Errorf("Policy.Count: unknown count mode %q (use CountExact or CountEstimated)", c)
 		}
 		m[c] = true
 	}
@@ -469,7 +480,7 @@ func (qp *QueryParser) checkVisible(what, name string) error {
 	}
 	for _, h := range qp.hidden {
 		if name == h || isAncestor(name, h) || isAncestor(h, name) {
-			return fmt.Errorf("mongohttp: Policy.%s: field %q would reach hidden field %q", what, name, h)
+			return fmt.Errorf("%s: field %q would reach hidden field %q", "Policy."+what, name, h)
 		}
 	}
 	return nil
@@ -477,7 +488,7 @@ func (qp *QueryParser) checkVisible(what, name string) error {
 
 func checkPolicyPath(what, name string) error {
 	if !validPath(name) || strings.ContainsAny(name, "[],") || strings.HasPrefix(name, "-") {
-		return fmt.Errorf("mongohttp: Policy.%s: invalid field name %q", what, name)
+		return fmt.Errorf("%s: invalid field name %q", "Policy."+what, name)
 	}
 	return nil
 }
@@ -509,7 +520,3 @@ func validPath(name string) bool {
 func isAncestor(a, b string) bool {
 	return len(b) > len(a) && b[len(a)] == '.' && strings.HasPrefix(b, a)
 }
-
-// Hidden returns the policy's hidden fields, sorted, without repeats and
-// without paths under another hidden path.
-func (qp *QueryParser) Hidden() []string { return slices.Clone(qp.hidden) }

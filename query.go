@@ -39,7 +39,7 @@ type Query struct {
 	Sort bson.D
 	// Projection never includes hidden fields. Without ?fields= it excludes
 	// them; with ?fields= it includes the fields named plus the sort fields,
-	// which NextToken needs. An empty document when there is nothing to
+	// which nextToken needs. An empty document when there is nothing to
 	// exclude.
 	Projection bson.D
 	// Limit is between 1 and the policy's MaxLimit.
@@ -528,7 +528,7 @@ func (qp *QueryParser) parseSort(s string) (bson.D, error) {
 
 // projection builds the projection: without ?fields= the exclusion of hidden
 // fields; with it, an inclusion of the fields named plus the sort fields, so
-// that NextToken finds the sort key of the last document.
+// that nextToken finds the sort key of the last document.
 func (qp *QueryParser) projection(fields string, has bool, sort bson.D) (bson.D, error) {
 	if !has {
 		// Never nil: the driver cannot marshal a nil bson.D.

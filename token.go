@@ -17,7 +17,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// An after token is base64url (no padding) of
+// cursorVersion is the first byte of an after token, which is base64url
+// (no padding) of
 //
 //	version (1 byte) | BSON {"v": [anchor…], "o": offset} | MAC (16 bytes)
 //
@@ -40,14 +41,15 @@ import (
 const (
 	cursorVersion = 2
 	cursorMACLen  = 16
-	// MaxCursorLength caps an after token, in characters. A document whose
-	// sort values would not fit (very long strings as sort keys) cannot end
-	// a page; see Find.
-	MaxCursorLength = 1024
 	// maxKeysetLength leaves room in MaxCursorLength for the offset a
 	// positional continuation adds to a keyset token's anchor.
 	maxKeysetLength = MaxCursorLength - 32
 )
+
+// MaxCursorLength caps an after token, in characters. A document whose
+// sort values would not fit (very long strings as sort keys) cannot end a
+// page; see Find.
+const MaxCursorLength = 1024
 
 var cursorEncoding = base64.RawURLEncoding.Strict()
 
@@ -132,52 +134,52 @@ func (qp *QueryParser) sign(q *Query, digest []byte, p tokenPayload) (string, er
 	return cursorEncoding.EncodeToString(msg), nil
 }
 
-// NextToken returns the after token for the page of q whose last document
+// nextToken returns the after token for the page of q whose last document
 // is last. It reads each sort field of last (dotted paths included) and _id;
 // the Query's projection always includes them.
 //
 // The token holds the document's sort key as the server sorts it (an
 // array's smallest element in ascending order, its largest in descending
 // order; missing as null), and the condition it turns into follows the
-// server's order across types and arrays (see the README). NextToken fails
+// server's order across types and arrays (see the README). nextToken fails
 // when last cannot anchor a page: a sort value of a type keyset paging does
 // not handle (regular expressions, MinKey, MaxKey, undefined, symbols,
 // JavaScript, DBPointer, nested arrays, NaN, an array of two or more
 // documents or of decimals mixed with other numbers, a path through an
 // array of documents), or a token longer than MaxCursorLength allows. Find
 // then ends the page at an earlier document, or continues by position.
-func (qp *QueryParser) NextToken(q *Query, last bson.Raw) (string, error) {
+func (qp *QueryParser) nextToken(q *Query, last bson.Raw) (string, error) {
 	if q == nil || len(q.Sort) == 0 {
-		return "", errors.New("mongohttp: NextToken needs a query with a sort")
+		return "", errors.New("mongohttp: nextToken needs a query with a sort")
 	}
 	digest, err := filterDigest(q)
 	if err != nil {
-		return "", fmt.Errorf("mongohttp: NextToken: %w", err)
+		return "", fmt.Errorf("mongohttp: nextToken: %w", err)
 	}
 	return qp.keysetToken(q, digest, last)
 }
 
 func (qp *QueryParser) keysetToken(q *Query, digest []byte, last bson.Raw) (string, error) {
 	if err := last.Validate(); err != nil {
-		return "", fmt.Errorf("mongohttp: NextToken: invalid document: %w", err)
+		return "", fmt.Errorf("mongohttp: nextToken: invalid document: %w", err)
 	}
 	anchor := make([]bson.RawValue, len(q.Sort))
 	for i, e := range q.Sort {
 		v, err := sortKey(last, e.Key, direction(e.Value) < 0)
 		if err != nil {
-			return "", fmt.Errorf("mongohttp: NextToken: sort field %q: %w", e.Key, err)
+			return "", fmt.Errorf("mongohttp: nextToken: sort field %q: %w", e.Key, err)
 		}
 		if e.Key == "_id" && v.Type == bson.TypeNull {
-			return "", errors.New("mongohttp: NextToken: the document has no _id")
+			return "", errors.New("mongohttp: nextToken: the document has no _id")
 		}
 		anchor[i] = v
 	}
 	tok, err := qp.sign(q, digest, tokenPayload{V: anchor})
 	if err != nil {
-		return "", fmt.Errorf("mongohttp: NextToken: %w", err)
+		return "", fmt.Errorf("mongohttp: nextToken: %w", err)
 	}
 	if len(tok) > maxKeysetLength {
-		return "", fmt.Errorf("mongohttp: NextToken: the sort values need a %d-character token; the maximum is %d", len(tok), maxKeysetLength)
+		return "", fmt.Errorf("mongohttp: nextToken: the sort values need a %d-character token; the maximum is %d", len(tok), maxKeysetLength)
 	}
 	return tok, nil
 }

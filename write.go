@@ -41,13 +41,6 @@ func (op WriteOp) String() string {
 	return "WriteOp(" + strconv.Itoa(int(op)) + ")"
 }
 
-// Errors of writes.
-var (
-	ErrConflict             = &Error{Status: http.StatusConflict, Code: "conflict", Title: "Conflict"}
-	ErrPreconditionFailed   = &Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Title: "Precondition failed"}
-	ErrPreconditionRequired = &Error{Status: http.StatusPreconditionRequired, Code: "precondition_required", Title: "Precondition required"}
-)
-
 // Media types the write handlers take.
 const (
 	mediaJSON       = "application/json"
@@ -92,8 +85,7 @@ type writeSettings[T any] struct {
 func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setRequestID(w, r)
 	if r.Method != h.method {
-		w.Header().Set("Allow", h.method)
-		WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use %s", strconv.Quote(r.Method), h.method))
+		methodNotAllowed(w, r, h.method)
 		return
 	}
 	if err := admit(r.Context(), h.limit, h.clientLimit); err != nil {

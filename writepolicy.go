@@ -28,10 +28,10 @@ func (qp *QueryParser) compileWrite(fields map[string]Type) (writeSchema, error)
 			return w, err
 		}
 		if name == "_id" || strings.HasPrefix(name, "_id.") {
-			return w, fmt.Errorf("mongohttp: Policy.Write: _id cannot be written; it comes from the path or the server")
+			return w, fmt.Errorf("Policy.Write: _id cannot be written; it comes from the path or the server")
 		}
 		if e, isArray := t.elem(); !e.scalar() || (!isArray && t != e) {
-			return w, fmt.Errorf("mongohttp: Policy.Write: field %q has invalid type %v", name, t)
+			return w, fmt.Errorf("Policy.Write: field %q has invalid type %v", name, t)
 		}
 		w.leaves[name] = t
 		w.names = append(w.names, name)
@@ -52,7 +52,7 @@ func (qp *QueryParser) compileWrite(fields map[string]Type) (writeSchema, error)
 	}
 	for name := range w.leaves {
 		if w.objects[name] {
-			return w, fmt.Errorf("mongohttp: Policy.Write: field %q is listed and has fields listed inside it; list only the innermost fields", name)
+			return w, fmt.Errorf("Policy.Write: field %q is listed and has fields listed inside it; list only the innermost fields", name)
 		}
 	}
 	return w, nil

@@ -156,8 +156,8 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		},
 		// The same statistics for one user's posts (404 for an unknown
 		// user, through the base filter) and for everyone's.
-		UserStats: mustHandler(userPosts.Aggregate(postStats)),
-		PostStats: mustHandler(posts.Aggregate(postStats)),
+		UserStats: mongohttp.Must(userPosts.Aggregate(postStats)),
+		PostStats: mongohttp.Must(posts.Aggregate(postStats)),
 		Health:    &mongohttp.HealthHandler{Client: client, Logger: logger},
 	}
 }
