@@ -309,6 +309,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	var zero T
 	_, raw := any(zero).(bson.Raw)
 	zeroDoc, _ := bson.Marshal(zero) // nil for types that are not documents; Find then fails per request
+	omitEmpty := omitEmptyKeys[T]()
 	for name, p := range c.allPolicies() {
 		if err := checkVersionField(c.VersionField, p); err != nil {
 			if name != "" {
@@ -331,7 +332,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			coll: res.coll, parser: parser, hidden: parser.Hidden(),
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
-			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
+			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc, omitEmpty: omitEmpty,
 			version: c.VersionField, observed: c.Observer != nil || c.ServerTiming, route: c.Route,
 		}
 	}
@@ -342,7 +343,8 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	res.writes = &writeSettings[T]{
 		wcoll: wcoll, validate: c.Validate, prepare: c.Prepare, requireMatch: c.RequireIfMatch,
 		maxBody: c.MaxBodyBytes, location: c.Location, known: knownKeys[T](),
-		idem: c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
+		unique: &uniqueIndexes{coll: c.Coll.Clone(options.Collection().SetReadPreference(readpref.Primary()))},
+		idem:   c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
 	}
 	return res, nil
 }
