@@ -151,7 +151,7 @@ func (r *fieldRule) check(d *bodyDecoder, path string, v any) {
 			}
 		}
 		if r.pattern != nil && !r.pattern.MatchString(v) {
-			d.fail("pattern", "field %s must match %s", clip(path), clip(r.Pattern))
+			d.fail("pattern", "field %s does not match its pattern (see the API document)", clip(path))
 		}
 		if r.Enum != nil && !slices.Contains(r.Enum, v) {
 			d.fail("enum", "field %s takes one of %s", clip(path), quotedList(r.Enum))
