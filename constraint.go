@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mongohttp/mongohttp/internal/regexcheck"
 )
 
 // Constraint states what the values of a writable field must be, beyond
@@ -256,7 +258,7 @@ func portablePattern(p string) error {
 				return fmt.Errorf("flags and named groups are not portable; only (?: is")
 			}
 		case c == '{':
-			if !isRepetition(p[i:]) {
+			if !regexcheck.IsRepetition(p[i:]) {
 				return fmt.Errorf("a { must begin a repetition ({2}, {1,}, {1,3}) or be escaped")
 			}
 			i += strings.IndexByte(p[i:], '}')

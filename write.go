@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -217,7 +218,7 @@ func equalities(f, out bson.D) bson.D {
 // whatever the hooks did, since clients and hooks may not move a document
 // out of its scope or change its identity.
 func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixed bson.D) (bson.Raw, error) {
-	raw, err := marshalD(m)
+	raw, err := rawbson.MarshalD(m)
 	if err != nil {
 		return nil, err
 	}
@@ -247,10 +248,10 @@ func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixe
 		out = overlay(keepEmpty(keepPresent(out, raw, h.zeroDoc), raw, h.omitEmpty), raw, h.w.known)
 	}
 	if wo := h.parser.write.writeOnly; len(wo) > 0 {
-		out = omitPaths(out, wo, "") // whatever the hooks left there
+		out = rawbson.OmitPaths(out, wo) // whatever the hooks left there
 	}
 	set := append(bson.D{{Key: "_id", Value: id}, {Key: h.version, Value: bson.NewObjectID()}}, fixed...)
-	return setFields(out, set)
+	return rawbson.SetFields(out, set)
 }
 
 // misfit is the 422 of a document that T cannot hold (a value too large
@@ -272,7 +273,7 @@ func misfit(err error) error {
 // handlers of one document serve it, or 204 under Prefer: return=minimal.
 func (h *writer[T]) respond(w http.ResponseWriter, r *http.Request, status int, stored bson.Raw, location string) error {
 	if len(h.hidden) > 0 {
-		stored = omitPaths(stored, h.hidden, "")
+		stored = rawbson.OmitPaths(stored, h.hidden)
 	}
 	body, etag, err := h.render(r, stored)
 	if err != nil {

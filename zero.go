@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -56,7 +57,7 @@ func keepEmpty(doc, src bson.Raw, keys map[string]bool) bson.Raw {
 	if restore == nil {
 		return doc
 	}
-	out, err := setFields(doc, restore)
+	out, err := rawbson.SetFields(doc, restore)
 	if err != nil {
 		return doc
 	}
