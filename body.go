@@ -75,8 +75,9 @@ type pointerStep struct {
 }
 
 // decodeBody decodes a request body. Syntax errors are ErrInvalidBody
-// (400) with the byte offset; fields that break the write policy are a
-// *ValidationError (422).
+// (400) with the byte offset; fields that break the write policy or its
+// constraints are a *ValidationError (422), returned with the fields that
+// do not.
 func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
 	d := &bodyDecoder{w: w, lex: jsonlex.New(data, w.keys), patch: patch}
 	tok, err := d.token()
@@ -94,7 +95,9 @@ func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
 		return nil, ErrInvalidBody.Detailf("the body has data after its JSON object, at byte %d", d.lex.Offset())
 	}
 	if len(d.errs) > 0 {
-		return nil, &ValidationError{Fields: d.errs}
+		// The valid part is returned too, for checks that add to the
+		// errors (conflictsWithScope).
+		return doc, &ValidationError{Fields: d.errs}
 	}
 	return doc, nil
 }
@@ -111,7 +114,14 @@ func bodySyntaxError(err error) error {
 // fail records a field error at the value being read.
 func (d *bodyDecoder) fail(code, format string, args ...any) {
 	if len(d.errs) < maxBodyErrors {
-		d.errs = append(d.errs, FieldError{Pointer: d.pointer(), Code: code, Detail: fmt.Sprintf(format, args...)})
+		d.failAt(d.pointer(), code, format, args...)
+	}
+}
+
+// failAt records a field error at pointer.
+func (d *bodyDecoder) failAt(pointer, code, format string, args ...any) {
+	if len(d.errs) < maxBodyErrors {
+		d.errs = append(d.errs, FieldError{Pointer: pointer, Code: code, Detail: fmt.Sprintf(format, args...)})
 	}
 }
 
@@ -156,6 +166,15 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 	out := make(bson.D, 0, 8)
 	var seenBuf [16]string
 	seen := seenBuf[:0]
+	var required []requiredChild // the members still to be seen
+	if !d.patch {
+		required = d.w.required[prefix]
+	}
+	var presentBuf [8]bool
+	present := presentBuf[:0]
+	if len(required) > 0 {
+		present = append(present, make([]bool, len(required))...)
+	}
 	for d.lex.More() {
 		tok, err := d.token()
 		if err != nil {
@@ -166,6 +185,11 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 			return nil, ErrInvalidBody.Detailf("the body has key %s twice in one object, before byte %d", clip(key), d.lex.Offset())
 		}
 		seen = append(seen, key)
+		for i, c := range required {
+			if c.key == key {
+				present[i] = true
+			}
+		}
 		path := key
 		if prefix != "" {
 			path = d.path(prefix, key)
@@ -192,8 +216,28 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 			out = append(out, bson.E{Key: key, Value: v})
 		}
 	}
+	for i, c := range required {
+		if !present[i] {
+			for _, leaf := range c.leaves {
+				d.failAt(d.pointer()+leafPointer(leaf, prefix), "required", "field %s is required", clip(leaf))
+			}
+		}
+	}
 	_, err := d.token() // '}'
 	return out, err
+}
+
+// leafPointer is the JSON pointer of path relative to the object at prefix.
+func leafPointer(path, prefix string) string {
+	if prefix != "" {
+		path = path[len(prefix)+1:]
+	}
+	var b strings.Builder
+	for seg := range strings.SplitSeq(path, ".") {
+		b.WriteByte('/')
+		b.WriteString(pointerEscape(seg))
+	}
+	return b.String()
 }
 
 // path joins prefix and key, as the schema's own string when it has it.
@@ -225,10 +269,20 @@ func (d *bodyDecoder) nested(path string) (any, error) {
 	case tok.Kind == jsonlex.ObjectStart:
 		return d.object(path)
 	case tok.Kind == jsonlex.Null && d.patch:
-		return remove{}, nil
+		return d.removal(path), nil
 	}
 	d.fail("invalid_type", "field %s takes an object", clip(path))
 	return nil, d.skipAfter(tok)
+}
+
+// removal is a merge patch's null at path: remove{}, or nil and a field
+// error when it would remove a required field.
+func (d *bodyDecoder) removal(path string) any {
+	if d.w.requiredUnder(path) {
+		d.fail("required", "field %s is required: it cannot be removed", clip(path))
+		return nil
+	}
+	return remove{}
 }
 
 // leaf reads the value of a writable field and converts it to typ. It
@@ -239,7 +293,7 @@ func (d *bodyDecoder) leaf(path string, typ Type) (any, error) {
 		return nil, err
 	}
 	if tok.Kind == jsonlex.Null && d.patch {
-		return remove{}, nil
+		return d.removal(path), nil
 	}
 	elem, isArray := typ.elem()
 	if !isArray {
@@ -278,8 +332,20 @@ func (d *bodyDecoder) leaf(path string, typ Type) (any, error) {
 	return arr, nil
 }
 
-// scalar converts one JSON value, whose first token is tok, to typ.
+// scalar converts one JSON value, whose first token is tok, to typ, and
+// checks it against the field's constraints.
 func (d *bodyDecoder) scalar(path string, typ Type, tok jsonlex.Token) (any, error) {
+	v, err := d.convert(path, typ, tok)
+	if v != nil && err == nil && d.w.rules != nil {
+		if r := d.w.rules[path]; r != nil {
+			r.check(d, path, v)
+		}
+	}
+	return v, err
+}
+
+// convert converts one JSON value, whose first token is tok, to typ.
+func (d *bodyDecoder) convert(path string, typ Type, tok jsonlex.Token) (any, error) {
 	bad := func(code string) (any, error) {
 		d.fail(code, "field %s takes %s", clip(path), typ.expects())
 		return nil, d.skipAfter(tok)

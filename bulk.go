@@ -63,17 +63,17 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer func() { h.obs(r).wrote(int(inserted)) }()
 		if err != nil {
-			at := batchLine[0]
+			at, failed := batchLine[0], bson.Raw(nil)
 			var bwe mongo.BulkWriteException
 			if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
 				idx := bwe.WriteErrors[0].Index
 				if idx >= 0 && idx < len(batchLine) {
-					at = batchLine[idx]
+					at, failed = batchLine[idx], batch[idx].(bson.Raw)
 					inserted = inserted - int64(len(res.InsertedIDs)) + int64(idx)
 				}
 			}
 			if isDuplicateKey(err) {
-				err = ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+				err = h.w.unique.conflictError(ctx, err, failed)
 			}
 			return fail(at, err)
 		}
@@ -129,10 +129,11 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 // bulkDocument checks and prepares one line as Insert does one body.
 func (h *writer[T]) bulkDocument(r *http.Request, line []byte, fixed bson.D) (bson.Raw, error) {
 	body, err := h.parser.write.decodeBody(line, false)
-	if err != nil {
+	var fields *ValidationError
+	if err != nil && !errors.As(err, &fields) {
 		return nil, err
 	}
-	if err := conflictsWithScope(body, fixed); err != nil {
+	if err := checkScope(body, fields, fixed); err != nil {
 		return nil, err
 	}
 	return h.finalize(r, OpInsert, h.mergeInto(bson.D{}, body, ""), bson.NewObjectID(), fixed)

@@ -175,7 +175,7 @@ func (h *writer[T]) replaceClaimed(ctx context.Context, filter bson.D, id any, s
 	}
 	if err != nil {
 		if isDuplicateKey(err) {
-			return false, ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+			return false, h.w.unique.conflictError(ctx, err, doc)
 		}
 		return false, err
 	}

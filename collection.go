@@ -334,6 +334,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	var zero T
 	_, raw := any(zero).(bson.Raw)
 	zeroDoc, _ := bson.Marshal(zero) // nil for bson.Raw, bson.D and pointers, whose zero is no document
+	omitEmpty := omitEmptyKeys[T]()
 	for name, p := range c.allPolicies() {
 		err := checkVersionField(c.VersionField, p)
 		var parser *QueryParser
@@ -353,7 +354,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			coll: res.coll, clientLimit: c.Client.limit, parser: parser, hidden: parser.hidden,
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
-			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
+			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc, omitEmpty: omitEmpty,
 			version: c.VersionField, observed: c.Observer != nil || c.ServerTiming, route: c.Route,
 		}
 	}
@@ -364,7 +365,8 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	res.writes = &writeSettings[T]{
 		wcoll: wcoll, validate: c.Validate, prepare: c.Prepare, requireMatch: c.RequireIfMatch,
 		maxBody: c.MaxBodyBytes, location: c.Location, known: knownKeys[T](),
-		idem: c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
+		unique: &uniqueIndexes{coll: c.Coll.Clone(options.Collection().SetReadPreference(readpref.Primary()))},
+		idem:   c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
 	}
 	return res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -418,6 +419,117 @@ func FuzzCanonicalPath(f *testing.F) {
 					t.Fatalf("%q → %q keeps the escape %q", p, c, c[i:i+3])
 				}
 			}
+		}
+	})
+}
+
+// FuzzConstrainedBody checks the body decoder under a policy with
+// constraints: every error is a 400 or a 422 listing fields by pointer,
+// and a body it accepts satisfies every constraint (checked here from the
+// decoded values, independently of the decoder's own checks).
+func FuzzConstrainedBody(f *testing.F) {
+	p := constraintTestPolicy()
+	w := constraintTestSchema(f)
+	for _, s := range []string{
+		`{"name":"ann","email":"a@b","profile":{"city":"x"}}`,
+		`{"name":"ééééé","email":"a@b","profile":{"city":"x","zip":"1"},"age":150,"score":1.5,"tags":["abc"],"role":"admin","password":"12345678"}`,
+		`{"name":"","email":"nope","age":-1,"zzz":1}`,
+		`{"name":null,"profile":null,"age":1e2}`,
+		`{"tags":["a","abcd"],"role":"root","score":-1.6}`,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, body string, patch bool) {
+		doc, err := w.decodeBody([]byte(body), patch)
+		if err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				for _, fe := range ve.Fields {
+					if fe.Code == "" || (fe.Pointer != "" && !strings.HasPrefix(fe.Pointer, "/")) {
+						t.Fatalf("field error %+v", fe)
+					}
+				}
+				return
+			}
+			if e := AsError(err); e.Status != 400 {
+				t.Fatalf("error %v is neither a 400 nor a validation error", err)
+			}
+			return
+		}
+		raw, err := bson.Marshal(stripRemovals(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, c := range p.Constraints {
+			v, err := bson.Raw(raw).LookupErr(strings.Split(path, ".")...)
+			if err != nil {
+				if c.Required && !patch {
+					t.Fatalf("%s is required, and %s was accepted without it", path, body)
+				}
+				continue
+			}
+			values := []bson.RawValue{v}
+			if arr, ok := v.ArrayOK(); ok {
+				values, _ = arr.Values()
+			}
+			for _, v := range values {
+				checkConstraint(t, path, c, v)
+			}
+		}
+	})
+}
+
+// checkConstraint checks one accepted value against its constraint.
+func checkConstraint(t *testing.T, path string, c Constraint, v bson.RawValue) {
+	t.Helper()
+	if s, ok := v.StringValueOK(); ok {
+		n := utf8.RuneCountInString(s)
+		re, _ := compilePattern(c.Pattern)
+		if n < c.MinLength || (c.MaxLength > 0 && n > c.MaxLength) || (re != nil && c.Pattern != "" && !re.MatchString(s)) ||
+			(c.Enum != nil && !slices.Contains(c.Enum, s)) {
+			t.Fatalf("%s: %q was accepted against %+v", path, s, c)
+		}
+		return
+	}
+	var f float64
+	switch v.Type {
+	case bson.TypeInt32:
+		f = float64(v.Int32())
+	case bson.TypeInt64:
+		f = float64(v.Int64())
+	case bson.TypeDouble:
+		f = v.Double()
+	default:
+		return
+	}
+	if (c.Minimum != nil && f < *c.Minimum) || (c.Maximum != nil && f > *c.Maximum) {
+		t.Fatalf("%s: %v was accepted against [%v, %v]", path, f, c.Minimum, c.Maximum)
+	}
+}
+
+// FuzzConstraintPattern checks that a Constraint.Pattern either is refused
+// or compiles to a matcher that agrees with RE2's reading of the pattern
+// on every text without the line terminators whose dot differs.
+func FuzzConstraintPattern(f *testing.F) {
+	for _, s := range []string{`^[a-z]+@[a-z]+$`, `a.b`, `(?:ab)+\d{2,}`, `[\w.\-]+`, `\x41.`, `(?i)a`, `a{`, `[]a]`, `\s`} {
+		f.Add(s, "ab")
+		f.Add(s, "a\nb")
+	}
+	f.Fuzz(func(t *testing.T, pattern, text string) {
+		re, err := compilePattern(pattern)
+		if err != nil {
+			return
+		}
+		plain, err := regexp.Compile(pattern)
+		if err != nil {
+			t.Fatalf("%q compiles here but not as RE2: %v", pattern, err)
+		}
+		if strings.ContainsAny(text, "\r\u2028\u2029") || !utf8.ValidString(text) {
+			return
+		}
+		if re.MatchString(text) != plain.MatchString(text) {
+			t.Fatalf("%q on %q: %v here, %v in RE2", pattern, text, re.MatchString(text), plain.MatchString(text))
 		}
 	})
 }

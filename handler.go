@@ -42,9 +42,10 @@ type handlerBase[T any] struct {
 	logger      *slog.Logger
 	maxTime     time.Duration
 	enc         *bsonjson.Encoder
-	raw         bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
-	zeroDoc     bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
-	version     string   // the field holding a document's version
+	raw         bool            // T is bson.Raw: documents go from the cursor to the encoder untouched
+	zeroDoc     bson.Raw        // the zero T marshalled, to tell decoded zero values from set ones
+	omitEmpty   map[string]bool // T's top-level omitempty keys, whose empty values keepEmpty puts back
+	version     string          // the field holding a document's version
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
@@ -190,7 +191,7 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 		return nil, fmt.Errorf("encoding %T: %w", zero, err)
 	}
 	if !b.raw {
-		doc = keepPresent(doc, raw, b.zeroDoc)
+		doc = keepEmpty(keepPresent(doc, raw, b.zeroDoc), raw, b.omitEmpty)
 	}
 	if len(b.hidden) > 0 {
 		doc = rawbson.OmitPaths(doc, b.hidden)

@@ -223,6 +223,13 @@ type Policy struct {
 	// nothing is writable.
 	Write map[string]Type
 
+	// Constraints declares, for fields of Write, what their values must
+	// be beyond their type: required, write-only, lengths, ranges,
+	// patterns, enums (see Constraint). The write handlers enforce them
+	// and the API document describes them. A key that is not in Write is
+	// a configuration error. Default is none.
+	Constraints map[string]Constraint
+
 	// Relations names the related documents clients may embed with
 	// ?embed=name (see Relation). The parameter is accepted only where
 	// relations are declared. Default is none.
@@ -269,6 +276,7 @@ type QueryParser struct {
 	maxDepth, maxFilterBytes, maxIn, maxQuery int
 	key                                       []byte
 	write                                     writeSchema
+	writeOnly                                 []string             // Constraints' WriteOnly fields, sorted
 	counts                                    map[CountMode]bool   // the modes Policy.Count allows
 	relations                                 map[string]*relation // nil when ?embed= is refused
 
@@ -313,10 +321,15 @@ func newQueryParser(p Policy) (*QueryParser, error) {
 		}
 		qp.hidden = append(qp.hidden, h)
 	}
+	// Write-only fields are hidden too: never served, filtered, sorted or
+	// projected, whatever another program stored under their names.
+	qp.writeOnly = writeOnlyFields(p.Constraints)
+	qp.hidden = append(qp.hidden, qp.writeOnly...)
 	// Drop repeats and paths under another hidden path: MongoDB refuses a
 	// projection that excludes both "a" and "a.b".
+	all := slices.Clone(qp.hidden)
 	qp.hidden = slices.DeleteFunc(qp.hidden, func(h string) bool {
-		for _, o := range p.Hidden {
+		for _, o := range all {
 			if isAncestor(o, h) {
 				return true
 			}
@@ -435,7 +448,7 @@ func newQueryParser(p Policy) (*QueryParser, error) {
 	if qp.acceptedOne == "" {
 		qp.acceptedOne = "none"
 	}
-	if qp.write, err = qp.compileWrite(p.Write); err != nil {
+	if qp.write, err = qp.compileWrite(p.Write, p.Constraints); err != nil {
 		return nil, err
 	}
 	return qp, nil
@@ -479,7 +492,13 @@ func (qp *QueryParser) checkVisible(what, name string) error {
 		return err
 	}
 	for _, h := range qp.hidden {
+		if what == "Write" && name == h && slices.Contains(qp.writeOnly, name) {
+			continue // hidden because it is write-only
+		}
 		if name == h || isAncestor(name, h) || isAncestor(h, name) {
+			if slices.Contains(qp.writeOnly, h) {
+				return fmt.Errorf("%s: field %q would reach write-only field %q, which is never stored", "Policy."+what, name, h)
+			}
 			return fmt.Errorf("%s: field %q would reach hidden field %q", "Policy."+what, name, h)
 		}
 	}

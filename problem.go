@@ -46,6 +46,10 @@ func AsError(err error) *Error {
 		if c.Title == "" {
 			c.Title = http.StatusText(c.Status)
 		}
+		if c.Status == http.StatusUnprocessableEntity && len(c.Errors) == 0 {
+			// A 422 always lists what failed: at worst the whole body.
+			c.Errors = []FieldError{{Pointer: "", Code: c.Code, Detail: c.Detail}}
+		}
 		return &c
 	}
 	var ve *ValidationError

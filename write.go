@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -78,6 +79,7 @@ type writeSettings[T any] struct {
 	maxBody      int64
 	location     func(r *http.Request, id any) string
 	known        map[string]bool // the keys T's marshalling writes; nil: every key
+	unique       *uniqueIndexes  // for the fields of a duplicate key
 	idem         *idempotency
 	claims       *claims
 }
@@ -141,6 +143,40 @@ func (h *writer[T]) scope(r *http.Request) (base, fixed bson.D, err error) {
 	return base, equalities(base, nil), nil
 }
 
+// decodeInScope decodes a write body and checks it against the request's
+// scope. The body's field errors and its conflicts with the scope are
+// answered together, in one 422.
+func (h *writer[T]) decodeInScope(r *http.Request, data []byte, patch bool) (body, base, fixed bson.D, err error) {
+	body, derr := h.parser.write.decodeBody(data, patch)
+	var fields *ValidationError
+	if derr != nil && !errors.As(derr, &fields) {
+		return nil, nil, nil, derr // not a JSON object: nothing to add
+	}
+	if base, fixed, err = h.scope(r); err != nil {
+		return nil, nil, nil, err
+	}
+	return body, base, fixed, checkScope(body, fields, fixed)
+}
+
+// checkScope adds to a body's field errors (fields, nil when it has none)
+// its conflicts with the fields the scope fixes, and drops the "required"
+// errors of fields the scope sets.
+func checkScope(body bson.D, fields *ValidationError, fixed bson.D) error {
+	var errs []FieldError
+	if fields != nil {
+		for _, f := range fields.Fields {
+			if f.Code != "required" || !slices.ContainsFunc(fixed, func(e bson.E) bool { return f.Pointer == leafPointer(e.Key, "") }) {
+				errs = append(errs, f)
+			}
+		}
+	}
+	errs = append(errs, conflictsWithScope(body, fixed)...)
+	if len(errs) > 0 {
+		return &ValidationError{Fields: errs}
+	}
+	return nil
+}
+
 // equalities collects the fields f fixes to one value: {k: v} and
 // {k: {$eq: v}} at the top and inside $and.
 func equalities(f, out bson.D) bson.D {
@@ -182,7 +218,7 @@ func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixe
 	if h.raw {
 		v = any(bson.Raw(raw)).(T)
 	} else if err := bson.Unmarshal(raw, &v); err != nil {
-		return nil, ErrValidation.Detailf("the document does not fit the service's type").withCause(err)
+		return nil, misfit(err)
 	}
 	if h.w.validate != nil {
 		if err := h.w.validate(r, &v); err != nil {
@@ -201,10 +237,28 @@ func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixe
 		if out, err = bson.Marshal(&v); err != nil {
 			return nil, err
 		}
-		out = overlay(keepPresent(out, raw, h.zeroDoc), raw, h.w.known)
+		out = overlay(keepEmpty(keepPresent(out, raw, h.zeroDoc), raw, h.omitEmpty), raw, h.w.known)
+	}
+	if wo := h.parser.write.writeOnly; len(wo) > 0 {
+		out = rawbson.OmitPaths(out, wo) // whatever the hooks left there
 	}
 	set := append(bson.D{{Key: "_id", Value: id}, {Key: h.version, Value: bson.NewObjectID()}}, fixed...)
 	return rawbson.SetFields(out, set)
+}
+
+// misfit is the 422 of a document that T cannot hold (a value too large
+// for its field's Go type), naming the field the driver could not decode.
+func misfit(err error) error {
+	pointer := ""
+	var de *bson.DecodeError
+	if errors.As(err, &de) {
+		for _, k := range de.Keys() {
+			pointer += "/" + pointerEscape(k)
+		}
+	}
+	return &Error{Status: ErrValidation.Status, Code: ErrValidation.Code, Title: ErrValidation.Title,
+		Detail: "the document cannot be written; see errors", Err: err,
+		Errors: []FieldError{{Pointer: pointer, Code: "invalid_value", Detail: "the value does not fit the service's type for this field"}}}
 }
 
 // respond writes a successful write's answer: the stored document as the
@@ -286,15 +340,8 @@ func serveInsert[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	body, err := h.parser.write.decodeBody(data, false)
+	body, base, fixed, err := h.decodeInScope(r, data, false)
 	if err != nil {
-		return err
-	}
-	base, fixed, err := h.scope(r)
-	if err != nil {
-		return err
-	}
-	if err := conflictsWithScope(body, fixed); err != nil {
 		return err
 	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
@@ -327,7 +374,7 @@ func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed b
 		if stored, lerr := h.loadStored(ctx, bson.D{{Key: "_id", Value: id}}); lerr == nil && stored != nil {
 			return h.respond(w, r, http.StatusCreated, stored, h.w.location(r, id))
 		}
-		return ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+		return h.w.unique.conflictError(ctx, err, doc)
 	}
 	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, h.w.location(r, id))
@@ -357,15 +404,8 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	body, err := h.parser.write.decodeBody(data, op == OpPatch)
+	body, base, fixed, err := h.decodeInScope(r, data, op == OpPatch)
 	if err != nil {
-		return err
-	}
-	base, fixed, err := h.scope(r)
-	if err != nil {
-		return err
-	}
-	if err := conflictsWithScope(body, fixed); err != nil {
 		return err
 	}
 	if pre.ifNoneMatch {
@@ -454,23 +494,23 @@ func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, 
 		if !isDuplicateKey(err) {
 			return err
 		}
-		if stored, err := h.loadStored(ctx, and(base, bson.D{{Key: "_id", Value: id}})); err != nil || stored != nil {
-			if err != nil {
-				return err
+		if stored, lerr := h.loadStored(ctx, and(base, bson.D{{Key: "_id", Value: id}})); lerr != nil || stored != nil {
+			if lerr != nil {
+				return lerr
 			}
 			return errExists
 		}
 		// Not in the scope: elsewhere, or the duplicate is of another
 		// unique key.
 		if base != nil {
-			if stored, err := h.loadStored(ctx, bson.D{{Key: "_id", Value: id}}); err != nil || stored != nil {
-				if err != nil {
-					return err
+			if stored, lerr := h.loadStored(ctx, bson.D{{Key: "_id", Value: id}}); lerr != nil || stored != nil {
+				if lerr != nil {
+					return lerr
 				}
 				return ErrNotFound.Detailf("this id cannot be created here")
 			}
 		}
-		return ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+		return h.w.unique.conflictError(ctx, err, doc) // another unique index than _id's
 	}
 	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, "")
@@ -538,57 +578,79 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	return nil
 }
 
-// knownKeys returns the top-level keys that marshalling a T writes, read
+// bsonField is a top-level key that marshalling a struct writes, and
+// whether its field is tagged omitempty.
+type bsonField struct {
+	key       string
+	omitEmpty bool
+}
+
+// bsonFields returns the top-level keys that marshalling a T writes, read
 // from its bson tags as the driver reads them (the lower-cased field name
-// when a tag gives none), or nil when T keeps any key (a map, bson.D,
-// bson.Raw, or a struct with an inline map).
-func knownKeys[T any]() map[string]bool {
+// when a tag gives none), inline structs included; and whether T keeps
+// any other key (it is a map, bson.D, bson.Raw, or a struct with an
+// inline map).
+func bsonFields[T any]() (fields []bsonField, anyKey bool) {
 	t := reflect.TypeFor[T]()
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
-		return nil
+		return nil, true
 	}
-	keys := map[string]bool{}
-	if !structKeys(t, keys) {
-		return nil
-	}
-	return keys
+	return structFields(t, nil, 0)
 }
 
-func structKeys(t reflect.Type, keys map[string]bool) bool {
+func structFields(t reflect.Type, fields []bsonField, depth int) ([]bsonField, bool) {
+	anyKey := false
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
-		tag := f.Tag.Get("bson")
-		name, opts, _ := strings.Cut(tag, ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("bson"), ",")
 		if name == "-" && opts == "" {
 			continue
 		}
+		opts = "," + opts + ","
 		ft := f.Type
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		if strings.Contains(","+opts+",", ",inline,") {
+		if strings.Contains(opts, ",inline,") {
 			switch ft.Kind() {
 			case reflect.Struct:
-				if !structKeys(ft, keys) {
-					return false
+				if depth < 8 {
+					var inlineAny bool
+					fields, inlineAny = structFields(ft, fields, depth+1)
+					anyKey = anyKey || inlineAny
 				}
 				continue
 			case reflect.Map:
-				return false
+				anyKey = true
+				continue
 			}
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		keys[name] = true
+		fields = append(fields, bsonField{key: name, omitEmpty: strings.Contains(opts, ",omitempty,")})
 	}
-	return true
+	return fields, anyKey
+}
+
+// knownKeys returns the top-level keys that marshalling a T writes, or nil
+// when T keeps any key.
+func knownKeys[T any]() map[string]bool {
+	fields, anyKey := bsonFields[T]()
+	if anyKey {
+		return nil
+	}
+	keys := map[string]bool{}
+	for _, f := range fields {
+		keys[f.key] = true
+	}
+	return keys
 }
 
 // isDuplicateKey reports whether err is a unique index violation. FerretDB

@@ -2,6 +2,7 @@ package mongohttp
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -17,11 +18,38 @@ type writeSchema struct {
 	// keys are matched against them instead of each being allocated.
 	keys  map[string]string // "profile", "city"
 	paths map[string]string // "profile.city", "profile"
+
+	// From Policy.Constraints: the rules of the leaves that have any, the
+	// required leaves under each object ("" is the body), and the
+	// write-only leaves, sorted.
+	rules     map[string]*fieldRule
+	required  map[string][]requiredChild
+	writeOnly []string
 }
 
-// compileWrite checks Policy.Write: valid, visible paths, never _id, and no
-// path that is both a leaf and the object of another.
-func (qp *QueryParser) compileWrite(fields map[string]Type) (writeSchema, error) {
+// requiredChild is a member of an object that is required, or holds
+// required leaves: an absent one is reported at each of them.
+type requiredChild struct {
+	key    string
+	leaves []string // the required paths at or under key
+}
+
+// writeOnlyFields lists the WriteOnly fields of constraints, sorted.
+func writeOnlyFields(constraints map[string]Constraint) []string {
+	var out []string
+	for name, c := range constraints {
+		if c.WriteOnly {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// compileWrite checks Policy.Write and Policy.Constraints: valid, visible
+// paths, never _id, no path that is both a leaf and the object of another,
+// and constraints on writable fields that suit their types.
+func (qp *QueryParser) compileWrite(fields map[string]Type, constraints map[string]Constraint) (writeSchema, error) {
 	w := writeSchema{leaves: map[string]Type{}, objects: map[string]bool{}}
 	for name, t := range fields {
 		if err := qp.checkVisible("Write", name); err != nil {
@@ -55,7 +83,70 @@ func (qp *QueryParser) compileWrite(fields map[string]Type) (writeSchema, error)
 			return w, fmt.Errorf("Policy.Write: field %q is listed and has fields listed inside it; list only the innermost fields", name)
 		}
 	}
-	return w, nil
+	return w, w.compileConstraints(constraints)
+}
+
+// compileConstraints compiles Policy.Constraints into w.
+func (w *writeSchema) compileConstraints(constraints map[string]Constraint) error {
+	w.writeOnly = writeOnlyFields(constraints)
+	for _, name := range slices.Sorted(maps.Keys(constraints)) {
+		t, ok := w.leaves[name]
+		if !ok {
+			return fmt.Errorf("mongohttp: Policy.Constraints: field %q is not in Policy.Write", name)
+		}
+		rule, err := compileConstraint(name, t, constraints[name])
+		if err != nil {
+			return err
+		}
+		if w.rules == nil {
+			w.rules = map[string]*fieldRule{}
+		}
+		w.rules[name] = rule
+		if !rule.Required {
+			continue
+		}
+		if w.required == nil {
+			w.required = map[string][]requiredChild{}
+		}
+		// Listed under the body and each object on the way to the leaf.
+		for parent, key := "", name; ; {
+			head, _, _ := strings.Cut(key, ".")
+			children := w.required[parent]
+			i := slices.IndexFunc(children, func(c requiredChild) bool { return c.key == head })
+			if i < 0 {
+				children = append(children, requiredChild{key: head})
+				i = len(children) - 1
+			}
+			children[i].leaves = append(children[i].leaves, name)
+			w.required[parent] = children
+			if head == key {
+				break
+			}
+			parent = joinDotted(parent, head)
+			key = key[len(head)+1:]
+		}
+	}
+	return nil
+}
+
+// joinDotted joins a dotted path and a key.
+func joinDotted(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// requiredUnder reports whether a required leaf is at or under path.
+func (w *writeSchema) requiredUnder(path string) bool {
+	if r := w.rules[path]; r != nil && r.Required {
+		return true
+	}
+	parent, key := "", path
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		parent, key = path[:i], path[i+1:]
+	}
+	return slices.ContainsFunc(w.required[parent], func(c requiredChild) bool { return c.key == key })
 }
 
 func nextDot(s string, i int) int {
