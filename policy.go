@@ -275,25 +275,40 @@ type QueryParser struct {
 	// scope names what the parser serves ("database.collection" for a
 	// handler's); after tokens are bound to it.
 	scope string
+
+	// version is the version field of the handlers' documents, hidden like
+	// Policy.Hidden (the ETag header carries it), also in related
+	// documents; "" for a parser built by NewQueryParser.
+	version string
 }
 
 func isReserved(name string) bool { return slices.Contains(reservedParameters, name) }
 
 // NewQueryParser checks p and compiles it. Mistakes in the policy are
 // reported here, as plain errors, rather than as surprises at request time.
-func NewQueryParser(p Policy) (*QueryParser, error) {
+func NewQueryParser(p Policy) (*QueryParser, error) { return newQueryParser(p, "") }
+
+// newQueryParser is NewQueryParser for the handlers of a Collection whose
+// documents keep their version in the field version: it is hidden as if
+// Policy.Hidden listed it, in the policy and in every related policy.
+func newQueryParser(p Policy, version string) (*QueryParser, error) {
 	qp := &QueryParser{
 		filter:   map[string]Type{"_id": ObjectID},
 		sortable: map[string]bool{"_id": true},
 		related:  map[string]bool{},
 		extras:   map[string]bool{},
 		key:      processKey(),
+		version:  version,
 	}
 	var err error
 	if qp.ops, err = parseOperators(p.Operators); err != nil {
 		return nil, err
 	}
-	for _, h := range p.Hidden {
+	hidden := p.Hidden
+	if version != "" {
+		hidden = append(slices.Clip(hidden), version)
+	}
+	for _, h := range hidden {
 		if err := checkPolicyPath("Hidden", h); err != nil {
 			return nil, err
 		}
@@ -305,7 +320,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	// Drop repeats and paths under another hidden path: MongoDB refuses a
 	// projection that excludes both "a" and "a.b".
 	qp.hidden = slices.DeleteFunc(qp.hidden, func(h string) bool {
-		for _, o := range p.Hidden {
+		for _, o := range hidden {
 			if isAncestor(o, h) {
 				return true
 			}

@@ -75,12 +75,8 @@ func (h *writer[T]) matches(r *http.Request, p preconditions, stored bson.Raw) (
 			continue
 		}
 		if current == "" {
-			shown := stored
-			if len(h.hidden) > 0 {
-				shown = omitPaths(stored, h.hidden, "")
-			}
 			var err error
-			if _, current, err = h.render(r, shown); err != nil {
+			if _, current, err = h.render(r, stored); err != nil {
 				return false, err
 			}
 		}

@@ -217,9 +217,6 @@ func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixe
 // respond writes a successful write's answer: the stored document as the
 // handlers of one document serve it, or 204 under Prefer: return=minimal.
 func (h *writer[T]) respond(w http.ResponseWriter, r *http.Request, status int, stored bson.Raw, location string) error {
-	if len(h.hidden) > 0 {
-		stored = omitPaths(stored, h.hidden, "")
-	}
 	body, etag, err := h.render(r, stored)
 	if err != nil {
 		return err
