@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -330,6 +331,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			}
 			return nil, fmt.Errorf("%s: %s", where, msg)
 		}
+		parser.write.ints = intRanges(reflect.TypeFor[T](), parser.write.leaves)
 		res.bases[name] = &handlerBase[T]{
 			coll: res.coll, parser: parser, hidden: parser.Hidden(),
 			readConcern: c.ReadConcern, runOpts: runOpts,

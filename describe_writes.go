@@ -194,7 +194,7 @@ func (r *Resource[T]) writeBody(c *apiComponents, qp *QueryParser, base string, 
 		if i := strings.LastIndexByte(path, '.'); i >= 0 {
 			parent, key = path[:i], path[i+1:]
 		}
-		s := writeValueSchema(c, w.leaves[path])
+		s := writeValueSchema(c, w.leaves[path], w.intRange(path))
 		object(parent).Properties[key] = maybeNull(s, patch)
 	}
 	name, what := base+"Write", "A document to insert or replace with: the writable fields, none required."
@@ -220,17 +220,18 @@ func maybeNull(s *jsonSchema, patch bool) *jsonSchema {
 
 // writeValueSchema is a writable value of type t as the body decoder
 // reads it: ObjectIDs also as {"$oid": …}, dates as {"$date": …} with a
-// string or milliseconds since 1970; arrays of scalars.
-func writeValueSchema(c *apiComponents, t Type) *jsonSchema {
+// string or milliseconds since 1970; arrays of scalars. ints is the range
+// of an Int field.
+func writeValueSchema(c *apiComponents, t Type, ints intRange) *jsonSchema {
 	if e, isArray := t.elem(); isArray {
-		return &jsonSchema{Type: "array", Items: writeValueSchema(c, e)}
+		return &jsonSchema{Type: "array", Items: writeValueSchema(c, e, ints)}
 	}
 	switch t {
 	case String:
 		return &jsonSchema{Type: "string", Pattern: "^[^\\x00]*$"}
 	case Int:
-		s := integerSchema(math.MinInt64, math.MaxInt64)
-		s.Format = "int64"
+		s := integerSchema(ints.lo, ints.hi)
+		s.Format = ints.format
 		return s
 	case Date:
 		return c.add("WritableDate", &jsonSchema{AnyOf: []*jsonSchema{

@@ -3,7 +3,9 @@ package mongohttp
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"net/url"
+	"regexp"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -351,6 +353,39 @@ func FuzzRegex(f *testing.F) {
 		}
 		if got := countCaptures(pattern); got != re.MaxCap() {
 			t.Fatalf("the scan of %q finds %d capturing groups, the parser %d", pattern, got, re.MaxCap())
+		}
+	})
+}
+
+// FuzzIntNumber checks the body decoder's reading of integers against
+// exact rational arithmetic: a JSON number is an integer field's value
+// when, and only when, it denotes exactly an integer that fits in an
+// int64, and then it is that integer.
+func FuzzIntNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "42", "1e3", "3.0", "1.5", "1e-400", "0e-400", "0.0", "-9223372036854775808",
+		"9223372036854775808", "9.223372036854775807e18", "1.0000000000000000001", "12E+2", "1e19", "100e-2", "0.001e3"} {
+		f.Add(s)
+	}
+	number := regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !number.MatchString(s) || len(s) > 64 {
+			return
+		}
+		got, ok := parseIntNumber(s)
+		// big.Rat reads exponents of any size: keep them small enough.
+		if _, exp, found := strings.Cut(strings.ToLower(s), "e"); found && len(strings.TrimLeft(exp, "+-0")) > 4 {
+			if ok && got != 0 {
+				t.Fatalf("%s read as %d", s, got)
+			}
+			return
+		}
+		r, valid := new(big.Rat).SetString(s)
+		if !valid {
+			t.Fatalf("big.Rat cannot read %q", s)
+		}
+		want := r.IsInt() && r.Num().IsInt64()
+		if ok != want || ok && got != r.Num().Int64() {
+			t.Fatalf("parseIntNumber(%q) = %d, %v; the number is %s", s, got, ok, r.RatString())
 		}
 	})
 }

@@ -24,6 +24,16 @@ const (
 	// Int fields are stored in filters as int64. Documents holding int32 or
 	// double values still match, because MongoDB compares numbers across
 	// numeric types. filter= accepts any JSON number with an integral value.
+	//
+	// Writes take a JSON number that denotes an integer exactly, read from
+	// its decimal text (42, 1e3 and 3.0, not 1.5 or 1e-400), within the
+	// range of the Go field of the Collection's document type that holds
+	// it (an int32 field takes int32 values, a uint8 field 0 to 255), and
+	// never beyond ±(2^53−1): larger integers would be stored exactly and
+	// read back rounded by JavaScript clients, whose numbers are doubles.
+	// Anything else is a 422 invalid_value at the field's pointer. Values
+	// that fit in an int32 are stored as int32, others as int64; the API
+	// document states the format (int32 or int64) and the range.
 	Int
 	// Float fields are stored in filters as float64; filter= accepts any
 	// finite JSON number. NaN and infinities are refused.

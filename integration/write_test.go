@@ -42,6 +42,7 @@ var notesPolicy = mongohttp.Policy{
 	Write: map[string]mongohttp.Type{
 		"title": mongohttp.String, "likes": mongohttp.Int, "tags": mongohttp.ArrayOf(mongohttp.String),
 		"city.name": mongohttp.String, "password": mongohttp.String, "owner": mongohttp.ObjectID, "due": mongohttp.Date,
+		"score": mongohttp.Int, // not a field of note: any int64 Go type would hold it
 	},
 }
 
@@ -221,6 +222,14 @@ func TestWriteRefusesWhatThePolicyDoesNot(t *testing.T) {
 		{"string for int", "application/json", `{"title":"x","likes":"5"}`, 422, "validation_failed", "/likes", "invalid_type"},
 		{"fraction for int", "application/json", `{"title":"x","likes":1.5}`, 422, "validation_failed", "/likes", "invalid_value"},
 		{"huge int", "application/json", `{"title":"x","likes":1e30}`, 422, "validation_failed", "/likes", "invalid_value"},
+		// Integers are read from the decimal text: a double rounds 1e-400
+		// to 0 and 1.0000000000000000001 to 1.
+		{"underflowing fraction", "application/json", `{"title":"x","likes":1e-400}`, 422, "validation_failed", "/likes", "invalid_value"},
+		{"fraction a double rounds", "application/json", `{"title":"x","likes":1.0000000000000000001}`, 422, "validation_failed", "/likes", "invalid_value"},
+		{"beyond int32", "application/json", `{"title":"x","likes":3000000000}`, 422, "validation_failed", "/likes", "invalid_value"},
+		{"beyond int32 with an exponent", "application/json", `{"title":"x","likes":-2.147483649e9}`, 422, "validation_failed", "/likes", "invalid_value"},
+		{"beyond the safe integers", "application/json", `{"title":"x","score":9007199254740992}`, 422, "validation_failed", "/score", "invalid_value"},
+		{"below the safe integers", "application/json", `{"title":"x","score":-9007199254740992.0}`, 422, "validation_failed", "/score", "invalid_value"},
 		{"bad object id", "application/json", `{"title":"x","owner":"zz"}`, 422, "validation_failed", "/owner", "invalid_object_id"},
 		{"bad $oid", "application/json", `{"title":"x","owner":{"$oid":"zz"}}`, 422, "validation_failed", "/owner", "invalid_object_id"},
 		{"bad date", "application/json", `{"title":"x","due":"tomorrow"}`, 422, "validation_failed", "/due", "invalid_value"},
