@@ -89,7 +89,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 					description: "A document with the same unique key exists, or a request with this Idempotency-Key is still in progress."},
 				bodyTooLarge,
 				apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
-					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ".",
+					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ", or declares a charset other than UTF-8.",
 					headers:     []apiHeader{{name: "Accept-Post", required: true, schema: &jsonSchema{Type: "string"}}}},
 				apiResponse{status: invalid.status, problems: []*Error{ErrValidation, ErrIdempotencyKeyReused},
 					description: invalid.description + " idempotency_key_reused: the Idempotency-Key was used for another request."},
@@ -116,7 +116,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 				notFound = "The id cannot be created in the request's scope."
 			}
 			unsupported := apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
-				description: "The body is not " + media + "."}
+				description: "The body is not " + media + ", or declares a charset other than UTF-8."}
 			if patch {
 				unsupported.headers = []apiHeader{{name: "Accept-Patch", required: true, schema: &jsonSchema{Type: "string", Const: mediaMergePatch}}}
 			}

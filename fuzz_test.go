@@ -1,6 +1,7 @@
 package mongohttp
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -386,6 +387,23 @@ func FuzzIntNumber(f *testing.F) {
 		want := r.IsInt() && r.Num().IsInt64()
 		if ok != want || ok && got != r.Num().Int64() {
 			t.Fatalf("parseIntNumber(%q) = %d, %v; the number is %s", s, got, ok, r.RatString())
+		}
+	})
+}
+
+// FuzzLoneSurrogate checks the filter= check for unpaired surrogate
+// escapes against encoding/json, which reads each as U+FFFD.
+func FuzzLoneSurrogate(f *testing.F) {
+	for _, s := range []string{`{"a":"\ud800"}`, `{"a":"\ud83d\ude00"}`, `{"a":"\\ud800"}`, `{"a":"\udc00\ud800"}`,
+		`{"\ud800":1}`, `{"a":"\ud800\u0041"}`, `{"a":"\ufffd"}`, `{"a":"x\\\ud800"}`, `{"a":"\uD83D\uDE00"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) || !utf8.ValidString(s) {
+			return
+		}
+		if got, want := loneSurrogate(s), notText(s); got != want {
+			t.Fatalf("loneSurrogate(%q) = %v; encoding/json finds %v", s, got, want)
 		}
 	})
 }
