@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/mongohttp/mongohttp/bsonjson"
 )
 
 // writeSchema is the compiled Policy.Write: the writable leaves with their
@@ -83,7 +85,7 @@ type intRange struct {
 // a document type without fields): the integers a JSON client reads
 // exactly, ±(2^53−1). Larger ones would be written as sent and read back
 // rounded by JavaScript's JSON.parse, so writes refuse them.
-var safeInts = intRange{lo: -maxSafeInteger, hi: maxSafeInteger, format: "int64"}
+var safeInts = intRange{lo: -bsonjson.MaxSafeInteger, hi: bsonjson.MaxSafeInteger, format: "int64"}
 
 // intRange returns the range of the Int field at path.
 func (w writeSchema) intRange(path string) intRange {
@@ -127,7 +129,7 @@ func intRanges(t reflect.Type, leaves map[string]Type) map[string]intRange {
 		case reflect.Uint32:
 			out[path] = intRange{lo: 0, hi: math.MaxUint32, format: "int64"}
 		case reflect.Uint, reflect.Uint64:
-			out[path] = intRange{lo: 0, hi: maxSafeInteger, format: "int64"}
+			out[path] = intRange{lo: 0, hi: bsonjson.MaxSafeInteger, format: "int64"}
 		}
 	}
 	return out
