@@ -377,13 +377,18 @@ func (d *bodyDecoder) convert(path string, typ Type, tok jsonlex.Token) (any, er
 	case jsonlex.Number:
 		switch typ {
 		case Int:
-			if n, ok := parseIntNumber(tok.Text); ok {
-				if n >= math.MinInt32 && n <= math.MaxInt32 {
-					return int32(n), nil
-				}
-				return n, nil
+			n, ok := parseIntNumber(tok.Text)
+			if !ok {
+				return bad("invalid_value")
 			}
-			return bad("invalid_value")
+			if r := d.w.intRange(path); n < r.lo || n > r.hi {
+				d.fail("invalid_value", "field %s takes an integer from %d to %d", clip(path), r.lo, r.hi)
+				return nil, nil
+			}
+			if n >= math.MinInt32 && n <= math.MaxInt32 {
+				return int32(n), nil
+			}
+			return n, nil
 		case Float:
 			if f, err := strconv.ParseFloat(tok.Text, 64); err == nil && finite(f) {
 				return f, nil
@@ -398,18 +403,52 @@ func (d *bodyDecoder) convert(path string, typ Type, tok jsonlex.Token) (any, er
 	return bad("invalid_type")
 }
 
-// parseIntNumber accepts a JSON number with an integral value that fits in
-// an int64: 42, -7, 1e3, 3.0.
+// parseIntNumber reads a JSON number whose value is exactly an integer
+// that fits in an int64: 42, -7, 1e3, 3.0, 9007199254740993.0. It works on
+// the decimal text, not through a double, so that 1.5, 1e-400 (which a
+// double rounds to 0) and 9007199254740993.5 are not integers, and
+// 9007199254740993.0 is not read as …992.
 func parseIntNumber(n string) (int64, bool) {
 	if i, err := strconv.ParseInt(n, 10, 64); err == nil {
 		return i, true
 	}
-	f, err := strconv.ParseFloat(n, 64)
-	if err != nil || f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
+	neg := strings.HasPrefix(n, "-")
+	n = strings.TrimPrefix(n, "-")
+	mant, exp, hasExp := strings.Cut(n, "e")
+	if !hasExp {
+		mant, exp, hasExp = strings.Cut(n, "E")
+	}
+	whole, frac, _ := strings.Cut(mant, ".")
+	e := 0
+	if hasExp {
+		x, err := strconv.Atoi(exp) // "+5", "-400"
+		if err != nil {
+			// Too many digits for an int: an integer only if every digit
+			// is 0, a case not worth a path of its own.
+			return 0, false
+		}
+		e = x
+	}
+	digits := strings.TrimLeft(whole+frac, "0")
+	e -= len(frac)
+	if digits == "" {
+		return 0, whole+frac != "" && !strings.ContainsFunc(whole+frac, notDigit)
+	}
+	for strings.HasSuffix(digits, "0") {
+		digits, e = digits[:len(digits)-1], e+1
+	}
+	if e < 0 || len(digits)+e > 19 || strings.ContainsFunc(digits, notDigit) {
 		return 0, false
 	}
-	return int64(f), true
+	text := digits + strings.Repeat("0", e)
+	if neg {
+		text = "-" + text
+	}
+	i, err := strconv.ParseInt(text, 10, 64)
+	return i, err == nil
 }
+
+func notDigit(r rune) bool { return r < '0' || r > '9' }
 
 // wrapped reads {"$oid": "…"} or {"$date": …}, whose '{' was read.
 func (d *bodyDecoder) wrapped(path string, typ Type) (any, error) {

@@ -3,8 +3,10 @@ package mongohttp
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/mongohttp/mongohttp/internal/rawbson"
@@ -38,7 +40,15 @@ func TestDecodeBody(t *testing.T) {
 	}{
 		{"types", `{"title":"x","n":3,"f":1.5,"ok":true,"when":"2024-05-01","ref":"` + oid + `"}`, false,
 			`{"title":"x","n":{"$numberInt":"3"},"f":{"$numberDouble":"1.5"},"ok":true,"when":{"$date":{"$numberLong":"1714521600000"}},"ref":{"$oid":"` + oid + `"}}`, ""},
-		{"big int is int64", `{"n":9007199254740993}`, false, `{"n":{"$numberLong":"9007199254740993"}}`, ""},
+		{"big int is int64", `{"n":9007199254740991}`, false, `{"n":{"$numberLong":"9007199254740991"}}`, ""},
+		{"exact past a double", `{"n":-9007199254740.9910e3}`, false, `{"n":{"$numberLong":"-9007199254740991"}}`, ""},
+		{"exponent", `{"n":12E+2}`, false, `{"n":{"$numberInt":"1200"}}`, ""},
+		{"zero with a tiny exponent", `{"n":0.0e-400}`, false, `{"n":{"$numberInt":"0"}}`, ""},
+		{"beyond the safe integers", `{"n":9007199254740993}`, false, "", "invalid_value"},
+		{"beyond the safe integers, as a fraction", `{"n":9007199254740992.0}`, false, "", "invalid_value"},
+		{"underflow", `{"n":1e-400}`, false, "", "invalid_value"},
+		{"fraction a double rounds", `{"n":1.0000000000000000001}`, false, "", "invalid_value"},
+		{"huge exponent", `{"n":1e999999999999999999999}`, false, "", "invalid_value"},
 		{"integral float is int", `{"n":3.0}`, false, `{"n":{"$numberInt":"3"}}`, ""},
 		{"wrapped", `{"ref":{"$oid":"` + oid + `"},"when":{"$date":0}}`, false,
 			`{"ref":{"$oid":"` + oid + `"},"when":{"$date":{"$numberLong":"0"}}}`, ""},
@@ -134,6 +144,8 @@ func FuzzDecodeBody(f *testing.F) {
 		`{"ref":{"$oid":"65f0a1b2c3d4e5f6a7b8c9d0"},"when":{"$date":"2024-01-01"}}`,
 		`{"n":1e3,"f":-0.5,"ok":false,"a":{"x":null}}`,
 		`{"zzz":[{"$where":1}],"title":"x","title":"y"}`,
+		`{"title":"\ud800"}`, `{"title":"\udc00\ud800"}`, `{"title":"\\ud800\ufffd"}`, "{\"title\":\"\xed\xa0\x80\"}",
+		"{\"title\":\"\xff\"}", "{\"tags\":[\"a\xc3\"]}", "{\"\xc0\xaf\":1}",
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
@@ -179,7 +191,16 @@ func checkSyntaxVerdict(t *testing.T, body string, err error) {
 		}
 		return
 	}
+	// encoding/json takes strings that are not text, as U+FFFD; the
+	// decoder refuses them, and only them, for that reason.
+	text := !notText(body)
+	if !text && !isSyntax {
+		t.Fatalf("%q is not UTF-8 text, but decoding gave %v", body, err)
+	}
 	if isSyntax {
+		if !text && strings.Contains(e.Detail, "UTF-8") {
+			return
+		}
 		for _, limit := range []string{"must be a JSON object", "twice", "nested more than"} {
 			if strings.Contains(e.Detail, limit) {
 				return
@@ -188,6 +209,37 @@ func checkSyntaxVerdict(t *testing.T, body string, err error) {
 		t.Fatalf("%q is JSON, but decoding gave %v (%s)", body, err, e.Detail)
 	}
 }
+
+// notText reports whether a JSON document has invalid UTF-8 or a string
+// whose escapes leave a surrogate unpaired. It asks encoding/json, which
+// turns each such place into U+FFFD, and counts the U+FFFD the document
+// itself holds, as a character or as an escape.
+func notText(body string) bool {
+	if !utf8.ValidString(body) {
+		return true
+	}
+	sent := strings.Count(body, "\uFFFD")
+	for _, esc := range jsonEscape.FindAllString(body, -1) {
+		if strings.EqualFold(esc, `\ufffd`) {
+			sent++
+		}
+	}
+	got := 0
+	dec := json.NewDecoder(strings.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if s, ok := tok.(string); ok {
+			got += strings.Count(s, "\uFFFD")
+		}
+	}
+	return got != sent
+}
+
+// jsonEscape matches the escapes of JSON strings, left to right.
+var jsonEscape = regexp.MustCompile(`\\(?:u[0-9a-fA-F]{4}|[^u])`)
 
 func checkWritable(t *testing.T, w writeSchema, doc bson.D, prefix string, patch bool) {
 	for _, e := range doc {
@@ -321,7 +373,7 @@ func TestBodyPointers(t *testing.T) {
 		t.Errorf("fields %q, want %q", got, want)
 	}
 	// Strings with escapes decode as encoding/json decodes them.
-	doc, err := w.decodeBody([]byte(`{"title":"\u00e9\ud83d\ude00\ud800x\"","tags":["\/"]}`), false)
+	doc, err := w.decodeBody([]byte(`{"title":"\u00e9\ud83d\ude00\ufffdx\"","tags":["\/"]}`), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,8 +174,11 @@ type Collection[T any] struct {
 
 	// VersionField is the field in which writes store each document's
 	// version, a new ObjectID per write, which ETags carry and If-Match is
-	// checked against in the write's own server operation. It may not be
-	// writable or hidden. Default is DefaultVersionField ("_etag").
+	// checked against in the write's own server operation. It is never
+	// served: answers leave it out as they do Policy.Hidden fields (in
+	// related documents too), and the ETag header carries it. It may not be
+	// written, filtered, sorted or projected. Default is
+	// DefaultVersionField ("_etag").
 	VersionField string
 
 	// WriteClaims says whether the writers of one document first take a
@@ -339,7 +342,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		err := checkVersionField(c.VersionField, p)
 		var parser *QueryParser
 		if err == nil {
-			parser, err = newQueryParser(p)
+			parser, err = newQueryParser(p, c.VersionField)
 		}
 		if err != nil {
 			if name != "" {
@@ -350,6 +353,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		// After tokens and Idempotency-Keys work only here: this collection,
 		// under this policy.
 		parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() + "\x00" + name
+		parser.write.ints = intRanges(reflect.TypeFor[T](), parser.write.leaves)
 		res.bases[name] = &handlerBase[T]{
 			coll: res.coll, clientLimit: c.Client.limit, parser: parser, hidden: parser.hidden,
 			readConcern: c.ReadConcern, runOpts: runOpts,
@@ -387,16 +391,14 @@ func checkDocumentType[T any]() error {
 	return fmt.Errorf("type parameter %s is not a document type: use bson.Raw, bson.D, bson.M, a map with string keys, or a struct or a pointer to one", reflect.TypeFor[T]())
 }
 
-// checkVersionField refuses a policy that lets clients write, or hides,
-// the version field.
+// checkVersionField refuses a policy that lets clients write, filter,
+// sort or project the version field, which is never served.
 func checkVersionField(field string, p Policy) error {
 	if _, ok := p.Write[field]; ok {
 		return fmt.Errorf("Policy.Write: the version field %q is set by the server", field)
 	}
-	for _, h := range p.Hidden {
-		if h == field {
-			return fmt.Errorf("Policy.Hidden: the version field %q must stay visible: ETags and If-Match rely on it", field)
-		}
+	if _, ok := p.Filter[field]; ok || slices.Contains(p.Sort, field) || slices.Contains(p.Project, field) {
+		return fmt.Errorf("Policy: the version field %q is never served (the ETag header carries it): it cannot be filtered, sorted or projected", field)
 	}
 	return nil
 }

@@ -91,7 +91,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 					description: "A document with the same unique key exists (errors names the unique index's fields, code duplicate), or a request with this Idempotency-Key is still in progress."},
 				bodyTooLarge,
 				apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
-					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ".",
+					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ", or declares a charset other than UTF-8.",
 					headers:     []apiHeader{{name: "Accept-Post", required: true, schema: &jsonSchema{Type: "string"}}}},
 				apiResponse{status: invalid.status, problems: []*Error{ErrValidation, ErrIdempotencyKeyReused},
 					description: invalid.description + " idempotency_key_reused: the Idempotency-Key was used for another request."},
@@ -118,7 +118,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 				notFound = "The id cannot be created in the request's scope."
 			}
 			unsupported := apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
-				description: "The body is not " + media + "."}
+				description: "The body is not " + media + ", or declares a charset other than UTF-8."}
 			if patch {
 				unsupported.headers = []apiHeader{{name: "Accept-Patch", required: true, schema: &jsonSchema{Type: "string", Const: mediaMergePatch}}}
 			}
@@ -196,7 +196,7 @@ func (r *Resource[T]) writeBody(c *apiComponents, qp *QueryParser, base string, 
 		if i := strings.LastIndexByte(path, '.'); i >= 0 {
 			parent, key = path[:i], path[i+1:]
 		}
-		s := writeValueSchema(c, w.leaves[path])
+		s := writeValueSchema(c, w.leaves[path], w.intRange(path))
 		if rule := w.rules[path]; rule != nil {
 			s = rule.describe(s)
 		}
@@ -282,17 +282,18 @@ func maybeNull(s *jsonSchema, patch bool) *jsonSchema {
 
 // writeValueSchema is a writable value of type t as the body decoder
 // reads it: ObjectIDs also as {"$oid": …}, dates as {"$date": …} with a
-// string or milliseconds since 1970; arrays of scalars.
-func writeValueSchema(c *apiComponents, t Type) *jsonSchema {
+// string or milliseconds since 1970; arrays of scalars. ints is the range
+// of an Int field.
+func writeValueSchema(c *apiComponents, t Type, ints intRange) *jsonSchema {
 	if e, isArray := t.elem(); isArray {
-		return &jsonSchema{Type: "array", Items: writeValueSchema(c, e)}
+		return &jsonSchema{Type: "array", Items: writeValueSchema(c, e, ints)}
 	}
 	switch t {
 	case String:
 		return &jsonSchema{Type: "string", Pattern: "^[^\\x00]*$"}
 	case Int:
-		s := integerSchema(math.MinInt64, math.MaxInt64)
-		s.Format = "int64"
+		s := integerSchema(ints.lo, ints.hi)
+		s.Format = ints.format
 		return s
 	case Date:
 		return c.add("WritableDate", &jsonSchema{AnyOf: []*jsonSchema{

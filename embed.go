@@ -120,7 +120,7 @@ func (qp *QueryParser) compileRelations(rels map[string]Relation, prefix string,
 		// compiled here, one level down, so that a cycle of policies ends.
 		target := rel.Policy
 		target.Relations = nil
-		tqp, err := newQueryParser(target)
+		tqp, err := newQueryParser(target, qp.version)
 		if err != nil {
 			return nil, fail("Policy: %w", err)
 		}

@@ -111,6 +111,10 @@ func (qp *QueryParser) parseFilter(s string) (bson.D, error) {
 	if err := checkNumberWrappers(s); err != nil {
 		return nil, err
 	}
+	if loneSurrogate(s) {
+		// The parsers would read it as U+FFFD: a filter for another value.
+		return nil, ErrInvalidParameter.Detailf("filter has a string with a lone surrogate escape: not valid UTF-8 text")
+	}
 	var d bson.D
 	if err := bson.UnmarshalExtJSON([]byte(s), false, &d); err != nil {
 		// The driver's message is not shown: it may quote the input at length.

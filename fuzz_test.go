@@ -1,8 +1,10 @@
 package mongohttp
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/url"
 	"regexp"
 	"slices"
@@ -530,6 +532,56 @@ func FuzzConstraintPattern(f *testing.F) {
 		}
 		if re.MatchString(text) != plain.MatchString(text) {
 			t.Fatalf("%q on %q: %v here, %v in RE2", pattern, text, re.MatchString(text), plain.MatchString(text))
+		}
+	})
+}
+
+// FuzzIntNumber checks the body decoder's reading of integers against
+// exact rational arithmetic: a JSON number is an integer field's value
+// when, and only when, it denotes exactly an integer that fits in an
+// int64, and then it is that integer.
+func FuzzIntNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "42", "1e3", "3.0", "1.5", "1e-400", "0e-400", "0.0", "-9223372036854775808",
+		"9223372036854775808", "9.223372036854775807e18", "1.0000000000000000001", "12E+2", "1e19", "100e-2", "0.001e3"} {
+		f.Add(s)
+	}
+	number := regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !number.MatchString(s) || len(s) > 64 {
+			return
+		}
+		got, ok := parseIntNumber(s)
+		// big.Rat reads exponents of any size: keep them small enough.
+		if _, exp, found := strings.Cut(strings.ToLower(s), "e"); found && len(strings.TrimLeft(exp, "+-0")) > 4 {
+			if ok && got != 0 {
+				t.Fatalf("%s read as %d", s, got)
+			}
+			return
+		}
+		r, valid := new(big.Rat).SetString(s)
+		if !valid {
+			t.Fatalf("big.Rat cannot read %q", s)
+		}
+		want := r.IsInt() && r.Num().IsInt64()
+		if ok != want || ok && got != r.Num().Int64() {
+			t.Fatalf("parseIntNumber(%q) = %d, %v; the number is %s", s, got, ok, r.RatString())
+		}
+	})
+}
+
+// FuzzLoneSurrogate checks the filter= check for unpaired surrogate
+// escapes against encoding/json, which reads each as U+FFFD.
+func FuzzLoneSurrogate(f *testing.F) {
+	for _, s := range []string{`{"a":"\ud800"}`, `{"a":"\ud83d\ude00"}`, `{"a":"\\ud800"}`, `{"a":"\udc00\ud800"}`,
+		`{"\ud800":1}`, `{"a":"\ud800\u0041"}`, `{"a":"\ufffd"}`, `{"a":"x\\\ud800"}`, `{"a":"\uD83D\uDE00"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) || !utf8.ValidString(s) {
+			return
+		}
+		if got, want := loneSurrogate(s), notText(s); got != want {
+			t.Fatalf("loneSurrogate(%q) = %v; encoding/json finds %v", s, got, want)
 		}
 	})
 }

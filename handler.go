@@ -216,6 +216,11 @@ func (b *handlerBase[T]) renderEmbedded(r *http.Request, raw bson.Raw, embeds *e
 	if err != nil {
 		return nil, "", err
 	}
+	if b.raw && b.transform == nil && len(b.hidden) > 0 {
+		// document passes raw through; the read fetched the version for
+		// the ETag, and a write's document holds every field.
+		doc = rawbson.OmitPaths(doc, b.hidden)
+	}
 	if embeds != nil {
 		doc = embeds.apply(doc, raw)
 	}

@@ -24,6 +24,16 @@ const (
 	// Int fields are stored in filters as int64. Documents holding int32 or
 	// double values still match, because MongoDB compares numbers across
 	// numeric types. filter= accepts any JSON number with an integral value.
+	//
+	// Writes take a JSON number that denotes an integer exactly, read from
+	// its decimal text (42, 1e3 and 3.0, not 1.5 or 1e-400), within the
+	// range of the Go field of the Collection's document type that holds
+	// it (an int32 field takes int32 values, a uint8 field 0 to 255), and
+	// never beyond ±(2^53−1): larger integers would be stored exactly and
+	// read back rounded by JavaScript clients, whose numbers are doubles.
+	// Anything else is a 422 invalid_value at the field's pointer. Values
+	// that fit in an int32 are stored as int32, others as int64; the API
+	// document states the format (int32 or int64) and the range.
 	Int
 	// Float fields are stored in filters as float64; filter= accepts any
 	// finite JSON number. NaN and infinities are refused.
@@ -283,6 +293,11 @@ type QueryParser struct {
 	// scope names what the parser serves ("database.collection\x00policy"
 	// for a handler's); after tokens and Idempotency-Keys are bound to it.
 	scope string
+
+	// version is the version field of the handlers' documents, hidden like
+	// Policy.Hidden (the ETag header carries it), also in related
+	// documents; "" for a parser built by NewQueryParser.
+	version string
 }
 
 func isReserved(name string) bool { return slices.Contains(reservedParameters, name) }
@@ -290,7 +305,7 @@ func isReserved(name string) bool { return slices.Contains(reservedParameters, n
 // NewQueryParser checks p and compiles it. Mistakes in the policy are
 // reported here, as plain errors, rather than as surprises at request time.
 func NewQueryParser(p Policy) (*QueryParser, error) {
-	qp, err := newQueryParser(p)
+	qp, err := newQueryParser(p, "")
 	if err != nil {
 		return nil, fmt.Errorf("mongohttp: %w", err)
 	}
@@ -299,20 +314,28 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 
 // newQueryParser is NewQueryParser with errors that name the field at
 // fault ("Policy.Write: …") without the package's prefix, for New and
-// relations to place in their own.
-func newQueryParser(p Policy) (*QueryParser, error) {
+// relations to place in their own. The handlers of a Collection whose
+// documents keep their version in the field version pass its name: it is
+// hidden as if Policy.Hidden listed it, in the policy and in every related
+// policy.
+func newQueryParser(p Policy, version string) (*QueryParser, error) {
 	qp := &QueryParser{
 		filter:   map[string]Type{"_id": ObjectID},
 		sortable: map[string]bool{"_id": true},
 		related:  map[string]bool{},
 		extras:   map[string]bool{},
 		key:      processKey(),
+		version:  version,
 	}
 	var err error
 	if qp.ops, err = parseOperators(p.Operators); err != nil {
 		return nil, err
 	}
-	for _, h := range p.Hidden {
+	hidden := p.Hidden
+	if version != "" {
+		hidden = append(slices.Clip(hidden), version)
+	}
+	for _, h := range hidden {
 		if err := checkPolicyPath("Hidden", h); err != nil {
 			return nil, err
 		}

@@ -102,18 +102,33 @@ func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // mediaType returns the request's media type, lower case, without
-// parameters.
+// parameters; "" when it has a charset other than UTF-8, the only
+// encoding of JSON (RFC 8259 §8.1): its bytes would be read as something
+// other than what was sent.
 func mediaType(r *http.Request) string {
 	ct := r.Header.Get("Content-Type")
 	switch ct { // the usual spellings, without the parser's map of parameters
 	case mediaJSON, NDJSON, mediaMergePatch:
 		return ct
 	}
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return ""
 	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return ""
+	}
 	return mt
+}
+
+// errMediaType is the 415 answer to a body that is not one of want.
+func errMediaType(r *http.Request, want string) error {
+	if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil {
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return ErrUnsupportedMediaType.Detailf("charset %s is not taken: send %s in UTF-8", clip(cs), want)
+		}
+	}
+	return ErrUnsupportedMediaType.Detailf("send %s", want)
 }
 
 // readBody reads the whole body, bounded by the handler's limit.
@@ -264,9 +279,6 @@ func misfit(err error) error {
 // respond writes a successful write's answer: the stored document as the
 // handlers of one document serve it, or 204 under Prefer: return=minimal.
 func (h *writer[T]) respond(w http.ResponseWriter, r *http.Request, status int, stored bson.Raw, location string) error {
-	if len(h.hidden) > 0 {
-		stored = rawbson.OmitPaths(stored, h.hidden)
-	}
 	body, etag, err := h.render(r, stored)
 	if err != nil {
 		return err
@@ -334,7 +346,7 @@ func serveInsert[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		return h.serveBulk(w, r)
 	default:
 		w.Header().Set("Accept-Post", mediaJSON+", "+NDJSON)
-		return ErrUnsupportedMediaType.Detailf("send %s (one document) or %s (many)", mediaJSON, NDJSON)
+		return errMediaType(r, mediaJSON+" (one document) or "+NDJSON+" (many)")
 	}
 	data, err := h.readBody(w, r)
 	if err != nil {
@@ -390,7 +402,7 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		if op == OpPatch {
 			w.Header().Set("Accept-Patch", mediaMergePatch)
 		}
-		return ErrUnsupportedMediaType.Detailf("send %s", media)
+		return errMediaType(r, media)
 	}
 	id, err := h.parser.ParseID(h.id(r))
 	if err != nil {

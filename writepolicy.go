@@ -3,8 +3,12 @@ package mongohttp
 import (
 	"fmt"
 	"maps"
+	"math"
+	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/mongohttp/mongohttp/bsonjson"
 )
 
 // writeSchema is the compiled Policy.Write: the writable leaves with their
@@ -25,6 +29,9 @@ type writeSchema struct {
 	rules     map[string]*fieldRule
 	required  map[string][]requiredChild
 	writeOnly []string
+	// ints are the ranges of the Int fields narrower than safeInts, set
+	// from the Go type of a Collection's documents.
+	ints map[string]intRange
 }
 
 // requiredChild is a member of an object that is required, or holds
@@ -155,4 +162,100 @@ func nextDot(s string, i int) int {
 		return -1
 	}
 	return i + 1 + j
+}
+
+// intRange is the range of an Int field's writes, and the format the API
+// document gives it.
+type intRange struct {
+	lo, hi int64
+	format string // "int32", "int64", or "" for the narrower widths
+}
+
+// safeInts is the range of an Int field stored in a 64-bit integer (or in
+// a document type without fields): the integers a JSON client reads
+// exactly, ±(2^53−1). Larger ones would be written as sent and read back
+// rounded by JavaScript's JSON.parse, so writes refuse them.
+var safeInts = intRange{lo: -bsonjson.MaxSafeInteger, hi: bsonjson.MaxSafeInteger, format: "int64"}
+
+// intRange returns the range of the Int field at path.
+func (w writeSchema) intRange(path string) intRange {
+	if r, ok := w.ints[path]; ok {
+		return r
+	}
+	return safeInts
+}
+
+// intRanges returns, for the Int fields among leaves, the range of the Go
+// field of t that holds them (an int32 field takes int32 values), found by
+// bson names as the driver finds them. Fields t does not declare, and the
+// 64-bit ones, take safeInts.
+func intRanges(t reflect.Type, leaves map[string]Type) map[string]intRange {
+	out := map[string]intRange{}
+	for path, typ := range leaves {
+		if e, _ := typ.elem(); e != Int {
+			continue
+		}
+		ft := fieldType(t, strings.Split(path, "."))
+		if ft == nil {
+			continue
+		}
+		if _, isArray := typ.elem(); isArray && (ft.Kind() == reflect.Slice || ft.Kind() == reflect.Array) {
+			ft = ft.Elem()
+		}
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch ft.Kind() {
+		case reflect.Int8:
+			out[path] = intRange{lo: math.MinInt8, hi: math.MaxInt8}
+		case reflect.Int16:
+			out[path] = intRange{lo: math.MinInt16, hi: math.MaxInt16}
+		case reflect.Int32:
+			out[path] = intRange{lo: math.MinInt32, hi: math.MaxInt32, format: "int32"}
+		case reflect.Uint8:
+			out[path] = intRange{lo: 0, hi: math.MaxUint8}
+		case reflect.Uint16:
+			out[path] = intRange{lo: 0, hi: math.MaxUint16}
+		case reflect.Uint32:
+			out[path] = intRange{lo: 0, hi: math.MaxUint32, format: "int64"}
+		case reflect.Uint, reflect.Uint64:
+			out[path] = intRange{lo: 0, hi: bsonjson.MaxSafeInteger, format: "int64"}
+		}
+	}
+	return out
+}
+
+// fieldType returns the type of the field of t at the bson path keys, or
+// nil when t is not a struct that declares it.
+func fieldType(t reflect.Type, keys []string) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct || len(keys) == 0 {
+		return nil
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("bson"), ",")
+		if strings.Contains(","+opts+",", ",inline,") {
+			if ft := fieldType(f.Type, keys); ft != nil {
+				return ft
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if name != keys[0] {
+			continue
+		}
+		if len(keys) == 1 {
+			return f.Type
+		}
+		return fieldType(f.Type, keys[1:])
+	}
+	return nil
 }

@@ -263,3 +263,54 @@ func TestDeclaredRules(t *testing.T) {
 		t.Errorf("the users' response schema describes the write-only password: %+v", schemas["Users"])
 	}
 }
+
+// TestNumbersAgreeWithTheDocument: a post's likes is an int32 in Post, so
+// the document says int32 with its range for writes and answers, and the
+// service refuses what an int32 cannot hold exactly; a user's age, kept in
+// raw documents, takes the integers every JSON client reads exactly,
+// ±(2^53−1), as the document says.
+func TestNumbersAgreeWithTheDocument(t *testing.T) {
+	_, body := fetch(t, "GET", "/openapi.json")
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	type integer struct {
+		Type    any          `json:"type"`
+		Format  string       `json:"format"`
+		Minimum *json.Number `json:"minimum"`
+		Maximum *json.Number `json:"maximum"`
+	}
+	for _, c := range []struct{ schema, field, format, min, max string }{
+		{"PostsWrite", "likes", "int32", "-2147483648", "2147483647"},
+		{"Post", "likes", "int32", "-2147483648", "2147483647"},
+		{"UsersWrite", "age", "int64", "-9007199254740991", "9007199254740991"},
+	} {
+		var got integer
+		if err := json.Unmarshal(doc.Components.Schemas[c.schema].Properties[c.field], &got); err != nil {
+			t.Fatalf("%s.%s: %v", c.schema, c.field, err)
+		}
+		if got.Format != c.format || got.Minimum == nil || got.Maximum == nil || got.Minimum.String() != c.min || got.Maximum.String() != c.max {
+			t.Errorf("%s.%s is %+v; want %s from %s to %s", c.schema, c.field, got, c.format, c.min, c.max)
+		}
+	}
+	author := someUser.ID.Hex()
+	for _, c := range []struct{ path, body, pointer string }{
+		{"/posts", `{"author_id":"` + author + `","title":"n","likes":3000000000}`, "/likes"},
+		{"/posts", `{"author_id":"` + author + `","title":"n","likes":1e-400}`, "/likes"},
+		{"/posts", `{"author_id":"` + author + `","title":"n","likes":1.5}`, "/likes"},
+		{"/users", `{"name":"n","email":"n@example.com","password":"long enough","age":9007199254740993}`, "/age"},
+	} {
+		resp, body := send(t, "POST", c.path, "application/json", c.body)
+		wantProblem(t, resp, body, 422, "validation_failed")
+		if !bytes.Contains(body, []byte(`"pointer":"`+c.pointer+`","code":"invalid_value"`)) {
+			t.Errorf("POST %s %s: %s", c.path, c.body, body)
+		}
+	}
+}
