@@ -62,8 +62,11 @@ const DefaultMaxBodyBytes = 1 << 20
 const DefaultVersionField = "_etag"
 
 // maxWriteAttempts bounds the read-merge-write rounds of a PUT or PATCH
-// without If-Match that lose a race with another writer.
-const maxWriteAttempts = 8
+// without If-Match that lose a race with another writer. Each round
+// merges the body into the version it read, so writes of distinct fields
+// all land; with the pauses between rounds (see pause) a request gives up
+// after about a second of losing, or at its MaxTime.
+const maxWriteAttempts = 20
 
 // writer is a write handler of one policy.
 type writer[T any] struct {
