@@ -15,6 +15,7 @@ import (
 var (
 	ErrInvalidBody          = &Error{Status: http.StatusBadRequest, Code: "invalid_body", Title: "Invalid request body"}
 	ErrBodyTooLarge         = &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request body too large"}
+	ErrBodyTimeout          = &Error{Status: http.StatusRequestTimeout, Code: "body_timeout", Title: "Request body timeout"}
 	ErrUnsupportedMediaType = &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Title: "Unsupported media type"}
 	ErrValidation           = &Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed", Title: "Validation failed"}
 )

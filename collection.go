@@ -151,6 +151,17 @@ type Collection[T any] struct {
 	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 
+	// BodyIdleTimeout bounds how long a write waits for the next bytes of
+	// its body. Before each read of the body the connection's read
+	// deadline is moved this far ahead (through http.ResponseController),
+	// so a body that keeps flowing is read for as long as it lasts, past
+	// the server's ReadTimeout (a bulk insert of a million lines), while a
+	// client that stops sending is cut: 408 "body_timeout", with the lines
+	// stored so far for a bulk insert. Once the body is read the deadline
+	// is lifted: the server's next request sets its own. Default (0) is
+	// DefaultBodyIdleTimeout; negative leaves the server's deadlines alone.
+	BodyIdleTimeout time.Duration
+
 	// Location returns the URL of a document Insert created, for the
 	// Location header. Default is the request's path followed by "/" and
 	// the id, which suits "POST /posts" next to "GET /posts/{id}".
@@ -247,6 +258,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.BodyIdleTimeout == 0 {
+		c.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
 	if c.Location == nil {
 		c.Location = defaultLocation
 	}
@@ -341,7 +355,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	}
 	res.writes = &writeSettings[T]{
 		wcoll: wcoll, validate: c.Validate, prepare: c.Prepare, requireMatch: c.RequireIfMatch,
-		maxBody: c.MaxBodyBytes, location: c.Location, known: knownKeys[T](),
+		maxBody: c.MaxBodyBytes, bodyIdle: c.BodyIdleTimeout, location: c.Location, known: knownKeys[T](),
 		idem: c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
 	}
 	return res, nil

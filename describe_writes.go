@@ -60,6 +60,11 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 			description: "return=minimal answers 204 without the stored document."}
 		bodyTooLarge := apiResponse{status: http.StatusRequestEntityTooLarge, problems: []*Error{ErrBodyTooLarge},
 			description: fmt.Sprintf("The body is larger than %d bytes.", r.writes.maxBody)}
+		bodyTimeout := apiResponse{status: http.StatusRequestTimeout, problems: []*Error{ErrBodyTimeout},
+			description: "The body stopped arriving before its end."}
+		if r.writes.bodyIdle > 0 {
+			bodyTimeout.description = fmt.Sprintf("No bytes of the body arrived for %s.", r.writes.bodyIdle)
+		}
 		invalid := apiResponse{status: http.StatusUnprocessableEntity, problems: []*Error{ErrValidation},
 			description: "The body breaks the write policy (a field that may not be written, a value of the wrong type) or the service's validation; " +
 				"the problem's errors member lists each field by JSON pointer with its code (not_writable, invalid_type, invalid_value, invalid_object_id, or the service's own)."}
@@ -87,7 +92,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 					description: "The body is not one JSON object, or a header is not valid. A bulk insert's problem also gives the failing line and the documents inserted before it."},
 				apiResponse{status: http.StatusConflict, problems: []*Error{ErrConflict, ErrIdempotencyPending},
 					description: "A document with the same unique key exists, or a request with this Idempotency-Key is still in progress."},
-				bodyTooLarge,
+				bodyTimeout, bodyTooLarge,
 				apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
 					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ".",
 					headers:     []apiHeader{{name: "Accept-Post", required: true, schema: &jsonSchema{Type: "string"}}}},
@@ -128,7 +133,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 					description: "A document with the same unique key exists, or the document kept changing while it was written."},
 				apiResponse{status: http.StatusPreconditionFailed, problems: []*Error{ErrPreconditionFailed},
 					description: "If-Match names another version, or If-None-Match: * found a document."},
-				bodyTooLarge, unsupported, invalid,
+				bodyTimeout, bodyTooLarge, unsupported, invalid,
 			)
 		case http.MethodDelete:
 			op.summary, op.description = "Delete a document of "+name, ""

@@ -158,7 +158,7 @@ var sentinels = []*Error{
 	ErrInvalidObjectID, ErrInvalidParameter, ErrUnknownParameter, ErrFieldNotAllowed,
 	ErrOperatorNotAllowed, ErrLimitExceeded, ErrInvalidCursor, ErrCountNotAllowed, ErrNotFound,
 	ErrMethodNotAllowed, ErrUnavailable, ErrTimeout, ErrInternal, ErrOverloaded,
-	ErrInvalidBody, ErrBodyTooLarge, ErrUnsupportedMediaType, ErrValidation,
+	ErrInvalidBody, ErrBodyTooLarge, ErrBodyTimeout, ErrUnsupportedMediaType, ErrValidation,
 	ErrConflict, ErrPreconditionFailed, ErrPreconditionRequired,
 	ErrIdempotencyKeyReused, ErrIdempotencyPending,
 }
