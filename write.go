@@ -69,9 +69,11 @@ const DefaultVersionField = "_etag"
 // maxWriteAttempts bounds the read-merge-write rounds of a PUT or PATCH
 // without If-Match that lose a race with another writer. Each round
 // merges the body into the version it read, so writes of distinct fields
-// all land; with the pauses between rounds (see pause) a request gives up
-// after about a second of losing, or at its MaxTime.
-const maxWriteAttempts = 20
+// all land. With the short pauses between rounds (see pause) a writer that
+// lost comes back about as soon as one that just won starts its next
+// write, so none starves; a request gives up after 50 lost rounds (about
+// a second of pauses), or at its MaxTime.
+const maxWriteAttempts = 50
 
 // writer is a write handler of one policy.
 type writer[T any] struct {
