@@ -431,9 +431,15 @@ func (r *Resource[T]) Collection() Collection[T] {
 // sizes and whatever their sort fields hold. A page holds up to ?limit=
 // documents, fewer when they pass Lookahead bytes or when its last
 // documents cannot anchor an after token (see QueryParser.NextToken): the
-// page then ends at the last document that can. If none can, the link
-// continues by position (skipping the documents served, up to
-// Policy.MaxSkip). If even that is impossible the request fails with a 500
+// page then ends at the last document that can. Sort values too long for
+// a token (a 700-byte name) do not stop a document from anchoring one: its
+// token names the document by _id (of at most 160 bytes) and a digest of
+// its sort key, and the next page reads it again to start after it; should
+// it have moved meanwhile, the page starts after one of the two documents
+// before it, or at the first document sharing the prefix of its sort
+// values that the token holds, so that none is left out. If no document
+// can, the link continues by position (skipping the documents served, up
+// to Policy.MaxSkip). If even that is impossible the request fails with a 500
 // problem (code "internal") rather than answer a page without its
 // continuation: a client never mistakes a page for the last one.
 //

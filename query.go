@@ -57,6 +57,8 @@ type Query struct {
 	// anchor is the sort key the after token holds; nil without a token
 	// or for a token that only continues by position.
 	anchor []bson.RawValue
+	// ref is what a reference token holds; nil for other tokens.
+	ref *anchorRef
 	// params are the decoded parameters but after and skip, in request
 	// order: what a next link repeats.
 	params []queryParam
@@ -411,6 +413,12 @@ func (p *parseState) finish() (*Query, error) {
 		}
 		if q.anchor != nil {
 			parts = append(parts, keyset(q.Sort, q.anchor))
+		}
+		if q.ref != nil {
+			// Until Find reads the document it names (see resolveRef).
+			if c := groupStart(q.Sort, q.ref.group, q.ref.prefix); c != nil {
+				parts = append(parts, c)
+			}
 		}
 	}
 	q.Filter = combine(parts)
