@@ -8,6 +8,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/mongohttp/mongohttp/internal/rawbson"
+	"github.com/mongohttp/mongohttp/internal/jsonlex"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -160,7 +162,7 @@ func FuzzDecodeBody(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted document does not marshal: %v", err)
 		}
-		if got, err := marshalD(stripRemovals(doc)); err != nil || string(got) != string(want) {
+		if got, err := rawbson.MarshalD(stripRemovals(doc)); err != nil || string(got) != string(want) {
 			t.Fatalf("marshalD gave %v, %v; bson.Marshal %v", bson.Raw(got), err, bson.Raw(want))
 		}
 	})
@@ -410,7 +412,7 @@ func TestDecodeBodyCostIsLinear(t *testing.T) {
 			if nested {
 				body = append(append([]byte(`{"a":{"b":`), body...), "}}"...)
 			}
-			d := &bodyDecoder{w: w, lex: jsonLexer{data: body, keys: w.keys}}
+			d := &bodyDecoder{w: w, lex: jsonlex.New(body, w.keys)}
 			_, err := d.decode()
 			var ve *ValidationError
 			if !errors.As(err, &ve) || len(ve.Fields) != maxBodyErrors || ve.Fields[0].Code != "not_writable" {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -24,12 +25,19 @@ import (
 // its handlers work under. New checks it and makes a Resource, from which
 // the handlers are made. T is the document type, as for Find.
 //
-// Every field but Coll is optional, and its zero value is a safe default.
+// Every field but Client and Coll is optional, and its zero value is a safe
+// default.
 // A declaration is a plain value: to serve one route differently (a parent
 // filter, a longer MaxTime for an export), copy it, change the field and
 // call New again.
 type Collection[T any] struct {
-	// Coll is the collection served. Required.
+	// Client is the client the collection belongs to: its Config.Admission
+	// bounds the requests of all the handlers on its collections together,
+	// and its Config.Observer observes them unless Observer is set. Use
+	// Wrap for a *mongo.Client you built yourself. Required.
+	Client *Client
+
+	// Coll is the collection served, a collection of Client. Required.
 	Coll *mongo.Collection
 
 	// Policy says what clients may ask: which fields they may filter, sort
@@ -85,7 +93,7 @@ type Collection[T any] struct {
 	MaxTime time.Duration
 
 	// Encoder sets the JSON format. Default (nil) is plain JSON.
-	Encoder *Encoder
+	Encoder *bsonjson.Encoder
 
 	// ReadPreference routes the reads, for example
 	// readpref.SecondaryPreferred() for list endpoints. Default (nil) is
@@ -176,7 +184,7 @@ type Collection[T any] struct {
 	// WriteClaims says whether the writers of one document first take a
 	// claim on it in the collection "<name>_claims", which servers whose
 	// single-document updates are not atomic need for If-Match and the
-	// version check to hold (README, "No lost update"). Default is
+	// version check to hold (docs/writes.md, "No lost update"). Default is
 	// ClaimsDetect: claims on FerretDB (asked once, from buildInfo), none
 	// on MongoDB.
 	WriteClaims ClaimMode
@@ -193,9 +201,8 @@ type Collection[T any] struct {
 	Vary []string
 
 	// Observer receives a report of every request the handlers answer
-	// (see Observer). Default is the Config.Observer of the client the
-	// collection belongs to, if it was made by ConnectConfig; with none,
-	// the handlers do no observing work.
+	// (see Observer). Default is Client's Config.Observer, if it was made
+	// by ConnectConfig; with none, the handlers do no observing work.
 	Observer Observer
 
 	// Route names the route a request matched, for the Observer and the
@@ -228,13 +235,20 @@ type Resource[T any] struct {
 }
 
 // New checks c and returns its Resource. Mistakes in the declaration (no
-// collection, an invalid policy, a policy named "") are reported here, as
-// errors naming the collection and the field, rather than at request time.
+// client or collection, an invalid policy, a policy named "") are reported
+// here, as errors naming the collection and the field, rather than at
+// request time.
 func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.Coll == nil {
 		return nil, errors.New("mongohttp: Collection.Coll is nil")
 	}
 	where := "mongohttp: collection " + c.Coll.Name()
+	if c.Client == nil {
+		return nil, fmt.Errorf("%s: Client is nil: set it to the *Client that Coll belongs to (Wrap adopts a *mongo.Client)", where)
+	}
+	if c.Client.mc != c.Coll.Database().Client() {
+		return nil, fmt.Errorf("%s: Coll belongs to another client than Client", where)
+	}
 	if _, ok := c.Policies[""]; ok {
 		return nil, fmt.Errorf("%s: Policies: the name \"\" is reserved for Policy", where)
 	}
@@ -283,7 +297,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		c.ID = func(r *http.Request) string { return r.PathValue("id") }
 	}
 	if c.Observer == nil {
-		c.Observer = clientObserver(c.Coll.Database().Client())
+		c.Observer = c.Client.observer
 	}
 	if c.Route == nil {
 		c.Route = patternRoute
@@ -342,7 +356,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			return nil, fmt.Errorf("%s: %s", where, msg)
 		}
 		res.bases[name] = &handlerBase[T]{
-			coll: res.coll, parser: parser, hidden: parser.Hidden(),
+			coll: res.coll, clientLimit: c.Client.limit, parser: parser, hidden: parser.Hidden(),
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
 			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
@@ -470,7 +484,7 @@ func (r *Resource[T]) FindOne() http.Handler {
 // application/json body is one document, answered 201 Created with
 // Location, ETag and the stored document as FindOne serves it (204 under
 // Prefer: return=minimal); an application/x-ndjson body is a stream of
-// documents inserted in ordered batches (see the README). Only the
+// documents inserted in ordered batches (see docs/writes.md). Only the
 // policy's Write fields may be sent; the id is made by the server, and the
 // fields the BaseFilter fixes are set from it. A request with an
 // Idempotency-Key header is answered, when retried with the same key and

@@ -6,19 +6,25 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// offlineCollection is a handle on a collection of a client that never
-// connects: compiling policies needs no server.
-func offlineCollection(t testing.TB, name string) *mongo.Collection {
-	t.Helper()
+// offline is a client that never connects: compiling policies and making
+// handlers need no server.
+var offline = func() *Client {
 	mc, err := mongo.Connect()
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
-	return mc.Database("db").Collection(name)
+	return Wrap(mc)
+}()
+
+// offlineCollection is a handle on a collection of offline.
+func offlineCollection(t testing.TB, name string) *mongo.Collection {
+	t.Helper()
+	return offline.Database("db").Collection(name)
 }
 
 // relationPolicies are posts whose author is a user and whose tags are
@@ -162,6 +168,13 @@ func TestParseEmbed(t *testing.T) {
 }
 
 func TestApplyEmbedding(t *testing.T) {
+	mustMarshal := func(t *testing.T, d bson.D) []byte {
+		b, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	author := bson.Raw(mustMarshal(t, bson.D{{Key: "_id", Value: "a1"}, {Key: "name", Value: "Ada"}}))
 	tag := bson.Raw(mustMarshal(t, bson.D{{Key: "_id", Value: int32(7)}, {Key: "label", Value: "go"}}))
 	var kb []byte
@@ -192,7 +205,7 @@ func TestApplyEmbedding(t *testing.T) {
 		if err := out.Validate(); err != nil {
 			t.Fatalf("%s: invalid BSON: %v", raw, err)
 		}
-		var enc Encoder
+		var enc bsonjson.Encoder
 		got, err := enc.AppendDocument(nil, out)
 		if err != nil || string(got) != tt.want {
 			t.Errorf("apply(%s) = %s, %v; want %s", raw, got, err, tt.want)

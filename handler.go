@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -30,18 +32,19 @@ const NDJSON = "application/x-ndjson"
 
 // handlerBase is what the handlers of one policy of a Resource share.
 type handlerBase[T any] struct {
-	coll       *mongo.Collection
-	parser     *QueryParser
-	hidden     []string
-	baseFilter func(r *http.Request) (bson.D, error)
-	transform  func(r *http.Request, doc *T) error
-	errorFunc  func(w http.ResponseWriter, r *http.Request, err error)
-	logger     *slog.Logger
-	maxTime    time.Duration
-	enc        *Encoder
-	raw        bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
-	zeroDoc    bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
-	version    string   // the field holding a document's version
+	coll        *mongo.Collection
+	clientLimit *limiter // the client's admission bound, shared by all its handlers
+	parser      *QueryParser
+	hidden      []string
+	baseFilter  func(r *http.Request) (bson.D, error)
+	transform   func(r *http.Request, doc *T) error
+	errorFunc   func(w http.ResponseWriter, r *http.Request, err error)
+	logger      *slog.Logger
+	maxTime     time.Duration
+	enc         *bsonjson.Encoder
+	raw         bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
+	zeroDoc     bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
+	version     string   // the field holding a document's version
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
@@ -61,12 +64,11 @@ type server interface {
 // answered through errorFunc. s is the handler itself, so that passing it
 // costs no allocation.
 func (b *handlerBase[T]) admitted(w http.ResponseWriter, r *http.Request, limit *limiter, s server) {
-	client := clientLimiter(b.coll.Database().Client())
-	if err := admit(r.Context(), limit, client); err != nil {
+	if err := admit(r.Context(), limit, b.clientLimit); err != nil {
 		b.errorFunc(w, r, err)
 		return
 	}
-	defer leave(limit, client)
+	defer leave(limit, b.clientLimit)
 	b.obs(r).admitted()
 	if err := s.serve(w, r); err != nil {
 		b.errorFunc(w, r, err)
@@ -182,7 +184,7 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 		doc = keepPresent(doc, raw, b.zeroDoc)
 	}
 	if len(b.hidden) > 0 {
-		doc = omitPaths(doc, b.hidden, "")
+		doc = rawbson.OmitPaths(doc, b.hidden)
 	}
 	return doc, nil
 }

@@ -4,13 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Observer receives a report of every request a handler answers: for
@@ -415,17 +413,6 @@ func (res *Resource[T]) observeErrors(errorFunc func(http.ResponseWriter, *http.
 		observationFrom(r.Context()).failed(err)
 		errorFunc(w, r, err)
 	}
-}
-
-// clientObservers holds Config.Observer of each client made by
-// ConnectConfig, by driver client, so that New finds it.
-var clientObservers sync.Map // *mongo.Client → Observer
-
-func clientObserver(mc *mongo.Client) Observer {
-	if o, ok := clientObservers.Load(mc); ok {
-		return o.(Observer)
-	}
-	return nil
 }
 
 // commandMonitor times each observed request's wait for a connection, then

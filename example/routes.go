@@ -113,7 +113,7 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		// bson.Raw: documents go from the cursor to the JSON encoder without
 		// being decoded. The policy's projection keeps password_hash on the
 		// server.
-		Coll: db.Collection("users"), Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+		Client: client, Coll: db.Collection("users"), Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Validate: validateUser, Prepare: prepareUser,
 	}))
 	// ?embed=author adds each post's author, read for a whole page with one
@@ -123,7 +123,7 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		"author": {Local: "author_id", Coll: db.Collection("users"), Policy: usersPolicy},
 	}
 	postsDecl := mongohttp.Collection[Post]{
-		Coll: db.Collection("posts"), Policy: withAuthor, ID: pathID, Logger: logger, MaxTime: maxTime,
+		Client: client, Coll: db.Collection("posts"), Policy: withAuthor, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Validate: validatePost(db.Collection("users")), Prepare: preparePost,
 	}
 	posts := mongohttp.Must(mongohttp.New(postsDecl))

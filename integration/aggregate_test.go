@@ -124,7 +124,7 @@ func newSalesFixture(t *testing.T) *salesFixture {
 	if _, err := coll.InsertMany(context.Background(), docs); err != nil {
 		t.Fatal(err)
 	}
-	decl := mongohttp.Collection[bson.Raw]{Coll: coll, Policy: salesPolicy}
+	decl := mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: salesPolicy}
 	shopA := decl
 	shopA.BaseFilter = func(*http.Request) (bson.D, error) { return bson.D{{Key: "shop", Value: "a"}}, nil }
 	mustAggregate := func(decl mongohttp.Collection[bson.Raw], a mongohttp.Aggregation) http.Handler {
@@ -452,7 +452,8 @@ func TestAggregateAdmission(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: coll,
+		Client: c,
+		Coll:   coll,
 		BaseFilter: func(r *http.Request) (bson.D, error) {
 			if r.Header.Get("X-Hold") != "" {
 				once.Do(func() { close(entered) })

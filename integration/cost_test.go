@@ -113,6 +113,7 @@ func TestBulkBodyThatKeepsFlowing(t *testing.T) {
 	coll := database(t, c).Collection("flowing")
 	var logs syncBuffer
 	h := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client:          c,
 		Coll:            coll,
 		Policy:          mongohttp.Policy{Write: map[string]mongohttp.Type{"n": mongohttp.Int}},
 		BodyIdleTimeout: 500 * time.Millisecond,

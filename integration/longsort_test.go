@@ -9,17 +9,18 @@ import (
 	"testing"
 
 	"github.com/mongohttp/mongohttp"
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // longNamesService serves coll sorted by name with the default MaxSkip
 // (1,000), which a walk by position could not pass.
-func longNamesService(t *testing.T, coll *mongo.Collection) *httptest.Server {
+func longNamesService(t *testing.T, c *mongohttp.Client, coll *mongo.Collection) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy:  mongohttp.Policy{Sort: []string{"name", "tag"}, MaxLimit: 100, CursorKey: []byte("0123456789abcdef-long-names")},
-		Encoder: &mongohttp.Encoder{Format: mongohttp.FormatCanonical},
+		Encoder: &bsonjson.Encoder{Format: bsonjson.FormatCanonical},
 	})).Find())
 	t.Cleanup(srv.Close)
 	return srv
@@ -94,7 +95,7 @@ func TestPagingLongSortValues(t *testing.T) {
 			if _, err := coll.InsertMany(context.Background(), docs); err != nil {
 				t.Fatal(err)
 			}
-			srv := longNamesService(t, coll)
+			srv := longNamesService(t, c, coll)
 			for _, spec := range []string{"-name", "name", "tag,-name"} {
 				want := serverOrder(t, coll, bson.D{}, sortDoc(spec))
 				got := walkBounded(t, srv.URL, "/?sort="+spec+"&limit=100")
@@ -118,7 +119,7 @@ func TestPagingLongSortValuesWhileTheAnchorMoves(t *testing.T) {
 	if _, err := coll.InsertMany(context.Background(), docs); err != nil {
 		t.Fatal(err)
 	}
-	srv := longNamesService(t, coll)
+	srv := longNamesService(t, c, coll)
 	want := serverOrder(t, coll, bson.D{}, sortDoc("-name"))
 	seen := map[string]bool{}
 	removed := map[string]bool{}

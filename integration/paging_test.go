@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mongohttp/mongohttp"
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -260,9 +261,9 @@ func TestPagingAwkwardSortValues(t *testing.T) {
 	const n = 90
 	seedAwkward(t, coll, n)
 	var logs syncBuffer
-	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy:  awkwardPolicy,
-		Encoder: &mongohttp.Encoder{Format: mongohttp.FormatCanonical},
+		Encoder: &bsonjson.Encoder{Format: bsonjson.FormatCanonical},
 		Logger:  slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})).Find())
 	defer srv.Close()
@@ -332,12 +333,12 @@ func TestPagingLargeDocuments(t *testing.T) {
 	huge := db.Collection("huge")
 	insertDocs(t, huge, 12, 40000) // each larger than a small look-ahead
 	policy := mongohttp.Policy{Sort: []string{"name"}, Filter: map[string]mongohttp.Type{"name": mongohttp.String}, MaxLimit: 1000}
-	canonical := &mongohttp.Encoder{Format: mongohttp.FormatCanonical}
+	canonical := &bsonjson.Encoder{Format: bsonjson.FormatCanonical}
 	mux := http.NewServeMux()
-	mux.Handle("/raw", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy, Encoder: canonical})).Find())
-	mux.Handle("/typed", mongohttp.Must(mongohttp.New(mongohttp.Collection[bigDoc]{Coll: coll, Policy: policy, Encoder: canonical})).Find())
-	mux.Handle("/small", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy, Encoder: canonical, Lookahead: 100 << 10})).Find())
-	mux.Handle("/huge", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: huge, Policy: policy, Encoder: canonical, Lookahead: 16 << 10})).Find())
+	mux.Handle("/raw", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: policy, Encoder: canonical})).Find())
+	mux.Handle("/typed", mongohttp.Must(mongohttp.New(mongohttp.Collection[bigDoc]{Client: c, Coll: coll, Policy: policy, Encoder: canonical})).Find())
+	mux.Handle("/small", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: policy, Encoder: canonical, Lookahead: 100 << 10})).Find())
+	mux.Handle("/huge", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: huge, Policy: policy, Encoder: canonical, Lookahead: 16 << 10})).Find())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -393,9 +394,9 @@ func TestPagingFailsRatherThanStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy:  mongohttp.Policy{Sort: []string{"name"}, MaxSkip: 5, CursorKey: []byte("0123456789abcdef-fail")},
-		Encoder: &mongohttp.Encoder{Format: mongohttp.FormatCanonical},
+		Encoder: &bsonjson.Encoder{Format: bsonjson.FormatCanonical},
 		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
 	})).Find())
 	defer srv.Close()
@@ -467,10 +468,10 @@ func newScopedService(t *testing.T, count []mongohttp.CountMode) *scopedService 
 		return bson.D{{Key: "author_id", Value: id}}, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("users"), Policy: policy})).Find())
-	mux.Handle("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("posts"), Policy: policy})).Find())
-	mux.Handle("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("posts"), Policy: policy, BaseFilter: author})).Find())
-	mux.Handle("/other/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: other.Collection("posts"), Policy: policy})).Find())
+	mux.Handle("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: db.Collection("users"), Policy: policy})).Find())
+	mux.Handle("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: db.Collection("posts"), Policy: policy})).Find())
+	mux.Handle("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: db.Collection("posts"), Policy: policy, BaseFilter: author})).Find())
+	mux.Handle("/other/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: other.Collection("posts"), Policy: policy})).Find())
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -657,7 +658,7 @@ func mustEscapedPath(t *testing.T, p string) string {
 // still lead back to the same server and path.
 func TestNextLinkNeverNamesAnotherHost(t *testing.T) {
 	f := newFixture(t, 6)
-	h := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: f.coll, Policy: peoplePolicy})).Find()
+	h := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: f.client, Coll: f.coll, Policy: peoplePolicy})).Find()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for _, path := range []string{"//evil.example/p", "///evil.example", "/%2F%2Fevil.example"} {
@@ -710,7 +711,7 @@ func TestMaxQueryBytesNeverRefusesItsLinks(t *testing.T) {
 	if _, err := coll.InsertMany(context.Background(), docs); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy: mongohttp.Policy{Sort: []string{"name"}, Filter: map[string]mongohttp.Type{"name": mongohttp.String}, MaxQueryBytes: 48},
 	})).Find())
 	defer srv.Close()
