@@ -62,6 +62,9 @@ type bodyDecoder struct {
 	patch bool // null removes a field (RFC 7396)
 	errs  []FieldError
 	depth int
+	// probes counts the key comparisons and look-ups of duplicate
+	// detection, so that a test can check they grow linearly.
+	probes int
 	// at locates the value being read: its JSON pointer is built from it
 	// only when a field fails, so that valid bodies build none.
 	at []pointerStep
@@ -80,6 +83,10 @@ type pointerStep struct {
 // do not.
 func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
 	d := &bodyDecoder{w: w, lex: jsonlex.New(data, w.keys), patch: patch}
+	return d.decode()
+}
+
+func (d *bodyDecoder) decode() (bson.D, error) {
 	tok, err := d.token()
 	if err != nil {
 		return nil, err
@@ -110,6 +117,9 @@ func bodySyntaxError(err error) error {
 	}
 	return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.Error(), se.Offset)
 }
+
+// full reports whether the body has as many field errors as are kept.
+func (d *bodyDecoder) full() bool { return len(d.errs) >= maxBodyErrors }
 
 // fail records a field error at the value being read.
 func (d *bodyDecoder) fail(code, format string, args ...any) {
@@ -164,8 +174,8 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 	}
 	defer func() { d.depth-- }()
 	out := make(bson.D, 0, 8)
-	var seenBuf [16]string
-	seen := seenBuf[:0]
+	var seenBuf [smallKeySet]string
+	seen := keySet{small: seenBuf[:0]}
 	var required []requiredChild // the members still to be seen
 	if !d.patch {
 		required = d.w.required[prefix]
@@ -181,10 +191,12 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 			return nil, err
 		}
 		key := tok.Text // the lexer returns object keys as strings
-		if containsString(seen, key) {
+		if !seen.add(key) {
 			return nil, ErrInvalidBody.Detailf("the body has key %s twice in one object, before byte %d", clip(key), d.lex.Offset())
 		}
-		seen = append(seen, key)
+		d.probes += seen.probes
+		seen.probes = 0
+		// The policy bounds required, not the body.
 		for i, c := range required {
 			if c.key == key {
 				present[i] = true
@@ -205,7 +217,9 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 		case d.w.objects[path]:
 			v, err = d.nested(path)
 		default:
-			d.fail("not_writable", "field %s may not be written; writable: %s", clip(path), nameList(d.w.names))
+			if !d.full() { // the list of names is built only for an error that is kept
+				d.fail("not_writable", "field %s may not be written; writable: %s", clip(path), nameList(d.w.names))
+			}
 			err = d.skip()
 		}
 		d.at = d.at[:len(d.at)-1]
@@ -250,13 +264,44 @@ func (d *bodyDecoder) path(prefix, key string) string {
 	return string(p)
 }
 
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// smallKeySet is how many keys of one object keySet compares one by one
+// before it moves them into a map: most objects are smaller, and need no
+// map, while the cost of a large one stays linear in its keys.
+const smallKeySet = 16
+
+// keySet holds the keys of one object, to refuse a key given twice.
+type keySet struct {
+	small  []string
+	large  map[string]struct{}
+	probes int // comparisons and look-ups made, for the tests of cost
+}
+
+// add adds key and reports whether it was new.
+func (s *keySet) add(key string) bool {
+	if s.large != nil {
+		s.probes++
+		if _, dup := s.large[key]; dup {
+			return false
+		}
+		s.large[key] = struct{}{}
+		return true
+	}
+	for _, x := range s.small {
+		s.probes++
+		if x == key {
+			return false
 		}
 	}
-	return false
+	if len(s.small) < smallKeySet {
+		s.small = append(s.small, key)
+		return true
+	}
+	s.large = make(map[string]struct{}, 2*smallKeySet)
+	for _, x := range s.small {
+		s.large[x] = struct{}{}
+	}
+	s.large[key] = struct{}{}
+	return true
 }
 
 // nested reads the value of an object that holds writable fields.

@@ -3,12 +3,14 @@ package mongohttp
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/mongohttp/mongohttp/internal/jsonlex"
 	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -415,5 +417,108 @@ func TestDecodeBodyKeepsNoCopyOfKnownKeys(t *testing.T) {
 	}
 	if p := d.path("a", "zz"); p != "a.zz" {
 		t.Errorf("path a + zz = %q, want a.zz", p)
+	}
+}
+
+// keysBody is a body of n distinct keys no policy writes: the input that
+// made duplicate detection quadratic.
+func keysBody(n int) []byte {
+	b := make([]byte, 0, n*12)
+	b = append(b, '{')
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `"k%d":0`, i)
+	}
+	return append(b, '}')
+}
+
+// itemsBody is a body whose array field holds n items.
+func itemsBody(n int) []byte {
+	b := append(make([]byte, 0, n*4), `{"tags":[`...)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `"%d"`, i%10)
+	}
+	return append(b, "]}"...)
+}
+
+// bodySizes are the sizes of the cost tests and benchmarks.
+var bodySizes = []struct {
+	name string
+	n    int
+}{{"1k", 1000}, {"10k", 10000}, {"100k", 100000}}
+
+// TestDecodeBodyCostIsLinear counts the work of duplicate detection (key
+// comparisons and map look-ups) over bodies of growing key counts: it
+// must grow with the keys, not with their square. A nested object holds
+// as many keys again.
+func TestDecodeBodyCostIsLinear(t *testing.T) {
+	w := bodyTestSchema(t)
+	for _, size := range bodySizes {
+		for _, nested := range []bool{false, true} {
+			body := keysBody(size.n)
+			if nested {
+				body = append(append([]byte(`{"a":{"b":`), body...), "}}"...)
+			}
+			d := &bodyDecoder{w: w, lex: jsonlex.New(body, w.keys)}
+			_, err := d.decode()
+			var ve *ValidationError
+			if !errors.As(err, &ve) || len(ve.Fields) != maxBodyErrors || ve.Fields[0].Code != "not_writable" {
+				t.Fatalf("%s keys: %v, want %d not_writable errors", size.name, err, maxBodyErrors)
+			}
+			// Up to smallKeySet comparisons for each of the first keys,
+			// then one look-up per key.
+			if limit := smallKeySet*smallKeySet + 2*size.n; d.probes > limit {
+				t.Errorf("%s keys (nested %v): %d probes, want at most %d", size.name, nested, d.probes, limit)
+			}
+		}
+	}
+}
+
+// TestDecodeBodyAllocationsAreLinear: the allocations of a body grow with
+// its keys or items, the same per key at 100k as at 1k.
+func TestDecodeBodyAllocationsAreLinear(t *testing.T) {
+	w := bodyTestSchema(t)
+	for _, kind := range []struct {
+		name string
+		body func(int) []byte
+	}{{"keys", keysBody}, {"items", itemsBody}} {
+		var perItem []float64
+		for _, size := range bodySizes {
+			body := kind.body(size.n)
+			allocs := testing.AllocsPerRun(2, func() { _, _ = w.decodeBody(body, false) })
+			perItem = append(perItem, allocs/float64(size.n))
+		}
+		if perItem[2] > 1.5*perItem[0]+0.1 {
+			t.Errorf("%s: allocations per item %.2f at 1k, %.2f at 100k; want about the same", kind.name, perItem[0], perItem[2])
+		}
+	}
+}
+
+// BenchmarkDecodeBodyKeys decodes bodies of 1k, 10k and 100k distinct keys
+// (refused, 422): the time per key must stay flat.
+func BenchmarkDecodeBodyKeys(b *testing.B) { benchmarkDecodeBody(b, keysBody, "key", true) }
+
+// BenchmarkDecodeBodyItems decodes arrays of as many items (accepted).
+func BenchmarkDecodeBodyItems(b *testing.B) { benchmarkDecodeBody(b, itemsBody, "item", false) }
+
+func benchmarkDecodeBody(b *testing.B, makeBody func(int) []byte, unit string, refused bool) {
+	w := bodyTestSchema(b)
+	for _, size := range bodySizes {
+		body := makeBody(size.n)
+		b.Run(size.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := w.decodeBody(body, false); (err != nil) != refused {
+					b.Fatalf("refused %v, want %v: %v", err != nil, refused, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(size.n), "ns/"+unit)
+		})
 	}
 }

@@ -167,6 +167,17 @@ type Collection[T any] struct {
 	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 
+	// BodyIdleTimeout bounds how long a write waits for the next bytes of
+	// its body. Before each read of the body the connection's read
+	// deadline is moved this far ahead (through http.ResponseController),
+	// so a body that keeps flowing is read for as long as it lasts, past
+	// the server's ReadTimeout (a bulk insert of a million lines), while a
+	// client that stops sending is cut: 408 "body_timeout", with the lines
+	// stored so far for a bulk insert. Once the body is read the deadline
+	// is lifted: the server's next request sets its own. Default (0) is
+	// DefaultBodyIdleTimeout; negative leaves the server's deadlines alone.
+	BodyIdleTimeout time.Duration
+
 	// Location returns the URL of a document Insert created, for the
 	// Location header. Default is the request's path followed by "/" and
 	// the id, which suits "POST /posts" next to "GET /posts/{id}".
@@ -275,6 +286,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.BodyIdleTimeout == 0 {
+		c.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
 	if c.Location == nil {
 		c.Location = defaultLocation
 	}
@@ -368,7 +382,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	}
 	res.writes = &writeSettings[T]{
 		wcoll: wcoll, validate: c.Validate, prepare: c.Prepare, requireMatch: c.RequireIfMatch,
-		maxBody: c.MaxBodyBytes, location: c.Location, known: knownKeys[T](),
+		maxBody: c.MaxBodyBytes, bodyIdle: c.BodyIdleTimeout, location: c.Location, known: knownKeys[T](),
 		unique: &uniqueIndexes{coll: c.Coll.Clone(options.Collection().SetReadPreference(readpref.Primary()))},
 		idem:   c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
 	}
@@ -460,10 +474,16 @@ func (r *Resource[T]) Collection() Collection[T] {
 // gives every matching document once, in order, whatever the documents'
 // sizes and whatever their sort fields hold. A page holds up to ?limit=
 // documents, fewer when they pass Lookahead bytes or when its last
-// documents cannot anchor an after token (see the after tokens in the README): the
-// page then ends at the last document that can. If none can, the link
-// continues by position (skipping the documents served, up to
-// Policy.MaxSkip). If even that is impossible the request fails with a 500
+// documents cannot anchor an after token (see the after tokens in docs/paging.md): the
+// page then ends at the last document that can. Sort values too long for
+// a token (a 700-byte name) do not stop a document from anchoring one: its
+// token names the document by _id (of at most 160 bytes) and a digest of
+// its sort key, and the next page reads it again to start after it; should
+// it have moved meanwhile, the page starts after one of the two documents
+// before it, or at the first document sharing the prefix of its sort
+// values that the token holds, so that none is left out. If no document
+// can, the link continues by position (skipping the documents served, up
+// to Policy.MaxSkip). If even that is impossible the request fails with a 500
 // problem (code "internal") rather than answer a page without its
 // continuation: a client never mistakes a page for the last one.
 //

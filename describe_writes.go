@@ -62,6 +62,11 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 			description: "return=minimal answers 204 without the stored document."}
 		bodyTooLarge := apiResponse{status: http.StatusRequestEntityTooLarge, problems: []*Error{ErrBodyTooLarge},
 			description: fmt.Sprintf("The body is larger than %d bytes.", r.writes.maxBody)}
+		bodyTimeout := apiResponse{status: http.StatusRequestTimeout, problems: []*Error{ErrBodyTimeout},
+			description: "The body stopped arriving before its end."}
+		if r.writes.bodyIdle > 0 {
+			bodyTimeout.description = fmt.Sprintf("No bytes of the body arrived for %s.", r.writes.bodyIdle)
+		}
 		invalid := apiResponse{status: http.StatusUnprocessableEntity, problems: []*Error{ErrValidation},
 			description: "The body breaks the write policy (a field that may not be written, a value of the wrong type), its constraints (a required field, a length, a range, a pattern) or the service's validation; " +
 				"the problem's errors member lists each field by JSON pointer with its code (not_writable, invalid_type, invalid_value, invalid_object_id, required, min_length, max_length, minimum, maximum, pattern, enum, conflicts_with_scope, or the service's own)."}
@@ -89,7 +94,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 					description: "The body is not one JSON object, or a header is not valid. A bulk insert's problem also gives the failing line and the documents inserted before it."},
 				apiResponse{status: http.StatusConflict, problems: []*Error{ErrConflict, ErrIdempotencyPending},
 					description: "A document with the same unique key exists (errors names the unique index's fields, code duplicate), or a request with this Idempotency-Key is still in progress."},
-				bodyTooLarge,
+				bodyTimeout, bodyTooLarge,
 				apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
 					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ", or declares a charset other than UTF-8.",
 					headers:     []apiHeader{{name: "Accept-Post", required: true, schema: &jsonSchema{Type: "string"}}}},
@@ -130,7 +135,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 					description: "A document with the same unique key exists (errors names the unique index's fields, code duplicate), or the document kept changing while it was written."},
 				apiResponse{status: http.StatusPreconditionFailed, problems: []*Error{ErrPreconditionFailed},
 					description: "If-Match does not name the document's current ETag (or names no strong tag), or there is no document and If-Match needs one; or If-None-Match: * found a document."},
-				bodyTooLarge, unsupported, invalid,
+				bodyTimeout, bodyTooLarge, unsupported, invalid,
 			)
 		case http.MethodDelete:
 			op.summary, op.description = "Delete a document of "+name, ""

@@ -79,6 +79,7 @@ var (
 var (
 	ErrInvalidBody          = newSentinel(http.StatusBadRequest, "invalid_body", "Invalid request body")
 	ErrBodyTooLarge         = newSentinel(http.StatusRequestEntityTooLarge, "body_too_large", "Request body too large")
+	ErrBodyTimeout          = newSentinel(http.StatusRequestTimeout, "body_timeout", "Request body timeout")
 	ErrUnsupportedMediaType = newSentinel(http.StatusUnsupportedMediaType, "unsupported_media_type", "Unsupported media type")
 	ErrValidation           = newSentinel(http.StatusUnprocessableEntity, "validation_failed", "Validation failed")
 )

@@ -58,6 +58,11 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if q.ref != nil {
+		if err := h.resolveRef(ctx, q, base); err != nil {
+			return err
+		}
+	}
 	page := getPageBuffer()
 	defer putPageBuffer(page)
 	o.issue()
@@ -174,6 +179,13 @@ func (h *findHandler[T]) next(r *http.Request, q *Query, page *pageBuffer, n int
 	var firstErr error
 	for i := n; i > 0; i-- {
 		token, err := h.parser.keysetToken(q, digest, page.doc(i-1))
+		if err != nil {
+			// Sort values too long for a token: one that names the
+			// document.
+			if ref, rerr := h.parser.refToken(q, digest, page.docs[max(0, i-maxRefs):i]); rerr == nil {
+				token, err = ref, nil
+			}
+		}
 		if err == nil {
 			if i < n {
 				h.logger.LogAttrs(r.Context(), slog.LevelDebug, "mongohttp: page shortened to end at a document that can anchor the next one",

@@ -77,10 +77,12 @@ func (b *handlerBase[T]) admitted(w http.ResponseWriter, r *http.Request, limit 
 }
 
 // logError logs a failed request, in one line: 5xx causes at Error level,
-// the rest, and requests whose client left, at Debug. id is the request's
-// id, as the answer carries it. The line never holds the query string, and
-// holds the error only for 5xx answers: the detail of a 4xx quotes the
-// client's input, which may be personal data.
+// the rest, and requests whose client left, at Debug; bodies that stopped
+// arriving at Warn (with their cause, and how far a bulk insert got). id is
+// the request's id, as the answer carries it. The line never holds the
+// query string, and holds the error only for 5xx answers and bodies that
+// stopped: the detail of a 4xx quotes the client's input, which may be
+// personal data.
 func logError(logger *slog.Logger, r *http.Request, err error, route, id string) {
 	e := AsError(err)
 	level := slog.LevelDebug
@@ -92,6 +94,11 @@ func logError(logger *slog.Logger, r *http.Request, err error, route, id string)
 		level = slog.LevelDebug // the client left; nobody reads the answer
 	case errors.Is(e, ErrOverloaded):
 		level = slog.LevelDebug // expected under a burst, and counted in AdmissionStats
+	case errors.Is(e, ErrBodyTimeout):
+		// The request's context is done by then (net/http cancels it when
+		// a read fails), but this is no client that left: an operator
+		// tunes BodyIdleTimeout from it.
+		level = slog.LevelWarn
 	}
 	if !logger.Enabled(r.Context(), level) {
 		return
@@ -104,8 +111,13 @@ func logError(logger *slog.Logger, r *http.Request, err error, route, id string)
 	if t := traceID(traceParent); t != "" {
 		attrs = append(attrs, slog.String("trace_id", t))
 	}
-	if e.Status >= 500 {
+	if e.Status >= 500 || level == slog.LevelWarn {
 		attrs = append(attrs, slog.Any("error", err))
+	}
+	for _, k := range [...]string{"inserted", "line"} { // a bulk insert's progress
+		if v, ok := e.Extensions[k]; ok {
+			attrs = append(attrs, slog.Any(k, v))
+		}
 	}
 	logger.LogAttrs(r.Context(), level, "mongohttp: request failed", attrs...)
 }

@@ -58,6 +58,8 @@ type Query struct {
 	// anchor is the sort key the after token holds; nil without a token
 	// or for a token that only continues by position.
 	anchor []bson.RawValue
+	// ref is what a reference token holds; nil for other tokens.
+	ref *anchorRef
 	// params are the decoded parameters but after and skip, in request
 	// order: what a next link repeats.
 	params []queryParam
@@ -158,9 +160,17 @@ func (qp *QueryParser) bind(q *Query, base bson.D) error {
 	if q.anchor, q.Skip, err = qp.readToken(q.after, q); err != nil {
 		return err
 	}
+	parts := slices.Clip(q.parts)
 	if q.anchor != nil {
-		q.Filter = combine(append(q.parts, keyset(q.Sort, q.anchor)))
+		parts = append(parts, keyset(q.Sort, q.anchor))
 	}
+	if q.ref != nil {
+		// Until Find reads the document it names (see resolveRef).
+		if c := groupStart(q.Sort, q.ref.group, q.ref.prefix); c != nil {
+			parts = append(parts, c)
+		}
+	}
+	q.Filter = combine(parts)
 	return nil
 }
 

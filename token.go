@@ -117,6 +117,17 @@ func (qp *QueryParser) mac(sort bson.D, digest, msg []byte) []byte {
 type tokenPayload struct {
 	V []bson.RawValue `bson:"v"`
 	O int64           `bson:"o,omitempty"`
+	// A reference token's (see anchorRef): the documents it names, and
+	// whether the last value of V is a prefix.
+	R []tokenRef `bson:"r,omitempty"`
+	P bool       `bson:"p,omitempty"`
+}
+
+// tokenRef names a document of a reference token: its _id and the digest
+// of its sort key.
+type tokenRef struct {
+	I bson.RawValue `bson:"i"`
+	H []byte        `bson:"h"`
 }
 
 func (qp *QueryParser) sign(q *Query, digest []byte, p tokenPayload) (string, error) {
@@ -190,6 +201,9 @@ func (qp *QueryParser) keysetToken(q *Query, digest []byte, last bson.Raw) (stri
 // token. It is exact while the documents between the anchor and the offset
 // do not change; the server walks the offset, so it is bounded by MaxSkip.
 func (qp *QueryParser) offsetToken(q *Query, digest []byte, served int) (string, error) {
+	if q.ref != nil && q.anchor == nil {
+		return "", errors.New("mongohttp: a page that started from a group of documents cannot continue by position")
+	}
 	offset := q.Skip + int64(served)
 	if offset > int64(qp.maxSkip) {
 		return "", fmt.Errorf("mongohttp: a positional continuation would skip %d documents; the maximum is MaxSkip, %d", offset, qp.maxSkip)
@@ -218,6 +232,9 @@ func (qp *QueryParser) readToken(token string, q *Query) ([]bson.RawValue, int64
 	if !hmac.Equal(sum, qp.mac(q.Sort, digest, msg)) {
 		return nil, 0, errInvalidToken()
 	}
+	if len(p.R) > 0 {
+		return nil, 0, nil // a reference token: Find reads the documents it names (see resolveRef)
+	}
 	if len(p.V) == 0 {
 		return nil, p.O, nil
 	}
@@ -241,6 +258,23 @@ func (qp *QueryParser) decodeToken(token string, q *Query) (msg, sum []byte, p t
 	msg, sum = b[:len(b)-cursorMACLen], b[len(b)-cursorMACLen:]
 	if err := bson.Unmarshal(msg[1:], &p); err != nil || p.O < 0 || p.O > int64(qp.maxSkip) {
 		return nil, nil, p, errInvalidToken()
+	}
+	if len(p.R) > 0 {
+		if p.O != 0 || len(p.R) > maxRefs || len(p.V) > len(q.Sort) || (p.P && (len(p.V) == 0 || p.V[len(p.V)-1].Type != bson.TypeString)) {
+			return nil, nil, p, errInvalidToken()
+		}
+		for _, r := range p.R {
+			if len(r.H) != 16 || r.I.Type == 0 {
+				return nil, nil, p, errInvalidToken()
+			}
+		}
+		for _, v := range p.V {
+			if b := bracketOfKey(v); b == bracketOther || b == bracketRegex {
+				return nil, nil, p, errInvalidToken()
+			}
+		}
+		q.ref = &anchorRef{refs: p.R, group: p.V, prefix: p.P}
+		return msg, sum, p, nil
 	}
 	switch {
 	case len(p.V) == 0 && p.O > 0:

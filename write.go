@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -52,13 +53,22 @@ const (
 // insert) when Collection.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
 
+// DefaultBodyIdleTimeout bounds the wait for the next bytes of a body when
+// Collection.BodyIdleTimeout is 0.
+const DefaultBodyIdleTimeout = 10 * time.Second
+
 // DefaultVersionField is the field holding a document's version when
 // Collection.VersionField is "".
 const DefaultVersionField = "_etag"
 
 // maxWriteAttempts bounds the read-merge-write rounds of a PUT or PATCH
-// without If-Match that lose a race with another writer.
-const maxWriteAttempts = 8
+// without If-Match that lose a race with another writer. Each round
+// merges the body into the version it read, so writes of distinct fields
+// all land. With the short pauses between rounds (see pause) a writer that
+// lost comes back about as soon as one that just won starts its next
+// write, so none starves; a request gives up after 50 lost rounds (about
+// a second of pauses), or at its MaxTime.
+const maxWriteAttempts = 50
 
 // writer is a write handler of one policy.
 type writer[T any] struct {
@@ -77,6 +87,7 @@ type writeSettings[T any] struct {
 	prepare      func(r *http.Request, op WriteOp, doc *T) error
 	requireMatch bool
 	maxBody      int64
+	bodyIdle     time.Duration // <0: the server's read deadlines apply
 	location     func(r *http.Request, id any) string
 	known        map[string]bool // the keys T's marshalling writes; nil: every key
 	unique       *uniqueIndexes  // for the fields of a duplicate key
@@ -97,6 +108,13 @@ func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer leave(h.limit, h.clientLimit)
 	h.obs(r).admitted()
 	if err := h.serve(h, w, r); err != nil {
+		// A refusal before the body was read (a bad id, a failed
+		// precondition) must reach a client that sends the whole body
+		// before it reads; an answer after the body was read finds it at
+		// its end. One that stopped arriving is not waited for again.
+		if !errors.Is(err, ErrBodyTimeout) && !errors.Is(err, ErrBodyTooLarge) {
+			dropRest(w, r, h.body(w, r), false)
+		}
 		h.errorFunc(w, r, err)
 	}
 }
@@ -133,20 +151,27 @@ func errMediaType(r *http.Request, want string) error {
 
 // readBody reads the whole body, bounded by the handler's limit.
 func (h *writer[T]) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.w.maxBody))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		// The rest of the body is not read: the connection cannot serve
-		// another request. MaxBytesReader tells the server so through the
-		// ResponseWriter, which an observer's wrapper hides; the header
+	body := h.body(w, r)
+	tooLarge := func(started bool) error {
+		// MaxBytesReader tells the server to close the connection through
+		// the ResponseWriter, which an observer's wrapper hides; the header
 		// says it whatever wraps w.
 		w.Header().Set("Connection", "close")
-		return nil, ErrBodyTooLarge.Detailf("the body is larger than %d bytes", h.w.maxBody)
-	case err != nil:
-		return nil, ErrInvalidBody.Detailf("the body could not be read").withCause(err)
+		dropRest(w, r, body, started)
+		return ErrBodyTooLarge.Detailf("the body is larger than %d bytes", h.w.maxBody)
 	}
-	return body, nil
+	if r.ContentLength > h.w.maxBody {
+		return nil, tooLarge(false)
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, body, h.w.maxBody))
+	var overflow *http.MaxBytesError
+	switch {
+	case errors.As(err, &overflow):
+		return nil, tooLarge(true)
+	case err != nil:
+		return nil, h.bodyReadError(err)
+	}
+	return data, nil
 }
 
 // scope returns the request's base filter and the fields it fixes by

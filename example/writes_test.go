@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -311,6 +313,83 @@ func TestNumbersAgreeWithTheDocument(t *testing.T) {
 		wantProblem(t, resp, body, 422, "validation_failed")
 		if !bytes.Contains(body, []byte(`"pointer":"`+c.pointer+`","code":"invalid_value"`)) {
 			t.Errorf("POST %s %s: %s", c.path, c.body, body)
+		}
+	}
+}
+
+// TestDistinctFieldPatches: four clients patch one post 25 times each,
+// without If-Match, each its own field. At most 5 % may give up with 409
+// "kept changing", and no accepted patch is lost: each field ends at its
+// writer's last accepted value.
+func TestDistinctFieldPatches(t *testing.T) {
+	coll, created := sharedCollection(t, "posts")
+	resp, body := send(t, "POST", "/posts", "application/json", `{"author_id":"`+someUser.ID.Hex()+`","title":"t","body":"b","likes":0}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var post struct {
+		ID string `json:"_id"`
+	}
+	if err := json.Unmarshal(body, &post); err != nil {
+		t.Fatal(err)
+	}
+	created(post.ID)
+	const each = 25
+	day := func(i int) time.Time { return time.Date(2025, 1, i, 0, 0, 0, 0, time.UTC) }
+	writers := []struct {
+		field string
+		value func(i int) any
+	}{
+		{"title", func(i int) any { return fmt.Sprintf("title %d", i) }},
+		{"body", func(i int) any { return fmt.Sprintf("body %d", i) }},
+		{"likes", func(i int) any { return int32(i) }},
+		{"published", func(i int) any { return day(i) }},
+	}
+	lastOK := make([]int, len(writers))
+	gaveUp := make([]int, len(writers))
+	var wg sync.WaitGroup
+	for w, wr := range writers {
+		wg.Go(func() {
+			for i := 1; i <= each; i++ {
+				patch, _ := json.Marshal(map[string]any{wr.field: wr.value(i)})
+				resp, body := send(t, "PATCH", "/posts/"+post.ID, "application/merge-patch+json", string(patch))
+				switch resp.StatusCode {
+				case 200:
+					lastOK[w] = i
+				case 409:
+					gaveUp[w]++
+				default:
+					t.Errorf("%s %d: %d %s", wr.field, i, resp.StatusCode, body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range gaveUp {
+		total += n
+	}
+	t.Logf("%d of %d patches gave up; per field %v", total, len(writers)*each, gaveUp)
+	if total*100 > 5*len(writers)*each {
+		t.Errorf("%d of %d patches gave up with 409; want at most 5 %%", total, len(writers)*each)
+	}
+	var stored bson.M
+	oid, _ := bson.ObjectIDFromHex(post.ID)
+	if err := coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: oid}}).Decode(&stored); err != nil {
+		t.Fatal(err)
+	}
+	for w, wr := range writers {
+		if lastOK[w] == 0 {
+			continue
+		}
+		want := wr.value(lastOK[w])
+		got := stored[wr.field]
+		if d, ok := got.(bson.DateTime); ok {
+			got = d.Time().UTC().Format(time.RFC3339)
+			want = want.(time.Time).Format(time.RFC3339)
+		}
+		if got != want {
+			t.Errorf("%s: stored %v, want its writer's last accepted value %v (a lost update)", wr.field, got, want)
 		}
 	}
 }
