@@ -161,6 +161,11 @@ func (d *detached) Unwrap() []error { return []error{d.copy, d.err} }
 
 // Errors of set-up calls, which no handler answers with.
 
+// ErrNoURI is returned by Connect, ConnectConfig and Default when no
+// connection string is given and the MONGODB_URI environment variable is
+// empty: mongohttp never guesses a server (such as localhost).
+var ErrNoURI = errors.New("mongohttp: no connection string: pass one or set MONGODB_URI")
+
 // ErrIndexConflict is returned by EnsureIndexes when a collection holds an
 // index with a needed key pattern whose options keep it from serving the
 // need (partial, sparse, with a collation, or without the TTL asked for),

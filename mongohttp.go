@@ -54,7 +54,7 @@
 // the request's context, else answer 500 "internal" and log at Error level
 // that no client is configured. Nothing in the package falls back to
 // Default on its own, so a forgotten client never becomes a silent
-// connection to MONGODB_URI or localhost.
+// connection to MONGODB_URI.
 //
 // # Errors
 //
@@ -79,14 +79,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// DefaultURI is the connection string used when neither Config.URI nor the
-// MONGODB_URI environment variable gives one.
-const DefaultURI = "mongodb://localhost:27017"
-
 // Config configures ConnectConfig.
 type Config struct {
-	// URI is the connection string. Default is the MONGODB_URI environment
-	// variable, or DefaultURI when that is empty.
+	// URI is the connection string. Default ("") is the MONGODB_URI
+	// environment variable; when that is empty too, ConnectConfig returns an
+	// error matching ErrNoURI rather than dial localhost: a service never
+	// talks to a server nobody named.
 	URI string
 
 	// Pool holds the pool settings and timeouts. The zero value keeps the
@@ -132,6 +130,11 @@ type Client struct {
 // driver, it does not wait for a server: it returns at once and connects in
 // the background, so a service starts while its database is down. Use Ping
 // to check the server. ctx is checked before anything is built.
+//
+// An empty uri means the MONGODB_URI environment variable; when that is
+// empty too, Connect returns an error matching ErrNoURI. It never falls back
+// to localhost, so a missing setting is an error at start-up, not a service
+// that quietly serves whatever database listens on the machine.
 func Connect(ctx context.Context, uri string) (*Client, error) {
 	return ConnectConfig(ctx, Config{URI: uri})
 }
@@ -144,7 +147,10 @@ func ConnectConfig(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.Admission.check(); err != nil {
 		return nil, fmt.Errorf("mongohttp: Config.Admission: %w", err)
 	}
-	opts, pool := cfg.clientOptions()
+	opts, pool, err := cfg.clientOptions()
+	if err != nil {
+		return nil, err
+	}
 	mc, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, err
@@ -154,13 +160,14 @@ func ConnectConfig(ctx context.Context, cfg Config) (*Client, error) {
 
 // clientOptions merges the URI, the user's options and the pool settings,
 // in that order, and installs the statistics monitor in front of the user's.
-func (cfg Config) clientOptions() (*options.ClientOptions, *poolCounters) {
+// An empty URI is MONGODB_URI's, and no URI at all is ErrNoURI.
+func (cfg Config) clientOptions() (*options.ClientOptions, *poolCounters, error) {
 	uri := cfg.URI
 	if uri == "" {
 		uri = os.Getenv("MONGODB_URI")
 	}
 	if uri == "" {
-		uri = DefaultURI
+		return nil, nil, fmt.Errorf("mongohttp: Connect: %w", ErrNoURI)
 	}
 	opts := options.Client().ApplyURI(uri)
 	var userMonitor = opts.PoolMonitor
@@ -178,7 +185,7 @@ func (cfg Config) clientOptions() (*options.ClientOptions, *poolCounters) {
 		// only when someone observes.
 		opts.SetMonitor(commandMonitor(cfg.Observer, opts.Monitor))
 	}
-	return opts, pool
+	return opts, pool, nil
 }
 
 // Wrap adopts a client you built yourself. mongohttp cannot observe its pool,
@@ -222,17 +229,21 @@ func (c *Client) Close(ctx context.Context) error {
 
 // The process-wide default client.
 var defaultClient struct {
-	mu      sync.Mutex
-	c       *Client
-	creates int // clients created by Default, for tests
+	mu sync.Mutex
+	c  *Client
 }
 
-// Default returns the process-wide client, creating it on first use from
-// MONGODB_URI (DefaultURI when unset) with the default pool settings. Calls
-// that race on first use wait for one creation and share its client. A
-// failed creation (a malformed URI) is not kept: the next call tries again.
-// No handler of this package calls it: handlers get their client
-// explicitly or through Middleware, so none dials a server nobody named.
+// Default returns the process-wide client, for code that has no client
+// passed to it (a CLI, a job, a test helper). It creates the client on first
+// use from MONGODB_URI with the default pool settings, and returns an error
+// matching ErrNoURI when MONGODB_URI is empty. Calls that race on first use
+// wait for one creation and share its client. A failed creation (a
+// malformed URI) is not kept: the next call tries again.
+//
+// Nothing in this package calls Default: handlers use Collection.Client,
+// and HealthHandler and StatsHandler their Client field or the request
+// context's (see Middleware). Pass Default's client there yourself if you
+// want it served.
 func Default(ctx context.Context) (*Client, error) {
 	defaultClient.mu.Lock()
 	defer defaultClient.mu.Unlock()
@@ -244,12 +255,12 @@ func Default(ctx context.Context) (*Client, error) {
 		return nil, err
 	}
 	defaultClient.c = c
-	defaultClient.creates++
 	return c, nil
 }
 
-// SetDefault replaces the process-wide client and returns the previous one
-// (nil if none). SetDefault(nil) makes the next Default create a new client.
+// SetDefault replaces the process-wide client that Default returns, and
+// returns the previous one (nil if none); tests use it to point Default at
+// their server. SetDefault(nil) makes the next Default create a new client.
 // It closes nothing: closing the previous client is the caller's choice.
 func SetDefault(c *Client) (previous *Client) {
 	defaultClient.mu.Lock()
@@ -260,22 +271,29 @@ func SetDefault(c *Client) (previous *Client) {
 
 type ctxKey struct{}
 
-// WithClient returns a copy of ctx that carries c.
+// WithClient returns a copy of ctx that carries c, for ClientFrom.
+// Middleware does this for every request. HealthHandler and StatsHandler
+// without a Client field use the client so carried; the collection
+// handlers do not (they use Collection.Client).
 func WithClient(ctx context.Context, c *Client) context.Context {
 	return context.WithValue(ctx, ctxKey{}, c)
 }
 
 // ClientFrom returns the client carried by ctx (see WithClient and
-// Middleware), or nil when there is none. It deliberately does not fall
-// back to Default: a forgotten middleware then shows up as a nil client, not
-// as a silent connection to MONGODB_URI.
+// Middleware), or nil when there is none: for handlers of your own, and
+// how HealthHandler and StatsHandler without a Client field find theirs.
+// It deliberately does not fall back to Default: a forgotten middleware
+// then shows up as a nil client, not as a silent connection to MONGODB_URI.
 func ClientFrom(ctx context.Context) *Client {
 	c, _ := ctx.Value(ctxKey{}).(*Client)
 	return c
 }
 
-// Middleware puts c into the context of every request it passes to next.
-// It has the func(http.Handler) http.Handler shape routers expect:
+// Middleware puts c into the context of every request it passes to next
+// (see WithClient), where ClientFrom, HealthHandler and StatsHandler find
+// it. The collection handlers need no middleware: they use
+// Collection.Client. It has the func(http.Handler) http.Handler shape
+// routers expect:
 //
 //	handler := client.Middleware(mux)   // net/http
 //	r.Use(client.Middleware)            // chi, gorilla/mux
@@ -287,8 +305,8 @@ func (c *Client) Middleware(next http.Handler) http.Handler {
 
 // resolveClient picks the handler's own client, else the one in ctx (see
 // Middleware), else nil. Like ClientFrom, it never falls back to Default: a
-// handler nobody gave a client must fail visibly, not dial MONGODB_URI (or
-// localhost) behind the service's back.
+// handler nobody gave a client must fail visibly, not dial MONGODB_URI behind
+// the service's back.
 func resolveClient(ctx context.Context, c *Client) *Client {
 	if c != nil {
 		return c
@@ -324,8 +342,8 @@ const DefaultHealthTimeout = 2 * time.Second
 // The client is Client, else the one in the request's context (put there by
 // Client.Middleware). With neither, the answer is 500 problem+json with code
 // "internal" and an Error log line saying no client is configured: the
-// handler never falls back to Default, which would dial MONGODB_URI or
-// localhost.
+// handler never falls back to Default, which would dial MONGODB_URI: it
+// never dials a server nobody named.
 type HealthHandler struct {
 	// Client is the client to check. Default (nil) is the client in the
 	// request's context (see Middleware); there is no fallback beyond it.

@@ -18,17 +18,10 @@ import (
 func resetDefault(t *testing.T) {
 	t.Helper()
 	prev := SetDefault(nil)
-	defaultClient.mu.Lock()
-	creates := defaultClient.creates
-	defaultClient.creates = 0
-	defaultClient.mu.Unlock()
 	t.Cleanup(func() {
 		if c := SetDefault(prev); c != nil {
 			_ = c.Close(context.Background())
 		}
-		defaultClient.mu.Lock()
-		defaultClient.creates = creates
-		defaultClient.mu.Unlock()
 	})
 }
 
@@ -60,12 +53,6 @@ func TestDefaultCreatesOneClientUnderConcurrentFirstUse(t *testing.T) {
 		if clients[i] != clients[0] {
 			t.Fatalf("goroutine %d got a different client", i)
 		}
-	}
-	defaultClient.mu.Lock()
-	creates := defaultClient.creates
-	defaultClient.mu.Unlock()
-	if creates != 1 {
-		t.Fatalf("created %d clients, want 1", creates)
 	}
 }
 
@@ -114,7 +101,10 @@ func TestPoolConfigPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts, _ := Config{URI: tt.uri, Pool: tt.pool}.clientOptions()
+			opts, _, err := Config{URI: tt.uri, Pool: tt.pool}.clientOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !equalPtr(opts.MaxPoolSize, tt.wantMax) {
 				t.Errorf("MaxPoolSize = %v, want %v", deref(opts.MaxPoolSize), deref(tt.wantMax))
 			}
@@ -150,7 +140,10 @@ func TestUserOptionsAndMonitorAreKept(t *testing.T) {
 	user := options.Client().SetAppName("mine").SetPoolMonitor(&event.PoolMonitor{Event: func(e *event.PoolEvent) {
 		got = append(got, e.Type)
 	}})
-	opts, pool := Config{URI: "mongodb://h", Options: user}.clientOptions()
+	opts, pool, err := Config{URI: "mongodb://h", Options: user}.clientOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if opts.AppName == nil || *opts.AppName != "mine" {
 		t.Fatalf("AppName = %v, want the user's", deref(opts.AppName))
 	}
@@ -230,6 +223,47 @@ func TestCloseIsIdempotentWithoutServer(t *testing.T) {
 	}
 	if err := c.Ping(context.Background()); !errors.Is(err, mongo.ErrClientDisconnected) {
 		t.Fatalf("Ping after Close = %v, want ErrClientDisconnected", err)
+	}
+}
+
+// An empty URI means MONGODB_URI, and no URI at all is an error: Connect
+// never falls back to localhost. Connect does not dial, so no server is
+// needed.
+func TestConnectEmptyURI(t *testing.T) {
+	tests := []struct {
+		name, uri, env string
+		wantErr        error  // nil: a client
+		wantHost       string // the host the client would dial
+	}{
+		{"empty, MONGODB_URI unset", "", "", ErrNoURI, ""},
+		{"empty, MONGODB_URI set", "", "mongodb://envhost:27018", nil, "envhost:27018"},
+		{"given, MONGODB_URI set", "mongodb://given:27019", "mongodb://envhost:27018", nil, "given:27019"},
+		{"given, MONGODB_URI unset", "mongodb://given:27019", "", nil, "given:27019"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("MONGODB_URI", tt.env)
+			for _, connect := range []func() (*Client, error){
+				func() (*Client, error) { return Connect(context.Background(), tt.uri) },
+				func() (*Client, error) { return ConnectConfig(context.Background(), Config{URI: tt.uri}) },
+			} {
+				c, err := connect()
+				if tt.wantErr != nil {
+					if !errors.Is(err, tt.wantErr) || c != nil {
+						t.Fatalf("got %v, %v; want nil, %v", c, err, tt.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = c.Close(context.Background())
+				opts, _, err := Config{URI: tt.uri}.clientOptions()
+				if err != nil || len(opts.Hosts) != 1 || opts.Hosts[0] != tt.wantHost {
+					t.Fatalf("hosts = %v, %v; want [%s]", opts.Hosts, err, tt.wantHost)
+				}
+			}
+		})
 	}
 }
 

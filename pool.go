@@ -269,8 +269,8 @@ func (c *Client) Stats() PoolStats {
 // The client is Client, else the one in the request's context (put there by
 // Client.Middleware). With neither, the answer is 500 problem+json with code
 // "internal" and an Error log line saying no client is configured: the
-// handler never falls back to Default, which would dial MONGODB_URI or
-// localhost just to report an empty pool.
+// handler never falls back to Default, which would dial MONGODB_URI
+// just to report an empty pool.
 type StatsHandler struct {
 	// Client is the client to report. Default (nil) is the client in the
 	// request's context (see Middleware); there is no fallback beyond it.
