@@ -2,18 +2,23 @@ package mongohttp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // A service with a list route, a by-id route and a health check, which
@@ -173,4 +178,209 @@ func ExampleMethods() {
 	fmt.Println(rec.Code, rec.Header().Get("Allow"))
 	// Output:
 	// 405 DELETE, GET, HEAD, PATCH, PUT
+}
+
+// Connect names its server: an empty connection string means MONGODB_URI,
+// and with that unset too Connect fails rather than dial localhost. It does
+// not wait for the server, so a service starts while its database is down.
+func ExampleConnect() {
+	if uri, ok := os.LookupEnv("MONGODB_URI"); ok {
+		os.Unsetenv("MONGODB_URI")
+		defer os.Setenv("MONGODB_URI", uri)
+	}
+	_, err := mongohttp.Connect(context.Background(), "")
+	fmt.Println(errors.Is(err, mongohttp.ErrNoURI))
+
+	client, err := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1") // nobody listens there
+	fmt.Println(err)
+	defer client.Close(context.Background())
+	// Output:
+	// true
+	// <nil>
+}
+
+// Find checks the request against the policy before it asks the database:
+// a filter on a field the policy does not list is a 400 with a stable code.
+// (Nobody listens on the client's server: the request never reaches it.)
+func ExampleResource_Find() {
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
+	defer client.Close(context.Background())
+	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: client,
+		Coll:   client.Database("app").Collection("users"),
+		Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"age": mongohttp.Int}, Hidden: []string{"password_hash"}},
+	}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /users", users.Find())
+	mux.Handle("GET /users/{id}", users.FindOne())
+
+	for _, target := range []string{"/users?password_hash[exists]=true", "/users?age=old", "/users/42"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
+		fmt.Println(rec.Code, problemCode(rec))
+	}
+	// Output:
+	// 400 field_not_allowed
+	// 400 invalid_parameter
+	// 400 invalid_object_id
+}
+
+// problemCode returns the "code" member of a problem+json answer.
+func problemCode(rec *httptest.ResponseRecorder) string {
+	var p struct{ Code string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		return err.Error()
+	}
+	return p.Code
+}
+
+// Aggregate serves a pipeline whose parameters are typed and bounded; Must
+// keeps its construction short. Mistakes in the aggregation are reported
+// when it is built, and out-of-bounds parameters before the database is
+// asked.
+func ExampleResource_Aggregate() {
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
+	defer client.Close(context.Background())
+	orders := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: client,
+		Coll:   client.Database("app").Collection("orders"),
+	}))
+	top := mongohttp.Must(orders.Aggregate(mongohttp.Aggregation{
+		Pipeline: mongo.Pipeline{
+			{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$customer"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+			{{Key: "$sort", Value: bson.D{{Key: "n", Value: -1}}}},
+			{{Key: "$limit", Value: mongohttp.Arg("top")}},
+		},
+		Params: map[string]mongohttp.Param{"top": {Type: mongohttp.Int, Min: "1", Max: "50", Default: "10"}},
+	}))
+
+	rec := httptest.NewRecorder()
+	top.ServeHTTP(rec, httptest.NewRequest("GET", "/orders/top?top=500", nil))
+	fmt.Println(rec.Code, problemCode(rec))
+
+	_, err := orders.Aggregate(mongohttp.Aggregation{
+		Pipeline: mongo.Pipeline{{{Key: "$limit", Value: mongohttp.Arg("n")}}},
+	})
+	fmt.Println(err)
+	// Output:
+	// 400 invalid_parameter
+	// mongohttp: collection orders: Aggregate: stage 0 of Aggregation.Pipeline: Arg("n") has no Param
+}
+
+// API collects the routes as they are mounted and serves their OpenAPI
+// document, built from the declarations alone: no server is needed.
+func ExampleAPI() {
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
+	defer client.Close(context.Background())
+	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: client,
+		Coll:   client.Database("app").Collection("users"),
+		Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"age": mongohttp.Int}, Sort: []string{"age"}},
+	}))
+	api := &mongohttp.API{Title: "Users", Version: "1.0.0"}
+	mux := http.NewServeMux()
+	mux.Handle("GET /users", api.Handle("GET /users", users.Find()))
+	mux.Handle("GET /users/{id}", api.Handle("GET /users/{id}", users.FindOne()))
+	mux.Handle("GET /openapi.json", api.Handle("GET /openapi.json", api))
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/openapi.json", nil))
+	var doc struct {
+		OpenAPI string
+		Info    struct{ Title, Version string }
+		Paths   map[string]map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rec.Code, doc.OpenAPI, doc.Info.Title, doc.Info.Version)
+	for _, path := range slices.Sorted(maps.Keys(doc.Paths)) {
+		fmt.Println(path, slices.Sorted(maps.Keys(doc.Paths[path])))
+	}
+	// Output:
+	// 200 3.1.0 Users 1.0.0
+	// /openapi.json [get head]
+	// /users [get head]
+	// /users/{id} [get head]
+}
+
+// Indexes lists the indexes a declaration needs: each sort a client may
+// ask for, with _id as its tie-breaker, and the expiry of the idempotency
+// keys that writes store beside the collection.
+func ExampleResource_Indexes() {
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
+	defer client.Close(context.Background())
+	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: client,
+		Coll:   client.Database("app").Collection("users"),
+		Policy: mongohttp.Policy{Sort: []string{"age"}},
+	}))
+	for _, ix := range users.Indexes() {
+		keys, _ := bson.MarshalExtJSON(ix.Keys, false, false)
+		fmt.Println(ix.Coll.Name(), string(keys))
+	}
+	// Output:
+	// users {"age":1,"_id":1}
+	// users {"age":-1,"_id":1}
+	// users_idempotency {"expires":1}
+}
+
+// EnsureIndexes creates the indexes of Indexes that are missing, at every
+// start-up: a second call creates nothing. (It needs a server, so it has
+// no output to check; the integration tests run it on one.)
+func ExampleResource_EnsureIndexes() {
+	ctx := context.Background()
+	client, err := mongohttp.Connect(ctx, os.Getenv("MONGODB_URI"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close(ctx)
+	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: client,
+		Coll:   client.Database("app").Collection("users"),
+		Policy: mongohttp.Policy{Sort: []string{"age", "name"}},
+	}))
+	created, err := users.EnsureIndexes(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, ix := range created {
+		log.Printf("created %s on %s", ix.Name, ix.Coll.Name())
+	}
+}
+
+// The write handlers check the body against Policy.Write and its
+// Constraints before anything is stored: a field the policy does not list,
+// or a value outside its bounds, is a 422 naming each failing field, and a
+// body that cannot be read a 400, without asking the database.
+func ExampleResource_Patch() {
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
+	defer client.Close(context.Background())
+	posts := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: client,
+		Coll:   client.Database("app").Collection("posts"),
+		Policy: mongohttp.Policy{
+			Write:       map[string]mongohttp.Type{"title": mongohttp.String},
+			Constraints: map[string]mongohttp.Constraint{"title": {MaxLength: 10}},
+		},
+	}))
+	h := http.NewServeMux()
+	h.Handle("/posts", mongohttp.Methods{"POST": posts.Insert()})
+	h.Handle("/posts/{id}", mongohttp.Methods{"PATCH": posts.Patch(), "DELETE": posts.Delete()})
+
+	for _, tt := range []struct{ method, target, contentType, body string }{
+		{"PATCH", "/posts/65f0a1b2c3d4e5f6a7b8c9d0", "application/merge-patch+json", `{"author":"eve"}`},
+		{"POST", "/posts", "application/json", `{"title":"far longer than ten"}`},
+		{"POST", "/posts", "application/json", `{"title":`},
+	} {
+		req := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+		req.Header.Set("Content-Type", tt.contentType)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Println(tt.method, rec.Code, problemCode(rec))
+	}
+	// Output:
+	// PATCH 422 validation_failed
+	// POST 422 validation_failed
+	// POST 400 invalid_body
 }
