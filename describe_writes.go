@@ -265,7 +265,16 @@ func (rule *fieldRule) describe(s *jsonSchema) *jsonSchema {
 	}
 	switch {
 	case target.Type == "integer":
-		target.Minimum, target.Maximum = jsonInt(rule.loInt), jsonInt(rule.hiInt)
+		// The field's own range (its Go type's, or the integers clients
+		// read exactly) and the rule's: a value must be within both.
+		lo, hi := rule.loInt, rule.hiInt
+		if n, err := target.Minimum.Int64(); err == nil {
+			lo = max(lo, n)
+		}
+		if n, err := target.Maximum.Int64(); err == nil {
+			hi = min(hi, n)
+		}
+		target.Minimum, target.Maximum = jsonInt(lo), jsonInt(hi)
 	case target.Type == "number":
 		if rule.Minimum != nil {
 			target.Minimum = json.Number(formatBound(rule.lo))

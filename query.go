@@ -290,6 +290,10 @@ func (p *parseState) fieldParam(key, val string) error {
 		return ErrInvalidParameter.Detailf("parameter %s is malformed; use name=value or name[operator]=value", clip(key))
 	}
 	if _, ok := qp.filter[name]; !ok {
+		if hasOp && strings.HasPrefix(opName, "$") && (isReserved(name) || qp.extras[name]) {
+			// embed[$ne]=…: a server operator on a parameter, not a field.
+			return ErrOperatorNotAllowed.Detailf("operator %s is not allowed; use name[operator]=value with the policy's operators", clip(opName))
+		}
 		return qp.notFilterable(name, p.accepted())
 	}
 	o := opEq

@@ -290,7 +290,7 @@ func TestNumbersAgreeWithTheDocument(t *testing.T) {
 		Maximum *json.Number `json:"maximum"`
 	}
 	for _, c := range []struct{ schema, field, format, min, max string }{
-		{"PostsWrite", "likes", "int32", "-2147483648", "2147483647"},
+		{"PostsWrite", "likes", "int32", "0", "2147483647"}, // the example declares likes ≥ 0
 		{"Post", "likes", "int32", "-2147483648", "2147483647"},
 		{"UsersWrite", "age", "int64", "-9007199254740991", "9007199254740991"},
 	} {

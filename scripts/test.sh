@@ -110,7 +110,11 @@ for m in "${modules[@]}"; do
 	(
 		cd "$m"
 		pkgs=$(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...)
-		go test -race -count=1 $pkgs
+		# A package's tests may take longer than go test's default 10
+		# minutes under the race detector on a loaded 2-core machine (the
+		# example's 100,000-line bulk insert among them): fail on a hang at
+		# 25, not on a slow machine at 10.
+		go test -race -count=1 -timeout 25m $pkgs
 	)
 done
 
