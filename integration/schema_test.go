@@ -147,7 +147,8 @@ func TestWriteOnlyFieldsAndZeroValues(t *testing.T) {
 	coll := database(t, c).Collection("members")
 	var prepared []string // the passwords Prepare saw
 	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[member]{
-		Coll: coll,
+		Client: c,
+		Coll:   coll,
 		Policy: mongohttp.Policy{
 			Hidden: []string{"password_hash"},
 			Write: map[string]mongohttp.Type{"name": mongohttp.String, "age": mongohttp.Int, "admin": mongohttp.Bool,

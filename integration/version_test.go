@@ -23,7 +23,7 @@ func TestVersionFieldNeverServed(t *testing.T) {
 	c := connect(t, mongohttp.PoolConfig{})
 	db := database(t, c)
 	owners := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: db.Collection("owners"), Admission: mongohttp.Admission{MaxActive: -1},
+		Client: c, Coll: db.Collection("owners"), Admission: mongohttp.Admission{MaxActive: -1},
 		Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"name": mongohttp.String}, Write: map[string]mongohttp.Type{"name": mongohttp.String}},
 	}))
 	policy := notesPolicy
@@ -31,7 +31,7 @@ func TestVersionFieldNeverServed(t *testing.T) {
 		"owner": {Local: "owner", Coll: db.Collection("owners"), Policy: mongohttp.Policy{}},
 	}
 	notes := mongohttp.Must(mongohttp.New(mongohttp.Collection[note]{
-		Coll: db.Collection("notes"), Policy: policy, Admission: mongohttp.Admission{MaxActive: -1},
+		Client: c, Coll: db.Collection("notes"), Policy: policy, Admission: mongohttp.Admission{MaxActive: -1},
 	}))
 	agg, err := notes.Aggregate(mongohttp.Aggregation{Pipeline: mongo.Pipeline{{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}}}})
 	if err != nil {
