@@ -24,8 +24,15 @@ func canonicalPath(p string) string {
 	b.WriteString(p[:i])
 	for ; i < len(p); i++ {
 		c := p[i]
-		if c != '%' || i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+		if c != '%' {
 			b.WriteByte(c)
+			continue
+		}
+		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			// A "%" that starts no escape is itself escaped, so that it
+			// cannot join the digits an unescape leaves after it ("%%370"
+			// would otherwise become "%70", and then "p").
+			b.WriteString("%25")
 			continue
 		}
 		d := unhex(p[i+1])<<4 | unhex(p[i+2])

@@ -14,9 +14,9 @@ func TestCanonicalPath(t *testing.T) {
 		{"/%2e%2E/x", "/%2E%2E/x"},
 		{"/caf%c3%a9", "/caf%C3%A9"},
 		{"/a%20b", "/a%20b"},
-		{"/bad%zz", "/bad%zz"},
-		{"/end%4", "/end%4"},
-		{"/end%", "/end%"},
+		{"/bad%zz", "/bad%25zz"},
+		{"/end%4", "/end%254"},
+		{"/end%", "/end%25"},
 		{"", ""},
 	} {
 		if got := canonicalPath(tt.in); got != tt.want {
