@@ -160,7 +160,7 @@ var sentinels = []*Error{
 	ErrMethodNotAllowed, ErrUnavailable, ErrTimeout, ErrInternal, ErrOverloaded,
 	ErrInvalidBody, ErrBodyTooLarge, ErrUnsupportedMediaType, ErrValidation,
 	ErrConflict, ErrPreconditionFailed, ErrPreconditionRequired,
-	ErrIdempotencyKeyReused, ErrIdempotencyPending,
+	ErrIdempotencyKeyReused, ErrIdempotencyPending, ErrInvalidResumeToken, ErrResumeExpired,
 }
 
 // detachSentinel returns err such that the first *Error errors.As finds in
