@@ -45,6 +45,12 @@ for m in "${modules[@]}"; do
 	)
 done
 
+# The example's /live page is tested in headless Chromium (Debian's package).
+if [ -f example/go.mod ] && ! command -v chromium >/dev/null; then
+	step "installing chromium for the example's /live page test"
+	apt-get update && apt-get install -y chromium
+fi
+
 for m in "${modules[@]}"; do
 	step "module $m: go test -race"
 	# Only the packages that have tests: go test would otherwise build the
