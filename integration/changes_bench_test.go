@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -28,6 +29,9 @@ import (
 // writes a second to a collection of 1,000 documents:
 //
 //	cd integration && go test -run '^$' -bench FeedVersusPolling -benchtime 1x
+//
+// Logs are discarded: a database that cannot keep up with the polling
+// answers 503 and 504, which the benchmark counts (failed/s).
 //
 // It reports the median and p99 latency from a write's answer to the
 // client seeing it (for polling, the first poll that shows it), the
@@ -59,7 +63,8 @@ func BenchmarkFeedVersusPolling(b *testing.B) {
 					b.Fatal(err)
 				}
 				res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-					Coll: coll, Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"title": mongohttp.String}, Sort: []string{"likes"}, DefaultSort: "-likes",
+					Logger: slog.New(slog.DiscardHandler),
+					Coll:   coll, Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"title": mongohttp.String}, Sort: []string{"likes"}, DefaultSort: "-likes",
 						DefaultLimit: 20, MaxLimit: 100, Write: map[string]mongohttp.Type{"title": mongohttp.String, "likes": mongohttp.Int}},
 					Admission: mongohttp.Admission{MaxActive: -1},
 				}))
@@ -69,6 +74,7 @@ func BenchmarkFeedVersusPolling(b *testing.B) {
 				mux.Handle("GET /docs/changes", res.Changes())
 				srv := httptest.NewServer(mux)
 
+				var failed atomic.Int64 // reads answered with an error
 				var mu sync.Mutex
 				written := map[string]time.Time{} // title → the write's answer
 				seen := map[string]time.Time{}    // title → first seen by any client
@@ -88,7 +94,7 @@ func BenchmarkFeedVersusPolling(b *testing.B) {
 							followFeed(ctx, hc, srv.URL+"/docs/changes", note)
 							return
 						}
-						pollFind(ctx, hc, srv.URL+"/docs", time.Duration(i)*time.Second/clients, note)
+						pollFind(ctx, hc, srv.URL+"/docs", time.Duration(i)*time.Second/clients, note, &failed)
 					})
 				}
 				time.Sleep(2 * time.Second)
@@ -126,11 +132,11 @@ func BenchmarkFeedVersusPolling(b *testing.B) {
 					}
 				}
 				slices.Sort(lat)
-				if len(lat) == 0 {
-					b.Fatal("no write was seen")
+				if len(lat) > 0 {
+					b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "median-ms")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
 				}
-				b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "median-ms")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
+				b.ReportMetric(float64(failed.Load())/elapsed.Seconds(), "failed/s")
 				b.ReportMetric(float64(len(lat))/float64(len(written)), "seen")
 				b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cpu-s/s")
 				b.ReportMetric(float64(queries)/elapsed.Seconds(), "db-cmds/s")
@@ -161,7 +167,7 @@ func followFeed(ctx context.Context, hc *http.Client, url string, note func(stri
 
 // pollFind asks for the newest page every second, from offset on, and
 // notes the titles it holds.
-func pollFind(ctx context.Context, hc *http.Client, url string, offset time.Duration, note func(string)) {
+func pollFind(ctx context.Context, hc *http.Client, url string, offset time.Duration, note func(string), failed *atomic.Int64) {
 	select {
 	case <-ctx.Done():
 		return
@@ -172,6 +178,9 @@ func pollFind(ctx context.Context, hc *http.Client, url string, offset time.Dura
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := hc.Do(req); err == nil {
+			if resp.StatusCode != http.StatusOK && ctx.Err() == nil {
+				failed.Add(1)
+			}
 			var page []struct{ Title string }
 			_ = json.NewDecoder(resp.Body).Decode(&page)
 			resp.Body.Close()
