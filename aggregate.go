@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -32,7 +34,8 @@ type Aggregation struct {
 	// aggregate command of its own, one after the other; Reduce makes the
 	// answer, one JSON object, from their results. They do what MongoDB's
 	// $facet does, for servers without it, and let each figure come from a
-	// pipeline the server computes correctly (see the README on FerretDB).
+	// pipeline the server computes correctly (see docs/relations.md on
+	// FerretDB).
 	// Default is none.
 	Facets map[string]mongo.Pipeline
 
@@ -204,7 +207,7 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	var dw *DocumentWriter
+	var dw *bsonjson.DocumentWriter
 	if ndjson {
 		dw = h.enc.NewNDJSONWriter(w)
 	} else {
@@ -212,7 +215,7 @@ func (h *aggregateHandler[T]) serve(w http.ResponseWriter, r *http.Request) erro
 	}
 	write := func(doc bson.Raw) error {
 		if len(h.hidden) > 0 {
-			doc = omitPaths(doc, h.hidden, "")
+			doc = rawbson.OmitPaths(doc, h.hidden)
 		}
 		return dw.WriteDocument(doc)
 	}
@@ -273,7 +276,7 @@ func (h *aggregateHandler[T]) serveReduced(ctx context.Context, w http.ResponseW
 		return fmt.Errorf("encoding the result of Reduce: %w", err)
 	}
 	if len(h.hidden) > 0 {
-		doc = omitPaths(doc, h.hidden, "")
+		doc = rawbson.OmitPaths(doc, h.hidden)
 	}
 	body, err := h.enc.AppendDocument(make([]byte, 0, len(doc)+len(doc)/2+16), doc)
 	if err != nil {

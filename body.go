@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/mongohttp/mongohttp/internal/jsonlex"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -66,7 +67,7 @@ type remove struct{}
 // client sees them all); syntax problems end the decoding.
 type bodyDecoder struct {
 	w     writeSchema
-	lex   jsonLexer
+	lex   jsonlex.Lexer
 	patch bool // null removes a field (RFC 7396)
 	errs  []FieldError
 	depth int
@@ -86,20 +87,20 @@ type pointerStep struct {
 // (400) with the byte offset; fields that break the write policy are a
 // *ValidationError (422).
 func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
-	d := &bodyDecoder{w: w, lex: jsonLexer{data: data, keys: w.keys}, patch: patch}
+	d := &bodyDecoder{w: w, lex: jsonlex.New(data, w.keys), patch: patch}
 	tok, err := d.token()
 	if err != nil {
 		return nil, err
 	}
-	if tok.kind != jsonObjectStart {
+	if tok.Kind != jsonlex.ObjectStart {
 		return nil, ErrInvalidBody.Detailf("the body must be a JSON object")
 	}
 	doc, err := d.object("")
 	if err != nil {
 		return nil, err
 	}
-	if err := d.lex.end(); err != nil {
-		return nil, ErrInvalidBody.Detailf("the body has data after its JSON object, at byte %d", d.lex.pos)
+	if err := d.lex.End(); err != nil {
+		return nil, ErrInvalidBody.Detailf("the body has data after its JSON object, at byte %d", d.lex.Offset())
 	}
 	if len(d.errs) > 0 {
 		return nil, &ValidationError{Fields: d.errs}
@@ -109,11 +110,11 @@ func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
 
 // bodySyntaxError turns the lexer's error, its only kind, into the 400 answer.
 func bodySyntaxError(err error) error {
-	se := err.(*jsonSyntaxError)
-	if se.end {
-		return ErrInvalidBody.Detailf("the body ends before its JSON object does, at byte %d", se.offset)
+	se := err.(*jsonlex.SyntaxError)
+	if se.Truncated {
+		return ErrInvalidBody.Detailf("the body ends before its JSON object does, at byte %d", se.Offset)
 	}
-	return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.msg, se.offset)
+	return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.Error(), se.Offset)
 }
 
 // fail records a field error at the value being read.
@@ -137,10 +138,10 @@ func (d *bodyDecoder) pointer() string {
 	return b.String()
 }
 
-func (d *bodyDecoder) token() (jsonToken, error) {
-	tok, err := d.lex.next()
+func (d *bodyDecoder) token() (jsonlex.Token, error) {
+	tok, err := d.lex.Next()
 	if err != nil {
-		return jsonToken{}, bodySyntaxError(err)
+		return jsonlex.Token{}, bodySyntaxError(err)
 	}
 	return tok, nil
 }
@@ -164,14 +165,14 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 	out := make(bson.D, 0, 8)
 	var seenBuf [16]string
 	seen := seenBuf[:0]
-	for d.lex.more() {
+	for d.lex.More() {
 		tok, err := d.token()
 		if err != nil {
 			return nil, err
 		}
-		key := tok.text // the lexer returns object keys as strings
+		key := tok.Text // the lexer returns object keys as strings
 		if containsString(seen, key) {
-			return nil, ErrInvalidBody.Detailf("the body has key %s twice in one object, before byte %d", clip(key), d.lex.pos)
+			return nil, ErrInvalidBody.Detailf("the body has key %s twice in one object, before byte %d", clip(key), d.lex.Offset())
 		}
 		seen = append(seen, key)
 		path := key
@@ -230,9 +231,9 @@ func (d *bodyDecoder) nested(path string) (any, error) {
 		return nil, err
 	}
 	switch {
-	case tok.kind == jsonObjectStart:
+	case tok.Kind == jsonlex.ObjectStart:
 		return d.object(path)
-	case tok.kind == jsonNull && d.patch:
+	case tok.Kind == jsonlex.Null && d.patch:
 		return remove{}, nil
 	}
 	d.fail("invalid_type", "field %s takes an object", clip(path))
@@ -246,14 +247,14 @@ func (d *bodyDecoder) leaf(path string, typ Type) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tok.kind == jsonNull && d.patch {
+	if tok.Kind == jsonlex.Null && d.patch {
 		return remove{}, nil
 	}
 	elem, isArray := typ.elem()
 	if !isArray {
 		return d.scalar(path, typ, tok)
 	}
-	if tok.kind != jsonArrayStart {
+	if tok.Kind != jsonlex.ArrayStart {
 		d.fail("invalid_type", "field %s takes an array of %s", clip(path), elem)
 		return nil, d.skipAfter(tok)
 	}
@@ -263,7 +264,7 @@ func (d *bodyDecoder) leaf(path string, typ Type) (any, error) {
 	defer func() { d.depth-- }()
 	arr := bson.A{}
 	ok := true
-	for i := 0; d.lex.more(); i++ {
+	for i := 0; d.lex.More(); i++ {
 		tok, err := d.token()
 		if err != nil {
 			return nil, err
@@ -287,17 +288,17 @@ func (d *bodyDecoder) leaf(path string, typ Type) (any, error) {
 }
 
 // scalar converts one JSON value, whose first token is tok, to typ.
-func (d *bodyDecoder) scalar(path string, typ Type, tok jsonToken) (any, error) {
+func (d *bodyDecoder) scalar(path string, typ Type, tok jsonlex.Token) (any, error) {
 	bad := func(code string) (any, error) {
 		d.fail(code, "field %s takes %s", clip(path), typ.expects())
 		return nil, d.skipAfter(tok)
 	}
-	if tok.kind == jsonObjectStart && (typ == ObjectID || typ == Date) {
+	if tok.Kind == jsonlex.ObjectStart && (typ == ObjectID || typ == Date) {
 		return d.wrapped(path, typ)
 	}
-	switch tok.kind {
-	case jsonString:
-		v := tok.text
+	switch tok.Kind {
+	case jsonlex.String:
+		v := tok.Text
 		switch typ {
 		case String:
 			if strings.IndexByte(v, 0) >= 0 {
@@ -316,10 +317,10 @@ func (d *bodyDecoder) scalar(path string, typ Type, tok jsonToken) (any, error) 
 			}
 			return bad("invalid_object_id")
 		}
-	case jsonNumber:
+	case jsonlex.Number:
 		switch typ {
 		case Int:
-			if n, ok := parseIntNumber(tok.text); ok {
+			if n, ok := parseIntNumber(tok.Text); ok {
 				if n >= math.MinInt32 && n <= math.MaxInt32 {
 					return int32(n), nil
 				}
@@ -327,14 +328,14 @@ func (d *bodyDecoder) scalar(path string, typ Type, tok jsonToken) (any, error) 
 			}
 			return bad("invalid_value")
 		case Float:
-			if f, err := strconv.ParseFloat(tok.text, 64); err == nil && finite(f) {
+			if f, err := strconv.ParseFloat(tok.Text, 64); err == nil && finite(f) {
 				return f, nil
 			}
 			return bad("invalid_value")
 		}
-	case jsonTrue, jsonFalse:
+	case jsonlex.True, jsonlex.False:
 		if typ == Bool {
-			return tok.kind == jsonTrue, nil
+			return tok.Kind == jsonlex.True, nil
 		}
 	}
 	return bad("invalid_type")
@@ -369,7 +370,7 @@ func (d *bodyDecoder) wrapped(path string, typ Type) (any, error) {
 	}
 	var out any
 	n := 0
-	for d.lex.more() {
+	for d.lex.More() {
 		key, err := d.token()
 		if err != nil {
 			return nil, err
@@ -379,24 +380,24 @@ func (d *bodyDecoder) wrapped(path string, typ Type) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if key.text != want || n > 1 {
+		if key.Text != want || n > 1 {
 			out = nil
 			if err := d.skipAfter(v); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		switch v.kind {
-		case jsonString:
+		switch v.Kind {
+		case jsonlex.String:
 			if typ == ObjectID {
-				if id, err := bson.ObjectIDFromHex(v.text); err == nil {
+				if id, err := bson.ObjectIDFromHex(v.Text); err == nil {
 					out = id
 				}
-			} else if t, err := parseDate(v.text); err == nil {
+			} else if t, err := parseDate(v.Text); err == nil {
 				out = t
 			}
-		case jsonNumber:
-			if ms, ok := parseIntNumber(v.text); ok && typ == Date && checkDateRange(bson.DateTime(ms)) == nil {
+		case jsonlex.Number:
+			if ms, ok := parseIntNumber(v.Text); ok && typ == Date && checkDateRange(bson.DateTime(ms)) == nil {
 				out = bson.DateTime(ms)
 			}
 		default:
@@ -424,8 +425,8 @@ func (d *bodyDecoder) skip() error {
 }
 
 // skipAfter drops the rest of a value whose first token was tok.
-func (d *bodyDecoder) skipAfter(tok jsonToken) error {
-	if !tok.opens() {
+func (d *bodyDecoder) skipAfter(tok jsonlex.Token) error {
+	if !tok.Opens() {
 		return nil
 	}
 	if err := d.enter(); err != nil {
@@ -437,12 +438,12 @@ func (d *bodyDecoder) skipAfter(tok jsonToken) error {
 		if err != nil {
 			return err
 		}
-		switch t.kind {
-		case jsonObjectStart, jsonArrayStart:
+		switch t.Kind {
+		case jsonlex.ObjectStart, jsonlex.ArrayStart:
 			if err := d.enter(); err != nil {
 				return err
 			}
-		case jsonObjectEnd, jsonArrayEnd:
+		case jsonlex.ObjectEnd, jsonlex.ArrayEnd:
 			d.depth--
 		}
 	}

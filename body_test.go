@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -159,7 +160,7 @@ func FuzzDecodeBody(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted document does not marshal: %v", err)
 		}
-		if got, err := marshalD(stripRemovals(doc)); err != nil || string(got) != string(want) {
+		if got, err := rawbson.MarshalD(stripRemovals(doc)); err != nil || string(got) != string(want) {
 			t.Fatalf("marshalD gave %v, %v; bson.Marshal %v", bson.Raw(got), err, bson.Raw(want))
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -85,7 +86,7 @@ type Collection[T any] struct {
 	MaxTime time.Duration
 
 	// Encoder sets the JSON format. Default (nil) is plain JSON.
-	Encoder *Encoder
+	Encoder *bsonjson.Encoder
 
 	// ReadPreference routes the reads, for example
 	// readpref.SecondaryPreferred() for list endpoints. Default (nil) is
@@ -165,7 +166,7 @@ type Collection[T any] struct {
 	// WriteClaims says whether the writers of one document first take a
 	// claim on it in the collection "<name>_claims", which servers whose
 	// single-document updates are not atomic need for If-Match and the
-	// version check to hold (README, "No lost update"). Default is
+	// version check to hold (docs/writes.md, "No lost update"). Default is
 	// ClaimsDetect: claims on FerretDB (asked once, from buildInfo), none
 	// on MongoDB.
 	WriteClaims ClaimMode
@@ -459,7 +460,7 @@ func (r *Resource[T]) FindOne() http.Handler {
 // application/json body is one document, answered 201 Created with
 // Location, ETag and the stored document as FindOne serves it (204 under
 // Prefer: return=minimal); an application/x-ndjson body is a stream of
-// documents inserted in ordered batches (see the README). Only the
+// documents inserted in ordered batches (see docs/writes.md). Only the
 // policy's Write fields may be sent; the id is made by the server, and the
 // fields the BaseFilter fixes are set from it. A request with an
 // Idempotency-Key header is answered, when retried with the same key and

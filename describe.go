@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mongohttp/mongohttp/bsonjson"
 )
 
 // This file holds what a handler says about itself: the operation it
@@ -258,7 +260,7 @@ func queryValueSchema(c *apiComponents, t Type) *jsonSchema {
 
 // outputSchema is the schema of a stored value of declared type t as the
 // plain JSON encoder writes it.
-func outputSchema(t Type, enc *Encoder) *jsonSchema {
+func outputSchema(t Type, enc *bsonjson.Encoder) *jsonSchema {
 	switch t {
 	case String:
 		return &jsonSchema{Type: "string"}
@@ -278,12 +280,12 @@ func outputSchema(t Type, enc *Encoder) *jsonSchema {
 
 // int64Schema is an int64 as the encoder writes it: a number, or with
 // Int64AsString a string beyond what a JavaScript number holds exactly.
-func int64Schema(enc *Encoder) *jsonSchema {
+func int64Schema(enc *bsonjson.Encoder) *jsonSchema {
 	n := &jsonSchema{Type: "integer", Format: "int64"}
 	if enc == nil || !enc.Int64AsString {
 		return n
 	}
-	n.Minimum, n.Maximum = jsonInt(-maxSafeInteger), jsonInt(maxSafeInteger)
+	n.Minimum, n.Maximum = jsonInt(-bsonjson.MaxSafeInteger), jsonInt(bsonjson.MaxSafeInteger)
 	return &jsonSchema{AnyOf: []*jsonSchema{n, {Type: "string", Pattern: "^-?[0-9]{16,19}$"}},
 		Description: "An int64: a number within ±(2^53−1), a string of its digits beyond."}
 }

@@ -9,12 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // This file describes the documents a handler answers: from T's bson
-// fields for a struct, through the mapping the encoder applies (README,
-// "Encoding"), and from the policy's declared types for bson.Raw.
+// fields for a struct, through the mapping the encoder applies
+// (docs/encoding.md), and from the policy's declared types for bson.Raw.
 
 var (
 	objectIDType   = reflect.TypeFor[bson.ObjectID]()
@@ -38,9 +39,9 @@ var (
 // collection (bson.Raw).
 func (r *Resource[T]) documentSchema(c *apiComponents, qp *QueryParser) *jsonSchema {
 	enc := r.decl.Encoder
-	if enc != nil && enc.Format != FormatPlain {
+	if enc != nil && enc.Format != bsonjson.FormatPlain {
 		return c.add(pascalName(r.coll.Name())+"ExtendedJSON", &jsonSchema{Type: "object",
-			Description: "A document in Extended JSON v2 (" + map[Format]string{FormatRelaxed: "relaxed", FormatCanonical: "canonical"}[enc.Format] + ")."})
+			Description: "A document in Extended JSON v2 (" + map[bsonjson.Format]string{bsonjson.FormatRelaxed: "relaxed", bsonjson.FormatCanonical: "canonical"}[enc.Format] + ")."})
 	}
 	t := reflect.TypeFor[T]()
 	if t == rawType {
@@ -67,7 +68,7 @@ func (r *Resource[T]) documentSchema(c *apiComponents, qp *QueryParser) *jsonSch
 // to it, each under its name: the related document as its policy lets it
 // be served (its own relations one level down), null when there is none,
 // or an array of them when the local field holds an array.
-func addRelations(c *apiComponents, s *jsonSchema, rels map[string]*relation, enc *Encoder) {
+func addRelations(c *apiComponents, s *jsonSchema, rels map[string]*relation, enc *bsonjson.Encoder) {
 	for _, name := range sortedKeys(rels) {
 		rel := rels[name]
 		related := policyDocument(rel.target, enc)
@@ -83,7 +84,7 @@ func addRelations(c *apiComponents, s *jsonSchema, rels map[string]*relation, en
 // array of such values also matches; the sortable and projectable fields
 // without a constraint; and any other field the collection stores, but the
 // hidden ones.
-func policyDocument(qp *QueryParser, enc *Encoder) *jsonSchema {
+func policyDocument(qp *QueryParser, enc *bsonjson.Encoder) *jsonSchema {
 	root := &jsonSchema{Type: "object", Properties: map[string]*jsonSchema{}, Required: []string{"_id"}}
 	for _, name := range qp.filterNames {
 		s := outputSchema(qp.filter[name], enc)
@@ -143,7 +144,7 @@ func lookupSchemaPath(root *jsonSchema, path string) *jsonSchema {
 // the encoder writes them.
 type typeSchemas struct {
 	c   *apiComponents
-	enc *Encoder
+	enc *bsonjson.Encoder
 }
 
 // name is the component name of a named type.

@@ -24,7 +24,8 @@ import (
 type Relation struct {
 	// Local is the field of this collection's documents that holds the
 	// related document's key (usually an ObjectID), or an array of keys.
-	// It may not be hidden. Required.
+	// It may not be hidden. With ?fields=, it is added to the projection,
+	// as the sort fields are. Required.
 	Local string
 
 	// Coll is the collection of the related documents. Required.

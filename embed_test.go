@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -162,6 +163,13 @@ func TestParseEmbed(t *testing.T) {
 }
 
 func TestApplyEmbedding(t *testing.T) {
+	mustMarshal := func(t *testing.T, d bson.D) []byte {
+		b, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	author := bson.Raw(mustMarshal(t, bson.D{{Key: "_id", Value: "a1"}, {Key: "name", Value: "Ada"}}))
 	tag := bson.Raw(mustMarshal(t, bson.D{{Key: "_id", Value: int32(7)}, {Key: "label", Value: "go"}}))
 	var kb []byte
@@ -192,7 +200,7 @@ func TestApplyEmbedding(t *testing.T) {
 		if err := out.Validate(); err != nil {
 			t.Fatalf("%s: invalid BSON: %v", raw, err)
 		}
-		var enc Encoder
+		var enc bsonjson.Encoder
 		got, err := enc.AppendDocument(nil, out)
 		if err != nil || string(got) != tt.want {
 			t.Errorf("apply(%s) = %s, %v; want %s", raw, got, err, tt.want)

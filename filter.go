@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mongohttp/mongohttp/internal/regexcheck"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -455,10 +456,11 @@ func kindOf(v any) string {
 // checkRegex validates a $regex pattern: regex enabled, a string field, the
 // length cap, no NUL (BSON stores patterns as C strings), RE2 syntax, and no
 // construct that MongoDB's backtracking engine could take exponential time
-// over (see backtrackRisk). options are the pattern's flags (from $options),
-// already checked or about to be. The x flag is not among them: with it
-// MongoDB reads whitespace and comments differently from the RE2 parser that
-// checks the pattern (and FerretDB does not implement it).
+// over (see regexcheck.BacktrackRisk). options are the pattern's flags
+// (from $options), already checked or about to be. The x flag is not
+// among them: with it MongoDB reads whitespace and comments differently
+// from the RE2 parser that checks the pattern (and FerretDB does not
+// implement it).
 func (qp *QueryParser) checkRegex(field string, typ Type, pattern, options string) (string, error) {
 	if !qp.ops.has(opRegex) {
 		return "", qp.operatorNotAllowed("$regex")
@@ -472,21 +474,15 @@ func (qp *QueryParser) checkRegex(field string, typ Type, pattern, options strin
 	if strings.IndexByte(pattern, 0) >= 0 {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s contains a NUL byte", clip(field))
 	}
-	flags := syntax.Perl
-	if strings.ContainsRune(options, 'i') {
-		flags |= syntax.FoldCase
-	}
-	if strings.ContainsRune(options, 's') {
-		flags |= syntax.DotNL
-	}
+	flags := regexcheck.Flags(options)
 	re, err := syntax.Parse(pattern, flags)
 	if err != nil {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s is not valid (lookarounds and backreferences are not supported)", clip(field)).withCause(err)
 	}
-	if hasLiteralBrace(pattern) {
+	if regexcheck.HasLiteralBrace(pattern) {
 		return "", ErrInvalidParameter.Detailf(`the regex for field %s has a "{" that does not start a repetition such as {2} or {1,3}; write \{ for the character`, clip(field))
 	}
-	if risk := backtrackRisk(re, pattern, flags); risk != "" {
+	if risk := regexcheck.BacktrackRisk(re, pattern, flags); risk != "" {
 		return "", ErrInvalidParameter.Detailf("the regex for field %s %s, which can make the database backtrack for a very long time", clip(field), risk)
 	}
 	return pattern, nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -191,7 +192,7 @@ func (h *findHandler[T]) next(r *http.Request, q *Query, page *pageBuffer, n int
 
 // write writes the first n documents of page as the body.
 func (h *findHandler[T]) write(w http.ResponseWriter, r *http.Request, page *pageBuffer, n int, embeds *embedding, ndjson bool) error {
-	var dw *DocumentWriter
+	var dw *bsonjson.DocumentWriter
 	if ndjson {
 		dw = h.enc.NewNDJSONWriter(w)
 	} else {

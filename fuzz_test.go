@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
@@ -323,9 +322,9 @@ func (c policyCheck) ops(path string, d bson.D) error {
 	return nil
 }
 
-// FuzzRegex checks that the regex check never panics, that it answers a
-// 400 *Error, and that its text scan of groups agrees with the parser on
-// every pattern the parser accepts.
+// FuzzRegex checks that the regex check never panics and that it answers
+// a 400 *Error with a short detail (internal/regexcheck fuzzes the check's
+// own workings).
 func FuzzRegex(f *testing.F) {
 	qp := mustQueryParser(f, queryTestPolicy())
 	for _, p := range append(append([]string{`\Q|\E`, `[^]|]`, `(?i:a|b)`, `(a{,3})+`, `a{1,2}{`}, regexAllowed...), regexRefused...) {
@@ -342,16 +341,6 @@ func FuzzRegex(f *testing.F) {
 			if !errors.As(err, &e) || e.Status != 400 || len(e.Detail) > 1024 {
 				t.Fatalf("error %v is not a 400 *Error with a short detail", err)
 			}
-		}
-		re, perr := syntax.Parse(pattern, syntax.Perl)
-		if perr != nil {
-			return
-		}
-		if _, ok := scanGroups(pattern); !ok {
-			t.Fatalf("the scan of %q does not agree with the parser", pattern)
-		}
-		if got := countCaptures(pattern); got != re.MaxCap() {
-			t.Fatalf("the scan of %q finds %d capturing groups, the parser %d", pattern, got, re.MaxCap())
 		}
 	})
 }

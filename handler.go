@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mongohttp/mongohttp/bsonjson"
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -38,7 +40,7 @@ type handlerBase[T any] struct {
 	errorFunc  func(w http.ResponseWriter, r *http.Request, err error)
 	logger     *slog.Logger
 	maxTime    time.Duration
-	enc        *Encoder
+	enc        *bsonjson.Encoder
 	raw        bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
 	zeroDoc    bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
 	version    string   // the field holding a document's version
@@ -171,7 +173,7 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 		doc = keepPresent(doc, raw, b.zeroDoc)
 	}
 	if len(b.hidden) > 0 {
-		doc = omitPaths(doc, b.hidden, "")
+		doc = rawbson.OmitPaths(doc, b.hidden)
 	}
 	return doc, nil
 }

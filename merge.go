@@ -1,6 +1,9 @@
 package mongohttp
 
-import "go.mongodb.org/mongo-driver/v2/bson"
+import (
+	"github.com/mongohttp/mongohttp/internal/rawbson"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
 
 // overlay adds to doc the fields of m that T does not know (known is the
 // set of keys T writes; nil when T keeps every key), so that decoding into
@@ -24,7 +27,7 @@ func overlay(doc, m bson.Raw, known map[string]bool) bson.Raw {
 	if len(extra) == 0 {
 		return doc
 	}
-	out, err := setFields(doc, extra)
+	out, err := rawbson.SetFields(doc, extra)
 	if err != nil {
 		return doc
 	}

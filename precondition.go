@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -77,7 +78,7 @@ func (h *writer[T]) matches(r *http.Request, p preconditions, stored bson.Raw) (
 		if current == "" {
 			shown := stored
 			if len(h.hidden) > 0 {
-				shown = omitPaths(stored, h.hidden, "")
+				shown = rawbson.OmitPaths(stored, h.hidden)
 			}
 			var err error
 			if _, current, err = h.render(r, shown); err != nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -182,7 +183,7 @@ func equalities(f, out bson.D) bson.D {
 // whatever the hooks did, since clients and hooks may not move a document
 // out of its scope or change its identity.
 func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixed bson.D) (bson.Raw, error) {
-	raw, err := marshalD(m)
+	raw, err := rawbson.MarshalD(m)
 	if err != nil {
 		return nil, err
 	}
@@ -212,14 +213,14 @@ func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixe
 		out = overlay(keepPresent(out, raw, h.zeroDoc), raw, h.w.known)
 	}
 	set := append(bson.D{{Key: "_id", Value: id}, {Key: h.version, Value: bson.NewObjectID()}}, fixed...)
-	return setFields(out, set)
+	return rawbson.SetFields(out, set)
 }
 
 // respond writes a successful write's answer: the stored document as the
 // handlers of one document serve it, or 204 under Prefer: return=minimal.
 func (h *writer[T]) respond(w http.ResponseWriter, r *http.Request, status int, stored bson.Raw, location string) error {
 	if len(h.hidden) > 0 {
-		stored = omitPaths(stored, h.hidden, "")
+		stored = rawbson.OmitPaths(stored, h.hidden)
 	}
 	body, etag, err := h.render(r, stored)
 	if err != nil {

@@ -160,11 +160,11 @@ func TestSampleData(t *testing.T) {
 	if len(users) != 1000 || len(posts) != 5000 {
 		t.Fatalf("%d users and %d posts", len(users), len(posts))
 	}
-	// The README's URLs name this user: changing the data means changing
-	// the README too.
+	// The documented URLs (docs/example.md) name this user: changing the data
+	// means changing the docs too.
 	first := slices.MinFunc(users, func(a, b seedUser) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	if got := first.ID.Hex(); got != "5feee5b37448184aad5332d6" {
-		t.Errorf("first user %s; the README's examples use 5feee5b37448184aad5332d6", got)
+		t.Errorf("first user %s; the docs' examples use 5feee5b37448184aad5332d6", got)
 	}
 	ids := map[bson.ObjectID]bool{}
 	emails := map[string]bool{}

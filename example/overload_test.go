@@ -31,7 +31,7 @@ func heavyPostsQuery() string {
 // (503 overloaded): never a wall of 504s from queries that all ran out of
 // time together. The cheap ones, on other handlers, keep succeeding. The
 // same burst against the same service without admission control (-max-active
-// -1) is measured in the same run, for the README; the test asserts only
+// -1) is measured in the same run, for docs/serving.md; the test asserts only
 // outcomes, never speed.
 func TestOverloadSheds(t *testing.T) {
 	// A bound of 4 rather than the default 8 keeps the admitted queries

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,39 +12,29 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// TestReadmeTryWrites replays the README's write examples in order. Ids and
-// ETags differ on every run: each one an answer shows is mapped to the one
-// this run got, in later commands and when answers are compared.
+// TestReadmeTryWrites replays the write examples of docs/example.md in
+// order. Ids and ETags differ on every run: each one an answer shows is
+// mapped to the one this run got, in later commands and when answers are
+// compared.
 func TestReadmeTryWrites(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := regexp.MustCompile(`(?s)<!-- section:trywrites -->(.*)<!-- /section:trywrites -->`).FindSubmatch(readme)
-	if section == nil {
-		t.Fatal("the README has no trywrites section")
-	}
-	block := regexp.MustCompile("(?s)```console\n(.*?)```").FindSubmatch(section[1])
-	if block == nil {
-		t.Fatal("the trywrites section has no console block")
-	}
-	shown := map[string]string{} // README value → this run's value
+	block := docBlock(t, "docs/example.md", "trywrites", "console")
+	shown := map[string]string{} // documented value → this run's value
 	var created []string
 	t.Cleanup(func() { deletePosts(t, created) })
 	toRun := func(s string) string {
-		for readme, actual := range shown {
-			s = strings.ReplaceAll(s, readme, actual)
+		for shownValue, actual := range shown {
+			s = strings.ReplaceAll(s, shownValue, actual)
 		}
 		return s
 	}
-	toReadme := func(s string) string {
-		for readme, actual := range shown {
-			s = strings.ReplaceAll(s, actual, readme)
+	toShown := func(s string) string {
+		for shownValue, actual := range shown {
+			s = strings.ReplaceAll(s, actual, shownValue)
 		}
 		return s
 	}
 	runs := 0
-	for _, example := range strings.Split(strings.TrimSpace(string(block[1])), "\n\n$ ") {
+	for _, example := range strings.Split(strings.TrimSpace(block), "\n\n$ ") {
 		example = "$ " + strings.TrimPrefix(example, "$ ")
 		command, rest, _ := strings.Cut(example, "\n")
 		req, withHeaders := curlRequest(t, toRun(command))
@@ -61,13 +49,13 @@ func TestReadmeTryWrites(t *testing.T) {
 			status, headers, wantBody = lines[0], lines[1:], b
 		}
 		if withHeaders && "HTTP/1.1 "+resp.Status != status {
-			t.Fatalf("%s: status %q, README shows %q", command, resp.Status, status)
+			t.Fatalf("%s: status %q, the docs show %q", command, resp.Status, status)
 		}
 		for _, h := range headers {
 			name, want, _ := strings.Cut(h, ": ")
 			got := resp.Header.Get(name)
 			if name == "Location" || name == "Etag" {
-				// Learn this run's value for the README's.
+				// Learn this run's value for the documented one.
 				shown[want] = got
 				if name == "Location" {
 					shown[strings.TrimPrefix(want, "/posts/")] = strings.TrimPrefix(got, "/posts/")
@@ -76,11 +64,11 @@ func TestReadmeTryWrites(t *testing.T) {
 				continue
 			}
 			if got != want {
-				t.Errorf("%s: %s %q, README shows %q", command, name, got, want)
+				t.Errorf("%s: %s %q, the docs show %q", command, name, got, want)
 			}
 		}
-		if got := toReadme(strings.TrimSuffix(string(body), "\n")); got != strings.TrimSpace(wantBody) {
-			t.Fatalf("%s: body\n%s\nREADME shows\n%s", command, got, wantBody)
+		if got := toShown(strings.TrimSuffix(string(body), "\n")); got != strings.TrimSpace(wantBody) {
+			t.Fatalf("%s: body\n%s\nthe docs show\n%s", command, got, wantBody)
 		}
 	}
 	if runs != 5 {
@@ -88,7 +76,7 @@ func TestReadmeTryWrites(t *testing.T) {
 	}
 }
 
-// curlCall is a curl command line of the README, parsed.
+// curlCall is a curl command line of the docs, parsed.
 type curlCall struct {
 	method, path, body string
 	header             http.Header
@@ -104,13 +92,13 @@ func (c curlCall) headerPairs() []string {
 	return out
 }
 
-// curlRequest parses the curl lines the README uses: -s, -i, -X, -H, -d and
+// curlRequest parses the curl lines the docs use: -s, -i, -X, -H, -d and
 // a localhost:8080 URL, with single-quoted arguments.
 func curlRequest(t *testing.T, line string) (curlCall, bool) {
 	t.Helper()
 	args := shellWords(strings.TrimPrefix(line, "$ "))
 	if len(args) == 0 || args[0] != "curl" {
-		t.Fatalf("README line %q is not a curl line", line)
+		t.Fatalf("docs line %q is not a curl line", line)
 	}
 	c := curlCall{method: "GET", header: http.Header{}}
 	withHeaders, method := false, ""
@@ -132,7 +120,7 @@ func curlRequest(t *testing.T, line string) (curlCall, bool) {
 		case strings.HasPrefix(a, "localhost:8080/"):
 			c.path = strings.TrimPrefix(a, "localhost:8080")
 		default:
-			t.Fatalf("README line %q: argument %q is not one the test understands", line, a)
+			t.Fatalf("docs line %q: argument %q is not one the test understands", line, a)
 		}
 	}
 	if method != "" {

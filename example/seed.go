@@ -67,7 +67,7 @@ var (
 
 // sampleData builds the sample users and posts. It is deterministic: the
 // same documents, ids included, on every machine and every run, so that the
-// URLs in the README keep working. Ids are real ObjectIDs whose timestamp
+// URLs in docs/example.md keep working. Ids are real ObjectIDs whose timestamp
 // is the document's date.
 func sampleData() ([]seedUser, []Post) {
 	rng := rand.New(rand.NewPCG(20240501, 5))

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mongohttp/mongohttp"
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -262,7 +263,7 @@ func TestPagingAwkwardSortValues(t *testing.T) {
 	var logs syncBuffer
 	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
 		Policy:  awkwardPolicy,
-		Encoder: &mongohttp.Encoder{Format: mongohttp.FormatCanonical},
+		Encoder: &bsonjson.Encoder{Format: bsonjson.FormatCanonical},
 		Logger:  slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})).Find())
 	defer srv.Close()
@@ -332,7 +333,7 @@ func TestPagingLargeDocuments(t *testing.T) {
 	huge := db.Collection("huge")
 	insertDocs(t, huge, 12, 40000) // each larger than a small look-ahead
 	policy := mongohttp.Policy{Sort: []string{"name"}, Filter: map[string]mongohttp.Type{"name": mongohttp.String}, MaxLimit: 1000}
-	canonical := &mongohttp.Encoder{Format: mongohttp.FormatCanonical}
+	canonical := &bsonjson.Encoder{Format: bsonjson.FormatCanonical}
 	mux := http.NewServeMux()
 	mux.Handle("/raw", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy, Encoder: canonical})).Find())
 	mux.Handle("/typed", mongohttp.Must(mongohttp.New(mongohttp.Collection[bigDoc]{Coll: coll, Policy: policy, Encoder: canonical})).Find())
@@ -393,7 +394,7 @@ func TestPagingFailsRatherThanStops(t *testing.T) {
 	var logs syncBuffer
 	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
 		Policy:  mongohttp.Policy{Sort: []string{"name"}, MaxSkip: 5, CursorKey: []byte("0123456789abcdef-fail")},
-		Encoder: &mongohttp.Encoder{Format: mongohttp.FormatCanonical},
+		Encoder: &bsonjson.Encoder{Format: bsonjson.FormatCanonical},
 		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
 	})).Find())
 	defer srv.Close()

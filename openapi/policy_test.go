@@ -12,6 +12,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/mongohttp/mongohttp"
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -76,7 +77,7 @@ func richService(t *testing.T, quick bool) (string, []byte) {
 		maxTime = time.Nanosecond
 	}
 	accounts := mongohttp.Must(mongohttp.New(mongohttp.Collection[account]{Coll: users, Policy: richPolicy, MaxTime: maxTime,
-		Encoder: &mongohttp.Encoder{Int64AsString: true}}))
+		Encoder: &bsonjson.Encoder{Int64AsString: true}}))
 	raw := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: richPolicy, MaxTime: maxTime,
 		CacheControl: "private, max-age=60"}))
 	api := &mongohttp.API{Title: "accounts", Version: "2"}

@@ -10,17 +10,17 @@ import (
 )
 
 // TestReadmeExcerpt checks that the excerpt of the example's document in
-// the README's OpenAPI section is the document, trimmed: every member it
-// shows is in the document with the same value, and every array element it
-// shows is in the document's array.
+// docs/openapi.md is the document, trimmed: every member it shows is in the
+// document with the same value, and every array element it shows is in the
+// document's array.
 func TestReadmeExcerpt(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	text, err := os.ReadFile("../docs/openapi.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	section := regexp.MustCompile(`(?s)<!-- section:openapi -->(.*)<!-- /section:openapi -->`).FindSubmatch(readme)
+	section := regexp.MustCompile(`(?s)<!-- section:openapi -->(.*)<!-- /section:openapi -->`).FindSubmatch(text)
 	if section == nil {
-		t.Fatal("the README has no openapi section")
+		t.Fatal("docs/openapi.md has no openapi section")
 	}
 	block := regexp.MustCompile("(?s)```json\n(.*?)```").FindSubmatch(section[1])
 	if block == nil {
@@ -34,7 +34,7 @@ func TestReadmeExcerpt(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := within(excerpt, doc, "$"); err != nil {
-		t.Errorf("the README shows what the document does not have: %v", err)
+		t.Errorf("docs/openapi.md shows what the document does not have: %v", err)
 	}
 	if err := within(map[string]any{"openapi": "3.0.0"}, doc, "$"); err == nil {
 		t.Error("within finds a value the document does not have")

@@ -10,7 +10,7 @@ import (
 )
 
 // TestWrites sends the write requests of the example's suites (its posts'
-// life cycle, users' passwords, the README's write examples, bulk
+// life cycle, users' passwords, the documented write examples, bulk
 // inserts) and hostile ones, in order, each checked against the document
 // as the reads are: what the document refuses gets 400, 415 or 422 as its
 // verdict says, what it accepts is not refused, and every answer matches

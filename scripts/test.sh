@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check of every module: gofmt, go vet, staticcheck, the tests
-# under the race detector, and each fuzz target of the root package briefly
+# under the race detector, and each fuzz target of the root module briefly
 # (its seed corpus, then FUZZTIME of fuzzing; default 10s, 0 for seeds only).
 #
 # Needs only Go: staticcheck and the embedded test server come from the Go
@@ -63,24 +63,32 @@ for m in "${modules[@]}"; do
 	)
 done
 
-fuzzers=$(go test -list '^Fuzz' . | grep '^Fuzz') || {
-	echo "listing the fuzz targets failed" >&2
-	exit 1
-}
-for f in $fuzzers; do
+# Every package of the root module that has fuzz targets, as package:target.
+fuzzers=""
+for pkg in $(go list ./...); do
+	list=$(go test -list '^Fuzz' "$pkg") || {
+		echo "listing the fuzz targets of $pkg failed" >&2
+		exit 1
+	}
+	for f in $(grep '^Fuzz' <<<"$list" || true); do
+		fuzzers+=" $pkg:$f"
+	done
+done
+for target in $fuzzers; do
+	pkg=${target%%:*} f=${target#*:}
 	if [ "$fuzztime" = "0" ]; then
 		continue # the seed corpus already ran with the tests above
 	fi
-	step "fuzz $f for $fuzztime"
+	step "fuzz $pkg $f for $fuzztime"
 	out=$(mktemp)
-	if ! go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" . 2>&1 | tee "$out"; then
+	if ! go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$out"; then
 		# Go 1.26's fuzzing coordinator can stop with "context deadline
 		# exceeded" on a loaded machine without any failing input (fixed in
 		# Go 1.27): run that target once more. A real failure writes its input
 		# under testdata/fuzz and fails again.
 		if grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
-			step "fuzz $f again (the fuzzing coordinator stalled)"
-			go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" .
+			step "fuzz $pkg $f again (the fuzzing coordinator stalled)"
+			go test -run '^$' -fuzz "^${f}\$" -fuzztime "$fuzztime" "$pkg"
 		else
 			rm -f "$out"
 			exit 1

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// report prints the results as Markdown, ready for the README.
+// report prints the results as Markdown, ready for docs/performance.md.
 type report struct {
 	cfg     config
 	cases   []caseResult

@@ -1,4 +1,4 @@
-package mongohttp
+package regexcheck
 
 import "strings"
 
@@ -216,11 +216,11 @@ func isDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-// hasLiteralBrace reports whether pattern has a "{", outside escapes and
+// HasLiteralBrace reports whether pattern has a "{", outside escapes and
 // classes, that RE2 reads as a literal because it does not begin {n}, {n,}
 // or {n,m}. Newer PCRE versions read some of these ({,3}, { 1,3 }) as
 // repetitions, which the analysis would not see.
-func hasLiteralBrace(pattern string) bool {
+func HasLiteralBrace(pattern string) bool {
 	for i := 0; i < len(pattern); {
 		switch pattern[i] {
 		case '\\':

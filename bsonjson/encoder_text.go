@@ -1,4 +1,4 @@
-package mongohttp
+package bsonjson
 
 import (
 	"bytes"
@@ -10,9 +10,9 @@ import (
 	"unicode/utf8"
 )
 
-// maxSafeInteger is JavaScript's Number.MAX_SAFE_INTEGER: beyond it a
+// MaxSafeInteger is JavaScript's Number.MAX_SAFE_INTEGER: beyond it a
 // double no longer holds every integer.
-const maxSafeInteger = 1<<53 - 1
+const MaxSafeInteger = 1<<53 - 1
 
 // Relaxed Extended JSON writes ISO dates only for years 1970 to 9999.
 const (

@@ -1,4 +1,4 @@
-package mongohttp
+package rawbson
 
 import (
 	"testing"
@@ -30,7 +30,7 @@ func TestSetFields(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc, _ := bson.Marshal(tt.doc)
-			got, err := setFields(doc, tt.set)
+			got, err := SetFields(doc, tt.set)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,12 +40,12 @@ func TestSetFields(t *testing.T) {
 			}
 		})
 	}
-	if _, err := setFields(bson.Raw{5, 0, 0, 0}, bson.D{{Key: "a", Value: 1}}); err == nil {
+	if _, err := SetFields(bson.Raw{5, 0, 0, 0}, bson.D{{Key: "a", Value: 1}}); err == nil {
 		t.Error("a malformed document was accepted")
 	}
 }
 
-// TestMarshalD checks marshalD against bson.Marshal for every kind of value
+// TestMarshalD checks MarshalD against bson.Marshal for every kind of value
 // a decoded body or a stored document gives it.
 func TestMarshalD(t *testing.T) {
 	stored, _ := bson.Marshal(bson.D{{Key: "x", Value: bson.D{{Key: "y", Value: int64(2)}}}, {Key: "r", Value: bson.Regex{Pattern: "a", Options: "i"}}})
@@ -62,11 +62,11 @@ func TestMarshalD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := marshalD(d)
+	got, err := MarshalD(d)
 	if err != nil || string(got) != string(want) {
-		t.Fatalf("marshalD:\n%v (%v)\nbson.Marshal:\n%v", bson.Raw(got), err, bson.Raw(want))
+		t.Fatalf("MarshalD:\n%v (%v)\nbson.Marshal:\n%v", bson.Raw(got), err, bson.Raw(want))
 	}
-	if _, err := marshalD(bson.D{{Key: "c", Value: make(chan int)}}); err == nil {
+	if _, err := MarshalD(bson.D{{Key: "c", Value: make(chan int)}}); err == nil {
 		t.Error("a value BSON cannot hold was encoded")
 	}
 }
@@ -87,7 +87,7 @@ func TestOmitPaths(t *testing.T) {
 		{[]string{"nope", "p.nope", "secre", "p.city.x"}, ""}, // unchanged: the same slice
 	}
 	for _, tt := range tests {
-		got := omitPaths(doc, tt.paths, "")
+		got := OmitPaths(doc, tt.paths)
 		if tt.want == "" {
 			if &got[0] != &doc[0] {
 				t.Errorf("%v: a copy was made of a document holding none of the paths", tt.paths)

@@ -1,4 +1,4 @@
-package mongohttp
+package bsonjson
 
 import (
 	"bytes"

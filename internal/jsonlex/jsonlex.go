@@ -1,4 +1,9 @@
-package mongohttp
+// Package jsonlex is a JSON lexer over a whole request body, for the body
+// decoder. It accepts exactly the grammar of RFC 8259, as encoding/json does
+// (strings' invalid UTF-8 and lone surrogates become U+FFFD, as there), but
+// returns tokens as values: encoding/json's Token API boxes every token in an
+// interface and was most of what a write allocated.
+package jsonlex
 
 import (
 	"fmt"
@@ -7,35 +12,29 @@ import (
 	"unicode/utf8"
 )
 
-// A JSON lexer over a whole request body, for the body decoder. It accepts
-// exactly the grammar of RFC 8259, as encoding/json does (strings'
-// invalid UTF-8 and lone surrogates become U+FFFD, as there), but returns
-// tokens as values: encoding/json's Token API boxes every token in an
-// interface and was most of what a write allocated.
-
-// jsonKind is the kind of a token.
-type jsonKind uint8
+// Kind is the kind of a token.
+type Kind uint8
 
 const (
-	jsonObjectStart jsonKind = iota + 1
-	jsonObjectEnd
-	jsonArrayStart
-	jsonArrayEnd
-	jsonString // a member's key or a string value; text is unescaped
-	jsonNumber // text is the number as written
-	jsonTrue
-	jsonFalse
-	jsonNull
+	ObjectStart Kind = iota + 1
+	ObjectEnd
+	ArrayStart
+	ArrayEnd
+	String // a member's key or a string value; Text is unescaped
+	Number // Text is the number as written
+	True
+	False
+	Null
 )
 
-// jsonToken is one token; text holds a string's or a number's text.
-type jsonToken struct {
-	kind jsonKind
-	text string
+// Token is one token; Text holds a string's or a number's text.
+type Token struct {
+	Kind Kind
+	Text string
 }
 
-// opens reports whether the token starts an object or an array.
-func (t jsonToken) opens() bool { return t.kind == jsonObjectStart || t.kind == jsonArrayStart }
+// Opens reports whether the token starts an object or an array.
+func (t Token) Opens() bool { return t.Kind == ObjectStart || t.Kind == ArrayStart }
 
 // lexState is what may come next, as in encoding/json's Decoder.
 type lexState uint8
@@ -53,17 +52,18 @@ const (
 	lexObjectComma
 )
 
-// jsonSyntaxError is malformed JSON at a byte offset. end marks input that
+// SyntaxError is malformed JSON at byte Offset. Truncated marks input that
 // stops before its value does.
-type jsonSyntaxError struct {
-	msg    string
-	offset int
-	end    bool
+type SyntaxError struct {
+	msg       string
+	Offset    int
+	Truncated bool
 }
 
-func (e *jsonSyntaxError) Error() string { return e.msg }
+func (e *SyntaxError) Error() string { return e.msg }
 
-type jsonLexer struct {
+// Lexer reads the tokens of one JSON text; New makes one.
+type Lexer struct {
 	data  []byte
 	pos   int
 	open  []byte // the '{' and '[' not yet closed
@@ -72,8 +72,18 @@ type jsonLexer struct {
 	keys  map[string]string // known keys, returned without a copy of the data
 }
 
+// New returns a lexer of data. keys holds the object keys the caller
+// knows, returned as these strings without a copy of the data; it may be
+// nil.
+func New(data []byte, keys map[string]string) Lexer {
+	return Lexer{data: data, keys: keys}
+}
+
+// Offset is the byte offset the lexer has read to.
+func (l *Lexer) Offset() int { return l.pos }
+
 // skipSpace moves past whitespace and reports the next byte, if any.
-func (l *jsonLexer) skipSpace() (byte, bool) {
+func (l *Lexer) skipSpace() (byte, bool) {
 	for l.pos < len(l.data) {
 		switch c := l.data[l.pos]; c {
 		case ' ', '\t', '\n', '\r':
@@ -85,26 +95,26 @@ func (l *jsonLexer) skipSpace() (byte, bool) {
 	return 0, false
 }
 
-func (l *jsonLexer) errorf(format string, args ...any) error {
-	return &jsonSyntaxError{msg: fmt.Sprintf(format, args...), offset: l.pos}
+func (l *Lexer) errorf(format string, args ...any) error {
+	return &SyntaxError{msg: fmt.Sprintf(format, args...), Offset: l.pos}
 }
 
-func (l *jsonLexer) unexpected(c byte, where string) error {
+func (l *Lexer) unexpected(c byte, where string) error {
 	return l.errorf("invalid character %s %s", quoteByte(c), where)
 }
 
-func (l *jsonLexer) unexpectedEnd() error {
-	return &jsonSyntaxError{msg: "unexpected end of JSON input", offset: l.pos, end: true}
+func (l *Lexer) unexpectedEnd() error {
+	return &SyntaxError{msg: "unexpected end of JSON input", Offset: l.pos, Truncated: true}
 }
 
-// more reports whether the array or object being read has another element.
-func (l *jsonLexer) more() bool {
+// More reports whether the array or object being read has another element.
+func (l *Lexer) More() bool {
 	c, ok := l.skipSpace()
 	return ok && c != ']' && c != '}'
 }
 
 // valueAllowed reports whether a value may start here.
-func (l *jsonLexer) valueAllowed() bool {
+func (l *Lexer) valueAllowed() bool {
 	switch l.state {
 	case lexTopValue, lexArrayStart, lexArrayValue, lexObjectValue:
 		return true
@@ -113,7 +123,7 @@ func (l *jsonLexer) valueAllowed() bool {
 }
 
 // afterValue sets what may follow a complete value.
-func (l *jsonLexer) afterValue() {
+func (l *Lexer) afterValue() {
 	switch {
 	case len(l.open) == 0:
 		l.state = lexTopEnd
@@ -124,45 +134,45 @@ func (l *jsonLexer) afterValue() {
 	}
 }
 
-// next returns the next token. Commas and colons are checked and consumed.
-func (l *jsonLexer) next() (jsonToken, error) {
+// Next returns the next token. Commas and colons are checked and consumed.
+func (l *Lexer) Next() (Token, error) {
 	for {
 		c, ok := l.skipSpace()
 		if !ok {
-			return jsonToken{}, l.unexpectedEnd()
+			return Token{}, l.unexpectedEnd()
 		}
 		switch c {
 		case '{', '[':
 			if !l.valueAllowed() {
-				return jsonToken{}, l.unexpected(c, l.where())
+				return Token{}, l.unexpected(c, l.where())
 			}
 			l.pos++
 			l.open = append(l.open, c)
 			if c == '{' {
 				l.state = lexObjectStart
-				return jsonToken{kind: jsonObjectStart}, nil
+				return Token{Kind: ObjectStart}, nil
 			}
 			l.state = lexArrayStart
-			return jsonToken{kind: jsonArrayStart}, nil
+			return Token{Kind: ArrayStart}, nil
 		case ']':
 			if l.state != lexArrayStart && l.state != lexArrayComma {
-				return jsonToken{}, l.unexpected(c, l.where())
+				return Token{}, l.unexpected(c, l.where())
 			}
 			l.pos++
 			l.open = l.open[:len(l.open)-1]
 			l.afterValue()
-			return jsonToken{kind: jsonArrayEnd}, nil
+			return Token{Kind: ArrayEnd}, nil
 		case '}':
 			if l.state != lexObjectStart && l.state != lexObjectComma {
-				return jsonToken{}, l.unexpected(c, l.where())
+				return Token{}, l.unexpected(c, l.where())
 			}
 			l.pos++
 			l.open = l.open[:len(l.open)-1]
 			l.afterValue()
-			return jsonToken{kind: jsonObjectEnd}, nil
+			return Token{Kind: ObjectEnd}, nil
 		case ':':
 			if l.state != lexObjectColon {
-				return jsonToken{}, l.unexpected(c, l.where())
+				return Token{}, l.unexpected(c, l.where())
 			}
 			l.pos++
 			l.state = lexObjectValue
@@ -174,7 +184,7 @@ func (l *jsonLexer) next() (jsonToken, error) {
 			case lexObjectComma:
 				l.state = lexObjectKey
 			default:
-				return jsonToken{}, l.unexpected(c, l.where())
+				return Token{}, l.unexpected(c, l.where())
 			}
 			l.pos++
 			continue
@@ -182,26 +192,26 @@ func (l *jsonLexer) next() (jsonToken, error) {
 			if l.state == lexObjectStart || l.state == lexObjectKey {
 				s, err := l.str(l.keys)
 				if err != nil {
-					return jsonToken{}, err
+					return Token{}, err
 				}
 				l.state = lexObjectColon
-				return jsonToken{kind: jsonString, text: s}, nil
+				return Token{Kind: String, Text: s}, nil
 			}
 		}
 		if !l.valueAllowed() {
-			return jsonToken{}, l.unexpected(c, l.where())
+			return Token{}, l.unexpected(c, l.where())
 		}
 		tok, err := l.scalar(c)
 		if err != nil {
-			return jsonToken{}, err
+			return Token{}, err
 		}
 		l.afterValue()
 		return tok, nil
 	}
 }
 
-// end checks that nothing but whitespace follows the top-level value.
-func (l *jsonLexer) end() error {
+// End checks that nothing but whitespace follows the top-level value.
+func (l *Lexer) End() error {
 	if c, ok := l.skipSpace(); ok {
 		return l.unexpected(c, "after top-level value")
 	}
@@ -209,7 +219,7 @@ func (l *jsonLexer) end() error {
 }
 
 // where describes the state for an error message, in encoding/json's words.
-func (l *jsonLexer) where() string {
+func (l *Lexer) where() string {
 	switch l.state {
 	case lexTopEnd:
 		return "after top-level value"
@@ -226,39 +236,39 @@ func (l *jsonLexer) where() string {
 }
 
 // scalar reads a string, number or literal starting with c.
-func (l *jsonLexer) scalar(c byte) (jsonToken, error) {
+func (l *Lexer) scalar(c byte) (Token, error) {
 	switch {
 	case c == '"':
 		s, err := l.str(nil)
-		return jsonToken{kind: jsonString, text: s}, err
+		return Token{Kind: String, Text: s}, err
 	case c == '-' || c >= '0' && c <= '9':
 		return l.number()
 	}
 	for _, lit := range [...]struct {
 		text string
-		kind jsonKind
-	}{{"true", jsonTrue}, {"false", jsonFalse}, {"null", jsonNull}} {
+		kind Kind
+	}{{"true", True}, {"false", False}, {"null", Null}} {
 		if lit.text[0] != c {
 			continue
 		}
 		for i := 1; i < len(lit.text); i++ {
 			if l.pos+i >= len(l.data) {
 				l.pos += i
-				return jsonToken{}, l.unexpectedEnd()
+				return Token{}, l.unexpectedEnd()
 			}
 			if l.data[l.pos+i] != lit.text[i] {
 				l.pos += i
-				return jsonToken{}, l.unexpected(l.data[l.pos], "in literal "+lit.text+" (expecting "+quoteByte(lit.text[i])+")")
+				return Token{}, l.unexpected(l.data[l.pos], "in literal "+lit.text+" (expecting "+quoteByte(lit.text[i])+")")
 			}
 		}
 		l.pos += len(lit.text)
-		return jsonToken{kind: lit.kind}, nil
+		return Token{Kind: lit.kind}, nil
 	}
-	return jsonToken{}, l.unexpected(c, "looking for beginning of value")
+	return Token{}, l.unexpected(c, "looking for beginning of value")
 }
 
 // number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
-func (l *jsonLexer) number() (jsonToken, error) {
+func (l *Lexer) number() (Token, error) {
 	start := l.pos
 	d := l.data
 	i := l.pos
@@ -282,18 +292,18 @@ func (l *jsonLexer) number() (jsonToken, error) {
 	switch {
 	case i >= len(d):
 		l.pos = i
-		return jsonToken{}, l.unexpectedEnd()
+		return Token{}, l.unexpectedEnd()
 	case d[i] == '0':
 		i++
 	default:
 		if err := digits("in numeric literal"); err != nil {
-			return jsonToken{}, err
+			return Token{}, err
 		}
 	}
 	if i < len(d) && d[i] == '.' {
 		i++
 		if err := digits("after decimal point in numeric literal"); err != nil {
-			return jsonToken{}, err
+			return Token{}, err
 		}
 	}
 	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
@@ -302,16 +312,16 @@ func (l *jsonLexer) number() (jsonToken, error) {
 			i++
 		}
 		if err := digits("in exponent of numeric literal"); err != nil {
-			return jsonToken{}, err
+			return Token{}, err
 		}
 	}
 	l.pos = i
-	return jsonToken{kind: jsonNumber, text: string(d[start:i])}, nil
+	return Token{Kind: Number, Text: string(d[start:i])}, nil
 }
 
 // str reads a string whose opening quote is at l.pos and returns it
 // unescaped.
-func (l *jsonLexer) str(known map[string]string) (string, error) {
+func (l *Lexer) str(known map[string]string) (string, error) {
 	d := l.data
 	start := l.pos + 1
 	// The common case: no escapes, valid UTF-8, one copy, or none for a
@@ -341,7 +351,7 @@ func (l *jsonLexer) str(known map[string]string) (string, error) {
 }
 
 // strSlow unescapes a string, as encoding/json does.
-func (l *jsonLexer) strSlow(start int) (string, error) {
+func (l *Lexer) strSlow(start int) (string, error) {
 	d := l.data
 	b := l.buf[:0]
 	i := start
@@ -376,18 +386,21 @@ func (l *jsonLexer) strSlow(start int) (string, error) {
 			case 't':
 				b = append(b, '\t')
 			case 'u':
-				if i+4 > len(d) {
-					l.pos = len(d)
-					return "", l.unexpectedEnd()
-				}
-				r, ok := hex4(d[i : i+4])
+				// A digit that is not hex is the fault even when the data
+				// ends before four of them.
+				n := min(4, len(d)-i)
+				r, ok := hex4(d[i : i+n])
 				if !ok {
-					for k := range 4 {
+					for k := range n {
 						if _, ok := hex4(d[i+k : i+k+1]); !ok {
 							l.pos = i + k
 							return "", l.unexpected(d[i+k], "in \\u hexadecimal character escape")
 						}
 					}
+				}
+				if n < 4 {
+					l.pos = len(d)
+					return "", l.unexpectedEnd()
 				}
 				i += 4
 				if utf16.IsSurrogate(r) {

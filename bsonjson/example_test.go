@@ -1,13 +1,15 @@
-package mongohttp_test
+package bsonjson_test
 
 import (
 	"context"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
-	"github.com/mongohttp/mongohttp"
+	"github.com/mongohttp/mongohttp/bsonjson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -23,18 +25,18 @@ func ExampleEncoder_AppendDocument() {
 		{Key: "tags", Value: bson.A{"math", int64(1) << 60}},
 	})
 
-	var enc mongohttp.Encoder // plain JSON
+	var enc bsonjson.Encoder // plain JSON
 	out, err := enc.AppendDocument(nil, doc)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(string(out))
 
-	js := mongohttp.Encoder{Int64AsString: true} // for JavaScript clients
+	js := bsonjson.Encoder{Int64AsString: true} // for JavaScript clients
 	out, _ = js.AppendDocument(out[:0], doc)
 	fmt.Println(string(out))
 
-	ext := mongohttp.Encoder{Format: mongohttp.FormatCanonical}
+	ext := bsonjson.Encoder{Format: bsonjson.FormatCanonical}
 	out, _ = ext.AppendDocument(out[:0], doc)
 	fmt.Println(string(out))
 	// Output:
@@ -54,7 +56,7 @@ func ExampleEncoder_AppendValue() {
 	id, _ := bson.ObjectIDFromHex("65f3a1b2c3d4e5f601234567")
 	u := user{ID: id, Name: "Ada", Since: time.Date(2024, 1, 2, 3, 4, 5, 6e8, time.UTC)}
 
-	out, err := (*mongohttp.Encoder)(nil).AppendValue(nil, u)
+	out, err := (*bsonjson.Encoder)(nil).AppendValue(nil, u)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func ExampleEncoder_NewNDJSONWriter() {
 	}
 	ctx := context.Background()
 
-	dw := (*mongohttp.Encoder)(nil).NewNDJSONWriter(os.Stdout)
+	dw := (*bsonjson.Encoder)(nil).NewNDJSONWriter(os.Stdout)
 	defer dw.Close()
 	for cur.Next(ctx) {
 		if err := dw.WriteDocument(cur.Current); err != nil {
@@ -93,7 +95,7 @@ func ExampleEncoder_NewNDJSONWriter() {
 
 // An array writer writes "[]" for an empty sequence.
 func ExampleEncoder_NewArrayWriter() {
-	dw := (*mongohttp.Encoder)(nil).NewArrayWriter(os.Stdout)
+	dw := (*bsonjson.Encoder)(nil).NewArrayWriter(os.Stdout)
 	_ = dw.WriteValue(bson.D{{Key: "a", Value: true}})
 	_ = dw.WriteValue(map[string]string{"b": "<x>"})
 	if err := dw.Close(); err != nil {
@@ -104,4 +106,38 @@ func ExampleEncoder_NewArrayWriter() {
 	// Output:
 	// [{"a":true},{"b":"<x>"}]
 	// 2 documents
+}
+
+// A handler that serves a cursor as a JSON array. Nothing reaches the
+// client before the writer's buffer fills or Close, so a handler can still
+// answer an error while it has written nothing.
+func Example() {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cur, err := mongo.NewCursorFromDocuments([]any{
+			bson.D{{Key: "_id", Value: int32(1)}, {Key: "name", Value: "Ada"}},
+			bson.D{{Key: "_id", Value: int32(2)}, {Key: "name", Value: "Grace"}},
+		}, nil, nil) // in a service: coll.Find(r.Context(), filter)
+		if err != nil {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		defer cur.Close(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		var enc bsonjson.Encoder
+		dw := enc.NewArrayWriter(w)
+		for cur.Next(r.Context()) {
+			if err := dw.WriteDocument(cur.Current); err != nil {
+				break // the failed document leaves no trace in the output
+			}
+		}
+		if err := dw.Close(); err != nil {
+			log.Print(err)
+		}
+	})
+
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/people", nil))
+	fmt.Println(rec.Body.String())
+	// Output:
+	// [{"_id":1,"name":"Ada"},{"_id":2,"name":"Grace"}]
 }

@@ -1,4 +1,8 @@
-package mongohttp
+// Package rawbson edits raw BSON documents by copying elements as bytes: a
+// write's document is edited on every request (server fields set, hidden
+// fields left out of the answer), and going through bson.D and Marshal
+// again cost more than the rest of the request's own work.
+package rawbson
 
 import (
 	"errors"
@@ -7,11 +11,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
-
-// Raw document edits that copy elements as bytes: a write's document is
-// edited on every request (server fields set, hidden fields left out of
-// the answer), and going through bson.D and Marshal again cost more than
-// the rest of the request's own work.
 
 var errMalformedDoc = errors.New("mongohttp: malformed BSON document")
 
@@ -37,9 +36,9 @@ func nextElement(elems []byte) (bsoncore.Element, []byte, bool, error) {
 	return e, rest, true, nil
 }
 
-// marshalD encodes d as bson.Marshal does, without reflection for the
+// MarshalD encodes d as bson.Marshal does, without reflection for the
 // values request bodies and stored documents hold.
-func marshalD(d bson.D) (bson.Raw, error) {
+func MarshalD(d bson.D) (bson.Raw, error) {
 	return appendD(make([]byte, 0, 64+32*len(d)), d)
 }
 
@@ -104,9 +103,9 @@ func appendElement(dst []byte, key string, v any) ([]byte, error) {
 	return append(dst, data...), nil
 }
 
-// setFields returns doc with the given fields set, replacing same-named
+// SetFields returns doc with the given fields set, replacing same-named
 // ones in place and appending the others; _id goes first.
-func setFields(doc bson.Raw, set bson.D) (bson.Raw, error) {
+func SetFields(doc bson.Raw, set bson.D) (bson.Raw, error) {
 	elems, err := rawElements(doc)
 	if err != nil {
 		return nil, err
@@ -116,7 +115,7 @@ func setFields(doc bson.Raw, set bson.D) (bson.Raw, error) {
 	}
 	var done uint64 // the fields of set written so far
 	idx, out := bsoncore.AppendDocumentStart(make([]byte, 0, len(doc)+32*len(set)+16))
-	if i := indexOf(set, "_id"); i >= 0 {
+	if i := indexOfKey(set, "_id"); i >= 0 {
 		if out, err = appendElement(out, "_id", set[i].Value); err != nil {
 			return nil, err
 		}
@@ -132,7 +131,7 @@ func setFields(doc bson.Raw, set bson.D) (bson.Raw, error) {
 		}
 		elems = rest
 		key := e.KeyBytes()
-		i := indexOfBytes(set, key)
+		i := indexOfKey(set, key)
 		switch {
 		case i < 0:
 			out = append(out, e...)
@@ -155,7 +154,7 @@ func setFields(doc bson.Raw, set bson.D) (bson.Raw, error) {
 	return bsoncore.AppendDocumentEnd(out, idx)
 }
 
-func indexOfBytes(d bson.D, key []byte) int {
+func indexOfKey[K string | []byte](d bson.D, key K) int {
 	for i, e := range d {
 		if e.Key == string(key) {
 			return i
@@ -164,13 +163,13 @@ func indexOfBytes(d bson.D, key []byte) int {
 	return -1
 }
 
-// omitPaths returns doc without the fields at the given dotted paths
-// (relative to prefix). doc itself is returned when it holds none of them.
-func omitPaths(doc bson.Raw, paths []string, prefix string) bson.Raw {
-	if !holdsPath(doc, paths, prefix) {
+// OmitPaths returns doc without the fields at the given dotted paths. doc
+// itself is returned when it holds none of them.
+func OmitPaths(doc bson.Raw, paths []string) bson.Raw {
+	if !holdsPath(doc, paths, "") {
 		return doc
 	}
-	out, err := appendOmitting(nil, doc, paths, prefix)
+	out, err := appendOmitting(nil, doc, paths, "")
 	if err != nil {
 		return doc
 	}

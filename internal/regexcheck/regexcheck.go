@@ -1,15 +1,10 @@
-package mongohttp
-
-import (
-	"regexp/syntax"
-	"slices"
-	"unicode"
-)
-
+// Package regexcheck refuses the regular expressions that would make
+// MongoDB backtrack for a very long time.
+//
 // MongoDB runs $regex with PCRE, a backtracking engine: when a repeated part
 // of a pattern can match the same text in more than one way, a failing match
 // tries every way, and the time grows exponentially with the length of the
-// text. backtrackRisk refuses the shapes that do this. It is conservative:
+// text. BacktrackRisk refuses the shapes that do this. It is conservative:
 // it may refuse a pattern that would have been fast, never the reverse for
 // the shapes below, and it leaves alone patterns without a repeated group.
 //
@@ -24,10 +19,32 @@ import (
 //     with the same character, or of which one can end there: (a|ab)*,
 //     (a|a?)+, (.*|a)+, (a|a)+, (\w|\d)+, but not (foo|bar)+ or (cat|car)+.
 //     Letters are compared without case.
+package regexcheck
 
-// backtrackRisk returns what makes the parsed pattern re (from pattern,
+import (
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// Flags are the parser flags that read a pattern as MongoDB does under
+// the given $options: i folds case, s lets . match a newline; m changes
+// only what ^ and $ match, which the check does not look at.
+func Flags(options string) syntax.Flags {
+	flags := syntax.Perl
+	if strings.ContainsRune(options, 'i') {
+		flags |= syntax.FoldCase
+	}
+	if strings.ContainsRune(options, 's') {
+		flags |= syntax.DotNL
+	}
+	return flags
+}
+
+// BacktrackRisk returns what makes the parsed pattern re (from pattern,
 // parsed with flags) dangerous, for an error detail, or "" when nothing does.
-func backtrackRisk(re *syntax.Regexp, pattern string, flags syntax.Flags) string {
+func BacktrackRisk(re *syntax.Regexp, pattern string, flags syntax.Flags) string {
 	a := &regexAnalysis{first: map[*syntax.Regexp]runeSet{}}
 	if risk := a.repetitions(re); risk != "" {
 		return risk

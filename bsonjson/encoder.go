@@ -1,4 +1,4 @@
-package mongohttp
+package bsonjson
 
 import (
 	"bytes"
@@ -57,14 +57,14 @@ const maxPooledBuffer = 1 << 20
 
 // ErrMalformedBSON is wrapped by the errors returned for input that is not
 // a well-formed BSON document: test with errors.Is.
-var ErrMalformedBSON = errors.New("mongohttp: malformed BSON")
+var ErrMalformedBSON = errors.New("bsonjson: malformed BSON")
 
 // ErrMaxDepth is wrapped by the errors returned for documents nested deeper
 // than Encoder.MaxDepth: test with errors.Is.
-var ErrMaxDepth = errors.New("mongohttp: BSON nesting too deep")
+var ErrMaxDepth = errors.New("bsonjson: BSON nesting too deep")
 
 // ErrWriterClosed is returned by a DocumentWriter used after Close.
-var ErrWriterClosed = errors.New("mongohttp: document writer closed")
+var ErrWriterClosed = errors.New("bsonjson: document writer closed")
 
 // Encoder turns BSON documents into JSON. It transcodes the raw bytes
 // (bson.Raw, cursor.Current, SingleResult.Raw) directly into a byte slice:
@@ -197,7 +197,7 @@ func (e *Encoder) AppendValue(dst []byte, v any) ([]byte, error) {
 		return e.AppendDocument(dst, v)
 	case bson.RawValue:
 		t := e.transcoder(v.Value)
-		dst, end, err := t.value(dst, byte(v.Type), 0, len(v.Value), 0)
+		dst, end, err := t.value(dst, v.Type, 0, len(v.Value), 0)
 		if err == nil && end != len(v.Value) {
 			err = malformed(end, "trailing bytes after the value")
 		}
@@ -212,7 +212,7 @@ func (e *Encoder) AppendValue(dst []byte, v any) ([]byte, error) {
 	// vs.sink.b is {int32 length, type, "" key NUL, value, NUL}.
 	b := vs.sink.b
 	t := e.transcoder(b)
-	dst, _, err := t.value(dst, b[4], 6, len(b)-1, 0)
+	dst, _, err := t.value(dst, bson.Type(b[4]), 6, len(b)-1, 0)
 	if cap(vs.sink.b) <= maxPooledBuffer {
 		valueStatePool.Put(vs)
 	}
@@ -342,7 +342,7 @@ func (t *transcoder) document(dst []byte, pos, end, depth int, array bool) ([]by
 	i := pos + 4
 	safe := t.safeBytes()
 	for first := true; i < last; first = false {
-		typ := t.src[i]
+		typ := bson.Type(t.src[i])
 		// Keys are mostly short and plain: scan for the NUL over bytes
 		// that need no escaping, and search and escape in full only when
 		// the scan stops on anything else.
@@ -413,12 +413,12 @@ func (t *transcoder) fixed(pos, end, n int) error {
 
 // value transcodes one value of BSON type typ starting at pos and returns
 // the position after it. depth is that of the enclosing document.
-func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, int, error) {
+func (t *transcoder) value(dst []byte, typ bson.Type, pos, end, depth int) ([]byte, int, error) {
 	src := t.src
 	plain := t.format == FormatPlain
 	canonical := t.format == FormatCanonical
 	switch typ {
-	case 0x01: // double
+	case bson.TypeDouble:
 		if err := t.fixed(pos, end, 8); err != nil {
 			return dst, pos, err
 		}
@@ -435,36 +435,36 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 8, nil
 
-	case 0x02, 0x0D, 0x0E: // string, JavaScript, symbol
+	case bson.TypeString, bson.TypeJavaScript, bson.TypeSymbol:
 		s, next, err := t.str(pos, end)
 		if err != nil {
 			return dst, pos, err
 		}
 		if !plain {
 			switch typ {
-			case 0x0D:
+			case bson.TypeJavaScript:
 				dst = append(dst, `{"$code":`...)
-			case 0x0E:
+			case bson.TypeSymbol:
 				dst = append(dst, `{"$symbol":`...)
 			}
 		}
 		dst = t.appendString(dst, s)
-		if !plain && typ != 0x02 {
+		if !plain && typ != bson.TypeString {
 			dst = append(dst, '}')
 		}
 		return dst, next, nil
 
-	case 0x03, 0x04: // document, array
-		return t.document(dst, pos, end, depth+1, typ == 0x04)
+	case bson.TypeEmbeddedDocument, bson.TypeArray:
+		return t.document(dst, pos, end, depth+1, typ == bson.TypeArray)
 
-	case 0x05: // binary
+	case bson.TypeBinary:
 		n := t.length(pos, end)
 		if n < 0 || n > end-pos-5 {
 			return dst, pos, malformed(pos, "invalid binary length")
 		}
 		sub := src[pos+4]
 		data := src[pos+5 : pos+5+n]
-		if sub == 0x02 {
+		if sub == bson.TypeBinaryBinaryOld {
 			// The old binary subtype repeats the length inside the payload.
 			if n < 4 || int(int32(binary.LittleEndian.Uint32(data))) != n-4 {
 				return dst, pos, malformed(pos, "invalid binary subtype 2 length")
@@ -472,7 +472,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 			data = data[4:]
 		}
 		if plain {
-			if sub == 0x04 && len(data) == 16 {
+			if sub == bson.TypeBinaryUUID && len(data) == 16 {
 				dst = appendUUID(dst, data)
 			} else {
 				dst = append(dst, '"')
@@ -488,13 +488,13 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 5 + n, nil
 
-	case 0x06: // undefined
+	case bson.TypeUndefined:
 		if plain {
 			return append(dst, "null"...), pos, nil
 		}
 		return append(dst, `{"$undefined":true}`...), pos, nil
 
-	case 0x07: // ObjectID
+	case bson.TypeObjectID:
 		if err := t.fixed(pos, end, 12); err != nil {
 			return dst, pos, err
 		}
@@ -507,7 +507,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 12, nil
 
-	case 0x08: // boolean
+	case bson.TypeBoolean:
 		if err := t.fixed(pos, end, 1); err != nil {
 			return dst, pos, err
 		}
@@ -521,7 +521,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 1, nil
 
-	case 0x09: // datetime
+	case bson.TypeDateTime:
 		if err := t.fixed(pos, end, 8); err != nil {
 			return dst, pos, err
 		}
@@ -542,10 +542,10 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 8, nil
 
-	case 0x0A: // null
+	case bson.TypeNull:
 		return append(dst, "null"...), pos, nil
 
-	case 0x0B: // regex
+	case bson.TypeRegex:
 		pattern, next, err := t.cstr(pos, end)
 		if err != nil {
 			return dst, pos, err
@@ -569,7 +569,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, next, nil
 
-	case 0x0C: // DBPointer
+	case bson.TypeDBPointer:
 		ns, next, err := t.str(pos, end)
 		if err != nil {
 			return dst, pos, err
@@ -592,7 +592,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, next + 12, nil
 
-	case 0x0F: // code with scope: int32 total, string, document
+	case bson.TypeCodeWithScope: // int32 total, string, document
 		n := t.length(pos, end)
 		if n < 14 || n > end-pos {
 			return dst, pos, malformed(pos, "invalid code with scope length")
@@ -622,7 +622,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return append(dst, '}'), stop, nil
 
-	case 0x10: // int32
+	case bson.TypeInt32:
 		if err := t.fixed(pos, end, 4); err != nil {
 			return dst, pos, err
 		}
@@ -636,7 +636,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 4, nil
 
-	case 0x11: // timestamp: increment in the low half, seconds in the high half
+	case bson.TypeTimestamp: // increment in the low half, seconds in the high half
 		if err := t.fixed(pos, end, 8); err != nil {
 			return dst, pos, err
 		}
@@ -656,12 +656,12 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 8, nil
 
-	case 0x12: // int64
+	case bson.TypeInt64:
 		if err := t.fixed(pos, end, 8); err != nil {
 			return dst, pos, err
 		}
 		v := int64(binary.LittleEndian.Uint64(src[pos:]))
-		unsafeInt := v > maxSafeInteger || v < -maxSafeInteger
+		unsafeInt := v > MaxSafeInteger || v < -MaxSafeInteger
 		switch {
 		case canonical || (t.int64Str && unsafeInt && !plain):
 			dst = append(dst, `{"$numberLong":"`...)
@@ -676,7 +676,7 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 8, nil
 
-	case 0x13: // decimal128: low 64 bits first
+	case bson.TypeDecimal128: // low 64 bits first
 		if err := t.fixed(pos, end, 16); err != nil {
 			return dst, pos, err
 		}
@@ -694,9 +694,9 @@ func (t *transcoder) value(dst []byte, typ byte, pos, end, depth int) ([]byte, i
 		}
 		return dst, pos + 16, nil
 
-	case 0xFF:
+	case bson.TypeMinKey:
 		return append(dst, `{"$minKey":1}`...), pos, nil
-	case 0x7F:
+	case bson.TypeMaxKey:
 		return append(dst, `{"$maxKey":1}`...), pos, nil
 	}
 	return dst, pos, malformed(pos-1, "unknown BSON type 0x"+string([]byte{hexDigits[typ>>4], hexDigits[typ&0xF]}))
