@@ -412,6 +412,13 @@ func (s *subscription[T]) live(stream *eventStream, sub *subscriber, t *tailer, 
 				return
 			}
 		case <-heartbeat.C:
+			// A subscriber the tailer cut missed a batch: its token must
+			// not move past it (select picks among ready cases at random).
+			select {
+			case <-sub.cut:
+				return
+			default:
+			}
 			// Every batch of a poll is queued before the poll's time is
 			// published: with an empty queue, the stream has all of them.
 			if len(sub.queue) == 0 && !advance(t.polled()) {
