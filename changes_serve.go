@@ -90,6 +90,9 @@ func (h *feedHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		// that is where the stream stopped, whatever since= said.
 		since, hasSince = id, true
 	}
+	if hasSince && since != "0" && !tokenShaped(since) {
+		return errTokenInvalid()
+	}
 	// The setup (the base filter, a snapshot or a catch-up) is database
 	// work and takes a place in the limiters; the stream that follows
 	// only waits, and does not.

@@ -88,18 +88,31 @@ func (b *feedBinding) sign(t changeToken) (string, error) {
 	return cursorEncoding.EncodeToString(msg), nil
 }
 
+// errTokenInvalid is the answer to a token this feed did not make (a new
+// *Error each time: an ErrorFunc may edit the one it is given).
+func errTokenInvalid() error {
+	return ErrInvalidResumeToken.Detailf("the resume token is not valid for this feed: it is damaged, was made for another collection, scope, filter or fields, or the service's cursor key changed; start again with since=0")
+}
+
+// tokenShaped reports whether s can be a token at all, which is checked
+// before any work (the base filter may query) is done for the request.
+func tokenShaped(s string) bool {
+	if len(s) > MaxCursorLength {
+		return false
+	}
+	raw, err := cursorEncoding.DecodeString(s)
+	return err == nil && len(raw) >= 1+5+cursorMACLen && raw[0] == changeTokenVersion
+}
+
 // read checks a token and returns what it holds. Anything that is not a
 // token this binding made, byte for byte, is ErrInvalidResumeToken; a
 // token older than retention is ErrResumeExpired.
 func (b *feedBinding) read(s string, now time.Time, retention time.Duration) (changeToken, error) {
-	invalid := ErrInvalidResumeToken.Detailf("the resume token is not valid for this feed: it is damaged, was made for another collection, scope, filter or fields, or the service's cursor key changed; start again with since=0")
-	if len(s) > MaxCursorLength {
+	invalid := errTokenInvalid()
+	if !tokenShaped(s) {
 		return changeToken{}, invalid
 	}
-	raw, err := cursorEncoding.DecodeString(s)
-	if err != nil || len(raw) < 1+5+cursorMACLen || raw[0] != changeTokenVersion {
-		return changeToken{}, invalid
-	}
+	raw, _ := cursorEncoding.DecodeString(s)
 	msg, sum := raw[:len(raw)-cursorMACLen], raw[len(raw)-cursorMACLen:]
 	if !hmac.Equal(sum, b.mac(msg)) {
 		return changeToken{}, invalid

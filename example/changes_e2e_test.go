@@ -153,7 +153,7 @@ func (c *feedClient) apply(kind, id, data string) {
 
 // TestChangesAcrossInstances runs two instances on one database sharing
 // CURSOR_KEY. Three clients follow all posts, one user's posts and the
-// posts with many likes, each disconnecting every second or two and
+// posts with many likes, each disconnecting every two to four seconds and
 // resuming on the other instance, while writers create, patch (across the
 // likes threshold and across authors), replace and delete through both.
 // When the writes stop, every client's replica equals the database under
@@ -183,7 +183,7 @@ func TestChangesAcrossInstances(t *testing.T) {
 		c.replica, c.seen, c.log = map[string]feedPost{}, map[string]time.Time{}, map[string][]string{}
 		followers.Go(func() {
 			for n := i; ctx.Err() == nil; n++ {
-				if !c.session(ctx, bases[n%2], time.Duration(1000+rand.IntN(1000))*time.Millisecond) {
+				if !c.session(ctx, bases[n%2], time.Duration(2000+rand.IntN(2000))*time.Millisecond) {
 					time.Sleep(200 * time.Millisecond) // a refused session is not retried at once
 				}
 			}
@@ -293,7 +293,7 @@ func TestChangesAcrossInstances(t *testing.T) {
 				want[id] = p
 			}
 		}
-		eventually(t, time.Minute, 200*time.Millisecond, func() (bool, string) {
+		eventually(t, 2*time.Minute, 200*time.Millisecond, func() (bool, string) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			var diff []string
