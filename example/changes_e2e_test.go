@@ -193,8 +193,14 @@ func TestChangesAcrossInstances(t *testing.T) {
 		stop()
 		followers.Wait()
 	}()
-	// Let the first sessions take their snapshots (5,000 posts).
-	time.Sleep(3 * time.Second)
+	// Latency is measured once the clients are live: wait for the snapshots
+	// (5,000 posts for the whole feed), which a loaded machine sends slowly.
+	eventually(t, 3*time.Minute, 200*time.Millisecond, func() (bool, string) {
+		c := clients[0]
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.replica) >= len(wantPosts), fmt.Sprintf("the whole feed's snapshot has %d posts", len(c.replica))
+	})
 
 	type write struct {
 		key string // what the whole feed shows when the write arrives
