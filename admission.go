@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Admission bounds how many requests run their queries at once. A request
@@ -162,24 +159,6 @@ func (l *limiter) stats() AdmissionStats {
 		Admitted: l.admitted.Load(), Refused: l.refused.Load(),
 		WaitTotal: time.Duration(l.waitNanos.Load()),
 	}
-}
-
-// clientLimiters holds the client-wide limiter of each client made by
-// Connect or Wrap, by driver client, so that handlers built on any of its
-// collections find it.
-var clientLimiters sync.Map // *mongo.Client → *limiter
-
-func registerLimiter(mc *mongo.Client, a Admission) {
-	if l := a.newLimiter(DefaultClientMaxActive); l != nil {
-		clientLimiters.Store(mc, l)
-	}
-}
-
-func clientLimiter(mc *mongo.Client) *limiter {
-	if l, ok := clientLimiters.Load(mc); ok {
-		return l.(*limiter)
-	}
-	return nil
 }
 
 // admit takes a place in the handler's limiter, then in its client's. On

@@ -138,6 +138,7 @@ type aggregateHandler[T any] struct {
 }
 
 func (h *aggregateHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}

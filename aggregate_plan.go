@@ -343,7 +343,7 @@ func substitute(v any, args map[string]any) any {
 // in.
 func (plan *aggPlan) parse(rawQuery string) (bson.D, map[string]any, error) {
 	qp := plan.parser
-	p := parseState{qp: qp, limit: int64(qp.defaultLimit)}
+	p := parseState{qp: qp, limit: int64(qp.defaultLimit), acceptedList: plan.accepted}
 	args := make(map[string]any, len(plan.params))
 	err := qp.scan(rawQuery, func(key, val string) error {
 		if prm := plan.params[key]; prm != nil {
@@ -366,10 +366,8 @@ func (plan *aggPlan) parse(rawQuery string) (bson.D, map[string]any, error) {
 			return ErrUnknownParameter.Detailf("parameter %s does not apply to this aggregation; accepted: %s", clip(key), plan.accepted)
 		case filterable:
 			return p.param(key, val)
-		case strings.HasPrefix(key, "$") || strings.Contains(key, ".") || qp.related[key]:
-			return qp.unknownName(key)
 		}
-		return ErrUnknownParameter.Detailf("unknown parameter %s; accepted: %s", clip(key), plan.accepted)
+		return qp.notFilterable(key, plan.accepted)
 	})
 	if err != nil {
 		return nil, nil, err

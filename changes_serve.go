@@ -96,7 +96,7 @@ func (h *feedHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	// The setup (the base filter, a snapshot or a catch-up) is database
 	// work and takes a place in the limiters; the stream that follows
 	// only waits, and does not.
-	client := clientLimiter(h.coll.Database().Client())
+	client := h.clientLimit
 	if err := admit(r.Context(), h.limit, client); err != nil {
 		return err
 	}

@@ -25,12 +25,19 @@ import (
 // its handlers work under. New checks it and makes a Resource, from which
 // the handlers are made. T is the document type, as for Find.
 //
-// Every field but Coll is optional, and its zero value is a safe default.
+// Every field but Client and Coll is optional, and its zero value is a safe
+// default.
 // A declaration is a plain value: to serve one route differently (a parent
 // filter, a longer MaxTime for an export), copy it, change the field and
 // call New again.
 type Collection[T any] struct {
-	// Coll is the collection served. Required.
+	// Client is the client the collection belongs to: its Config.Admission
+	// bounds the requests of all the handlers on its collections together,
+	// and its Config.Observer observes them unless Observer is set. Use
+	// Wrap for a *mongo.Client you built yourself. Required.
+	Client *Client
+
+	// Coll is the collection served, a collection of Client. Required.
 	Coll *mongo.Collection
 
 	// Policy says what clients may ask: which fields they may filter, sort
@@ -63,7 +70,12 @@ type Collection[T any] struct {
 	// is answered 404 like a missing one. An error it returns is answered
 	// through ErrorFunc: return an *Error (ErrInvalidObjectID,
 	// ErrNotFound…) to choose the status. When it reads request headers,
-	// list them in Vary. Default is nil: no base filter.
+	// list them in Vary. Find's after tokens and Insert's Idempotency-Keys
+	// are bound to its result: a token made under one scope is refused
+	// (400 invalid_cursor) under another, so a result that changes from
+	// one request to the next (one holding the current time) ends paging
+	// at each page; keep such conditions out of it. Default is nil: no base
+	// filter.
 	BaseFilter func(r *http.Request) (bson.D, error)
 
 	// Transform is called on each document after it is decoded into T and
@@ -183,9 +195,8 @@ type Collection[T any] struct {
 	Vary []string
 
 	// Observer receives a report of every request the handlers answer
-	// (see Observer). Default is the Config.Observer of the client the
-	// collection belongs to, if it was made by ConnectConfig; with none,
-	// the handlers do no observing work.
+	// (see Observer). Default is Client's Config.Observer, if it was made
+	// by ConnectConfig; with none, the handlers do no observing work.
 	Observer Observer
 
 	// Route names the route a request matched, for the Observer and the
@@ -223,13 +234,20 @@ type Resource[T any] struct {
 }
 
 // New checks c and returns its Resource. Mistakes in the declaration (no
-// collection, an invalid policy, a policy named "") are reported here, as
-// errors naming the collection and the field, rather than at request time.
+// client or collection, an invalid policy, a policy named "") are reported
+// here, as errors naming the collection and the field, rather than at
+// request time.
 func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.Coll == nil {
 		return nil, errors.New("mongohttp: Collection.Coll is nil")
 	}
 	where := "mongohttp: collection " + c.Coll.Name()
+	if c.Client == nil {
+		return nil, fmt.Errorf("%s: Client is nil: set it to the *Client that Coll belongs to (Wrap adopts a *mongo.Client)", where)
+	}
+	if c.Client.mc != c.Coll.Database().Client() {
+		return nil, fmt.Errorf("%s: Coll belongs to another client than Client", where)
+	}
 	if _, ok := c.Policies[""]; ok {
 		return nil, fmt.Errorf("%s: Policies: the name \"\" is reserved for Policy", where)
 	}
@@ -278,7 +296,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		c.ID = func(r *http.Request) string { return r.PathValue("id") }
 	}
 	if c.Observer == nil {
-		c.Observer = clientObserver(c.Coll.Database().Client())
+		c.Observer = c.Client.observer
 	}
 	if c.Route == nil {
 		c.Route = patternRoute
@@ -327,7 +345,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		}
 		parser, err := NewQueryParser(p)
 		if err == nil {
-			parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() // after tokens work only here
+			// After tokens and Idempotency-Keys work only here: this
+			// collection, under this policy.
+			parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() + "\x00" + name
 		}
 		if err != nil {
 			msg := strings.TrimPrefix(err.Error(), "mongohttp: ")
@@ -337,7 +357,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 			return nil, fmt.Errorf("%s: %s", where, msg)
 		}
 		res.bases[name] = &handlerBase[T]{
-			coll: res.coll, parser: parser, hidden: parser.Hidden(),
+			coll: res.coll, clientLimit: c.Client.limit, parser: parser, hidden: parser.Hidden(),
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
 			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
@@ -371,7 +391,8 @@ func checkVersionField(field string, p Policy) error {
 	return nil
 }
 
-// defaultLocation is the request's path, then "/" and the id.
+// defaultLocation is the request's path in canonical form, then "/" and
+// the id.
 func defaultLocation(r *http.Request, id any) string {
 	var s string
 	switch v := id.(type) {
@@ -380,7 +401,7 @@ func defaultLocation(r *http.Request, id any) string {
 	default:
 		s = fmt.Sprint(v)
 	}
-	return strings.TrimSuffix(r.URL.EscapedPath(), "/") + "/" + url.PathEscape(s)
+	return strings.TrimSuffix(requestPath(r), "/") + "/" + url.PathEscape(s)
 }
 
 // allPolicies yields Policy under "" and then the named policies.
@@ -473,8 +494,13 @@ func (r *Resource[T]) Insert() http.Handler {
 // the request's id: the policy's Write fields are replaced by the body's
 // (absent ones removed), the others are kept. A document that does not
 // exist is created (201); If-None-Match: * allows only that, and If-Match
-// only a replacement of the version it names (412 otherwise), checked in
-// the same server operation as the write.
+// only a replacement of the version it names, checked in the same server
+// operation as the write. If-Match compares whole, strong ETags (RFC 9110
+// 13.1.1): another ETag, a missing document, or a header that names no
+// strong tag (empty, weak tags only) is a 412 "precondition_failed", and
+// so is If-Match beside If-None-Match: *; a malformed one is a 400.
+// Concurrent PUTs of a new id without a precondition all succeed: one
+// creates the document (201), the others replace it (200).
 func (r *Resource[T]) Replace() http.Handler {
 	return r.writeHandler("replace", http.MethodPut, serveUpdate[T])
 }
@@ -544,7 +570,6 @@ func (r *Resource[T]) decorate(h http.Handler) http.Handler {
 
 // logAndWrite is the default ErrorFunc.
 func (r *Resource[T]) logAndWrite(w http.ResponseWriter, req *http.Request, err error) {
-	id := logError(r.logger, req, err, r.decl.Route(req))
-	w.Header().Set(RequestIDHeader, id)
+	logError(r.logger, req, err, r.decl.Route(req), setRequestID(w, req))
 	WriteError(w, req, err)
 }

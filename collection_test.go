@@ -1,7 +1,9 @@
 package mongohttp_test
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,31 +13,35 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// collection returns a handle on a collection of a client that never
-// connects: New and the handlers' construction need no server.
-func collection(t *testing.T) *mongo.Collection {
+// offline returns a client of a server nobody listens on, and one of its
+// collections: New and the handlers' construction need no server.
+func offline(t *testing.T, name string) (*mongohttp.Client, *mongo.Collection) {
 	t.Helper()
-	mc, err := mongo.Connect()
+	c, err := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mc.Database("db").Collection("things")
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c, c.Database("db").Collection(name)
 }
 
 func TestNewRefusesBadDeclarations(t *testing.T) {
-	coll := collection(t)
+	client, coll := offline(t, "things")
+	_, foreign := offline(t, "things")
 	tests := []struct {
 		name string
 		c    mongohttp.Collection[bson.Raw]
 		want string
 	}{
-		{"no collection", mongohttp.Collection[bson.Raw]{}, "Coll is nil"},
-		{"bad policy", mongohttp.Collection[bson.Raw]{Coll: coll, Policy: mongohttp.Policy{Sort: []string{"$where"}}}, "mongohttp: collection things: Policy.Sort"},
-		{"bad named policy", mongohttp.Collection[bson.Raw]{Coll: coll, Policies: map[string]mongohttp.Policy{"admin": {MaxLimit: -1}}}, `Policies["admin"]`},
-		{"reserved name", mongohttp.Collection[bson.Raw]{Coll: coll, Policies: map[string]mongohttp.Policy{"": {}}}, `"" is reserved`},
-		{"negative wait", mongohttp.Collection[bson.Raw]{Coll: coll, Admission: mongohttp.Admission{MaxWait: -time.Second}}, "MaxWait"},
-		{"bad vary", mongohttp.Collection[bson.Raw]{Coll: coll, Vary: []string{"A, B"}}, "Vary"},
-		{"negative max time", mongohttp.Collection[bson.Raw]{Coll: coll, MaxTime: -1}, "negative"},
+		{"no collection", mongohttp.Collection[bson.Raw]{Client: client}, "Coll is nil"},
+		{"no client", mongohttp.Collection[bson.Raw]{Coll: coll}, "Client is nil"},
+		{"another client's collection", mongohttp.Collection[bson.Raw]{Client: client, Coll: foreign}, "another client"},
+		{"bad policy", mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Policy: mongohttp.Policy{Sort: []string{"$where"}}}, "mongohttp: collection things: Policy.Sort"},
+		{"bad named policy", mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Policies: map[string]mongohttp.Policy{"admin": {MaxLimit: -1}}}, `Policies["admin"]`},
+		{"reserved name", mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Policies: map[string]mongohttp.Policy{"": {}}}, `"" is reserved`},
+		{"negative wait", mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Admission: mongohttp.Admission{MaxWait: -time.Second}}, "MaxWait"},
+		{"bad vary", mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Vary: []string{"A, B"}}, "Vary"},
+		{"negative max time", mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, MaxTime: -1}, "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,8 +64,10 @@ func TestMustPanicsOnError(t *testing.T) {
 
 func TestResourceCollectionHasDefaults(t *testing.T) {
 	policies := map[string]mongohttp.Policy{"admin": {}}
+	client, coll := offline(t, "things")
 	res, err := mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll:       collection(t),
+		Client:     client,
+		Coll:       coll,
 		Policies:   policies,
 		BaseFilter: func(*http.Request) (bson.D, error) { return nil, nil },
 	})
@@ -78,5 +86,59 @@ func TestResourceCollectionHasDefaults(t *testing.T) {
 	c.Policies["other"] = mongohttp.Policy{}
 	if got := res.Collection().Policies; len(got) != 1 {
 		t.Fatalf("Policies changed through a copy: %v", got)
+	}
+}
+
+// TestClientAdmissionIsTheDeclaredClients checks that the client-wide bound
+// a handler counts against is its Collection.Client's: a full client
+// refuses the handlers of all its declarations, and no other client's.
+func TestClientAdmissionIsTheDeclaredClients(t *testing.T) {
+	busy, err := mongohttp.ConnectConfig(context.Background(), mongohttp.Config{
+		URI:       "mongodb://127.0.0.1:1",
+		Admission: mongohttp.Admission{MaxActive: 1, MaxQueued: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = busy.Close(context.Background()) })
+	other, otherColl := offline(t, "things")
+	// The base filters answer 404 without a query: a request that passes
+	// admission never needs the server.
+	notFound := func(*http.Request) (bson.D, error) { return nil, mongohttp.ErrNotFound }
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: busy, Coll: busy.Database("db").Collection("a"),
+		BaseFilter: func(r *http.Request) (bson.D, error) {
+			close(entered)
+			<-release
+			return notFound(r)
+		},
+	})).Find()
+	same := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: busy, Coll: busy.Database("db").Collection("b"), BaseFilter: notFound})).Find()
+	elsewhere := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: other, Coll: otherColl, BaseFilter: notFound})).Find()
+
+	get := func(h http.Handler) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		return rec.Code
+	}
+	done := make(chan int)
+	go func() { done <- get(slow) }()
+	<-entered
+	if code := get(same); code != http.StatusServiceUnavailable {
+		t.Errorf("another declaration on the full client: %d, want 503", code)
+	}
+	if code := get(elsewhere); code != http.StatusNotFound {
+		t.Errorf("a declaration on another client: %d, want 404", code)
+	}
+	close(release)
+	if code := <-done; code != http.StatusNotFound {
+		t.Errorf("the slow request: %d, want 404", code)
+	}
+	if st := busy.AdmissionStats(); st.Refused != 1 || st.Admitted != 1 {
+		t.Errorf("busy client's stats %+v, want 1 admitted and 1 refused", st)
+	}
+	if st := other.AdmissionStats(); st.Refused != 0 || st.Admitted != 1 {
+		t.Errorf("other client's stats %+v, want 1 admitted", st)
 	}
 }

@@ -50,12 +50,13 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 				description: fmt.Sprintf("The document's _id (%s).", qp.filter["_id"])}
 		}
 		ifMatch := apiParam{name: "If-Match", schema: &jsonSchema{Type: "string"},
-			description: "ETags of the versions the write may replace (\"*\": any existing document); another version gets 412."}
+			description: "ETags of the versions the write may replace, compared whole and strongly (\"*\": any existing document). " +
+				"A document whose ETag is not listed, a missing document, or a list naming no strong tag (empty, weak tags only) gets 412; a malformed list 400."}
 		if r.writes.requireMatch {
 			ifMatch.description += " Required on this resource (else 428), unless If-None-Match: * asks to create."
 		}
 		refuseNoneMatch := apiParam{name: "If-None-Match", schema: &jsonSchema{Type: "string", MaxLength: pointerTo(0)},
-			description: "Not taken by this method: any value is refused (400 invalid_parameter)."}
+			description: "Not taken by this method: any value but an empty list is refused (400 invalid_parameter)."}
 		prefer := apiParam{name: "Prefer", schema: &jsonSchema{Type: "string"},
 			description: "return=minimal answers 204 without the stored document."}
 		bodyTooLarge := apiResponse{status: http.StatusRequestEntityTooLarge, problems: []*Error{ErrBodyTooLarge},
@@ -100,7 +101,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 			op.summary, op.description = "Replace a document of "+name,
 				"The writable fields are replaced by the body's (absent ones removed); the others are kept. A document that does not exist is created."
 			noneMatch := apiParam{name: "If-None-Match", schema: &jsonSchema{Type: "string", Const: "*"},
-				description: "*: create only; an existing document gets 412."}
+				description: "*: create only; an existing document gets 412, and so does If-Match beside it. Any other value, even empty, gets 400."}
 			if patch {
 				media = mediaMergePatch
 				op.summary, op.description = "Change a document of "+name,
@@ -122,12 +123,12 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 			}
 			rs = append(rs, minimal(),
 				apiResponse{status: http.StatusBadRequest, problems: []*Error{idErr, ErrInvalidBody, ErrInvalidParameter},
-					description: "The id or a header is not valid, or the body is not one JSON object."},
+					description: "The id or a header is not valid (a malformed If-Match, an If-None-Match other than *), or the body is not one JSON object."},
 				apiResponse{status: http.StatusNotFound, problems: []*Error{ErrNotFound}, description: notFound},
 				apiResponse{status: http.StatusConflict, problems: []*Error{ErrConflict},
 					description: "A document with the same unique key exists, or the document kept changing while it was written."},
 				apiResponse{status: http.StatusPreconditionFailed, problems: []*Error{ErrPreconditionFailed},
-					description: "If-Match names another version, or If-None-Match: * found a document."},
+					description: "If-Match does not name the document's current ETag (or names no strong tag), or there is no document and If-Match needs one; or If-None-Match: * found a document."},
 				bodyTooLarge, unsupported, invalid,
 			)
 		case http.MethodDelete:
@@ -135,9 +136,9 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 			op.headers = []apiParam{ifMatch, refuseNoneMatch}
 			rs = []apiResponse{
 				{status: http.StatusNoContent, description: "Deleted.", headers: []apiHeader{noStore}},
-				{status: http.StatusBadRequest, problems: []*Error{idErr, ErrInvalidParameter}, description: "The id or a header is not valid."},
-				{status: http.StatusNotFound, problems: []*Error{ErrNotFound}, description: "No document has this id."},
-				{status: http.StatusPreconditionFailed, problems: []*Error{ErrPreconditionFailed}, description: "If-Match names another version."},
+				{status: http.StatusBadRequest, problems: []*Error{idErr, ErrInvalidParameter}, description: "The id or a header is not valid (a malformed If-Match, an If-None-Match naming anything)."},
+				{status: http.StatusNotFound, problems: []*Error{ErrNotFound}, description: "No document has this id (and the request has no If-Match)."},
+				{status: http.StatusPreconditionFailed, problems: []*Error{ErrPreconditionFailed}, description: "If-Match does not name the document's current ETag (or names no strong tag), or there is no document."},
 			}
 		}
 		if method != http.MethodPost && r.writes.requireMatch {

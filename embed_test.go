@@ -11,15 +11,20 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// offlineCollection is a handle on a collection of a client that never
-// connects: compiling policies needs no server.
-func offlineCollection(t testing.TB, name string) *mongo.Collection {
-	t.Helper()
+// offline is a client that never connects: compiling policies and making
+// handlers need no server.
+var offline = func() *Client {
 	mc, err := mongo.Connect()
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
-	return mc.Database("db").Collection(name)
+	return Wrap(mc)
+}()
+
+// offlineCollection is a handle on a collection of offline.
+func offlineCollection(t testing.TB, name string) *mongo.Collection {
+	t.Helper()
+	return offline.Database("db").Collection(name)
 }
 
 // relationPolicies are posts whose author is a user and whose tags are

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // A service with a list route, a by-id route and a health check, which
@@ -35,8 +34,8 @@ func Example() {
 		Hidden: []string{"password_hash"},
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: policy})).Find())
-	mux.Handle("GET /users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: policy})).FindOne())
+	mux.Handle("GET /users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: users, Policy: policy})).Find())
+	mux.Handle("GET /users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: users, Policy: policy})).FindOne())
 	mux.Handle("GET /healthz", &mongohttp.HealthHandler{Client: client})
 
 	srv := &http.Server{Addr: "127.0.0.1:8080", Handler: mux,
@@ -91,7 +90,7 @@ func ExampleQueryParser_Parse() {
 	// sort: {"age":-1,"_id":1}
 	// projection: {"password_hash":0}
 	// limit: 5
-	// mongohttp: field_not_allowed: field "password_hash" may not be filtered; filterable: _id, age, name
+	// mongohttp: field_not_allowed: "password_hash" is not a filterable field or a parameter; accepted: _id, age, name, filter, sort, limit, skip, after, count
 }
 
 // WriteError answers any error as an RFC 9457 problem document; driver
@@ -140,9 +139,10 @@ func ExampleAsError() {
 // clients write a hidden field is an error naming the collection and the
 // field.
 func ExampleNew() {
-	mc, _ := mongo.Connect() // connects lazily: New needs no server
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://localhost:27017") // connects lazily: New needs no server
 	_, err := mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: mc.Database("app").Collection("users"),
+		Client: client,
+		Coll:   client.Database("app").Collection("users"),
 		Policy: mongohttp.Policy{
 			Hidden: []string{"password_hash"},
 			Write:  map[string]mongohttp.Type{"name": mongohttp.String, "password_hash": mongohttp.String},
@@ -156,9 +156,10 @@ func ExampleNew() {
 // Methods mounts a collection's reads and writes on one path each, on any
 // router; methods not listed get 405 with an Allow header.
 func ExampleMethods() {
-	mc, _ := mongo.Connect()
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://localhost:27017")
 	posts := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll:   mc.Database("app").Collection("posts"),
+		Client: client,
+		Coll:   client.Database("app").Collection("posts"),
 		Policy: mongohttp.Policy{Write: map[string]mongohttp.Type{"title": mongohttp.String}},
 	}))
 	mux := http.NewServeMux()

@@ -81,8 +81,12 @@ func TestHostileInput(t *testing.T) {
 		{"empty segment", nil, filterParam(`{"profile..city":"x"}`), ErrFieldNotAllowed},
 		{"positional path", nil, filterParam(`{"tags.$":"x"}`), ErrFieldNotAllowed},
 		{"empty field name", nil, filterParam(`{"":1}`), ErrFieldNotAllowed},
-		{"typo", nil, "nmae=x", ErrUnknownParameter},
-		{"hidden field plain", nil, "password_hash=x", ErrUnknownParameter},
+		{"typo", nil, "nmae=x", ErrFieldNotAllowed},
+		{"typo with operator", nil, "nmae[eq]=x", ErrFieldNotAllowed},
+		{"hidden field plain", nil, "password_hash=x", ErrFieldNotAllowed},
+		{"unknown field with a refused operator", nil, "nmae[$gt]=x", ErrFieldNotAllowed},
+		{"operator as a name", nil, "$where=1", ErrOperatorNotAllowed},
+		{"operator as a name with operator", nil, "$where[eq]=1", ErrOperatorNotAllowed},
 
 		// Sort and projection of hidden or unlisted fields.
 		{"sort hidden", nil, "sort=password_hash", ErrFieldNotAllowed},

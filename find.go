@@ -21,6 +21,7 @@ type findHandler[T any] struct {
 }
 
 func (h *findHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}
@@ -31,7 +32,7 @@ func (h *findHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // written; after the headers are out, a failure aborts the response (see
 // abort) so the client sees a broken stream rather than a short, valid one.
 func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
-	q, err := h.parser.Parse(r.URL.RawQuery)
+	q, err := h.parser.parse(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -40,6 +41,9 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	comment := h.commentFor(r)
 	base, err := h.base(r)
 	if err != nil {
+		return err
+	}
+	if err := h.parser.bind(q, base); err != nil {
 		return err
 	}
 	if q.Count, err = h.parser.countMode(q.Count, len(base) > 0); err != nil {
@@ -413,7 +417,8 @@ func nextURL(r *http.Request, q *Query, token string) string {
 	return b.String()
 }
 
-// linkPath is the request's path as an absolute-path reference: one that
+// linkPath is the request's path, in canonical form (see canonicalPath), as
+// an absolute-path reference: one that
 // starts with "//" would name another host, so "/." is put before it (the
 // same path once dot segments are removed); ";" and "," are escaped
 // because simple Link header parsers split on them.
@@ -424,7 +429,7 @@ func linkPath(r *http.Request) string {
 			path = u.EscapedPath()
 		}
 	}
-	path = strings.NewReplacer(";", "%3B", ",", "%2C").Replace(path)
+	path = strings.NewReplacer(";", "%3B", ",", "%2C").Replace(canonicalPath(path))
 	switch {
 	case !strings.HasPrefix(path, "/"):
 		path = "/" + path

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -18,6 +17,7 @@ type findOneHandler[T any] struct {
 }
 
 func (h *findOneHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}
@@ -61,7 +61,7 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	hdr := w.Header()
 	hdr.Set("ETag", etag)
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+	if etagMatches(r.Header.Values("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
@@ -125,18 +125,4 @@ func ParseObjectID(s string) (bson.ObjectID, error) {
 		return bson.ObjectID{}, ErrInvalidObjectID.Detailf("an id must be 24 hexadecimal digits")
 	}
 	return id, nil
-}
-
-// etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
-func etagMatches(header, etag string) bool {
-	if header == "" {
-		return false
-	}
-	for part := range strings.SplitSeq(header, ",") {
-		part = strings.TrimSpace(part)
-		if part == "*" || strings.TrimPrefix(part, "W/") == etag {
-			return true
-		}
-	}
-	return false
 }

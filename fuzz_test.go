@@ -380,3 +380,81 @@ func FuzzChangeToken(f *testing.F) {
 		}
 	})
 }
+
+// FuzzETags checks that the parser of If-Match and If-None-Match never
+// panics, refuses with one of its two errors, and that what it accepts is
+// "*" alone or well-formed tags taken verbatim from the input, which parse
+// again to the same list.
+func FuzzETags(f *testing.F) {
+	for _, s := range []string{"", ",", "*", " * ", `"a"`, `W/"a", "b"`, `"a,b"`, `*, "a"`, `"a`, "abc", "\"\x80\"", `"6b16b0.x", W/"y"`, ` , ,"" `} {
+		f.Add(s, "")
+		f.Add(s, `"z"`)
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		l, err := parseETags([]string{a, b})
+		if err != nil {
+			if !errors.Is(err, errMalformedETags) && !errors.Is(err, errTooManyETags) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if !l.present || (l.any && len(l.strong)+len(l.weak) > 0) {
+			t.Fatalf("%q, %q parsed to %+v", a, b, l)
+		}
+		var parts []string
+		for _, tag := range l.strong {
+			if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' || !strings.Contains(a+"\n"+b, tag) {
+				t.Fatalf("%q, %q gave the strong tag %q", a, b, tag)
+			}
+			for i := 1; i < len(tag)-1; i++ {
+				if !etagChar(tag[i]) {
+					t.Fatalf("%q, %q gave the strong tag %q", a, b, tag)
+				}
+			}
+			parts = append(parts, tag)
+		}
+		for _, tag := range l.weak {
+			parts = append(parts, "W/"+tag)
+		}
+		if l.any {
+			parts = append(parts, "*")
+		}
+		again, err := parseETags([]string{strings.Join(parts, ", ")})
+		if err != nil || again.any != l.any || !slices.Equal(again.strong, l.strong) || !slices.Equal(again.weak, l.weak) {
+			t.Fatalf("%q, %q: %+v, then %+v, %v", a, b, l, again, err)
+		}
+		for _, tag := range l.strong {
+			if !l.matchesStrong(tag) || !etagMatches([]string{a, b}, tag) {
+				t.Fatalf("%q, %q does not match its own tag %q", a, b, tag)
+			}
+		}
+	})
+}
+
+// FuzzCanonicalPath checks that canonicalPath keeps a path's meaning (it
+// unescapes to the same bytes), is idempotent, and leaves no escape of an
+// unreserved character but "." nor lower-case hex.
+func FuzzCanonicalPath(f *testing.F) {
+	for _, s := range []string{"/posts", "/pos%74s", "/a%2fb", "/%2e%2e", "/%", "/%4", "/%zz", "/caf%c3%a9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		c := canonicalPath(p)
+		if canonicalPath(c) != c {
+			t.Fatalf("%q → %q → %q", p, c, canonicalPath(c))
+		}
+		if want, err := url.PathUnescape(p); err == nil {
+			if got, err := url.PathUnescape(c); err != nil || got != want {
+				t.Fatalf("%q unescapes to %q, its canonical form %q to %q (%v)", p, want, c, got, err)
+			}
+		}
+		for i := 0; i+2 < len(c); i++ {
+			if c[i] == '%' && isHex(c[i+1]) && isHex(c[i+2]) {
+				d := unhex(c[i+1])<<4 | unhex(c[i+2])
+				if (unreserved(d) && d != '.') || strings.ContainsAny(c[i+1:i+3], "abcdef") {
+					t.Fatalf("%q → %q keeps the escape %q", p, c, c[i:i+3])
+				}
+			}
+		}
+	})
+}

@@ -32,18 +32,19 @@ const NDJSON = "application/x-ndjson"
 
 // handlerBase is what the handlers of one policy of a Resource share.
 type handlerBase[T any] struct {
-	coll       *mongo.Collection
-	parser     *QueryParser
-	hidden     []string
-	baseFilter func(r *http.Request) (bson.D, error)
-	transform  func(r *http.Request, doc *T) error
-	errorFunc  func(w http.ResponseWriter, r *http.Request, err error)
-	logger     *slog.Logger
-	maxTime    time.Duration
-	enc        *bsonjson.Encoder
-	raw        bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
-	zeroDoc    bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
-	version    string   // the field holding a document's version
+	coll        *mongo.Collection
+	clientLimit *limiter // the client's admission bound, shared by all its handlers
+	parser      *QueryParser
+	hidden      []string
+	baseFilter  func(r *http.Request) (bson.D, error)
+	transform   func(r *http.Request, doc *T) error
+	errorFunc   func(w http.ResponseWriter, r *http.Request, err error)
+	logger      *slog.Logger
+	maxTime     time.Duration
+	enc         *bsonjson.Encoder
+	raw         bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
+	zeroDoc     bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
+	version     string   // the field holding a document's version
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
@@ -63,12 +64,11 @@ type server interface {
 // answered through errorFunc. s is the handler itself, so that passing it
 // costs no allocation.
 func (b *handlerBase[T]) admitted(w http.ResponseWriter, r *http.Request, limit *limiter, s server) {
-	client := clientLimiter(b.coll.Database().Client())
-	if err := admit(r.Context(), limit, client); err != nil {
+	if err := admit(r.Context(), limit, b.clientLimit); err != nil {
 		b.errorFunc(w, r, err)
 		return
 	}
-	defer leave(limit, client)
+	defer leave(limit, b.clientLimit)
 	b.obs(r).admitted()
 	if err := s.serve(w, r); err != nil {
 		b.errorFunc(w, r, err)
@@ -76,11 +76,11 @@ func (b *handlerBase[T]) admitted(w http.ResponseWriter, r *http.Request, limit 
 }
 
 // logError logs a failed request, in one line: 5xx causes at Error level,
-// the rest, and requests whose client left, at Debug. It returns the
-// request's id. The line never holds the query string, and holds the error
-// only for 5xx answers: the detail of a 4xx quotes the client's input,
-// which may be personal data.
-func logError(logger *slog.Logger, r *http.Request, err error, route string) string {
+// the rest, and requests whose client left, at Debug. id is the request's
+// id, as the answer carries it. The line never holds the query string, and
+// holds the error only for 5xx answers: the detail of a 4xx quotes the
+// client's input, which may be personal data.
+func logError(logger *slog.Logger, r *http.Request, err error, route, id string) {
 	e := AsError(err)
 	level := slog.LevelDebug
 	if e.Status >= 500 {
@@ -92,10 +92,10 @@ func logError(logger *slog.Logger, r *http.Request, err error, route string) str
 	case errors.Is(e, ErrOverloaded):
 		level = slog.LevelDebug // expected under a burst, and counted in AdmissionStats
 	}
-	id, traceParent := requestIdentity(r)
 	if !logger.Enabled(r.Context(), level) {
-		return id
+		return
 	}
+	_, traceParent := requestIdentity(r)
 	attrs := make([]slog.Attr, 0, 9)
 	attrs = append(attrs, slog.String("request_id", id), slog.String("method", r.Method),
 		slog.String("route", route), slog.String("path", r.URL.Path),
@@ -107,6 +107,26 @@ func logError(logger *slog.Logger, r *http.Request, err error, route string) str
 		attrs = append(attrs, slog.Any("error", err))
 	}
 	logger.LogAttrs(r.Context(), level, "mongohttp: request failed", attrs...)
+}
+
+// setRequestID puts the request's id in the answer's RequestIDHeader, so
+// that every answer, a success or not, can be matched with its log line
+// and report, and returns it. An id the answer already carries (set by the
+// application, or earlier in the request) is kept; otherwise it is the
+// request's observation's, or its RequestIDHeader when plausible, or a
+// new one.
+func setRequestID(w http.ResponseWriter, r *http.Request) string {
+	h := w.Header()
+	if v := h[RequestIDHeader]; len(v) > 0 && v[0] != "" {
+		return v[0]
+	}
+	var id string
+	if o := observationFrom(r.Context()); o != nil {
+		id = o.rep.RequestID
+	} else {
+		id = requestID(r)
+	}
+	h[RequestIDHeader] = []string{id}
 	return id
 }
 

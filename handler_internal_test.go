@@ -33,7 +33,7 @@ func TestReadPreferenceReachesTheDriver(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := Must(New(Collection[bson.Raw]{Coll: coll, ReadPreference: tt.rp})).Find().(*describedHandler).Handler.(*findHandler[bson.Raw])
+			h := Must(New(Collection[bson.Raw]{Client: c, Coll: coll, ReadPreference: tt.rp})).Find().(*describedHandler).Handler.(*findHandler[bson.Raw])
 			var got options.RunCmdOptions
 			for _, set := range h.runOpts.Opts {
 				if err := set(&got); err != nil {

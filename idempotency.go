@@ -21,8 +21,10 @@ import (
 // a timeout, a dropped connection) gets the first answer again, and the
 // document is inserted once. Keys are kept, with the answer, in a MongoDB
 // collection, so every instance of a service shares them. A key names one
-// request: the same key with another body, path or scope is refused with
-// 422 "idempotency_key_reused". While the first request runs, a retry
+// request: the same key with another body is refused with 422
+// "idempotency_key_reused". Keys are kept per collection, policy and scope
+// (the BaseFilter's result): the same key sent to another tenant, or
+// another collection, is another key; the path's spelling does not matter. While the first request runs, a retry
 // waits for it a little, then gets 409 "idempotency_in_progress".
 type Idempotency struct {
 	// Store is the collection that keeps the keys. Default (nil) is the
@@ -84,7 +86,7 @@ type idempotency struct {
 // idemRecord is a stored key.
 type idemRecord struct {
 	ID      string        `bson:"_id"`
-	Request string        `bson:"request"` // hash of the method, path, scope and body
+	Request string        `bson:"request"` // hash of the body
 	DocID   bson.ObjectID `bson:"doc_id"`  // the id the insert uses, chosen before it runs
 	Done    bool          `bson:"done"`
 	Status  int           `bson:"status,omitempty"`
@@ -99,7 +101,7 @@ type idemRecord struct {
 // its answer; retries replay that answer. A claim abandoned by a crashed
 // instance is taken over after the lease, and the insert is redone with the
 // same document id, so it still cannot create a second document.
-func (s *idempotency) serve(w http.ResponseWriter, r *http.Request, key string, scope, body []byte,
+func (s *idempotency) serve(w http.ResponseWriter, r *http.Request, key, handler string, scope, body []byte,
 	insert func(id bson.ObjectID, w http.ResponseWriter) error,
 ) error {
 	if s == nil {
@@ -108,11 +110,12 @@ func (s *idempotency) serve(w http.ResponseWriter, r *http.Request, key string, 
 	if len(key) > maxIdempotencyKey {
 		return ErrInvalidParameter.Detailf("Idempotency-Key is longer than %d characters", maxIdempotencyKey)
 	}
-	// A key is per path and scope (the BaseFilter's result): another
-	// tenant's identical key is another key. Within it, the request is the
-	// body.
+	// A key is per handler (the collection and the policy) and scope (the
+	// BaseFilter's result): another tenant's identical key is another key.
+	// It does not depend on the spelling of the path: /posts and /pos%74s
+	// are one resource. Within it, the request is the body.
 	h := sha256.New()
-	for _, part := range [][]byte{[]byte(r.URL.EscapedPath()), scope, []byte(key)} {
+	for _, part := range [][]byte{[]byte(handler), scope, []byte(key)} {
 		h.Write([]byte(strconv.Itoa(len(part)) + ":"))
 		h.Write(part)
 	}

@@ -10,6 +10,7 @@
 //	if err != nil { log.Fatal(err) }
 //
 //	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+//		Client: client,
 //		Coll:   client.Database("app").Collection("users"),
 //		Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"age": mongohttp.Int}},
 //	}))
@@ -118,8 +119,10 @@ type Config struct {
 // statistics. It is safe for concurrent use. Create one per process and
 // Close it on shutdown.
 type Client struct {
-	mc   *mongo.Client
-	pool *poolCounters // nil for a wrapped client
+	mc       *mongo.Client
+	pool     *poolCounters // nil for a wrapped client
+	limit    *limiter      // the client-wide admission bound; nil when unbounded
+	observer Observer      // Config.Observer, the collections' default
 
 	closeOnce sync.Once
 	closeErr  error
@@ -146,11 +149,7 @@ func ConnectConfig(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	registerLimiter(mc, cfg.Admission)
-	if cfg.Observer != nil {
-		clientObservers.Store(mc, cfg.Observer)
-	}
-	return &Client{mc: mc, pool: pool}, nil
+	return &Client{mc: mc, pool: pool, limit: cfg.Admission.newLimiter(DefaultClientMaxActive), observer: cfg.Observer}, nil
 }
 
 // clientOptions merges the URI, the user's options and the pool settings,
@@ -184,16 +183,16 @@ func (cfg Config) clientOptions() (*options.ClientOptions, *poolCounters) {
 
 // Wrap adopts a client you built yourself. mongohttp cannot observe its pool,
 // so Stats reports zeros; pass your options as Config.Options to
-// ConnectConfig instead when you want statistics. The handlers on mc's
-// collections get the default client-wide Admission. Close disconnects mc.
+// ConnectConfig instead when you want statistics. The handlers of the
+// collections declared with the returned Client (Collection.Client) share
+// the default client-wide Admission. Close disconnects mc.
 func Wrap(mc *mongo.Client) *Client {
-	registerLimiter(mc, Admission{})
-	return &Client{mc: mc}
+	return &Client{mc: mc, limit: Admission{}.newLimiter(DefaultClientMaxActive)}
 }
 
 // AdmissionStats reports the client-wide admission bound: the requests of
 // mongohttp's handlers running and waiting on this client.
-func (c *Client) AdmissionStats() AdmissionStats { return clientLimiter(c.mc).stats() }
+func (c *Client) AdmissionStats() AdmissionStats { return c.limit.stats() }
 
 // Mongo returns the underlying driver client.
 func (c *Client) Mongo() *mongo.Client { return c.mc }
@@ -217,8 +216,6 @@ func (c *Client) Ping(ctx context.Context) error {
 func (c *Client) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.mc.Disconnect(ctx)
-		clientLimiters.Delete(c.mc)
-		clientObservers.Delete(c.mc)
 	})
 	return c.closeErr
 }
@@ -341,6 +338,7 @@ type HealthHandler struct {
 }
 
 func (h *HealthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Observer receives a report of every request a handler answers: for
@@ -52,8 +50,10 @@ type CommandObserver interface {
 // id when it is a plausible id (1 to 128 visible ASCII characters, no
 // quotes or backslashes); otherwise mongohttp makes one. The id is in the
 // log line of a failed request, in the RequestReport, in the comment of the
-// database commands of an observed request, and in this header of error
-// answers.
+// database commands of an observed request, and in this header of every
+// answer the package writes: successes, errors, and the 405 of Methods. An
+// answer that already has the header (set by the application's middleware)
+// keeps it.
 const RequestIDHeader = "X-Request-Id"
 
 // RequestReport describes one request a handler answered. Durations are
@@ -415,17 +415,6 @@ func (res *Resource[T]) observeErrors(errorFunc func(http.ResponseWriter, *http.
 		observationFrom(r.Context()).failed(err)
 		errorFunc(w, r, err)
 	}
-}
-
-// clientObservers holds Config.Observer of each client made by
-// ConnectConfig, by driver client, so that New finds it.
-var clientObservers sync.Map // *mongo.Client → Observer
-
-func clientObserver(mc *mongo.Client) Observer {
-	if o, ok := clientObservers.Load(mc); ok {
-		return o.(Observer)
-	}
-	return nil
 }
 
 // commandMonitor times each observed request's wait for a connection, then

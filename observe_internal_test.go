@@ -39,7 +39,7 @@ func (o *recordingObserver) EndRequest(_ context.Context, rep *RequestReport) {
 // Server-Timing, the handlers are the bare handlers: no wrapper, no
 // writer, no context value on the way.
 func TestUnobservedHandlersAreNotWrapped(t *testing.T) {
-	res := Must(New(Collection[bson.Raw]{Coll: offlineCollection(t, "things")}))
+	res := Must(New(Collection[bson.Raw]{Client: offline, Coll: offlineCollection(t, "things")}))
 	agg, err := res.Aggregate(Aggregation{Pipeline: mongo.Pipeline{{{Key: "$count", Value: "n"}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestUnobservedHandlersAreNotWrapped(t *testing.T) {
 	if res.bases[""].observed {
 		t.Error("the handlers are marked observed")
 	}
-	observed := Must(New(Collection[bson.Raw]{Coll: offlineCollection(t, "things"), Observer: &recordingObserver{}}))
+	observed := Must(New(Collection[bson.Raw]{Client: offline, Coll: offlineCollection(t, "things"), Observer: &recordingObserver{}}))
 	if _, ok := undescribed(observed.Find()).(*findHandler[bson.Raw]); ok {
 		t.Error("with an Observer, Find() is not wrapped")
 	}
@@ -81,7 +81,7 @@ func undescribed(h http.Handler) http.Handler {
 // the order they call them, on an unobserved handler and a request without
 // trace context: no allocation.
 func TestUnobservedHooksDoNotAllocate(t *testing.T) {
-	h := Must(New(Collection[bson.Raw]{Coll: offlineCollection(t, "things")})).bases[""]
+	h := Must(New(Collection[bson.Raw]{Client: offline, Coll: offlineCollection(t, "things")})).bases[""]
 	r := httptest.NewRequest(http.MethodGet, "/things?limit=3", nil)
 	r.Header.Set("X-Request-Id", "abc") // read only on failures
 	hdr := http.Header{}
@@ -217,6 +217,7 @@ func TestObservedRefusals(t *testing.T) {
 	var logs bytes.Buffer
 	obs := &recordingObserver{}
 	res := Must(New(Collection[bson.Raw]{
+		Client:   offline,
 		Coll:     offlineCollection(t, "things"),
 		Policy:   Policy{Filter: map[string]Type{"age": Int}},
 		Observer: obs,
@@ -301,7 +302,7 @@ func TestObservedRefusals(t *testing.T) {
 func TestTooLargeBodyClosesTheConnection(t *testing.T) {
 	for name, obs := range map[string]Observer{"unobserved": nil, "observed": &recordingObserver{}} {
 		t.Run(name, func(t *testing.T) {
-			res := Must(New(Collection[bson.Raw]{Coll: offlineCollection(t, "things"), MaxBodyBytes: 1024, Observer: obs,
+			res := Must(New(Collection[bson.Raw]{Client: offline, Coll: offlineCollection(t, "things"), MaxBodyBytes: 1024, Observer: obs,
 				Policy: Policy{Write: map[string]Type{"title": String}}}))
 			srv := httptest.NewServer(res.Insert())
 			defer srv.Close()

@@ -205,6 +205,7 @@ func (a *API) document() *builtDocument {
 
 // ServeHTTP serves the document to GET and HEAD.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if !allowGetHead(w, r) {
 		return
 	}
@@ -214,14 +215,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d := a.document()
 	if d.err != nil {
-		logError(slog.Default(), r, ErrInternal.Detailf("the API document could not be built").withCause(d.err), patternRoute(r))
+		logError(slog.Default(), r, ErrInternal.Detailf("the API document could not be built").withCause(d.err), patternRoute(r), setRequestID(w, r))
 		WriteError(w, r, ErrInternal.Detailf("the API document could not be built"))
 		return
 	}
 	hdr := w.Header()
 	hdr.Set("ETag", d.etag)
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	if etagMatches(r.Header.Get("If-None-Match"), d.etag) {
+	if etagMatches(r.Header.Values("If-None-Match"), d.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}

@@ -123,13 +123,19 @@ func renderResponse(r apiResponse, head bool) oasResponse {
 			o.Content[ct.mediaType] = oasMediaType{Schema: ct.schema}
 		}
 	}
+	o.Headers = map[string]oasHeader{RequestIDHeader: requestIDHeader}
 	for _, h := range r.headers {
-		if o.Headers == nil {
-			o.Headers = map[string]oasHeader{}
-		}
 		o.Headers[h.name] = oasHeader{Description: h.description, Required: h.required, Schema: h.schema}
 	}
 	return o
+}
+
+// requestIDHeader describes the RequestIDHeader every answer carries.
+var requestIDHeader = oasHeader{
+	Description: "The request's id: the request's own " + RequestIDHeader + " when it is 1 to 128 visible ASCII characters without quotes or backslashes, " +
+		"else one the server made. Log lines and reports of the request carry it.",
+	Required: true,
+	Schema:   &jsonSchema{Type: "string", Pattern: `^[!#-\[\]-~]{1,128}$`},
 }
 
 // problemSchema is an RFC 9457 problem as WriteError writes it.

@@ -1,7 +1,6 @@
 package mongohttp_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -12,23 +11,11 @@ import (
 
 	"github.com/mongohttp/mongohttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // The tests of the document against independent validators, and of the
 // handlers against the document, live in the openapi module; these check
 // how declarations and patterns become the document.
-
-// noServer returns a collection handle; building documents sends nothing.
-func noServer(t *testing.T, name string) *mongo.Collection {
-	t.Helper()
-	c, err := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	return c.Database("db").Collection(name)
-}
 
 type docKinds struct {
 	ID       bson.ObjectID    `bson:"_id"`
@@ -106,8 +93,10 @@ func at(t *testing.T, v any, path ...any) any {
 }
 
 func TestDocumentSchemaFromStruct(t *testing.T) {
+	client, kinds := offline(t, "kinds")
 	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[docKinds]{
-		Coll:   noServer(t, "kinds"),
+		Client: client,
+		Coll:   kinds,
 		Policy: mongohttp.Policy{Hidden: []string{"inner.secret", "count"}},
 	}))
 	api := &mongohttp.API{}
@@ -185,8 +174,9 @@ func TestDocumentOfAPolicy(t *testing.T) {
 	}
 	admin := guest
 	admin.Filter = map[string]mongohttp.Type{"age": mongohttp.Int, "email": mongohttp.String}
+	client, people := offline(t, "people")
 	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: noServer(t, "people"), Policy: guest, Policies: map[string]mongohttp.Policy{"admin": admin},
+		Client: client, Coll: people, Policy: guest, Policies: map[string]mongohttp.Policy{"admin": admin},
 		PolicyFor: func(*http.Request) string { return "" },
 	}))
 	params := func(policy string) map[string]map[string]any {
@@ -232,7 +222,8 @@ func TestDocumentOfAPolicy(t *testing.T) {
 }
 
 func TestAPIRoutes(t *testing.T) {
-	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: noServer(t, "things")}))
+	client, things := offline(t, "things")
+	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: things}))
 	for _, bad := range []string{"users", "get /users", "/users/{}", "/a/{id}/b/{id}"} {
 		func() {
 			defer func() {
@@ -287,7 +278,8 @@ func TestAPIRoutes(t *testing.T) {
 }
 
 func TestAPIServesTheDocument(t *testing.T) {
-	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: noServer(t, "things")}))
+	client, things := offline(t, "things")
+	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: things}))
 	api := &mongohttp.API{}
 	api.Handle("/things", res.Find())
 	api.Handle("/openapi.json", api)

@@ -262,7 +262,7 @@ type QueryParser struct {
 	extras       map[string]bool
 	ops          opSet
 	defaultSort  bson.D
-	accepted     string // parameter list for unknown_parameter details
+	accepted     string // parameter list for the details of unknown names
 	acceptedOne  string // the same for ParseProjection
 
 	maxRegex, defaultLimit, maxLimit, maxSkip int
@@ -272,8 +272,8 @@ type QueryParser struct {
 	counts                                    map[CountMode]bool   // the modes Policy.Count allows
 	relations                                 map[string]*relation // nil when ?embed= is refused
 
-	// scope names what the parser serves ("database.collection" for a
-	// handler's); after tokens are bound to it.
+	// scope names what the parser serves ("database.collection\x00policy"
+	// for a handler's); after tokens and Idempotency-Keys are bound to it.
 	scope string
 }
 

@@ -1,6 +1,7 @@
 package mongohttp
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -27,71 +28,99 @@ func (h *writer[T]) versionCondition(stored bson.Raw) bson.D {
 
 // preconditions are the request's If-Match and If-None-Match headers.
 type preconditions struct {
-	ifMatch     []string // entity tags, or "*"
+	ifMatch     etagList // If-Match; ifMatch.present when the request has one, even empty
 	ifNoneMatch bool     // If-None-Match: * (create only)
 }
 
-func (h *writer[T]) preconditions(r *http.Request) (preconditions, error) {
+// conditional reports whether the write depends on the stored document's
+// ETag: then a missing document, or one whose ETag the request does not
+// name, is a 412.
+func (p preconditions) conditional() bool { return p.ifMatch.present }
+
+// preconditions reads the conditional headers of a write, failing closed:
+// a header that is present is a condition, whatever it holds. A malformed
+// one is a 400; one that no document can satisfy (an empty list, weak
+// tags only, If-Match beside If-None-Match: *) is a 412 at once. create
+// says whether the method takes If-None-Match: * (PUT).
+func (h *writer[T]) preconditions(r *http.Request, create bool) (preconditions, error) {
 	var p preconditions
-	for _, v := range r.Header.Values("If-Match") {
-		for part := range strings.SplitSeq(v, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				p.ifMatch = append(p.ifMatch, part)
-			}
-		}
+	var err error
+	if p.ifMatch, err = parseETags(r.Header.Values("If-Match")); err != nil {
+		return p, errMalformedCondition("If-Match", err)
 	}
-	for _, v := range r.Header.Values("If-None-Match") {
-		if strings.TrimSpace(v) == "*" {
-			p.ifNoneMatch = true
-		} else if v != "" {
-			return p, ErrInvalidParameter.Detailf("If-None-Match on a write takes only \"*\" (create only)")
-		}
+	none, err := parseETags(r.Header.Values("If-None-Match"))
+	switch {
+	case err != nil:
+		return p, errMalformedCondition("If-None-Match", err)
+	case !create && (none.any || len(none.strong)+len(none.weak) > 0):
+		// An empty list asks nothing of a method that takes no
+		// If-None-Match, and is let through; on PUT it is refused below.
+		return p, ErrInvalidParameter.Detailf("If-None-Match is not taken by %s: If-None-Match: * asks to create a document, which only PUT does", r.Method)
+	case create && none.present && !none.any:
+		return p, ErrInvalidParameter.Detailf("If-None-Match on a write takes only \"*\" (create only)")
 	}
-	if h.w.requireMatch && p.ifMatch == nil && !p.ifNoneMatch {
+	p.ifNoneMatch = none.any
+	switch {
+	case p.ifMatch.present && p.ifNoneMatch:
+		// RFC 9110 13.1.1 and 13.2.2: If-Match needs a current document,
+		// If-None-Match: * needs none, so one of them fails.
+		return p, ErrPreconditionFailed.Detailf("If-Match and If-None-Match: * cannot both hold: one needs an existing document, the other none")
+	case p.ifMatch.present && !p.ifMatch.any && len(p.ifMatch.strong) == 0:
+		if len(p.ifMatch.weak) > 0 {
+			return p, ErrPreconditionFailed.Detailf("If-Match names only weak entity tags, which never match a write (RFC 9110 13.1.1); send the ETag as it was given")
+		}
+		return p, ErrPreconditionFailed.Detailf("If-Match names no entity tag, so no document can match it; send the ETag of a read")
+	case h.w.requireMatch && !p.ifMatch.present && !p.ifNoneMatch:
 		return p, ErrPreconditionRequired.Detailf("this resource requires If-Match with the document's ETag (or If-None-Match: * to create)")
 	}
 	return p, nil
 }
 
-// matches reports whether the stored document satisfies If-Match. A tag
-// carrying a version is compared with the stored version; a tag without
-// one (a document written before versions, or by another program) with
-// the ETag the document has now. Weak tags never match (RFC 9110 13.1.1).
+func errMalformedCondition(header string, err error) error {
+	if errors.Is(err, errTooManyETags) {
+		return ErrInvalidParameter.Detailf("%s lists more than %d entity tags", header, maxListedETags)
+	}
+	return ErrInvalidParameter.Detailf("%s is malformed: it must be \"*\" or a comma-separated list of quoted entity tags, as ETag headers give them", header)
+}
+
+// matches reports whether the stored document satisfies If-Match: "*", or
+// a strong tag equal, whole, to the ETag the document has now as the
+// handlers of one document serve it (RFC 9110 13.1.1's strong comparison).
+// An ETag begins with the stored version (see etagOf), so a list with no
+// tag of that version is refused without rendering the document.
 func (h *writer[T]) matches(r *http.Request, p preconditions, stored bson.Raw) (bool, error) {
-	if p.ifMatch == nil {
+	if !p.ifMatch.present || p.ifMatch.any {
 		return true, nil
 	}
-	var current string
-	for _, tag := range p.ifMatch {
-		if tag == "*" {
-			return true, nil
-		}
-		if strings.HasPrefix(tag, "W/") {
-			continue
-		}
-		if version, _, ok := strings.Cut(strings.Trim(tag, `"`), "."); ok {
-			if v, ok := stored.Lookup(h.version).ObjectIDOK(); ok && v.Hex() == version {
-				return true, nil
-			}
-			continue
-		}
-		if current == "" {
-			shown := stored
-			if len(h.hidden) > 0 {
-				shown = rawbson.OmitPaths(stored, h.hidden)
-			}
-			var err error
-			if _, current, err = h.render(r, shown); err != nil {
-				return false, err
-			}
-		}
-		if tag == current {
-			return true, nil
-		}
+	prefix := `"`
+	if v := h.versionOf(stored); v != "" {
+		prefix += v + "."
 	}
-	return false, nil
+	candidate := false
+	for _, tag := range p.ifMatch.strong {
+		candidate = candidate || strings.HasPrefix(tag, prefix)
+	}
+	if !candidate {
+		return false, nil
+	}
+	shown := stored
+	if len(h.hidden) > 0 {
+		shown = rawbson.OmitPaths(stored, h.hidden)
+	}
+	_, current, err := h.render(r, shown)
+	if err != nil {
+		return false, err
+	}
+	return p.ifMatch.matchesStrong(current), nil
 }
 
 func errPrecondition() error {
-	return ErrPreconditionFailed.Detailf("the document has changed since the ETag given in If-Match; read it again")
+	return ErrPreconditionFailed.Detailf("If-Match names no current ETag of this document: it was written since it was read, " +
+		"or the tag is another representation's (?fields=, ?embed=); read it again")
+}
+
+// errMissing answers a conditional write of a document that does not exist
+// in the request's scope: If-Match, "*" included, needs a current one.
+func errMissing() error {
+	return ErrPreconditionFailed.Detailf("no document has this id, and If-Match needs an existing one")
 }

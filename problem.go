@@ -281,6 +281,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if e == nil {
 		e = ErrInternal.Detailf("the request could not be completed")
 	}
+	if r != nil {
+		setRequestID(w, r)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
@@ -320,13 +323,14 @@ const MaxInstanceLength = 256
 const maxDetailLength = 1024
 
 // instance returns the request path for a problem's "instance": the
-// percent-encoded form, so that no control byte or invalid UTF-8 is echoed,
+// percent-encoded form in canonical spelling (see canonicalPath), so that
+// no control byte or invalid UTF-8 is echoed,
 // cut to MaxInstanceLength bytes without splitting an escape.
 func instance(r *http.Request) string {
 	if r == nil || r.URL == nil {
 		return ""
 	}
-	p := r.URL.EscapedPath()
+	p := requestPath(r)
 	if len(p) <= MaxInstanceLength {
 		return p
 	}

@@ -1,6 +1,7 @@
 package mongohttp
 
 import (
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"strconv"
@@ -60,6 +61,14 @@ type Query struct {
 	// params are the decoded parameters but after and skip, in request
 	// order: what a next link repeats.
 	params []queryParam
+	// after is ?after=, checked by bind once the request's scope is known;
+	// parts are the client's conditions, to which bind adds the keyset's.
+	after    string
+	hasAfter bool
+	parts    []bson.D
+	// scope is the SHA-256 of the request's scope, the BaseFilter's
+	// result, that tokens are bound to; nil when there is none.
+	scope []byte
 }
 
 // queryParam is one decoded query parameter.
@@ -92,6 +101,7 @@ type parseState struct {
 	count                         CountMode
 	params                        []queryParam
 	embed                         []string
+	acceptedList                  string // the parameters a detail lists; "" for the parser's
 }
 
 // fieldCond gathers the query-string conditions on one field, in order.
@@ -107,11 +117,51 @@ type fieldCond struct {
 // ErrInvalidCursor, ErrCountNotAllowed and ErrInvalidObjectID under
 // errors.Is.
 func (qp *QueryParser) Parse(rawQuery string) (*Query, error) {
+	q, err := qp.parse(rawQuery)
+	if err != nil {
+		return nil, err
+	}
+	if err := qp.bind(q, nil); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// parse is Parse without the check of the after token, which needs the
+// request's scope: a handler parses, then runs its BaseFilter (which may
+// cost a query) only for a valid query, then binds.
+func (qp *QueryParser) parse(rawQuery string) (*Query, error) {
 	p := parseState{qp: qp, limit: int64(qp.defaultLimit)}
 	if err := qp.scan(rawQuery, p.param); err != nil {
 		return nil, err
 	}
 	return p.finish()
+}
+
+// bind ties q to the request's scope, base (the BaseFilter's result, nil
+// for none): its after token must have been made under the same scope, so
+// a token of /posts is refused on /users/{id}/posts even where both serve
+// one collection under one policy, and the tokens q's pages make carry it.
+func (qp *QueryParser) bind(q *Query, base bson.D) error {
+	if len(base) > 0 {
+		b, err := bson.Marshal(base)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		q.scope = sum[:]
+	}
+	if !q.hasAfter {
+		return nil
+	}
+	var err error
+	if q.anchor, q.Skip, err = qp.readToken(q.after, q); err != nil {
+		return err
+	}
+	if q.anchor != nil {
+		q.Filter = combine(append(q.parts, keyset(q.Sort, q.anchor)))
+	}
+	return nil
 }
 
 // ParseProjection parses the query string of a single-document request,
@@ -229,17 +279,15 @@ func (p *parseState) fieldParam(key, val string) error {
 	} else if strings.IndexByte(key, ']') >= 0 {
 		return ErrInvalidParameter.Detailf("parameter %s is malformed; use name=value or name[operator]=value", clip(key))
 	}
+	if _, ok := qp.filter[name]; !ok {
+		return qp.notFilterable(name, p.accepted())
+	}
 	o := opEq
 	if hasOp {
 		var err error
 		if o, err = qp.queryOperator(opName); err != nil {
 			return err
 		}
-		if _, ok := qp.filter[name]; !ok {
-			return qp.fieldNotAllowed(name)
-		}
-	} else if _, ok := qp.filter[name]; !ok {
-		return qp.unknownName(name)
 	} else if !qp.ops.has(opEq) {
 		return ErrOperatorNotAllowed.Detailf("equality filters are not allowed")
 	}
@@ -284,19 +332,31 @@ func (qp *QueryParser) queryOperator(opName string) (opSet, error) {
 	return o, nil
 }
 
-// unknownName reports a plain parameter that is neither reserved, extra nor
-// filterable. Names that can only mean a field (dotted paths, names of
-// sortable or projectable fields and their ancestors) are field_not_allowed;
-// others are unknown_parameter, because typos must not pass silently. Hidden
-// fields are deliberately not told apart from unknown names.
-func (qp *QueryParser) unknownName(name string) error {
+// notFilterable reports a parameter that is neither reserved nor extra and
+// names no filterable field. In the query grammar such a name is a filter,
+// so it is field_not_allowed however it is spelt (name=, name[op]=), as in
+// filter=: one code for one mistake. A name that can only mean a field
+// (dotted paths, names of sortable or projectable fields and their
+// ancestors) is told so; another may be a misspelt parameter, and the
+// detail lists the accepted ones (accepted). Hidden fields are
+// deliberately not told apart from unknown names. A name starting with "$"
+// is an operator: operator_not_allowed.
+func (qp *QueryParser) notFilterable(name, accepted string) error {
 	switch {
 	case strings.HasPrefix(name, "$"):
 		return ErrOperatorNotAllowed.Detailf("operator %s is not allowed as a parameter; use name[operator]=value or filter=", clip(name))
 	case strings.Contains(name, ".") || qp.related[name]:
 		return qp.fieldNotAllowed(name)
 	}
-	return ErrUnknownParameter.Detailf("unknown parameter %s; accepted: %s", clip(name), qp.accepted)
+	return ErrFieldNotAllowed.Detailf("%s is not a filterable field or a parameter; accepted: %s", clip(name), accepted)
+}
+
+// accepted is the list of parameters a detail offers.
+func (p *parseState) accepted() string {
+	if p.acceptedList != "" {
+		return p.acceptedList
+	}
+	return p.qp.accepted
 }
 
 func (qp *QueryParser) fieldNotAllowed(name string) error {
@@ -405,15 +465,13 @@ func (p *parseState) finish() (*Query, error) {
 	if q.Count, err = qp.countMode(q.Count, len(q.CountFilter) > 0); err != nil {
 		return nil, err
 	}
+	q.after, q.hasAfter, q.parts = p.after, p.hasAfter, parts
+	q.Filter = combine(parts)
 	if p.hasAfter {
-		if q.anchor, q.Skip, err = qp.readToken(p.after, q); err != nil {
+		if _, _, _, err := qp.decodeToken(p.after, q); err != nil {
 			return nil, err
 		}
-		if q.anchor != nil {
-			parts = append(parts, keyset(q.Sort, q.anchor))
-		}
 	}
-	q.Filter = combine(parts)
 
 	if q.Projection, err = qp.projection(p.fields, p.hasFields, q.Sort); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package mongohttp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -309,7 +310,8 @@ func TestZeroPolicyDeniesByDefault(t *testing.T) {
 		t.Error(err)
 	}
 	for query, want := range map[string]error{
-		"name=x":                     ErrUnknownParameter,
+		"name=x":                     ErrFieldNotAllowed,
+		"name[eq]=x":                 ErrFieldNotAllowed,
 		"sort=name":                  ErrFieldNotAllowed,
 		"fields=_id":                 ErrFieldNotAllowed,
 		"_id[regex]=a":               ErrOperatorNotAllowed,
@@ -326,7 +328,7 @@ func TestZeroPolicyDeniesByDefault(t *testing.T) {
 func TestParseErrorDetails(t *testing.T) {
 	qp := mustQueryParser(t, queryTestPolicy())
 	_, err := qp.Parse("nmae=Ada")
-	if !errors.Is(err, ErrUnknownParameter) {
+	if !errors.Is(err, ErrFieldNotAllowed) {
 		t.Fatalf("err = %v", err)
 	}
 	var e *Error
@@ -342,10 +344,19 @@ func TestParseErrorDetails(t *testing.T) {
 		t.Errorf("detail %q names a hidden field", e.Detail)
 	}
 
-	// Hidden fields answer like unknown names: no oracle for their existence.
-	_, errHidden := qp.Parse("password_hash=x")
-	if !errors.Is(errHidden, ErrUnknownParameter) {
-		t.Errorf("hidden field: %v, want unknown_parameter", errHidden)
+	// Hidden fields answer like unknown names, in every spelling: no
+	// oracle for their existence. A filter on a name that is not a
+	// filterable field is field_not_allowed however it is spelt.
+	for _, spelling := range []string{"%s=x", "%s[eq]=x", "%s[exists]=true", "%s[$gt]=x"} {
+		_, errHidden := qp.Parse(fmt.Sprintf(spelling, "password_hash"))
+		_, errUnknown := qp.Parse(fmt.Sprintf(spelling, "zzzzzzzzzzzzz"))
+		if !errors.Is(errHidden, ErrFieldNotAllowed) || !errors.Is(errUnknown, ErrFieldNotAllowed) {
+			t.Errorf("%s: hidden %v, unknown %v, want field_not_allowed", spelling, errHidden, errUnknown)
+			continue
+		}
+		if h, u := AsError(errHidden).Detail, AsError(errUnknown).Detail; strings.Replace(h, "password_hash", "zzzzzzzzzzzzz", 1) != u {
+			t.Errorf("%s: the details differ: %q, %q", spelling, h, u)
+		}
 	}
 
 	// Huge or binary input is never echoed whole.

@@ -29,12 +29,13 @@ import (
 // whose documents cannot anchor a token continues by position (see
 // offsetToken); "v" is then the anchor of the request, or empty.
 //
-// MAC is HMAC-SHA256 over a label, the handler's scope (database and
-// collection), the sort spec ("-age,name,_id"), the SHA-256 of the client's
-// filter, and the version and BSON bytes, cut to 16 bytes. Scope, sort and
-// filter are signed but not stored, so a token only works where it was
-// made, for the same sort and filter, and any change to a byte fails the
-// MAC. The values are not encrypted: they are the sort fields of a document
+// MAC is HMAC-SHA256 over a label, the handler's scope (database,
+// collection and policy), the sort spec ("-age,name,_id"), the SHA-256 of
+// the client's filter and of the request's scope (the BaseFilter's
+// result), and the version and BSON bytes, cut to 16 bytes. Scope, sort
+// and filter are signed but not stored, so a token only works where it was
+// made (the same collection, policy and BaseFilter result), for the same
+// sort and filter, and any change to a byte fails the MAC. The values are not encrypted: they are the sort fields of a document
 // the client has already seen.
 const (
 	cursorVersion = 2
@@ -85,14 +86,17 @@ func direction(v any) int {
 	return 1
 }
 
-// filterDigest is what a token binds of the client's filter.
+// filterDigest is what a token binds of the client's filter and of the
+// request's scope.
 func filterDigest(q *Query) ([]byte, error) {
 	b, err := bson.Marshal(q.CountFilter)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(b)
-	return sum[:], nil
+	h := sha256.New()
+	h.Write(b)
+	h.Write(q.scope)
+	return h.Sum(nil), nil
 }
 
 func (qp *QueryParser) mac(sort bson.D, digest, msg []byte) []byte {
@@ -198,43 +202,60 @@ func (qp *QueryParser) offsetToken(q *Query, digest []byte, served int) (string,
 	return tok, nil
 }
 
-// readToken checks an after token against q's sort and client filter and
-// returns its anchor (nil for none) and offset.
+// readToken checks an after token against q's sort, client filter and
+// scope and returns its anchor (nil for none) and offset.
 func (qp *QueryParser) readToken(token string, q *Query) ([]bson.RawValue, int64, error) {
-	invalid := ErrInvalidCursor.Detailf("the after token is not valid for this query: it is damaged, was made by another handler or for another sort or filter, or the service's cursor key changed; start again from the first page")
-	if token == "" || len(token) > MaxCursorLength {
-		return nil, 0, invalid
-	}
-	b, err := cursorEncoding.DecodeString(token)
-	if err != nil || len(b) < 1+5+cursorMACLen || b[0] != cursorVersion {
-		return nil, 0, invalid
+	msg, sum, p, err := qp.decodeToken(token, q)
+	if err != nil {
+		return nil, 0, err
 	}
 	digest, err := filterDigest(q)
 	if err != nil {
-		return nil, 0, invalid.withCause(err)
+		return nil, 0, errInvalidToken().withCause(err)
 	}
-	msg, sum := b[:len(b)-cursorMACLen], b[len(b)-cursorMACLen:]
 	if !hmac.Equal(sum, qp.mac(q.Sort, digest, msg)) {
-		return nil, 0, invalid
+		return nil, 0, errInvalidToken()
 	}
-	// The MAC proves the payload is one this package made; the checks
-	// below only keep a bug from turning into a bad query.
-	var p tokenPayload
+	if len(p.V) == 0 {
+		return nil, p.O, nil
+	}
+	return p.V, p.O, nil
+}
+
+// decodeToken reads an after token's form, everything but its MAC, which
+// needs the request's scope: so a token that no handler could have made is
+// refused on arrival, before the BaseFilter runs. It returns the signed
+// message, the MAC and the payload. The MAC proves the payload is one this
+// package made; the checks of the payload only keep a bug from turning
+// into a bad query.
+func (qp *QueryParser) decodeToken(token string, q *Query) (msg, sum []byte, p tokenPayload, err error) {
+	if token == "" || len(token) > MaxCursorLength {
+		return nil, nil, p, errInvalidToken()
+	}
+	b, err := cursorEncoding.DecodeString(token)
+	if err != nil || len(b) < 1+5+cursorMACLen || b[0] != cursorVersion {
+		return nil, nil, p, errInvalidToken()
+	}
+	msg, sum = b[:len(b)-cursorMACLen], b[len(b)-cursorMACLen:]
 	if err := bson.Unmarshal(msg[1:], &p); err != nil || p.O < 0 || p.O > int64(qp.maxSkip) {
-		return nil, 0, invalid
+		return nil, nil, p, errInvalidToken()
 	}
 	switch {
 	case len(p.V) == 0 && p.O > 0:
-		return nil, p.O, nil
+		return msg, sum, p, nil
 	case len(p.V) != len(q.Sort):
-		return nil, 0, invalid
+		return nil, nil, p, errInvalidToken()
 	}
 	for _, v := range p.V {
 		if b := bracketOfKey(v); b == bracketOther || b == bracketRegex {
-			return nil, 0, invalid
+			return nil, nil, p, errInvalidToken()
 		}
 	}
-	return p.V, p.O, nil
+	return msg, sum, p, nil
+}
+
+func errInvalidToken() *Error {
+	return ErrInvalidCursor.Detailf("the after token is not valid for this query: it is damaged, was made by another handler or for another sort, filter or scope, or the service's cursor key changed; start again from the first page")
 }
 
 // A bracket is a group of BSON types in the server's sort order: values of

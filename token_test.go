@@ -305,6 +305,58 @@ func TestTokensAreBoundToTheirQuery(t *testing.T) {
 	}
 }
 
+// TestTokensAreBoundToTheirScope: a token made under one BaseFilter result
+// is refused under another, and without one, and the reverse.
+func TestTokensAreBoundToTheirScope(t *testing.T) {
+	qp := mustQueryParser(t, queryTestPolicy())
+	doc := qD{{Key: "_id", Value: queryOID}, {Key: "age", Value: int32(40)}}
+	const made = "sort=-age&age[gte]=30"
+	scopeA := bson.D{{Key: "author_id", Value: queryOID}}
+	scopeB := bson.D{{Key: "author_id", Value: bson.NewObjectID()}}
+	tokenUnder := func(base bson.D) string {
+		q, err := qp.parse(made)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := qp.bind(q, base); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := qp.NextToken(q, marshalRaw(t, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	bindAfter := func(tok string, base bson.D) error {
+		q, err := qp.parse(made + "&after=" + tok)
+		if err != nil {
+			return err
+		}
+		return qp.bind(q, base)
+	}
+	scopes := []struct {
+		name string
+		base bson.D
+	}{{"none", nil}, {"A", scopeA}, {"B", scopeB}, {"A and more", append(bson.D{{Key: "x", Value: 1}}, scopeA...)}}
+	for _, made := range scopes {
+		tok := tokenUnder(made.base)
+		for _, used := range scopes {
+			err := bindAfter(tok, used.base)
+			if used.name == made.name {
+				if err != nil {
+					t.Errorf("a token of scope %s in its own scope: %v", made.name, err)
+				}
+			} else if !errors.Is(err, ErrInvalidCursor) {
+				t.Errorf("a token of scope %s under scope %s: %v, want invalid_cursor", made.name, used.name, err)
+			}
+		}
+	}
+	// An empty scope is no scope.
+	if err := bindAfter(tokenUnder(nil), bson.D{}); err != nil {
+		t.Errorf("an empty BaseFilter result: %v", err)
+	}
+}
+
 func TestOffsetTokens(t *testing.T) {
 	p := queryTestPolicy()
 	p.MaxSkip = 50

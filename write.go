@@ -91,17 +91,17 @@ type writeSettings[T any] struct {
 }
 
 func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if r.Method != h.method {
 		w.Header().Set("Allow", h.method)
 		WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use %s", strconv.Quote(r.Method), h.method))
 		return
 	}
-	client := clientLimiter(h.coll.Database().Client())
-	if err := admit(r.Context(), h.limit, client); err != nil {
+	if err := admit(r.Context(), h.limit, h.clientLimit); err != nil {
 		h.errorFunc(w, r, err)
 		return
 	}
-	defer leave(h.limit, client)
+	defer leave(h.limit, h.clientLimit)
 	h.obs(r).admitted()
 	if err := h.serve(h, w, r); err != nil {
 		h.errorFunc(w, r, err)
@@ -311,7 +311,7 @@ func serveInsert[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		if err != nil {
 			return err
 		}
-		return h.w.idem.serve(w, r, key, scope, data, func(id bson.ObjectID, rec http.ResponseWriter) error {
+		return h.w.idem.serve(w, r, key, h.parser.scope, scope, data, func(id bson.ObjectID, rec http.ResponseWriter) error {
 			return h.insert(rec, r, body, fixed, id)
 		})
 	}
@@ -358,12 +358,9 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	pre, err := h.preconditions(r)
+	pre, err := h.preconditions(r, op == OpReplace)
 	if err != nil {
 		return err
-	}
-	if op == OpPatch && pre.ifNoneMatch {
-		return ErrInvalidParameter.Detailf("If-None-Match: * creates a document; PATCH only changes one")
 	}
 	data, err := h.readBody(w, r)
 	if err != nil {
@@ -381,12 +378,17 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	if pre.ifNoneMatch {
-		return h.create(w, r, body, fixed, base, id)
+		err := h.create(w, r, body, fixed, base, id)
+		if errors.Is(err, errExists) {
+			return ErrPreconditionFailed.Detailf("a document with this id exists, and If-None-Match: * asks for none")
+		}
+		return err
 	}
 	filter := and(base, bson.D{{Key: "_id", Value: id}})
 	ctx, cancel := h.writeContext(r)
 	defer cancel()
-	for attempt := range maxWriteAttempts {
+	lostCreate := false
+	for attempt := 0; attempt < maxWriteAttempts; attempt++ {
 		if attempt > 0 {
 			if err := pause(ctx, attempt); err != nil {
 				return err
@@ -397,10 +399,22 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 			return err
 		}
 		if stored == nil {
-			if op == OpPatch || pre.ifMatch != nil {
+			switch {
+			case pre.conditional():
+				return errMissing()
+			case op == OpPatch:
 				return ErrNotFound.Detailf("no document has this id")
 			}
-			return h.create(w, r, body, fixed, base, id)
+			err := h.create(w, r, body, fixed, base, id)
+			if !errors.Is(err, errExists) || lostCreate {
+				return err
+			}
+			// Another PUT created it meanwhile: without a precondition,
+			// this one replaces it, as if it had come second. Losing that
+			// race is not a round of contention on the document.
+			lostCreate = true
+			attempt--
+			continue
 		}
 		if ok, err := h.matches(r, pre, stored); err != nil {
 			return err
@@ -423,16 +437,21 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 			h.obs(r).wrote(1)
 			return h.respond(w, r, http.StatusOK, doc, "")
 		}
-		if pre.ifMatch != nil {
+		if pre.conditional() {
 			return errPrecondition() // another write came between the check and ours
 		}
 	}
 	return ErrConflict.Detailf("the document kept changing while it was written; retry")
 }
 
+// errExists is create's answer when a document with the id exists in the
+// request's scope: another request created it first.
+var errExists = errors.New("mongohttp: a document with this id exists")
+
 // create answers a PUT that creates its document. An id that exists
 // outside the request's scope is a 404, so a scope never learns of the
-// documents of another.
+// documents of another; one that exists inside it is errExists, for the
+// caller to decide.
 func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, base bson.D, id any) error {
 	doc, err := h.finalize(r, OpInsert, body, id, fixed) // a body holds no removals
 	if err != nil {
@@ -444,14 +463,23 @@ func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, 
 		if !isDuplicateKey(err) {
 			return err
 		}
-		stored, lerr := h.loadStored(ctx, and(base, bson.D{{Key: "_id", Value: id}}))
-		switch {
-		case lerr != nil:
-			return lerr
-		case stored == nil:
-			return ErrNotFound.Detailf("this id cannot be created here").withCause(err)
+		if stored, err := h.loadStored(ctx, and(base, bson.D{{Key: "_id", Value: id}})); err != nil || stored != nil {
+			if err != nil {
+				return err
+			}
+			return errExists
 		}
-		return ErrPreconditionFailed.Detailf("a document with this id exists").withCause(err)
+		// Not in the scope: elsewhere, or the duplicate is of another
+		// unique key.
+		if base != nil {
+			if stored, err := h.loadStored(ctx, bson.D{{Key: "_id", Value: id}}); err != nil || stored != nil {
+				if err != nil {
+					return err
+				}
+				return ErrNotFound.Detailf("this id cannot be created here")
+			}
+		}
+		return ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
 	}
 	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, "")
@@ -463,12 +491,9 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	pre, err := h.preconditions(r)
+	pre, err := h.preconditions(r, false)
 	if err != nil {
 		return err
-	}
-	if pre.ifNoneMatch {
-		return ErrInvalidParameter.Detailf("If-None-Match: * creates a document; DELETE removes one")
 	}
 	base, _, err := h.scope(r)
 	if err != nil {
@@ -477,13 +502,13 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	filter := and(base, bson.D{{Key: "_id", Value: id}})
 	ctx, cancel := h.writeContext(r)
 	defer cancel()
-	if pre.ifMatch != nil {
+	if pre.conditional() {
 		stored, err := h.loadStored(ctx, filter)
 		if err != nil {
 			return err
 		}
 		if stored == nil {
-			return ErrNotFound.Detailf("no document has this id")
+			return errMissing()
 		}
 		ok, err := h.matches(r, pre, stored)
 		if err != nil {
@@ -517,7 +542,7 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	}
 	h.obs(r).wrote(int(res.DeletedCount))
 	if res.DeletedCount == 0 {
-		if pre.ifMatch != nil {
+		if pre.conditional() {
 			return errPrecondition() // changed between the check and the delete
 		}
 		return ErrNotFound.Detailf("no document has this id")

@@ -147,7 +147,8 @@ func TestBulkInsertStreams(t *testing.T) {
 	drop()
 	t.Cleanup(drop)
 	posts := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: coll,
+		Client: client,
+		Coll:   coll,
 		Policy: mongohttp.Policy{Write: map[string]mongohttp.Type{
 			"n": mongohttp.Int, "title": mongohttp.String, "likes": mongohttp.Int, "body": mongohttp.String,
 		}},

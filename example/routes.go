@@ -111,53 +111,66 @@ type routes struct {
 	PostChanges, UserPostChanges *mongohttp.Feed
 }
 
-// newRoutes builds the handlers on db's users and posts collections.
+// resources are the service's declarations, checked.
+type resources struct {
+	users            *mongohttp.Resource[bson.Raw]
+	posts, userPosts *mongohttp.Resource[Post]
+}
+
+// declare checks the declarations of db's users and posts collections.
 // maxTime bounds each request's queries: past it the answer is 504.
-func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, lim limits) *routes {
+func declare(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, lim limits) resources {
 	maxTime := lim.maxTime
-	users, posts := usersPolicy, postsPolicy
-	users.CursorKey, posts.CursorKey = lim.cursorKey, lim.cursorKey
+	usersPol, postsPol := usersPolicy, postsPolicy
+	usersPol.CursorKey, postsPol.CursorKey = lim.cursorKey, lim.cursorKey
 	// Each collection is declared once; its handlers are made from the
 	// declaration.
-	usersRes := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
 		// bson.Raw: documents go from the cursor to the JSON encoder without
 		// being decoded. The policy's projection keeps password_hash on the
 		// server.
-		Coll: db.Collection("users"), Policy: users, ID: pathID, Logger: logger, MaxTime: maxTime,
+		Client: client, Coll: db.Collection("users"), Policy: usersPol, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Validate: validateUser, Prepare: prepareUser,
 	}))
 	// ?embed=author adds each post's author, read for a whole page with one
 	// query, under the users' policy: password_hash stays hidden.
-	withAuthor := posts
+	withAuthor := postsPol
 	withAuthor.Relations = map[string]mongohttp.Relation{
 		"author": {Local: "author_id", Coll: db.Collection("users"), Policy: usersPolicy},
 	}
 	postsDecl := mongohttp.Collection[Post]{
-		Coll: db.Collection("posts"), Policy: withAuthor, ID: pathID, Logger: logger, MaxTime: maxTime,
+		Client: client, Coll: db.Collection("posts"), Policy: withAuthor, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Validate: validatePost(db.Collection("users")), Prepare: preparePost,
 		Changes: lim.changes,
 	}
-	postsRes := mongohttp.Must(mongohttp.New(postsDecl))
+	posts := mongohttp.Must(mongohttp.New(postsDecl))
 	// A user's posts: the same declaration, scoped by the author in the path
 	// through the base filter. Whatever the query string says, it can only
 	// narrow this user's posts.
 	userPostsDecl := postsDecl
 	userPostsDecl.BaseFilter = authorFilter(db.Collection("users"), pathID, maxTime)
 	userPosts := mongohttp.Must(mongohttp.New(userPostsDecl))
+	return resources{users: users, posts: posts, userPosts: userPosts}
+}
+
+// newRoutes builds the handlers on db's users and posts collections.
+func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, lim limits) *routes {
+	rs := declare(client, db, pathID, logger, lim)
+	users, posts, userPosts := rs.users, rs.posts, rs.userPosts
 	return &routes{
-		Users:     mongohttp.Methods{"GET": usersRes.Find(), "POST": usersRes.Insert()},
-		User:      usersRes.FindOne(),
+		Users:     mongohttp.Methods{"GET": users.Find(), "POST": users.Insert()},
+		User:      users.FindOne(),
 		UserPosts: userPosts.Find(),
-		Posts:     mongohttp.Methods{"GET": postsRes.Find(), "POST": postsRes.Insert()},
+		Posts:     mongohttp.Methods{"GET": posts.Find(), "POST": posts.Insert()},
 		Post: mongohttp.Methods{
-			"GET": postsRes.FindOne(), "PUT": postsRes.Replace(), "PATCH": postsRes.Patch(), "DELETE": postsRes.Delete(),
+			"GET": posts.FindOne(), "PUT": posts.Replace(), "PATCH": posts.Patch(), "DELETE": posts.Delete(),
 		},
-		PostChanges:     postsRes.Changes(),
+		PostChanges:     posts.Changes(),
 		UserPostChanges: userPosts.Changes(),
 		// The same statistics for one user's posts (404 for an unknown
 		// user, through the base filter) and for everyone's.
 		UserStats: mustHandler(userPosts.Aggregate(postStats)),
-		PostStats: mustHandler(postsRes.Aggregate(postStats)),
+		PostStats: mustHandler(posts.Aggregate(postStats)),
 		Health:    &mongohttp.HealthHandler{Client: client, Logger: logger},
 	}
 }

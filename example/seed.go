@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/mongohttp/mongohttp"
 	"github.com/mongohttp/mongohttp/example/internal/sample"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -223,66 +225,26 @@ func insertAll[T any](ctx context.Context, coll *mongo.Collection, docs []T) err
 	return nil
 }
 
-// ensureIndexes creates the indexes behind the routes' filters and sorts.
-// Sorted indexes end with _id because every sort does: it is the
-// tie-breaker of keyset paging. Creating an existing index does nothing.
+// ensureIndexes creates the indexes the routes need: those their
+// declarations call for (mongohttp.Resource.Indexes: their sorts, the
+// idempotency keys' expiry), and the service's own: users' emails are
+// unique, a user's posts (the base filter's author_id) are listed newest
+// first, and the users' filters on a city or a tag narrow the common
+// queries. EnsureIndexes creates only what is missing.
 func ensureIndexes(ctx context.Context, db *mongo.Database) error {
-	asc := func(keys ...string) bson.D {
-		d := bson.D{}
-		for _, k := range keys {
-			if strings.HasPrefix(k, "-") {
-				d = append(d, bson.E{Key: k[1:], Value: -1})
-			} else {
-				d = append(d, bson.E{Key: k, Value: 1})
-			}
-		}
-		return d
-	}
-	indexes := map[string][]mongo.IndexModel{
-		"users": {
-			{Keys: asc("email"), Options: options.Index().SetUnique(true)},
-			{Keys: asc("age", "_id")},
-			{Keys: asc("name", "_id")},
-			{Keys: asc("created", "_id")},
-			{Keys: asc("profile.city")},
-			{Keys: asc("tags")},
-		},
-		"posts": {
-			{Keys: asc("author_id", "-published", "_id")},
-			{Keys: asc("published", "_id")},
-			{Keys: asc("likes", "_id")},
-		},
-	}
-	for _, name := range []string{"users", "posts"} {
-		iv := db.Collection(name).Indexes()
-		// Only the missing ones: FerretDB 1.24 drops the connection when
-		// asked to create an index that already exists.
-		specs, err := iv.ListSpecifications(ctx)
-		if err != nil {
-			return fmt.Errorf("listing the indexes of %s: %w", name, err)
-		}
-		var missing []mongo.IndexModel
-		for _, m := range indexes[name] {
-			if !slices.ContainsFunc(specs, func(s mongo.IndexSpecification) bool { return s.Name == indexName(m.Keys.(bson.D)) }) {
-				missing = append(missing, m)
-			}
-		}
-		if len(missing) == 0 {
-			continue
-		}
-		if _, err := iv.CreateMany(ctx, missing); err != nil {
-			return fmt.Errorf("creating the indexes of %s: %w", name, err)
-		}
+	// The declarations only list indexes here: no handler runs, so the
+	// client they name needs no pool statistics or admission of its own.
+	rs := declare(mongohttp.Wrap(db.Client()), db, func(*http.Request) string { return "" }, slog.Default(), limits{})
+	users, posts := db.Collection("users"), db.Collection("posts")
+	need := slices.Concat(rs.users.Indexes(), rs.posts.Indexes(), rs.userPosts.Indexes(), []mongohttp.Index{
+		{Coll: users, Keys: bson.D{{Key: "email", Value: 1}}, Unique: true, Reason: "one account per email"},
+		{Coll: users, Keys: bson.D{{Key: "profile.city", Value: 1}}, Reason: "users filtered by city"},
+		{Coll: users, Keys: bson.D{{Key: "tags", Value: 1}}, Reason: "users filtered by tag"},
+		{Coll: posts, Keys: bson.D{{Key: "author_id", Value: 1}, {Key: "published", Value: -1}, {Key: "_id", Value: 1}},
+			Reason: "/users/{id}/posts: the base filter's author, newest first"},
+	})
+	if _, err := mongohttp.EnsureIndexes(ctx, need); err != nil {
+		return fmt.Errorf("creating the indexes: %w", err)
 	}
 	return nil
-}
-
-// indexName is the name the server gives an index by default:
-// {"author_id":1,"published":-1} is author_id_1_published_-1.
-func indexName(keys bson.D) string {
-	parts := make([]string, 0, 2*len(keys))
-	for _, k := range keys {
-		parts = append(parts, k.Key, fmt.Sprint(k.Value))
-	}
-	return strings.Join(parts, "_")
 }

@@ -241,7 +241,7 @@ func exportServer(t *testing.T, lim serverLimits, naive bool) (string, <-chan st
 	policy := postsPolicy
 	policy.DefaultSort, policy.MaxLimit = "_id", exportDocs
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	find := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: client.Database(shared.dbName).Collection("posts"),
+	find := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: client.Database(shared.dbName).Collection("posts"),
 		// A look-ahead that holds the whole export, so that it is one answer
 		// (pages end at the look-ahead).
 		Policy: policy, Logger: quiet, MaxTime: testMaxTime, Lookahead: 64 << 20,

@@ -63,8 +63,8 @@ func BenchmarkFeedVersusPolling(b *testing.B) {
 					b.Fatal(err)
 				}
 				res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-					Logger: slog.New(slog.DiscardHandler),
-					Coll:   coll, Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"title": mongohttp.String}, Sort: []string{"likes"}, DefaultSort: "-likes",
+					Client: c, Logger: slog.New(slog.DiscardHandler),
+					Coll: coll, Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"title": mongohttp.String}, Sort: []string{"likes"}, DefaultSort: "-likes",
 						DefaultLimit: 20, MaxLimit: 100, Write: map[string]mongohttp.Type{"title": mongohttp.String, "likes": mongohttp.Int}},
 					Admission: mongohttp.Admission{MaxActive: -1},
 				}))

@@ -24,6 +24,7 @@ func TestPolicyPerRequest(t *testing.T) {
 	admin.Hidden = nil
 	admin.Filter = map[string]mongohttp.Type{"name": mongohttp.String, "secret": mongohttp.String}
 	res, err := mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client:    c,
 		Coll:      coll,
 		Policy:    peoplePolicy,
 		Policies:  map[string]mongohttp.Policy{"admin": admin},
@@ -60,7 +61,7 @@ func TestPolicyPerRequest(t *testing.T) {
 	if guest.status != 400 {
 		t.Fatalf("guest filtering a hidden field: %d %s", guest.status, guest.body)
 	}
-	checkProblem(t, guest, "unknown_parameter")
+	checkProblem(t, guest, "field_not_allowed")
 	if got := get("/people/"+ps[3].ID.Hex(), ""); got.status != 200 || json.Valid(got.body) && containsKey(t, got.body, "secret") {
 		t.Fatalf("guest FindOne: %d %s", got.status, got.body)
 	}
@@ -142,8 +143,8 @@ func TestCacheHeadersWithoutScope(t *testing.T) {
 	c := connect(t, mongohttp.PoolConfig{})
 	coll := database(t, c).Collection("people")
 	people(t, coll, 2)
-	plain := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll}))
-	public := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, CacheControl: "public, max-age=60"}))
+	plain := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll}))
+	public := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, CacheControl: "public, max-age=60"}))
 	for _, tt := range []struct {
 		h    http.Handler
 		want string
@@ -167,7 +168,8 @@ func TestAdmissionRefusesWhenFull(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: coll,
+		Client: c,
+		Coll:   coll,
 		BaseFilter: func(r *http.Request) (bson.D, error) {
 			if r.Header.Get("X-Hold") != "" {
 				once.Do(func() { close(entered) })
@@ -257,14 +259,15 @@ func TestAdmissionClientWide(t *testing.T) {
 	people(t, coll, 2)
 	entered, release := make(chan struct{}), make(chan struct{})
 	slow := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: coll,
+		Client: c,
+		Coll:   coll,
 		BaseFilter: func(r *http.Request) (bson.D, error) {
 			close(entered)
 			<-release
 			return nil, nil
 		},
 	}))
-	other := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll}))
+	other := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll}))
 	done := make(chan int)
 	go func() {
 		rec := httptest.NewRecorder()

@@ -25,7 +25,7 @@ func TestRegexBacktrackingOnTheServer(t *testing.T) {
 	f := newFixture(t, 30)
 	policy := peoplePolicy
 	policy.Operators = append(mongohttp.DefaultOperators(), "regex", "elemMatch")
-	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: f.coll, Policy: policy})).Find())
+	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: f.client, Coll: f.coll, Policy: policy})).Find())
 	defer srv.Close()
 	get := func(t *testing.T, query string) response {
 		t.Helper()
@@ -169,19 +169,19 @@ func TestErrorFuncCannotChangeSentinels(t *testing.T) {
 		mongohttp.WriteError(w, r, a)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/bare/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: f.coll,
+	mux.Handle("/bare/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: f.client, Coll: f.coll,
 		Policy:     peoplePolicy,
 		BaseFilter: func(*http.Request) (bson.D, error) { return nil, mongohttp.ErrNotFound },
 		ErrorFunc:  rewrite,
 	})).FindOne())
-	mux.Handle("/wrapped", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: f.coll,
+	mux.Handle("/wrapped", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: f.client, Coll: f.coll,
 		Policy: peoplePolicy,
 		BaseFilter: func(*http.Request) (bson.D, error) {
 			return nil, errors.Join(errors.New("no tenant"), mongohttp.ErrNotFound)
 		},
 		ErrorFunc: rewrite,
 	})).Find())
-	mux.Handle("/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: f.coll, Policy: peoplePolicy, ErrorFunc: rewrite})).FindOne())
+	mux.Handle("/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: f.client, Coll: f.coll, Policy: peoplePolicy, ErrorFunc: rewrite})).FindOne())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	g := &fixture{srv: srv}
@@ -206,11 +206,11 @@ func TestErrorFuncCannotChangeSentinels(t *testing.T) {
 func TestBrokenErrorsStillAnswer(t *testing.T) {
 	f := newFixture(t, 3)
 	mux := http.NewServeMux()
-	mux.Handle("/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: f.coll,
+	mux.Handle("/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: f.client, Coll: f.coll,
 		Policy:     peoplePolicy,
 		BaseFilter: func(*http.Request) (bson.D, error) { return nil, &mongohttp.Error{Code: "no_status"} },
 	})).FindOne())
-	mux.Handle("/custom", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: f.coll,
+	mux.Handle("/custom", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: f.client, Coll: f.coll,
 		Policy: peoplePolicy,
 		BaseFilter: func(*http.Request) (bson.D, error) {
 			return nil, &mongohttp.Error{Status: 200, Code: "ok_but_not"}

@@ -204,9 +204,9 @@ func newBlog(t *testing.T, lookahead int) *blog {
 	}
 
 	posts := b.db.Collection("posts")
-	decl := mongohttp.Collection[bson.Raw]{Coll: posts, Policy: blogPolicy(b.db), Lookahead: lookahead}
-	typed := mongohttp.Collection[blogPost]{Coll: posts, Policy: blogPolicy(b.db), Lookahead: lookahead}
-	plain := mongohttp.Collection[bson.Raw]{Coll: posts, Policy: mongohttp.Policy{Hidden: []string{"draft"}}}
+	decl := mongohttp.Collection[bson.Raw]{Client: c, Coll: posts, Policy: blogPolicy(b.db), Lookahead: lookahead}
+	typed := mongohttp.Collection[blogPost]{Client: c, Coll: posts, Policy: blogPolicy(b.db), Lookahead: lookahead}
+	plain := mongohttp.Collection[bson.Raw]{Client: c, Coll: posts, Policy: mongohttp.Policy{Hidden: []string{"draft"}}}
 	// Authors in the scope of team0 only: the others are embedded as null.
 	scoped := blogPolicy(b.db)
 	author := scoped.Relations["author"]
@@ -218,7 +218,7 @@ func newBlog(t *testing.T, lookahead int) *blog {
 	mux.Handle("/posts/{id}", mongohttp.Must(mongohttp.New(decl)).FindOne())
 	mux.Handle("/typed", mongohttp.Must(mongohttp.New(typed)).Find())
 	mux.Handle("/plain", mongohttp.Must(mongohttp.New(plain)).Find())
-	mux.Handle("/scoped", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: posts, Policy: scoped})).Find())
+	mux.Handle("/scoped", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: posts, Policy: scoped})).Find())
 	b.srv = httptest.NewServer(mux)
 	t.Cleanup(b.srv.Close)
 	b.log.reset()

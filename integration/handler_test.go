@@ -74,6 +74,7 @@ func people(t *testing.T, coll *mongo.Collection, n int) []person {
 
 // fixture is a seeded collection served by Find and FindOne on a ServeMux.
 type fixture struct {
+	client    *mongohttp.Client
 	coll      *mongo.Collection
 	people    []person
 	srv       *httptest.Server
@@ -84,26 +85,26 @@ func newFixture(t *testing.T, n int) *fixture {
 	t.Helper()
 	c := connect(t, mongohttp.PoolConfig{})
 	coll := database(t, c).Collection("people")
-	f := &fixture{coll: coll, people: people(t, coll, n)}
+	f := &fixture{client: c, coll: coll, people: people(t, coll, n)}
 	mux := http.NewServeMux()
-	mux.Handle("/people", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: peoplePolicy})).Find())
-	mux.Handle("/typed", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Coll: coll, Policy: peoplePolicy})).Find())
-	mux.Handle("/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: peoplePolicy})).FindOne())
-	mux.Handle("/typed/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Coll: coll, Policy: peoplePolicy})).FindOne())
-	mux.Handle("/groups/{group}/people", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	mux.Handle("/people", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: peoplePolicy})).Find())
+	mux.Handle("/typed", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Client: c, Coll: coll, Policy: peoplePolicy})).Find())
+	mux.Handle("/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: peoplePolicy})).FindOne())
+	mux.Handle("/typed/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Client: c, Coll: coll, Policy: peoplePolicy})).FindOne())
+	mux.Handle("/groups/{group}/people", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy: peoplePolicy,
 		BaseFilter: func(r *http.Request) (bson.D, error) {
 			f.baseCalls.Add(1)
 			return bson.D{{Key: "group", Value: r.PathValue("group")}}, nil
 		},
 	})).Find())
-	mux.Handle("/groups/{group}/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	mux.Handle("/groups/{group}/people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy: peoplePolicy,
 		BaseFilter: func(r *http.Request) (bson.D, error) {
 			return bson.D{{Key: "group", Value: r.PathValue("group")}}, nil
 		},
 	})).FindOne())
-	mux.Handle("/shout", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Coll: coll,
+	mux.Handle("/shout", mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Client: c, Coll: coll,
 		Policy: peoplePolicy,
 		Transform: func(r *http.Request, p *person) error {
 			p.Name = strings.ToUpper(p.Name)

@@ -102,7 +102,7 @@ func observedService(t *testing.T, obs mongohttp.Observer, decl func(*mongohttp.
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	coll := database(t, c).Collection("people")
 	ps := people(t, coll, 12)
-	d := mongohttp.Collection[bson.Raw]{Coll: coll, Policy: peoplePolicy}
+	d := mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: peoplePolicy}
 	if decl != nil {
 		decl(&d)
 	}

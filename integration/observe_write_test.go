@@ -47,7 +47,8 @@ func TestObserveWrites(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: database(t, c).Collection("notes"), Policy: notesPolicy,
+		Client: c,
+		Coll:   database(t, c).Collection("notes"), Policy: notesPolicy,
 	}))
 	stats, err := res.Aggregate(mongohttp.Aggregation{Pipeline: mongo.Pipeline{{{Key: "$count", Value: "n"}}}})
 	if err != nil {

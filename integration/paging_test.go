@@ -261,7 +261,7 @@ func TestPagingAwkwardSortValues(t *testing.T) {
 	const n = 90
 	seedAwkward(t, coll, n)
 	var logs syncBuffer
-	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy:  awkwardPolicy,
 		Encoder: &bsonjson.Encoder{Format: bsonjson.FormatCanonical},
 		Logger:  slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -335,10 +335,10 @@ func TestPagingLargeDocuments(t *testing.T) {
 	policy := mongohttp.Policy{Sort: []string{"name"}, Filter: map[string]mongohttp.Type{"name": mongohttp.String}, MaxLimit: 1000}
 	canonical := &bsonjson.Encoder{Format: bsonjson.FormatCanonical}
 	mux := http.NewServeMux()
-	mux.Handle("/raw", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy, Encoder: canonical})).Find())
-	mux.Handle("/typed", mongohttp.Must(mongohttp.New(mongohttp.Collection[bigDoc]{Coll: coll, Policy: policy, Encoder: canonical})).Find())
-	mux.Handle("/small", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy, Encoder: canonical, Lookahead: 100 << 10})).Find())
-	mux.Handle("/huge", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: huge, Policy: policy, Encoder: canonical, Lookahead: 16 << 10})).Find())
+	mux.Handle("/raw", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: policy, Encoder: canonical})).Find())
+	mux.Handle("/typed", mongohttp.Must(mongohttp.New(mongohttp.Collection[bigDoc]{Client: c, Coll: coll, Policy: policy, Encoder: canonical})).Find())
+	mux.Handle("/small", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: policy, Encoder: canonical, Lookahead: 100 << 10})).Find())
+	mux.Handle("/huge", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: huge, Policy: policy, Encoder: canonical, Lookahead: 16 << 10})).Find())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -392,7 +392,7 @@ func TestPagingFailsRatherThanStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy:  mongohttp.Policy{Sort: []string{"name"}, MaxSkip: 5, CursorKey: []byte("0123456789abcdef-fail")},
 		Encoder: &bsonjson.Encoder{Format: bsonjson.FormatCanonical},
 		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
@@ -466,10 +466,15 @@ func newScopedService(t *testing.T, count []mongohttp.CountMode) *scopedService 
 		return bson.D{{Key: "author_id", Value: id}}, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("users"), Policy: policy})).Find())
-	mux.Handle("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("posts"), Policy: policy})).Find())
-	mux.Handle("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: db.Collection("posts"), Policy: policy, BaseFilter: author})).Find())
-	mux.Handle("/other/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: other.Collection("posts"), Policy: policy})).Find())
+	mux.Handle("/users", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: db.Collection("users"), Policy: policy})).Find())
+	mux.Handle("/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: db.Collection("posts"), Policy: policy})).Find())
+	mux.Handle("/users/{id}/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: db.Collection("posts"), Policy: policy, BaseFilter: author})).Find())
+	// Two policies alike but for their names, chosen by a header.
+	mux.Handle("/split/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: c, Coll: db.Collection("posts"), Policy: policy, Policies: map[string]mongohttp.Policy{"other": policy},
+		PolicyFor: func(r *http.Request) string { return r.Header.Get("X-Policy") }, Vary: []string{"X-Policy"},
+	})).Find())
+	mux.Handle("/other/posts", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: other.Collection("posts"), Policy: policy})).Find())
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -523,6 +528,55 @@ func TestTokensAreBoundToTheirHandler(t *testing.T) {
 			continue
 		}
 		checkProblem(t, r, "invalid_cursor")
+	}
+}
+
+// TestTokensAreBoundToTheirScope: handlers of one collection under one
+// policy that differ by their BaseFilter, or by the policy a request is
+// served under, do not take each other's tokens: 400 invalid_cursor. A
+// token keeps working in its own scope.
+func TestTokensAreBoundToTheirScope(t *testing.T) {
+	s := newScopedService(t, nil)
+	userA, userB := s.users[1].Hex(), s.users[2].Hex()
+	posts := afterOf(t, s.get(t, "/posts?sort=likes&limit=2"))
+	ofA := afterOf(t, s.get(t, "/users/"+userA+"/posts?sort=likes&limit=2"))
+	if r := s.get(t, "/users/"+userA+"/posts?sort=likes&limit=2&after="+ofA); r.status != 200 {
+		t.Fatalf("a user's token on its own scope: %d %s", r.status, r.body)
+	}
+	split := func(policy, query string) response {
+		req, _ := http.NewRequest("GET", s.srv.URL+"/split/posts?"+query, nil)
+		req.Header.Set("X-Policy", policy)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return response{resp.StatusCode, resp.Header, body}
+	}
+	underOther := afterOf(t, split("other", "sort=likes&limit=2"))
+	if r := split("other", "sort=likes&limit=2&after="+underOther); r.status != 200 {
+		t.Fatalf("a token under its own policy: %d %s", r.status, r.body)
+	}
+	for _, tt := range []struct {
+		name string
+		get  func() response
+	}{
+		{"/posts token on /users/{id}/posts", func() response { return s.get(t, "/users/"+userA+"/posts?sort=likes&after="+posts) }},
+		{"a user's token on /posts", func() response { return s.get(t, "/posts?sort=likes&after="+ofA) }},
+		{"a user's token on another user's posts", func() response { return s.get(t, "/users/"+userB+"/posts?sort=likes&after="+ofA) }},
+		{"another policy's token", func() response { return split("", "sort=likes&after="+underOther) }},
+		{"the default policy's token under another", func() response {
+			return split("other", "sort=likes&after="+afterOf(t, split("", "sort=likes&limit=2")))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.get()
+			if r.status != 400 {
+				t.Fatalf("status %d, want 400: %s", r.status, r.body)
+			}
+			checkProblem(t, r, "invalid_cursor")
+		})
 	}
 }
 
@@ -656,7 +710,7 @@ func mustEscapedPath(t *testing.T, p string) string {
 // still lead back to the same server and path.
 func TestNextLinkNeverNamesAnotherHost(t *testing.T) {
 	f := newFixture(t, 6)
-	h := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: f.coll, Policy: peoplePolicy})).Find()
+	h := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: f.client, Coll: f.coll, Policy: peoplePolicy})).Find()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for _, path := range []string{"//evil.example/p", "///evil.example", "/%2F%2Fevil.example"} {
@@ -709,7 +763,7 @@ func TestMaxQueryBytesNeverRefusesItsLinks(t *testing.T) {
 	if _, err := coll.InsertMany(context.Background(), docs); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	srv := httptest.NewServer(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		Policy: mongohttp.Policy{Sort: []string{"name"}, Filter: map[string]mongohttp.Type{"name": mongohttp.String}, MaxQueryBytes: 48},
 	})).Find())
 	defer srv.Close()

@@ -138,7 +138,8 @@ func (s *scenario) serve(coll *mongo.Collection, maxTime time.Duration, lookahea
 	// No admission bound: these scenarios test what the driver's pool and
 	// the server do with every request let through.
 	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: coll, Policy: p, MaxTime: maxTime, Lookahead: lookahead, Admission: mongohttp.Admission{MaxActive: -1},
+		Client: s.client,
+		Coll:   coll, Policy: p, MaxTime: maxTime, Lookahead: lookahead, Admission: mongohttp.Admission{MaxActive: -1},
 	}))
 	mux := http.NewServeMux()
 	mux.Handle("/docs", res.Find())

@@ -36,10 +36,10 @@ func TestReadConcernReachesTheServer(t *testing.T) {
 	insertDocs(t, coll, 3, 1)
 
 	mux := http.NewServeMux()
-	mux.Handle("/docs", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll,
+	mux.Handle("/docs", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll,
 		ReadConcern: readconcern.Local(), ReadPreference: readpref.PrimaryPreferred(),
 	})).Find())
-	mux.Handle("/docs/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, ReadConcern: readconcern.Local()})).FindOne())
+	mux.Handle("/docs/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, ReadConcern: readconcern.Local()})).FindOne())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

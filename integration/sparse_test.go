@@ -29,9 +29,9 @@ func TestTypedServesSparseDocumentsAsRaw(t *testing.T) {
 	if _, err := coll.InsertMany(context.Background(), docs); err != nil {
 		t.Fatal(err)
 	}
-	raw := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: peoplePolicy}))
-	typed := mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Coll: coll, Policy: peoplePolicy}))
-	shout := mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Coll: coll, Policy: peoplePolicy,
+	raw := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: peoplePolicy}))
+	typed := mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Client: c, Coll: coll, Policy: peoplePolicy}))
+	shout := mongohttp.Must(mongohttp.New(mongohttp.Collection[person]{Client: c, Coll: coll, Policy: peoplePolicy,
 		Transform: func(r *http.Request, p *person) error {
 			if p.Group == "" {
 				p.Group = "none" // set by the service: kept although the document lacks it

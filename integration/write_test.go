@@ -57,6 +57,7 @@ func newWriteFixture(t *testing.T, tweak func(*mongohttp.Collection[note])) *wri
 	c := connect(t, mongohttp.PoolConfig{})
 	coll := database(t, c).Collection("notes")
 	decl := mongohttp.Collection[note]{
+		Client: c,
 		Coll:   coll,
 		Policy: notesPolicy,
 		// No admission bound: the concurrency tests are about writes, and
@@ -697,7 +698,8 @@ func TestWriteClaims(t *testing.T) {
 		})
 	}
 	// A mode out of range is refused by New.
-	_, err := mongohttp.New(mongohttp.Collection[note]{Coll: database(t, connect(t, mongohttp.PoolConfig{})).Collection("x"), WriteClaims: 7})
+	c := connect(t, mongohttp.PoolConfig{})
+	_, err := mongohttp.New(mongohttp.Collection[note]{Client: c, Coll: database(t, c).Collection("x"), WriteClaims: 7})
 	if err == nil || !strings.Contains(err.Error(), "WriteClaims") {
 		t.Fatalf("New with WriteClaims 7: %v", err)
 	}

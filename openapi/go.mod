@@ -2,11 +2,9 @@ module github.com/mongohttp/mongohttp/openapi
 
 go 1.26.0
 
-replace github.com/mongohttp/mongohttp => ../
-
 require (
 	github.com/getkin/kin-openapi v0.153.0
-	github.com/mongohttp/mongohttp v0.0.0-00010101000000-000000000000
+	github.com/mongohttp/mongohttp v0.1.0
 	github.com/pb33f/libopenapi v0.42.4
 	github.com/pb33f/libopenapi-validator v0.16.2
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3

@@ -76,9 +76,9 @@ func richService(t *testing.T, quick bool) (string, []byte) {
 	if quick {
 		maxTime = time.Nanosecond
 	}
-	accounts := mongohttp.Must(mongohttp.New(mongohttp.Collection[account]{Coll: users, Policy: richPolicy, MaxTime: maxTime,
+	accounts := mongohttp.Must(mongohttp.New(mongohttp.Collection[account]{Client: client, Coll: users, Policy: richPolicy, MaxTime: maxTime,
 		Encoder: &bsonjson.Encoder{Int64AsString: true}}))
-	raw := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: users, Policy: richPolicy, MaxTime: maxTime,
+	raw := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: users, Policy: richPolicy, MaxTime: maxTime,
 		CacheControl: "private, max-age=60"}))
 	api := &mongohttp.API{Title: "accounts", Version: "2"}
 	mux := http.NewServeMux()

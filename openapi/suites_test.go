@@ -253,11 +253,11 @@ func TestCheckerRefusesWrongAnswers(t *testing.T) {
 	if !v.accepted() {
 		t.Fatalf("/users?limit=1: %s", v)
 	}
-	page := http.Header{"Content-Type": {"application/json"}}
+	page := http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"0123456789abcdef"}}
 	if errs := c.answerErrors(v.input, 200, page, []byte(`[{"_id":"5feee5b37448184aad5332d6","age":30}]`)); len(errs) > 0 {
 		t.Fatalf("a right answer is refused: %v", errs)
 	}
-	problem := http.Header{"Content-Type": {"application/problem+json"}}
+	problem := http.Header{"Content-Type": {"application/problem+json"}, "X-Request-Id": {"0123456789abcdef"}}
 	for name, answer := range map[string]struct {
 		status int
 		header http.Header

@@ -10,25 +10,82 @@ cd "$(dirname "$0")/.."
 
 staticcheck="honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 fuzztime="${FUZZTIME:-10s}"
-modules=(.)
-# openapi/ checks the example's OpenAPI document against its end-to-end,
-# hostile, write and generated-client suites.
-for m in integration otelmongohttp example openapi; do
-	[ -f "$m/go.mod" ] && modules+=("$m")
-done
+. scripts/modules.sh
+# Every module of the workspace (go.work): the library modules, and
+# integration/, example/, openapi/ (which checks the example's OpenAPI
+# document against its end-to-end, hostile, write and generated-client
+# suites) and the modproxy tool.
+mapfile -t modules < <(module_dirs)
 
 step() { printf '\n== %s\n' "$*"; }
 
+# test_only matches the modules only tests, the example or the checks use:
+# none may reach a user's build list.
+test_only='ferretdb|sqlite|modernc\.org|go-chi|gorilla|libopenapi|kin-openapi|oapi-codegen|jsonschema|github\.com/mongohttp/mongohttp/(integration|example|openapi|scripts)'
+
 step "root module requires only the driver"
-direct=$(go list -m -f '{{if and (not .Main) (not .Indirect)}}{{.Path}}{{end}}' all)
+# Outside the workspace: its build list is then the root module's alone.
+direct=$(GOWORK=off go list -m -f '{{if and (not .Main) (not .Indirect)}}{{.Path}}{{end}}' all)
 if [ "$direct" != "go.mongodb.org/mongo-driver/v2" ]; then
 	echo "the root module must require only the driver; it requires: $direct" >&2
 	exit 1
 fi
-if go list -m all | grep -i -E 'ferretdb|go-chi|gorilla'; then
+if GOWORK=off go list -m all | grep -i -E "$test_only"; then
 	echo "test servers and routers belong in nested modules, not the root build list" >&2
 	exit 1
 fi
+
+step "library modules install from a module proxy as tagged"
+# Publishes the library modules of the checkout at the release version into
+# a file-based module proxy, then does what a user does: go get them into an
+# empty module that asks for Go 1.25, build a program importing every
+# public package (as go list finds them in what was downloaded), and check
+# its build list: no module that only tests and examples need, and no
+# module that needs a newer Go.
+(
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	local_proxy "$tmp" >"$tmp/published"
+	mapfile -t published <"$tmp/published"
+	for m in $(library_module_dirs); do
+		v=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$m/go.mod")
+		case "$v" in
+		1.2[0-5] | 1.2[0-5].*) ;;
+		*)
+			echo "$m/go.mod asks for go $v: library modules ask for go 1.25 at most" >&2
+			exit 1
+			;;
+		esac
+	done
+	mkdir "$tmp/user"
+	cd "$tmp/user"
+	printf 'module example.com/user\n\ngo 1.25.0\n' >go.mod
+	GOTOOLCHAIN=local go get "${published[@]}"
+	go list -f '{{if and .GoFiles (ne .Name "main")}}{{.ImportPath}}{{end}}' \
+		$(printf '%s/... ' "${published[@]%@*}") >"$tmp/packages"
+	mapfile -t pkgs < <(grep -v -E '/internal(/|$)' "$tmp/packages")
+	if [ "${#pkgs[@]}" -eq 0 ]; then
+		echo "go list found no public package in ${published[*]}" >&2
+		exit 1
+	fi
+	{
+		printf 'package main\n\nimport (\n'
+		printf '\t_ "%s"\n' "${pkgs[@]}"
+		printf ')\n\nfunc main() {}\n'
+	} >main.go
+	echo "importing: ${pkgs[*]}"
+	GOTOOLCHAIN=local go build -o /dev/null .
+	if ! grep -q -x 'go 1\.25\(\.[0-9]*\)\?' go.mod; then
+		echo "installing the library raised the user's go line:" >&2
+		grep '^go ' go.mod >&2
+		go list -m -f '{{if .GoVersion}}{{.Path}} {{.Version}} needs go {{.GoVersion}}{{end}}' all | grep -v -E 'needs go 1\.([0-9]|1[0-9]|2[0-5])(\.|$)' >&2
+		exit 1
+	fi
+	if go list -m all | grep -i -E "$test_only"; then
+		echo "a user's build list holds the modules above, which only tests and examples need" >&2
+		exit 1
+	fi
+)
 
 for m in "${modules[@]}"; do
 	step "module $m: gofmt, vet, staticcheck"

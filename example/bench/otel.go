@@ -83,7 +83,7 @@ func otelRoutes(ctx context.Context, mux *http.ServeMux, sc serveConfig, policy 
 		_ = closeAll(ctx)
 		return nil, fmt.Errorf("observed client: %w", err)
 	}
-	rawReads(client.Database(sc.Database), sc, policy, maxTime, admission, func(pattern string, h http.Handler) {
+	rawReads(client, sc, policy, maxTime, admission, func(pattern string, h http.Handler) {
 		mux.Handle("GET /"+variantOtel+pattern, h)
 	})
 	return closeAll, nil
@@ -118,7 +118,7 @@ func otelHTTPRoutes(ctx context.Context, mux *http.ServeMux, sc serveConfig, pol
 		_ = closeAll(ctx)
 		return nil, fmt.Errorf("instrumented client: %w", err)
 	}
-	rawReads(client.Database(sc.Database), sc, policy, maxTime, admission, func(pattern string, h http.Handler) {
+	rawReads(client, sc, policy, maxTime, admission, func(pattern string, h http.Handler) {
 		mux.Handle("GET /"+variantOtelHTTP+pattern, otelhttp.NewHandler(h, "GET "+pattern,
 			otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp)))
 	})

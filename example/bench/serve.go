@@ -140,11 +140,11 @@ func newServeHandler(ctx context.Context, sc serveConfig) (http.Handler, func(),
 
 	mux := http.NewServeMux()
 	for _, name := range sc.PageColls {
-		mux.Handle("GET /"+variantStruct+"/page/"+name, mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(name), Policy: policy, MaxTime: maxTime, Admission: admission})).Find())
+		mux.Handle("GET /"+variantStruct+"/page/"+name, mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Client: mh, Coll: mdb.Collection(name), Policy: policy, MaxTime: maxTime, Admission: admission})).Find())
 		mux.Handle("GET /"+variantHand+"/page/"+name, handFind(hdb.Collection(name), sc.MaxLimit))
 	}
-	rawReads(mdb, sc, policy, maxTime, admission, func(pattern string, h http.Handler) { mux.Handle("GET /"+variantRaw+pattern, h) })
-	mux.Handle("GET /"+variantStruct+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime, Admission: admission})).FindOne())
+	rawReads(mh, sc, policy, maxTime, admission, func(pattern string, h http.Handler) { mux.Handle("GET /"+variantRaw+pattern, h) })
+	mux.Handle("GET /"+variantStruct+"/users/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Client: mh, Coll: mdb.Collection(sc.FindOneColl), Policy: policy, MaxTime: maxTime, Admission: admission})).FindOne())
 	mux.Handle("GET /"+variantHand+"/users/{id}", handFindOne(hdb.Collection(sc.FindOneColl)))
 	for _, routes := range []func(context.Context, *http.ServeMux, serveConfig, mongohttp.Policy, time.Duration, mongohttp.Admission) (func(context.Context) error, error){
 		otelRoutes, otelHTTPRoutes,
@@ -165,10 +165,10 @@ func newServeHandler(ctx context.Context, sc serveConfig) (http.Handler, func(),
 
 	st := &serveStats{}
 	for _, name := range sc.ExportColls {
-		mux.Handle("GET /"+variantRaw+"/export/"+name, st.sampled(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(name), Policy: exportPolicy, Lookahead: exportLookahead, MaxTime: maxTime, Admission: admission})).Find()))
+		mux.Handle("GET /"+variantRaw+"/export/"+name, st.sampled(mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: mh, Coll: mdb.Collection(name), Policy: exportPolicy, Lookahead: exportLookahead, MaxTime: maxTime, Admission: admission})).Find()))
 		mux.Handle("GET /"+variantHand+"/export/"+name, st.sampled(handExport(hdb.Collection(name), sc.ExportLimit)))
 	}
-	routeWrites(mux, mdb, hdb, st, maxTime, admission)
+	routeWrites(mux, mh, mdb, hdb, st, maxTime, admission)
 
 	mux.HandleFunc("GET /_stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -393,12 +393,13 @@ func (s *serveStats) sampled(h http.Handler) http.Handler {
 	})
 }
 
-// rawReads makes variantRaw's read handlers on db, pages of each of
+// rawReads makes variantRaw's read handlers on client, pages of each of
 // pageColls and documents of findOneColl, and passes each to handle with
 // its route below the variant's prefix.
-func rawReads(db *mongo.Database, sc serveConfig, policy mongohttp.Policy, maxTime time.Duration, admission mongohttp.Admission, handle func(pattern string, h http.Handler)) {
+func rawReads(client *mongohttp.Client, sc serveConfig, policy mongohttp.Policy, maxTime time.Duration, admission mongohttp.Admission, handle func(pattern string, h http.Handler)) {
+	db := client.Database(sc.Database)
 	decl := func(coll string) mongohttp.Collection[bson.Raw] {
-		return mongohttp.Collection[bson.Raw]{Coll: db.Collection(coll), Policy: policy, MaxTime: maxTime, Admission: admission}
+		return mongohttp.Collection[bson.Raw]{Client: client, Coll: db.Collection(coll), Policy: policy, MaxTime: maxTime, Admission: admission}
 	}
 	for _, name := range sc.PageColls {
 		handle("/page/"+name, mongohttp.Must(mongohttp.New(decl(name))).Find())

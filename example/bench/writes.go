@@ -72,13 +72,13 @@ var writePolicy = mongohttp.Policy{
 // routeWrites adds the write routes of every variant to mux, with the
 // reads' time limit and admission; the bulk inserts are sampled for their
 // peak heap.
-func routeWrites(mux *http.ServeMux, mdb, hdb *mongo.Database, st *serveStats, maxTime time.Duration, admission mongohttp.Admission) {
+func routeWrites(mux *http.ServeMux, mh *mongohttp.Client, mdb, hdb *mongo.Database, st *serveStats, maxTime time.Duration, admission mongohttp.Admission) {
 	raw := func(kind string) *mongohttp.Resource[bson.Raw] {
-		return mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: mdb.Collection(writeColl(kind, variantRaw)),
+		return mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: mh, Coll: mdb.Collection(writeColl(kind, variantRaw)),
 			Policy: writePolicy, MaxTime: maxTime, Admission: admission}))
 	}
 	typed := func(kind string) *mongohttp.Resource[User] {
-		return mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Coll: mdb.Collection(writeColl(kind, variantStruct)),
+		return mongohttp.Must(mongohttp.New(mongohttp.Collection[User]{Client: mh, Coll: mdb.Collection(writeColl(kind, variantStruct)),
 			Policy: writePolicy, MaxTime: maxTime, Admission: admission}))
 	}
 	mux.Handle("POST /"+variantRaw+"/inserts", raw(writeInsert).Insert())

@@ -206,7 +206,7 @@ func TestPrometheusScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /people", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy})).Find())
+	mux.Handle("GET /people", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Policy: policy})).Find())
 	mux.Handle("GET /metrics", metricsHandler)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

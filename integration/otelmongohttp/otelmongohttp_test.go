@@ -103,7 +103,7 @@ func newService(t *testing.T, wrap func(http.Handler, trace.TracerProvider, *sdk
 			t.Fatal(err)
 		}
 	}
-	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: s.coll, Policy: policy}))
+	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: s.client, Coll: s.coll, Policy: policy}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /people", res.Find())
 	mux.Handle("GET /people/{id}", res.FindOne())
@@ -313,7 +313,8 @@ func TestSpansFormATree(t *testing.T) {
 func TestServerErrorSpan(t *testing.T) {
 	s := newService(t, nil)
 	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: s.coll, Policy: policy, MaxTime: time.Nanosecond, // every query runs out of time
+		Client: s.client,
+		Coll:   s.coll, Policy: policy, MaxTime: time.Nanosecond, // every query runs out of time
 		Logger: discardLogger(),
 	}))
 	mux := http.NewServeMux()
@@ -391,13 +392,14 @@ func TestBatchEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll := testserver.Database(t, connect(t, obs, nil).Mongo()).Collection("people")
+	client := connect(t, obs, nil)
+	coll := testserver.Database(t, client.Mongo()).Collection("people")
 	id := bson.NewObjectID()
 	if _, err := coll.InsertOne(context.Background(), bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "p"}}); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: coll, Policy: policy})).FindOne())
+	mux.Handle("GET /people/{id}", mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Policy: policy})).FindOne())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
