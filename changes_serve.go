@@ -68,6 +68,7 @@ func (qp *QueryParser) parseFeed(rawQuery string) (feedParams, error) {
 }
 
 func (h *feedHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setRequestID(w, r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET", clip(r.Method)))
