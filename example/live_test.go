@@ -12,11 +12,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -77,7 +79,12 @@ func openChromium(t *testing.T, target string) *cdpConn {
 	if err != nil {
 		t.Fatal("chromium is not installed (scripts/test.sh installs Debian's chromium package): ", err)
 	}
-	profile := t.TempDir()
+	// Not t.TempDir: Chromium's helper processes may still be writing the
+	// profile for a moment after they are killed, which fails its removal.
+	profile, err := os.MkdirTemp("", "live-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir="+profile, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", target)
@@ -85,12 +92,25 @@ func openChromium(t *testing.T, target string) *cdpConn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its own process group, so that the helpers it forks die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		for i := 0; ; i++ {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if i == 50 {
+				t.Logf("the Chromium profile is left behind: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	found := make(chan string, 1)
 	go func() {
