@@ -3,7 +3,6 @@ package mongohttp
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -45,10 +44,6 @@ const (
 	DefaultClientMaxActive = 64
 	DefaultMaxWait         = time.Second
 )
-
-// ErrOverloaded is answered when a handler or its client has as many
-// requests running and waiting as its Admission allows.
-var ErrOverloaded = &Error{Status: http.StatusServiceUnavailable, Code: "overloaded", Title: "Too many requests in progress"}
 
 func (a Admission) check() error {
 	if a.MaxWait < 0 {

@@ -3,21 +3,12 @@ package mongohttp
 import (
 	"fmt"
 	"math"
-	"net/http"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/mongohttp/mongohttp/internal/jsonlex"
 	"go.mongodb.org/mongo-driver/v2/bson"
-)
-
-// Errors of request bodies.
-var (
-	ErrInvalidBody          = &Error{Status: http.StatusBadRequest, Code: "invalid_body", Title: "Invalid request body"}
-	ErrBodyTooLarge         = &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request body too large"}
-	ErrUnsupportedMediaType = &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Title: "Unsupported media type"}
-	ErrValidation           = &Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed", Title: "Validation failed"}
 )
 
 // FieldError is one failing field of a 422 "validation_failed" answer.
@@ -71,6 +62,9 @@ type bodyDecoder struct {
 	patch bool // null removes a field (RFC 7396)
 	errs  []FieldError
 	depth int
+	// probes counts the key comparisons and look-ups of duplicate
+	// detection, so that a test can check they grow linearly.
+	probes int
 	// at locates the value being read: its JSON pointer is built from it
 	// only when a field fails, so that valid bodies build none.
 	at []pointerStep
@@ -84,10 +78,15 @@ type pointerStep struct {
 }
 
 // decodeBody decodes a request body. Syntax errors are ErrInvalidBody
-// (400) with the byte offset; fields that break the write policy are a
-// *ValidationError (422).
+// (400) with the byte offset; fields that break the write policy or its
+// constraints are a *ValidationError (422), returned with the fields that
+// do not.
 func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
 	d := &bodyDecoder{w: w, lex: jsonlex.New(data, w.keys), patch: patch}
+	return d.decode()
+}
+
+func (d *bodyDecoder) decode() (bson.D, error) {
 	tok, err := d.token()
 	if err != nil {
 		return nil, err
@@ -103,7 +102,9 @@ func (w writeSchema) decodeBody(data []byte, patch bool) (bson.D, error) {
 		return nil, ErrInvalidBody.Detailf("the body has data after its JSON object, at byte %d", d.lex.Offset())
 	}
 	if len(d.errs) > 0 {
-		return nil, &ValidationError{Fields: d.errs}
+		// The valid part is returned too, for checks that add to the
+		// errors (conflictsWithScope).
+		return doc, &ValidationError{Fields: d.errs}
 	}
 	return doc, nil
 }
@@ -117,10 +118,20 @@ func bodySyntaxError(err error) error {
 	return ErrInvalidBody.Detailf("the body is not valid JSON: %s at byte %d", se.Error(), se.Offset)
 }
 
+// full reports whether the body has as many field errors as are kept.
+func (d *bodyDecoder) full() bool { return len(d.errs) >= maxBodyErrors }
+
 // fail records a field error at the value being read.
 func (d *bodyDecoder) fail(code, format string, args ...any) {
 	if len(d.errs) < maxBodyErrors {
-		d.errs = append(d.errs, FieldError{Pointer: d.pointer(), Code: code, Detail: fmt.Sprintf(format, args...)})
+		d.failAt(d.pointer(), code, format, args...)
+	}
+}
+
+// failAt records a field error at pointer.
+func (d *bodyDecoder) failAt(pointer, code, format string, args ...any) {
+	if len(d.errs) < maxBodyErrors {
+		d.errs = append(d.errs, FieldError{Pointer: pointer, Code: code, Detail: fmt.Sprintf(format, args...)})
 	}
 }
 
@@ -163,18 +174,34 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 	}
 	defer func() { d.depth-- }()
 	out := make(bson.D, 0, 8)
-	var seenBuf [16]string
-	seen := seenBuf[:0]
+	var seenBuf [smallKeySet]string
+	seen := keySet{small: seenBuf[:0]}
+	var required []requiredChild // the members still to be seen
+	if !d.patch {
+		required = d.w.required[prefix]
+	}
+	var presentBuf [8]bool
+	present := presentBuf[:0]
+	if len(required) > 0 {
+		present = append(present, make([]bool, len(required))...)
+	}
 	for d.lex.More() {
 		tok, err := d.token()
 		if err != nil {
 			return nil, err
 		}
 		key := tok.Text // the lexer returns object keys as strings
-		if containsString(seen, key) {
+		if !seen.add(key) {
 			return nil, ErrInvalidBody.Detailf("the body has key %s twice in one object, before byte %d", clip(key), d.lex.Offset())
 		}
-		seen = append(seen, key)
+		d.probes += seen.probes
+		seen.probes = 0
+		// The policy bounds required, not the body.
+		for i, c := range required {
+			if c.key == key {
+				present[i] = true
+			}
+		}
 		path := key
 		if prefix != "" {
 			path = d.path(prefix, key)
@@ -190,7 +217,9 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 		case d.w.objects[path]:
 			v, err = d.nested(path)
 		default:
-			d.fail("not_writable", "field %s may not be written; writable: %s", clip(path), nameList(d.w.names))
+			if !d.full() { // the list of names is built only for an error that is kept
+				d.fail("not_writable", "field %s may not be written; writable: %s", clip(path), nameList(d.w.names))
+			}
 			err = d.skip()
 		}
 		d.at = d.at[:len(d.at)-1]
@@ -201,8 +230,28 @@ func (d *bodyDecoder) object(prefix string) (bson.D, error) {
 			out = append(out, bson.E{Key: key, Value: v})
 		}
 	}
+	for i, c := range required {
+		if !present[i] {
+			for _, leaf := range c.leaves {
+				d.failAt(d.pointer()+leafPointer(leaf, prefix), "required", "field %s is required", clip(leaf))
+			}
+		}
+	}
 	_, err := d.token() // '}'
 	return out, err
+}
+
+// leafPointer is the JSON pointer of path relative to the object at prefix.
+func leafPointer(path, prefix string) string {
+	if prefix != "" {
+		path = path[len(prefix)+1:]
+	}
+	var b strings.Builder
+	for seg := range strings.SplitSeq(path, ".") {
+		b.WriteByte('/')
+		b.WriteString(pointerEscape(seg))
+	}
+	return b.String()
 }
 
 // path joins prefix and key, as the schema's own string when it has it.
@@ -215,13 +264,44 @@ func (d *bodyDecoder) path(prefix, key string) string {
 	return string(p)
 }
 
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// smallKeySet is how many keys of one object keySet compares one by one
+// before it moves them into a map: most objects are smaller, and need no
+// map, while the cost of a large one stays linear in its keys.
+const smallKeySet = 16
+
+// keySet holds the keys of one object, to refuse a key given twice.
+type keySet struct {
+	small  []string
+	large  map[string]struct{}
+	probes int // comparisons and look-ups made, for the tests of cost
+}
+
+// add adds key and reports whether it was new.
+func (s *keySet) add(key string) bool {
+	if s.large != nil {
+		s.probes++
+		if _, dup := s.large[key]; dup {
+			return false
+		}
+		s.large[key] = struct{}{}
+		return true
+	}
+	for _, x := range s.small {
+		s.probes++
+		if x == key {
+			return false
 		}
 	}
-	return false
+	if len(s.small) < smallKeySet {
+		s.small = append(s.small, key)
+		return true
+	}
+	s.large = make(map[string]struct{}, 2*smallKeySet)
+	for _, x := range s.small {
+		s.large[x] = struct{}{}
+	}
+	s.large[key] = struct{}{}
+	return true
 }
 
 // nested reads the value of an object that holds writable fields.
@@ -234,10 +314,20 @@ func (d *bodyDecoder) nested(path string) (any, error) {
 	case tok.Kind == jsonlex.ObjectStart:
 		return d.object(path)
 	case tok.Kind == jsonlex.Null && d.patch:
-		return remove{}, nil
+		return d.removal(path), nil
 	}
 	d.fail("invalid_type", "field %s takes an object", clip(path))
 	return nil, d.skipAfter(tok)
+}
+
+// removal is a merge patch's null at path: remove{}, or nil and a field
+// error when it would remove a required field.
+func (d *bodyDecoder) removal(path string) any {
+	if d.w.requiredUnder(path) {
+		d.fail("required", "field %s is required: it cannot be removed", clip(path))
+		return nil
+	}
+	return remove{}
 }
 
 // leaf reads the value of a writable field and converts it to typ. It
@@ -248,7 +338,7 @@ func (d *bodyDecoder) leaf(path string, typ Type) (any, error) {
 		return nil, err
 	}
 	if tok.Kind == jsonlex.Null && d.patch {
-		return remove{}, nil
+		return d.removal(path), nil
 	}
 	elem, isArray := typ.elem()
 	if !isArray {
@@ -287,8 +377,20 @@ func (d *bodyDecoder) leaf(path string, typ Type) (any, error) {
 	return arr, nil
 }
 
-// scalar converts one JSON value, whose first token is tok, to typ.
+// scalar converts one JSON value, whose first token is tok, to typ, and
+// checks it against the field's constraints.
 func (d *bodyDecoder) scalar(path string, typ Type, tok jsonlex.Token) (any, error) {
+	v, err := d.convert(path, typ, tok)
+	if v != nil && err == nil && d.w.rules != nil {
+		if r := d.w.rules[path]; r != nil {
+			r.check(d, path, v)
+		}
+	}
+	return v, err
+}
+
+// convert converts one JSON value, whose first token is tok, to typ.
+func (d *bodyDecoder) convert(path string, typ Type, tok jsonlex.Token) (any, error) {
 	bad := func(code string) (any, error) {
 		d.fail(code, "field %s takes %s", clip(path), typ.expects())
 		return nil, d.skipAfter(tok)
@@ -320,13 +422,18 @@ func (d *bodyDecoder) scalar(path string, typ Type, tok jsonlex.Token) (any, err
 	case jsonlex.Number:
 		switch typ {
 		case Int:
-			if n, ok := parseIntNumber(tok.Text); ok {
-				if n >= math.MinInt32 && n <= math.MaxInt32 {
-					return int32(n), nil
-				}
-				return n, nil
+			n, ok := parseIntNumber(tok.Text)
+			if !ok {
+				return bad("invalid_value")
 			}
-			return bad("invalid_value")
+			if r := d.w.intRange(path); n < r.lo || n > r.hi {
+				d.fail("invalid_value", "field %s takes an integer from %d to %d", clip(path), r.lo, r.hi)
+				return nil, nil
+			}
+			if n >= math.MinInt32 && n <= math.MaxInt32 {
+				return int32(n), nil
+			}
+			return n, nil
 		case Float:
 			if f, err := strconv.ParseFloat(tok.Text, 64); err == nil && finite(f) {
 				return f, nil
@@ -341,18 +448,52 @@ func (d *bodyDecoder) scalar(path string, typ Type, tok jsonlex.Token) (any, err
 	return bad("invalid_type")
 }
 
-// parseIntNumber accepts a JSON number with an integral value that fits in
-// an int64: 42, -7, 1e3, 3.0.
+// parseIntNumber reads a JSON number whose value is exactly an integer
+// that fits in an int64: 42, -7, 1e3, 3.0, 9007199254740993.0. It works on
+// the decimal text, not through a double, so that 1.5, 1e-400 (which a
+// double rounds to 0) and 9007199254740993.5 are not integers, and
+// 9007199254740993.0 is not read as …992.
 func parseIntNumber(n string) (int64, bool) {
 	if i, err := strconv.ParseInt(n, 10, 64); err == nil {
 		return i, true
 	}
-	f, err := strconv.ParseFloat(n, 64)
-	if err != nil || f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
+	neg := strings.HasPrefix(n, "-")
+	n = strings.TrimPrefix(n, "-")
+	mant, exp, hasExp := strings.Cut(n, "e")
+	if !hasExp {
+		mant, exp, hasExp = strings.Cut(n, "E")
+	}
+	whole, frac, _ := strings.Cut(mant, ".")
+	e := 0
+	if hasExp {
+		x, err := strconv.Atoi(exp) // "+5", "-400"
+		if err != nil {
+			// Too many digits for an int: an integer only if every digit
+			// is 0, a case not worth a path of its own.
+			return 0, false
+		}
+		e = x
+	}
+	digits := strings.TrimLeft(whole+frac, "0")
+	e -= len(frac)
+	if digits == "" {
+		return 0, whole+frac != "" && !strings.ContainsFunc(whole+frac, notDigit)
+	}
+	for strings.HasSuffix(digits, "0") {
+		digits, e = digits[:len(digits)-1], e+1
+	}
+	if e < 0 || len(digits)+e > 19 || strings.ContainsFunc(digits, notDigit) {
 		return 0, false
 	}
-	return int64(f), true
+	text := digits + strings.Repeat("0", e)
+	if neg {
+		text = "-" + text
+	}
+	i, err := strconv.ParseInt(text, 10, 64)
+	return i, err == nil
 }
+
+func notDigit(r rune) bool { return r < '0' || r > '9' }
 
 // wrapped reads {"$oid": "…"} or {"$date": …}, whose '{' was read.
 func (d *bodyDecoder) wrapped(path string, typ Type) (any, error) {

@@ -3,10 +3,14 @@ package mongohttp
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 
+	"github.com/mongohttp/mongohttp/internal/jsonlex"
 	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -38,7 +42,15 @@ func TestDecodeBody(t *testing.T) {
 	}{
 		{"types", `{"title":"x","n":3,"f":1.5,"ok":true,"when":"2024-05-01","ref":"` + oid + `"}`, false,
 			`{"title":"x","n":{"$numberInt":"3"},"f":{"$numberDouble":"1.5"},"ok":true,"when":{"$date":{"$numberLong":"1714521600000"}},"ref":{"$oid":"` + oid + `"}}`, ""},
-		{"big int is int64", `{"n":9007199254740993}`, false, `{"n":{"$numberLong":"9007199254740993"}}`, ""},
+		{"big int is int64", `{"n":9007199254740991}`, false, `{"n":{"$numberLong":"9007199254740991"}}`, ""},
+		{"exact past a double", `{"n":-9007199254740.9910e3}`, false, `{"n":{"$numberLong":"-9007199254740991"}}`, ""},
+		{"exponent", `{"n":12E+2}`, false, `{"n":{"$numberInt":"1200"}}`, ""},
+		{"zero with a tiny exponent", `{"n":0.0e-400}`, false, `{"n":{"$numberInt":"0"}}`, ""},
+		{"beyond the safe integers", `{"n":9007199254740993}`, false, "", "invalid_value"},
+		{"beyond the safe integers, as a fraction", `{"n":9007199254740992.0}`, false, "", "invalid_value"},
+		{"underflow", `{"n":1e-400}`, false, "", "invalid_value"},
+		{"fraction a double rounds", `{"n":1.0000000000000000001}`, false, "", "invalid_value"},
+		{"huge exponent", `{"n":1e999999999999999999999}`, false, "", "invalid_value"},
 		{"integral float is int", `{"n":3.0}`, false, `{"n":{"$numberInt":"3"}}`, ""},
 		{"wrapped", `{"ref":{"$oid":"` + oid + `"},"when":{"$date":0}}`, false,
 			`{"ref":{"$oid":"` + oid + `"},"when":{"$date":{"$numberLong":"0"}}}`, ""},
@@ -134,6 +146,8 @@ func FuzzDecodeBody(f *testing.F) {
 		`{"ref":{"$oid":"65f0a1b2c3d4e5f6a7b8c9d0"},"when":{"$date":"2024-01-01"}}`,
 		`{"n":1e3,"f":-0.5,"ok":false,"a":{"x":null}}`,
 		`{"zzz":[{"$where":1}],"title":"x","title":"y"}`,
+		`{"title":"\ud800"}`, `{"title":"\udc00\ud800"}`, `{"title":"\\ud800\ufffd"}`, "{\"title\":\"\xed\xa0\x80\"}",
+		"{\"title\":\"\xff\"}", "{\"tags\":[\"a\xc3\"]}", "{\"\xc0\xaf\":1}",
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
@@ -179,7 +193,16 @@ func checkSyntaxVerdict(t *testing.T, body string, err error) {
 		}
 		return
 	}
+	// encoding/json takes strings that are not text, as U+FFFD; the
+	// decoder refuses them, and only them, for that reason.
+	text := !notText(body)
+	if !text && !isSyntax {
+		t.Fatalf("%q is not UTF-8 text, but decoding gave %v", body, err)
+	}
 	if isSyntax {
+		if !text && strings.Contains(e.Detail, "UTF-8") {
+			return
+		}
 		for _, limit := range []string{"must be a JSON object", "twice", "nested more than"} {
 			if strings.Contains(e.Detail, limit) {
 				return
@@ -188,6 +211,37 @@ func checkSyntaxVerdict(t *testing.T, body string, err error) {
 		t.Fatalf("%q is JSON, but decoding gave %v (%s)", body, err, e.Detail)
 	}
 }
+
+// notText reports whether a JSON document has invalid UTF-8 or a string
+// whose escapes leave a surrogate unpaired. It asks encoding/json, which
+// turns each such place into U+FFFD, and counts the U+FFFD the document
+// itself holds, as a character or as an escape.
+func notText(body string) bool {
+	if !utf8.ValidString(body) {
+		return true
+	}
+	sent := strings.Count(body, "\uFFFD")
+	for _, esc := range jsonEscape.FindAllString(body, -1) {
+		if strings.EqualFold(esc, `\ufffd`) {
+			sent++
+		}
+	}
+	got := 0
+	dec := json.NewDecoder(strings.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if s, ok := tok.(string); ok {
+			got += strings.Count(s, "\uFFFD")
+		}
+	}
+	return got != sent
+}
+
+// jsonEscape matches the escapes of JSON strings, left to right.
+var jsonEscape = regexp.MustCompile(`\\(?:u[0-9a-fA-F]{4}|[^u])`)
 
 func checkWritable(t *testing.T, w writeSchema, doc bson.D, prefix string, patch bool) {
 	for _, e := range doc {
@@ -321,7 +375,7 @@ func TestBodyPointers(t *testing.T) {
 		t.Errorf("fields %q, want %q", got, want)
 	}
 	// Strings with escapes decode as encoding/json decodes them.
-	doc, err := w.decodeBody([]byte(`{"title":"\u00e9\ud83d\ude00\ud800x\"","tags":["\/"]}`), false)
+	doc, err := w.decodeBody([]byte(`{"title":"\u00e9\ud83d\ude00\ufffdx\"","tags":["\/"]}`), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,5 +417,108 @@ func TestDecodeBodyKeepsNoCopyOfKnownKeys(t *testing.T) {
 	}
 	if p := d.path("a", "zz"); p != "a.zz" {
 		t.Errorf("path a + zz = %q, want a.zz", p)
+	}
+}
+
+// keysBody is a body of n distinct keys no policy writes: the input that
+// made duplicate detection quadratic.
+func keysBody(n int) []byte {
+	b := make([]byte, 0, n*12)
+	b = append(b, '{')
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `"k%d":0`, i)
+	}
+	return append(b, '}')
+}
+
+// itemsBody is a body whose array field holds n items.
+func itemsBody(n int) []byte {
+	b := append(make([]byte, 0, n*4), `{"tags":[`...)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `"%d"`, i%10)
+	}
+	return append(b, "]}"...)
+}
+
+// bodySizes are the sizes of the cost tests and benchmarks.
+var bodySizes = []struct {
+	name string
+	n    int
+}{{"1k", 1000}, {"10k", 10000}, {"100k", 100000}}
+
+// TestDecodeBodyCostIsLinear counts the work of duplicate detection (key
+// comparisons and map look-ups) over bodies of growing key counts: it
+// must grow with the keys, not with their square. A nested object holds
+// as many keys again.
+func TestDecodeBodyCostIsLinear(t *testing.T) {
+	w := bodyTestSchema(t)
+	for _, size := range bodySizes {
+		for _, nested := range []bool{false, true} {
+			body := keysBody(size.n)
+			if nested {
+				body = append(append([]byte(`{"a":{"b":`), body...), "}}"...)
+			}
+			d := &bodyDecoder{w: w, lex: jsonlex.New(body, w.keys)}
+			_, err := d.decode()
+			var ve *ValidationError
+			if !errors.As(err, &ve) || len(ve.Fields) != maxBodyErrors || ve.Fields[0].Code != "not_writable" {
+				t.Fatalf("%s keys: %v, want %d not_writable errors", size.name, err, maxBodyErrors)
+			}
+			// Up to smallKeySet comparisons for each of the first keys,
+			// then one look-up per key.
+			if limit := smallKeySet*smallKeySet + 2*size.n; d.probes > limit {
+				t.Errorf("%s keys (nested %v): %d probes, want at most %d", size.name, nested, d.probes, limit)
+			}
+		}
+	}
+}
+
+// TestDecodeBodyAllocationsAreLinear: the allocations of a body grow with
+// its keys or items, the same per key at 100k as at 1k.
+func TestDecodeBodyAllocationsAreLinear(t *testing.T) {
+	w := bodyTestSchema(t)
+	for _, kind := range []struct {
+		name string
+		body func(int) []byte
+	}{{"keys", keysBody}, {"items", itemsBody}} {
+		var perItem []float64
+		for _, size := range bodySizes {
+			body := kind.body(size.n)
+			allocs := testing.AllocsPerRun(2, func() { _, _ = w.decodeBody(body, false) })
+			perItem = append(perItem, allocs/float64(size.n))
+		}
+		if perItem[2] > 1.5*perItem[0]+0.1 {
+			t.Errorf("%s: allocations per item %.2f at 1k, %.2f at 100k; want about the same", kind.name, perItem[0], perItem[2])
+		}
+	}
+}
+
+// BenchmarkDecodeBodyKeys decodes bodies of 1k, 10k and 100k distinct keys
+// (refused, 422): the time per key must stay flat.
+func BenchmarkDecodeBodyKeys(b *testing.B) { benchmarkDecodeBody(b, keysBody, "key", true) }
+
+// BenchmarkDecodeBodyItems decodes arrays of as many items (accepted).
+func BenchmarkDecodeBodyItems(b *testing.B) { benchmarkDecodeBody(b, itemsBody, "item", false) }
+
+func benchmarkDecodeBody(b *testing.B, makeBody func(int) []byte, unit string, refused bool) {
+	w := bodyTestSchema(b)
+	for _, size := range bodySizes {
+		body := makeBody(size.n)
+		b.Run(size.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := w.decodeBody(body, false); (err != nil) != refused {
+					b.Fatalf("refused %v, want %v: %v", err != nil, refused, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(size.n), "ns/"+unit)
+		})
 	}
 }

@@ -3,6 +3,7 @@ package mongohttp
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -32,7 +33,7 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in := bufio.NewReaderSize(r.Body, 64<<10)
+	in := bufio.NewReaderSize(h.body(w, r), 64<<10)
 	var (
 		batch     []any
 		batchLine []int // the line of each document of the batch
@@ -40,18 +41,32 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 		inserted  int64
 		line      int
 		buf       []byte
+		// bodyFailed is set when the body could not be read
+		bodyFailed bool
 	)
+	// fail answers the failure of line at. The rest of the stream is
+	// dropped (see dropRest) unless it is the body that failed.
 	fail := func(at int, err error) error {
+		if !bodyFailed {
+			dropRest(w, r, in, true)
+		}
 		e := AsError(err)
 		c := *e
 		c.Extensions = map[string]any{"inserted": inserted, "line": at}
 		return &c
 	}
+	// flush inserts the batch. After the body failed to arrive, net/http
+	// has cancelled the request's context: the lines read are stored all
+	// the same, as the answer's "inserted" says, under the time limit.
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		ctx, cancel := h.writeContext(r)
+		if bodyFailed {
+			cancel()
+			ctx, cancel = context.WithTimeout(context.WithoutCancel(r.Context()), h.maxTime)
+		}
 		defer cancel()
 		opts := options.InsertMany().SetOrdered(true)
 		if c := contextComment(ctx); c != nil {
@@ -63,17 +78,17 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer func() { h.obs(r).wrote(int(inserted)) }()
 		if err != nil {
-			at := batchLine[0]
+			at, failed := batchLine[0], bson.Raw(nil)
 			var bwe mongo.BulkWriteException
 			if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
 				idx := bwe.WriteErrors[0].Index
 				if idx >= 0 && idx < len(batchLine) {
-					at = batchLine[idx]
+					at, failed = batchLine[idx], batch[idx].(bson.Raw)
 					inserted = inserted - int64(len(res.InsertedIDs)) + int64(idx)
 				}
 			}
 			if isDuplicateKey(err) {
-				err = ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+				err = h.w.unique.conflictError(ctx, err, failed)
 			}
 			return fail(at, err)
 		}
@@ -93,10 +108,14 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 			return fail(line, ErrBodyTooLarge.Detailf("line %d is longer than %d bytes", line, h.w.maxBody))
 		}
 		if err != nil && err != io.EOF {
+			bodyFailed = true
 			if ferr := flush(); ferr != nil {
 				return ferr
 			}
-			return fail(line, ErrInvalidBody.Detailf("the body could not be read").withCause(err))
+			if len(buf) == 0 {
+				line++ // the line that did not come
+			}
+			return fail(line, h.bodyReadError(err))
 		}
 		if trimmed := bytes.TrimSpace(buf); len(trimmed) > 0 {
 			doc, derr := h.bulkDocument(r, trimmed, fixed)
@@ -129,10 +148,11 @@ func (h *writer[T]) serveBulk(w http.ResponseWriter, r *http.Request) error {
 // bulkDocument checks and prepares one line as Insert does one body.
 func (h *writer[T]) bulkDocument(r *http.Request, line []byte, fixed bson.D) (bson.Raw, error) {
 	body, err := h.parser.write.decodeBody(line, false)
-	if err != nil {
+	var fields *ValidationError
+	if err != nil && !errors.As(err, &fields) {
 		return nil, err
 	}
-	if err := conflictsWithScope(body, fixed); err != nil {
+	if err := checkScope(body, fields, fixed); err != nil {
 		return nil, err
 	}
 	return h.finalize(r, OpInsert, h.mergeInto(bson.D{}, body, ""), bson.NewObjectID(), fixed)

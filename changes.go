@@ -76,12 +76,6 @@ const (
 	defaultChangeQueue        = 64
 )
 
-// Errors of change feeds.
-var (
-	ErrInvalidResumeToken = &Error{Status: http.StatusBadRequest, Code: "invalid_resume_token", Title: "Invalid resume token"}
-	ErrResumeExpired      = &Error{Status: http.StatusGone, Code: "resume_expired", Title: "Resume token expired"}
-)
-
 // EventStream is the media type of Server-Sent Events.
 const EventStream = "text/event-stream"
 

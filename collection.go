@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -23,7 +24,9 @@ import (
 // Collection declares, once, how a collection is served: what clients may
 // ask of it, the hooks that scope and shape its documents, and the limits
 // its handlers work under. New checks it and makes a Resource, from which
-// the handlers are made. T is the document type, as for Find.
+// the handlers are made. T is the document type: bson.Raw (documents go
+// to the encoder as stored), bson.D, bson.M, a map with string keys, or a
+// struct or a pointer to one, into which documents are decoded.
 //
 // Every field but Client and Coll is optional, and its zero value is a safe
 // default.
@@ -164,6 +167,17 @@ type Collection[T any] struct {
 	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 
+	// BodyIdleTimeout bounds how long a write waits for the next bytes of
+	// its body. Before each read of the body the connection's read
+	// deadline is moved this far ahead (through http.ResponseController),
+	// so a body that keeps flowing is read for as long as it lasts, past
+	// the server's ReadTimeout (a bulk insert of a million lines), while a
+	// client that stops sending is cut: 408 "body_timeout", with the lines
+	// stored so far for a bulk insert. Once the body is read the deadline
+	// is lifted: the server's next request sets its own. Default (0) is
+	// DefaultBodyIdleTimeout; negative leaves the server's deadlines alone.
+	BodyIdleTimeout time.Duration
+
 	// Location returns the URL of a document Insert created, for the
 	// Location header. Default is the request's path followed by "/" and
 	// the id, which suits "POST /posts" next to "GET /posts/{id}".
@@ -171,8 +185,11 @@ type Collection[T any] struct {
 
 	// VersionField is the field in which writes store each document's
 	// version, a new ObjectID per write, which ETags carry and If-Match is
-	// checked against in the write's own server operation. It may not be
-	// writable or hidden. Default is DefaultVersionField ("_etag").
+	// checked against in the write's own server operation. It is never
+	// served: answers leave it out as they do Policy.Hidden fields (in
+	// related documents too), and the ETag header carries it. It may not be
+	// written, filtered, sorted or projected. Default is
+	// DefaultVersionField ("_etag").
 	VersionField string
 
 	// WriteClaims says whether the writers of one document first take a
@@ -248,6 +265,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.Client.mc != c.Coll.Database().Client() {
 		return nil, fmt.Errorf("%s: Coll belongs to another client than Client", where)
 	}
+	if err := checkDocumentType[T](); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
 	if _, ok := c.Policies[""]; ok {
 		return nil, fmt.Errorf("%s: Policies: the name \"\" is reserved for Policy", where)
 	}
@@ -270,6 +290,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.BodyIdleTimeout == 0 {
+		c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
 	if c.Location == nil {
 		c.Location = defaultLocation
@@ -335,32 +358,29 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	runOpts := options.RunCmd().SetReadPreference(rp)
 	var zero T
 	_, raw := any(zero).(bson.Raw)
-	zeroDoc, _ := bson.Marshal(zero) // nil for types that are not documents; Find then fails per request
+	zeroDoc, _ := bson.Marshal(zero) // nil for bson.Raw, bson.D and pointers, whose zero is no document
+	omitEmpty := omitEmptyKeys[T]()
 	for name, p := range c.allPolicies() {
-		if err := checkVersionField(c.VersionField, p); err != nil {
+		err := checkVersionField(c.VersionField, p)
+		var parser *QueryParser
+		if err == nil {
+			parser, err = newQueryParser(p, c.VersionField)
+		}
+		if err != nil {
 			if name != "" {
 				return nil, fmt.Errorf("%s: Policies[%q]: %w", where, name, err)
 			}
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		parser, err := NewQueryParser(p)
-		if err == nil {
-			// After tokens and Idempotency-Keys work only here: this
-			// collection, under this policy.
-			parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() + "\x00" + name
-		}
-		if err != nil {
-			msg := strings.TrimPrefix(err.Error(), "mongohttp: ")
-			if name != "" {
-				return nil, fmt.Errorf("%s: Policies[%q]: %s", where, name, msg)
-			}
-			return nil, fmt.Errorf("%s: %s", where, msg)
-		}
+		// After tokens and Idempotency-Keys work only here: this collection,
+		// under this policy.
+		parser.scope = c.Coll.Database().Name() + "." + c.Coll.Name() + "\x00" + name
+		parser.write.ints = intRanges(reflect.TypeFor[T](), parser.write.leaves)
 		res.bases[name] = &handlerBase[T]{
-			coll: res.coll, clientLimit: c.Client.limit, parser: parser, hidden: parser.Hidden(),
+			coll: res.coll, clientLimit: c.Client.limit, parser: parser, hidden: parser.hidden,
 			readConcern: c.ReadConcern, runOpts: runOpts,
 			baseFilter: c.BaseFilter, transform: c.Transform, errorFunc: res.errorFunc,
-			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc,
+			logger: c.Logger, maxTime: c.MaxTime, enc: c.Encoder, raw: raw, zeroDoc: zeroDoc, omitEmpty: omitEmpty,
 			version: c.VersionField, observed: c.Observer != nil || c.ServerTiming, route: c.Route,
 		}
 	}
@@ -370,23 +390,38 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	}
 	res.writes = &writeSettings[T]{
 		wcoll: wcoll, validate: c.Validate, prepare: c.Prepare, requireMatch: c.RequireIfMatch,
-		maxBody: c.MaxBodyBytes, location: c.Location, known: knownKeys[T](),
-		idem: c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
+		maxBody: c.MaxBodyBytes, bodyIdle: c.BodyIdleTimeout, location: c.Location, known: knownKeys[T](),
+		unique: &uniqueIndexes{coll: c.Coll.Clone(options.Collection().SetReadPreference(readpref.Primary()))},
+		idem:   c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
 		tombs: tombstonesFor(c.Coll, c.Changes, c.Logger),
 	}
 	return res, nil
 }
 
-// checkVersionField refuses a policy that lets clients write, or hides,
-// the version field.
+// checkDocumentType refuses a T that cannot hold a document, which would
+// otherwise fail every request: the documents are decoded into T.
+func checkDocumentType[T any]() error {
+	t := reflect.TypeFor[T]()
+	if t == reflect.TypeFor[bson.Raw]() || t == reflect.TypeFor[bson.D]() {
+		return nil
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Struct || t.Kind() == reflect.Map && t.Key().Kind() == reflect.String {
+		return nil
+	}
+	return fmt.Errorf("type parameter %s is not a document type: use bson.Raw, bson.D, bson.M, a map with string keys, or a struct or a pointer to one", reflect.TypeFor[T]())
+}
+
+// checkVersionField refuses a policy that lets clients write, filter,
+// sort or project the version field, which is never served.
 func checkVersionField(field string, p Policy) error {
 	if _, ok := p.Write[field]; ok {
 		return fmt.Errorf("Policy.Write: the version field %q is set by the server", field)
 	}
-	for _, h := range p.Hidden {
-		if h == field {
-			return fmt.Errorf("Policy.Hidden: the version field %q must stay visible: ETags and If-Match rely on it", field)
-		}
+	if _, ok := p.Filter[field]; ok || slices.Contains(p.Sort, field) || slices.Contains(p.Project, field) {
+		return fmt.Errorf("Policy: the version field %q is never served (the ETag header carries it): it cannot be filtered, sorted or projected", field)
 	}
 	return nil
 }
@@ -414,15 +449,16 @@ func (c *Collection[T]) allPolicies() map[string]Policy {
 	return all
 }
 
-// Must returns r, and panics if err is not nil. It keeps declarations in
-// var blocks short:
+// Must returns v, and panics if err is not nil. It keeps what is built
+// once at start-up short: declarations and the handlers that can fail.
 //
 //	var users = mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{…}))
-func Must[T any](r *Resource[T], err error) *Resource[T] {
+//	mux.Handle("GET /users/stats", mongohttp.Must(users.Aggregate(stats)))
+func Must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
-	return r
+	return v
 }
 
 // Collection returns the declaration r was made from, with its defaults
@@ -447,10 +483,16 @@ func (r *Resource[T]) Collection() Collection[T] {
 // gives every matching document once, in order, whatever the documents'
 // sizes and whatever their sort fields hold. A page holds up to ?limit=
 // documents, fewer when they pass Lookahead bytes or when its last
-// documents cannot anchor an after token (see QueryParser.NextToken): the
-// page then ends at the last document that can. If none can, the link
-// continues by position (skipping the documents served, up to
-// Policy.MaxSkip). If even that is impossible the request fails with a 500
+// documents cannot anchor an after token (see the after tokens in docs/paging.md): the
+// page then ends at the last document that can. Sort values too long for
+// a token (a 700-byte name) do not stop a document from anchoring one: its
+// token names the document by _id (of at most 160 bytes) and a digest of
+// its sort key, and the next page reads it again to start after it; should
+// it have moved meanwhile, the page starts after one of the two documents
+// before it, or at the first document sharing the prefix of its sort
+// values that the token holds, so that none is left out. If no document
+// can, the link continues by position (skipping the documents served, up
+// to Policy.MaxSkip). If even that is impossible the request fails with a 500
 // problem (code "internal") rather than answer a page without its
 // continuation: a client never mistakes a page for the last one.
 //

@@ -2,6 +2,7 @@ package mongohttp_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,8 +50,55 @@ func TestNewRefusesBadDeclarations(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New: %v, want an error containing %q", err, tt.want)
 			}
+			if n := strings.Count(err.Error(), "mongohttp:"); n != 1 {
+				t.Errorf("New: %v: the package is named %d times", err, n)
+			}
 		})
 	}
+	// A policy's own error is kept in the chain, not rebuilt from its text.
+	_, err := mongohttp.New(mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, Policies: map[string]mongohttp.Policy{"admin": {MaxLimit: -1}}})
+	_, policyErr := mongohttp.NewQueryParser(mongohttp.Policy{MaxLimit: -1})
+	if inner := errors.Unwrap(err); inner == nil || "mongohttp: "+inner.Error() != policyErr.Error() {
+		t.Errorf("New: %v wraps %v, want NewQueryParser's %v", err, inner, policyErr)
+	}
+}
+
+// TestNewRefusesTypesThatAreNotDocuments checks that a T that cannot hold
+// a document is refused by New, not by every request.
+func TestNewRefusesTypesThatAreNotDocuments(t *testing.T) {
+	client, coll := offline(t, "things")
+	type doc struct {
+		Name string `bson:"name"`
+	}
+	for name, err := range map[string]error{
+		"int":      newError[int](client, coll),
+		"string":   newError[string](client, coll),
+		"slice":    newError[[]string](client, coll),
+		"bson.A":   newError[bson.A](client, coll),
+		"any":      newError[any](client, coll),
+		"map[int]": newError[map[int]string](client, coll),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "not a document type") {
+			t.Errorf("%s: New: %v, want an error about the document type", name, err)
+		}
+	}
+	for name, err := range map[string]error{
+		"bson.Raw": newError[bson.Raw](client, coll),
+		"bson.D":   newError[bson.D](client, coll),
+		"bson.M":   newError[bson.M](client, coll),
+		"map":      newError[map[string]any](client, coll),
+		"struct":   newError[doc](client, coll),
+		"*struct":  newError[*doc](client, coll),
+	} {
+		if err != nil {
+			t.Errorf("%s: New: %v", name, err)
+		}
+	}
+}
+
+func newError[T any](client *mongohttp.Client, coll *mongo.Collection) error {
+	_, err := mongohttp.New(mongohttp.Collection[T]{Client: client, Coll: coll})
+	return err
 }
 
 func TestMustPanicsOnError(t *testing.T) {

@@ -131,6 +131,7 @@ type jsonSchema struct {
 	AnyOf                []*jsonSchema          `json:"anyOf,omitempty"`
 	AllOf                []*jsonSchema          `json:"allOf,omitempty"`
 	ContentEncoding      string                 `json:"contentEncoding,omitempty"`
+	WriteOnly            bool                   `json:"writeOnly,omitempty"`
 	Default              any                    `json:"default,omitempty"`
 	Examples             []any                  `json:"examples,omitempty"`
 }

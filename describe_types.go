@@ -172,7 +172,9 @@ func (b *typeSchemas) schema(t reflect.Type) *jsonSchema {
 	case reflect.Int16:
 		return integerSchema(math.MinInt16, math.MaxInt16)
 	case reflect.Int32:
-		return &jsonSchema{Type: "integer", Format: "int32"}
+		s := integerSchema(math.MinInt32, math.MaxInt32)
+		s.Format = "int32"
+		return s
 	case reflect.Int, reflect.Int64:
 		return int64Schema(b.enc)
 	case reflect.Uint8:

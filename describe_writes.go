@@ -1,6 +1,7 @@
 package mongohttp
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -61,9 +62,14 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 			description: "return=minimal answers 204 without the stored document."}
 		bodyTooLarge := apiResponse{status: http.StatusRequestEntityTooLarge, problems: []*Error{ErrBodyTooLarge},
 			description: fmt.Sprintf("The body is larger than %d bytes.", r.writes.maxBody)}
+		bodyTimeout := apiResponse{status: http.StatusRequestTimeout, problems: []*Error{ErrBodyTimeout},
+			description: "The body stopped arriving before its end."}
+		if r.writes.bodyIdle > 0 {
+			bodyTimeout.description = fmt.Sprintf("No bytes of the body arrived for %s.", r.writes.bodyIdle)
+		}
 		invalid := apiResponse{status: http.StatusUnprocessableEntity, problems: []*Error{ErrValidation},
-			description: "The body breaks the write policy (a field that may not be written, a value of the wrong type) or the service's validation; " +
-				"the problem's errors member lists each field by JSON pointer with its code (not_writable, invalid_type, invalid_value, invalid_object_id, or the service's own)."}
+			description: "The body breaks the write policy (a field that may not be written, a value of the wrong type), its constraints (a required field, a length, a range, a pattern) or the service's validation; " +
+				"the problem's errors member lists each field by JSON pointer with its code (not_writable, invalid_type, invalid_value, invalid_object_id, required, min_length, max_length, minimum, maximum, pattern, enum, conflicts_with_scope, or the service's own)."}
 		var rs []apiResponse
 		switch method {
 		case http.MethodPost:
@@ -87,10 +93,10 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 				apiResponse{status: http.StatusBadRequest, problems: []*Error{ErrInvalidBody, ErrInvalidParameter},
 					description: "The body is not one JSON object, or a header is not valid. A bulk insert's problem also gives the failing line and the documents inserted before it."},
 				apiResponse{status: http.StatusConflict, problems: []*Error{ErrConflict, ErrIdempotencyPending},
-					description: "A document with the same unique key exists, or a request with this Idempotency-Key is still in progress."},
-				bodyTooLarge,
+					description: "A document with the same unique key exists (errors names the unique index's fields, code duplicate), or a request with this Idempotency-Key is still in progress."},
+				bodyTimeout, bodyTooLarge,
 				apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
-					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ".",
+					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ", or declares a charset other than UTF-8.",
 					headers:     []apiHeader{{name: "Accept-Post", required: true, schema: &jsonSchema{Type: "string"}}}},
 				apiResponse{status: invalid.status, problems: []*Error{ErrValidation, ErrIdempotencyKeyReused},
 					description: invalid.description + " idempotency_key_reused: the Idempotency-Key was used for another request."},
@@ -117,7 +123,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 				notFound = "The id cannot be created in the request's scope."
 			}
 			unsupported := apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
-				description: "The body is not " + media + "."}
+				description: "The body is not " + media + ", or declares a charset other than UTF-8."}
 			if patch {
 				unsupported.headers = []apiHeader{{name: "Accept-Patch", required: true, schema: &jsonSchema{Type: "string", Const: mediaMergePatch}}}
 			}
@@ -126,10 +132,10 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 					description: "The id or a header is not valid (a malformed If-Match, an If-None-Match other than *), or the body is not one JSON object."},
 				apiResponse{status: http.StatusNotFound, problems: []*Error{ErrNotFound}, description: notFound},
 				apiResponse{status: http.StatusConflict, problems: []*Error{ErrConflict},
-					description: "A document with the same unique key exists, or the document kept changing while it was written."},
+					description: "A document with the same unique key exists (errors names the unique index's fields, code duplicate), or the document kept changing while it was written."},
 				apiResponse{status: http.StatusPreconditionFailed, problems: []*Error{ErrPreconditionFailed},
 					description: "If-Match does not name the document's current ETag (or names no strong tag), or there is no document and If-Match needs one; or If-None-Match: * found a document."},
-				bodyTooLarge, unsupported, invalid,
+				bodyTimeout, bodyTooLarge, unsupported, invalid,
 			)
 		case http.MethodDelete:
 			op.summary, op.description = "Delete a document of "+name, ""
@@ -195,10 +201,29 @@ func (r *Resource[T]) writeBody(c *apiComponents, qp *QueryParser, base string, 
 		if i := strings.LastIndexByte(path, '.'); i >= 0 {
 			parent, key = path[:i], path[i+1:]
 		}
-		s := writeValueSchema(c, w.leaves[path])
-		object(parent).Properties[key] = maybeNull(s, patch)
+		s := writeValueSchema(c, w.leaves[path], w.intRange(path))
+		if rule := w.rules[path]; rule != nil {
+			s = rule.describe(s)
+		}
+		// A merge patch may not remove a required field.
+		object(parent).Properties[key] = maybeNull(s, patch && !w.requiredUnder(path))
 	}
-	name, what := base+"Write", "A document to insert or replace with: the writable fields, none required."
+	var required []string
+	if !patch {
+		for path, children := range w.required {
+			o := object(path)
+			for _, c := range children {
+				o.Required = append(o.Required, c.key)
+			}
+			slices.Sort(o.Required)
+		}
+		for _, path := range w.names {
+			if r := w.rules[path]; r != nil && r.Required {
+				required = append(required, path)
+			}
+		}
+	}
+	name, what := base+"Write", "A document to insert or replace with: the writable fields."
 	if patch {
 		name, what = base+"Patch", "A JSON merge patch (RFC 7396) of the writable fields: null removes a field."
 	}
@@ -207,8 +232,49 @@ func (r *Resource[T]) writeBody(c *apiComponents, qp *QueryParser, base string, 
 	} else {
 		what += " Writable: " + strings.Join(w.names, ", ") + "."
 	}
+	if len(required) > 0 {
+		what += " Required: " + strings.Join(required, ", ") + "."
+	}
+	if len(w.writeOnly) > 0 {
+		what += " Write-only (never stored as sent, never answered): " + strings.Join(w.writeOnly, ", ") + "."
+	}
 	root.Description = what
 	return c.add(name, root)
+}
+
+// describe adds the rule to s, the schema of its field's values (of each
+// element, for an array field).
+func (rule *fieldRule) describe(s *jsonSchema) *jsonSchema {
+	s.WriteOnly = rule.WriteOnly
+	target := s
+	if s.Items != nil {
+		target = s.Items
+	}
+	if rule.MinLength > 0 {
+		target.MinLength = pointerTo(rule.MinLength)
+	}
+	if rule.MaxLength > 0 {
+		target.MaxLength = pointerTo(rule.MaxLength)
+	}
+	for _, v := range rule.Enum {
+		target.Enum = append(target.Enum, v)
+	}
+	if rule.Pattern != "" {
+		// The string's own pattern (no NUL) stays: both must match.
+		target.AllOf = append(target.AllOf, &jsonSchema{Pattern: rule.Pattern})
+	}
+	switch {
+	case target.Type == "integer":
+		target.Minimum, target.Maximum = jsonInt(rule.loInt), jsonInt(rule.hiInt)
+	case target.Type == "number":
+		if rule.Minimum != nil {
+			target.Minimum = json.Number(formatBound(rule.lo))
+		}
+		if rule.Maximum != nil {
+			target.Maximum = json.Number(formatBound(rule.hi))
+		}
+	}
+	return s
 }
 
 // maybeNull lets s be null in a merge patch.
@@ -221,17 +287,18 @@ func maybeNull(s *jsonSchema, patch bool) *jsonSchema {
 
 // writeValueSchema is a writable value of type t as the body decoder
 // reads it: ObjectIDs also as {"$oid": …}, dates as {"$date": …} with a
-// string or milliseconds since 1970; arrays of scalars.
-func writeValueSchema(c *apiComponents, t Type) *jsonSchema {
+// string or milliseconds since 1970; arrays of scalars. ints is the range
+// of an Int field.
+func writeValueSchema(c *apiComponents, t Type, ints intRange) *jsonSchema {
 	if e, isArray := t.elem(); isArray {
-		return &jsonSchema{Type: "array", Items: writeValueSchema(c, e)}
+		return &jsonSchema{Type: "array", Items: writeValueSchema(c, e, ints)}
 	}
 	switch t {
 	case String:
 		return &jsonSchema{Type: "string", Pattern: "^[^\\x00]*$"}
 	case Int:
-		s := integerSchema(math.MinInt64, math.MaxInt64)
-		s.Format = "int64"
+		s := integerSchema(ints.lo, ints.hi)
+		s.Format = ints.format
 		return s
 	case Date:
 		return c.add("WritableDate", &jsonSchema{AnyOf: []*jsonSchema{

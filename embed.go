@@ -96,7 +96,7 @@ func (qp *QueryParser) compileRelations(rels map[string]Relation, prefix string,
 		rel := rels[name]
 		path := prefix + name
 		fail := func(format string, args ...any) error {
-			return fmt.Errorf("mongohttp: Policy.Relations[%q]: %s", path, fmt.Sprintf(format, args...))
+			return fmt.Errorf("Policy.Relations[%q]: %w", path, fmt.Errorf(format, args...))
 		}
 		if !validPath(name) || strings.ContainsAny(name, ".[],") || strings.HasPrefix(name, "-") || name == "_id" {
 			return nil, fail("invalid relation name")
@@ -110,7 +110,7 @@ func (qp *QueryParser) compileRelations(rels map[string]Relation, prefix string,
 			return nil, fail("Coll is nil")
 		}
 		if err := qp.checkVisible("Relations", rel.Local); err != nil {
-			return nil, fail("Local: %s", strings.TrimPrefix(err.Error(), "mongohttp: "))
+			return nil, fail("Local: %w", err)
 		}
 		foreign := rel.Foreign
 		if foreign == "" {
@@ -120,12 +120,12 @@ func (qp *QueryParser) compileRelations(rels map[string]Relation, prefix string,
 		// compiled here, one level down, so that a cycle of policies ends.
 		target := rel.Policy
 		target.Relations = nil
-		tqp, err := NewQueryParser(target)
+		tqp, err := newQueryParser(target, qp.version)
 		if err != nil {
-			return nil, fail("Policy: %s", strings.TrimPrefix(err.Error(), "mongohttp: "))
+			return nil, fail("Policy: %w", err)
 		}
 		if err := tqp.checkVisible("Relations", foreign); err != nil {
-			return nil, fail("Foreign: %s", strings.TrimPrefix(err.Error(), "mongohttp: "))
+			return nil, fail("Foreign: %w", err)
 		}
 		for _, f := range rel.Fields {
 			if !tqp.project[f] {

@@ -92,7 +92,7 @@ func parseOperators(names []string) (opSet, error) {
 	for _, n := range names {
 		o := operatorByName(n)
 		if o == 0 {
-			return 0, fmt.Errorf("mongohttp: Policy.Operators: unknown operator %q (write names without \"$\"; known: %s)", n, opLast-1)
+			return 0, fmt.Errorf("Policy.Operators: unknown operator %q (write names without \"$\"; known: %s)", n, opLast-1)
 		}
 		s |= o
 	}
@@ -110,6 +110,10 @@ func (qp *QueryParser) parseFilter(s string) (bson.D, error) {
 	}
 	if err := checkNumberWrappers(s); err != nil {
 		return nil, err
+	}
+	if loneSurrogate(s) {
+		// The parsers would read it as U+FFFD: a filter for another value.
+		return nil, ErrInvalidParameter.Detailf("filter has a string with a lone surrogate escape: not valid UTF-8 text")
 	}
 	var d bson.D
 	if err := bson.UnmarshalExtJSON([]byte(s), false, &d); err != nil {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf16"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -241,4 +243,47 @@ func kindOfJSON(tok json.Token) string {
 		return "null"
 	}
 	return "a value of another type"
+}
+
+// loneSurrogate reports whether the JSON text s has a \u escape of a
+// surrogate that is not the first half of a pair followed by its second.
+func loneSurrogate(s string) bool {
+	for i := strings.Index(s, `\`); i >= 0 && i+1 < len(s); {
+		if s[i+1] != 'u' {
+			i = nextBackslash(s, i+2) // \\, \" and the others
+			continue
+		}
+		r, ok := escapedRune(s, i)
+		i += 6
+		if !ok || !utf16.IsSurrogate(r) {
+			i = nextBackslash(s, i)
+			continue
+		}
+		r2, ok := escapedRune(s, i)
+		if !ok || utf16.DecodeRune(r, r2) == unicode.ReplacementChar {
+			return true
+		}
+		i = nextBackslash(s, i+6)
+	}
+	return false
+}
+
+// escapedRune reads the \uXXXX escape at s[i:], if there is one.
+func escapedRune(s string, i int) (rune, bool) {
+	if i+6 > len(s) || s[i] != '\\' || s[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s[i+2:i+6], 16, 16)
+	return rune(n), err == nil
+}
+
+// nextBackslash is the index of the next '\\' in s from i, or -1.
+func nextBackslash(s string, i int) int {
+	if i >= len(s) {
+		return -1
+	}
+	if j := strings.IndexByte(s[i:], '\\'); j >= 0 {
+		return i + j
+	}
+	return -1
 }

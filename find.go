@@ -58,6 +58,11 @@ func (h *findHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if q.ref != nil {
+		if err := h.resolveRef(ctx, q, base); err != nil {
+			return err
+		}
+	}
 	page := getPageBuffer()
 	defer putPageBuffer(page)
 	o.issue()
@@ -163,7 +168,7 @@ func (h *findHandler[T]) readPage(ctx context.Context, r *http.Request, q *Query
 // next chooses how the first n documents of page continue: it returns how
 // many of them to serve and the after token of the page after those. The
 // last document served must anchor a keyset token; when the last ones
-// cannot (see NextToken), the page ends at the last one that can, so that
+// cannot (see nextToken), the page ends at the last one that can, so that
 // the next page starts with them. When none can, the token continues by
 // position. Either way no document is left out or served twice.
 func (h *findHandler[T]) next(r *http.Request, q *Query, page *pageBuffer, n int) (int, string, error) {
@@ -174,6 +179,13 @@ func (h *findHandler[T]) next(r *http.Request, q *Query, page *pageBuffer, n int
 	var firstErr error
 	for i := n; i > 0; i-- {
 		token, err := h.parser.keysetToken(q, digest, page.doc(i-1))
+		if err != nil {
+			// Sort values too long for a token: one that names the
+			// document.
+			if ref, rerr := h.parser.refToken(q, digest, page.docs[max(0, i-maxRefs):i]); rerr == nil {
+				token, err = ref, nil
+			}
+		}
 		if err == nil {
 			if i < n {
 				h.logger.LogAttrs(r.Context(), slog.LevelDebug, "mongohttp: page shortened to end at a document that can anchor the next one",

@@ -132,7 +132,7 @@ func TestNextURLCannotBeForged(t *testing.T) {
 				}
 				return
 			}
-			tok, err := qp.NextToken(q, marshalRaw(t, qD{{Key: "_id", Value: queryOID}}))
+			tok, err := qp.nextToken(q, marshalRaw(t, qD{{Key: "_id", Value: queryOID}}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +186,7 @@ func TestMaxQueryBytesLeavesRoomForLinks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", raw, err)
 		}
-		tok, err := qp.NextToken(q, marshalRaw(t, qD{{Key: "_id", Value: queryOID}, {Key: "name", Value: strings.Repeat("n", 500)}, {Key: "age", Value: 3}}))
+		tok, err := qp.nextToken(q, marshalRaw(t, qD{{Key: "_id", Value: queryOID}, {Key: "name", Value: strings.Repeat("n", 500)}, {Key: "age", Value: 3}}))
 		if err != nil {
 			t.Fatal(err)
 		}

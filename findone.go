@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -29,6 +30,7 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	projection = h.withVersion(projection)
 	o := h.obs(r) // nil unless observed
 	o.parsed(nil, projection)
 	id, err := h.parser.ParseID(h.id(r))
@@ -73,6 +75,15 @@ func (h *findOneHandler[T]) serve(w http.ResponseWriter, r *http.Request) error 
 		_, _ = w.Write(body)
 	}
 	return nil
+}
+
+// withVersion keeps the version field in an exclusion projection: the
+// ETag carries it, and render leaves it out of the answer.
+func (b *handlerBase[T]) withVersion(projection bson.D) bson.D {
+	if isInclusion(projection) {
+		return projection
+	}
+	return slices.DeleteFunc(projection, func(e bson.E) bool { return e.Key == b.version })
 }
 
 // findOne sends one find command with singleBatch, so that no cursor is

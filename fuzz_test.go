@@ -1,9 +1,12 @@
 package mongohttp
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -455,6 +458,167 @@ func FuzzCanonicalPath(f *testing.F) {
 					t.Fatalf("%q → %q keeps the escape %q", p, c, c[i:i+3])
 				}
 			}
+		}
+	})
+}
+
+// FuzzConstrainedBody checks the body decoder under a policy with
+// constraints: every error is a 400 or a 422 listing fields by pointer,
+// and a body it accepts satisfies every constraint (checked here from the
+// decoded values, independently of the decoder's own checks).
+func FuzzConstrainedBody(f *testing.F) {
+	p := constraintTestPolicy()
+	w := constraintTestSchema(f)
+	for _, s := range []string{
+		`{"name":"ann","email":"a@b","profile":{"city":"x"}}`,
+		`{"name":"ééééé","email":"a@b","profile":{"city":"x","zip":"1"},"age":150,"score":1.5,"tags":["abc"],"role":"admin","password":"12345678"}`,
+		`{"name":"","email":"nope","age":-1,"zzz":1}`,
+		`{"name":null,"profile":null,"age":1e2}`,
+		`{"tags":["a","abcd"],"role":"root","score":-1.6}`,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, body string, patch bool) {
+		doc, err := w.decodeBody([]byte(body), patch)
+		if err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				for _, fe := range ve.Fields {
+					if fe.Code == "" || (fe.Pointer != "" && !strings.HasPrefix(fe.Pointer, "/")) {
+						t.Fatalf("field error %+v", fe)
+					}
+				}
+				return
+			}
+			if e := AsError(err); e.Status != 400 {
+				t.Fatalf("error %v is neither a 400 nor a validation error", err)
+			}
+			return
+		}
+		raw, err := bson.Marshal(stripRemovals(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, c := range p.Constraints {
+			v, err := bson.Raw(raw).LookupErr(strings.Split(path, ".")...)
+			if err != nil {
+				if c.Required && !patch {
+					t.Fatalf("%s is required, and %s was accepted without it", path, body)
+				}
+				continue
+			}
+			values := []bson.RawValue{v}
+			if arr, ok := v.ArrayOK(); ok {
+				values, _ = arr.Values()
+			}
+			for _, v := range values {
+				checkConstraint(t, path, c, v)
+			}
+		}
+	})
+}
+
+// checkConstraint checks one accepted value against its constraint.
+func checkConstraint(t *testing.T, path string, c Constraint, v bson.RawValue) {
+	t.Helper()
+	if s, ok := v.StringValueOK(); ok {
+		n := utf8.RuneCountInString(s)
+		re, _ := compilePattern(c.Pattern)
+		if n < c.MinLength || (c.MaxLength > 0 && n > c.MaxLength) || (re != nil && c.Pattern != "" && !re.MatchString(s)) ||
+			(c.Enum != nil && !slices.Contains(c.Enum, s)) {
+			t.Fatalf("%s: %q was accepted against %+v", path, s, c)
+		}
+		return
+	}
+	var f float64
+	switch v.Type {
+	case bson.TypeInt32:
+		f = float64(v.Int32())
+	case bson.TypeInt64:
+		f = float64(v.Int64())
+	case bson.TypeDouble:
+		f = v.Double()
+	default:
+		return
+	}
+	if (c.Minimum != nil && f < *c.Minimum) || (c.Maximum != nil && f > *c.Maximum) {
+		t.Fatalf("%s: %v was accepted against [%v, %v]", path, f, c.Minimum, c.Maximum)
+	}
+}
+
+// FuzzConstraintPattern checks that a Constraint.Pattern either is refused
+// or compiles to a matcher that agrees with RE2's reading of the pattern
+// on every text without the line terminators whose dot differs.
+func FuzzConstraintPattern(f *testing.F) {
+	for _, s := range []string{`^[a-z]+@[a-z]+$`, `a.b`, `(?:ab)+\d{2,}`, `[\w.\-]+`, `\x41.`, `(?i)a`, `a{`, `[]a]`, `\s`} {
+		f.Add(s, "ab")
+		f.Add(s, "a\nb")
+	}
+	f.Fuzz(func(t *testing.T, pattern, text string) {
+		re, err := compilePattern(pattern)
+		if err != nil {
+			return
+		}
+		plain, err := regexp.Compile(pattern)
+		if err != nil {
+			t.Fatalf("%q compiles here but not as RE2: %v", pattern, err)
+		}
+		if strings.ContainsAny(text, "\r\u2028\u2029") || !utf8.ValidString(text) {
+			return
+		}
+		if re.MatchString(text) != plain.MatchString(text) {
+			t.Fatalf("%q on %q: %v here, %v in RE2", pattern, text, re.MatchString(text), plain.MatchString(text))
+		}
+	})
+}
+
+// FuzzIntNumber checks the body decoder's reading of integers against
+// exact rational arithmetic: a JSON number is an integer field's value
+// when, and only when, it denotes exactly an integer that fits in an
+// int64, and then it is that integer.
+func FuzzIntNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "42", "1e3", "3.0", "1.5", "1e-400", "0e-400", "0.0", "-9223372036854775808",
+		"9223372036854775808", "9.223372036854775807e18", "1.0000000000000000001", "12E+2", "1e19", "100e-2", "0.001e3"} {
+		f.Add(s)
+	}
+	number := regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !number.MatchString(s) || len(s) > 64 {
+			return
+		}
+		got, ok := parseIntNumber(s)
+		// big.Rat reads exponents of any size: keep them small enough.
+		if _, exp, found := strings.Cut(strings.ToLower(s), "e"); found && len(strings.TrimLeft(exp, "+-0")) > 4 {
+			if ok && got != 0 {
+				t.Fatalf("%s read as %d", s, got)
+			}
+			return
+		}
+		r, valid := new(big.Rat).SetString(s)
+		if !valid {
+			t.Fatalf("big.Rat cannot read %q", s)
+		}
+		want := r.IsInt() && r.Num().IsInt64()
+		if ok != want || ok && got != r.Num().Int64() {
+			t.Fatalf("parseIntNumber(%q) = %d, %v; the number is %s", s, got, ok, r.RatString())
+		}
+	})
+}
+
+// FuzzLoneSurrogate checks the filter= check for unpaired surrogate
+// escapes against encoding/json, which reads each as U+FFFD.
+func FuzzLoneSurrogate(f *testing.F) {
+	for _, s := range []string{`{"a":"\ud800"}`, `{"a":"\ud83d\ude00"}`, `{"a":"\\ud800"}`, `{"a":"\udc00\ud800"}`,
+		`{"\ud800":1}`, `{"a":"\ud800\u0041"}`, `{"a":"\ufffd"}`, `{"a":"x\\\ud800"}`, `{"a":"\uD83D\uDE00"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) || !utf8.ValidString(s) {
+			return
+		}
+		if got, want := loneSurrogate(s), notText(s); got != want {
+			t.Fatalf("loneSurrogate(%q) = %v; encoding/json finds %v", s, got, want)
 		}
 	})
 }

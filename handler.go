@@ -42,9 +42,10 @@ type handlerBase[T any] struct {
 	logger      *slog.Logger
 	maxTime     time.Duration
 	enc         *bsonjson.Encoder
-	raw         bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
-	zeroDoc     bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
-	version     string   // the field holding a document's version
+	raw         bool            // T is bson.Raw: documents go from the cursor to the encoder untouched
+	zeroDoc     bson.Raw        // the zero T marshalled, to tell decoded zero values from set ones
+	omitEmpty   map[string]bool // T's top-level omitempty keys, whose empty values keepEmpty puts back
+	version     string          // the field holding a document's version
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
@@ -76,10 +77,12 @@ func (b *handlerBase[T]) admitted(w http.ResponseWriter, r *http.Request, limit 
 }
 
 // logError logs a failed request, in one line: 5xx causes at Error level,
-// the rest, and requests whose client left, at Debug. id is the request's
-// id, as the answer carries it. The line never holds the query string, and
-// holds the error only for 5xx answers: the detail of a 4xx quotes the
-// client's input, which may be personal data.
+// the rest, and requests whose client left, at Debug; bodies that stopped
+// arriving at Warn (with their cause, and how far a bulk insert got). id is
+// the request's id, as the answer carries it. The line never holds the
+// query string, and holds the error only for 5xx answers and bodies that
+// stopped: the detail of a 4xx quotes the client's input, which may be
+// personal data.
 func logError(logger *slog.Logger, r *http.Request, err error, route, id string) {
 	e := AsError(err)
 	level := slog.LevelDebug
@@ -91,6 +94,11 @@ func logError(logger *slog.Logger, r *http.Request, err error, route, id string)
 		level = slog.LevelDebug // the client left; nobody reads the answer
 	case errors.Is(e, ErrOverloaded):
 		level = slog.LevelDebug // expected under a burst, and counted in AdmissionStats
+	case errors.Is(e, ErrBodyTimeout):
+		// The request's context is done by then (net/http cancels it when
+		// a read fails), but this is no client that left: an operator
+		// tunes BodyIdleTimeout from it.
+		level = slog.LevelWarn
 	}
 	if !logger.Enabled(r.Context(), level) {
 		return
@@ -103,8 +111,13 @@ func logError(logger *slog.Logger, r *http.Request, err error, route, id string)
 	if t := traceID(traceParent); t != "" {
 		attrs = append(attrs, slog.String("trace_id", t))
 	}
-	if e.Status >= 500 {
+	if e.Status >= 500 || level == slog.LevelWarn {
 		attrs = append(attrs, slog.Any("error", err))
+	}
+	for _, k := range [...]string{"inserted", "line"} { // a bulk insert's progress
+		if v, ok := e.Extensions[k]; ok {
+			attrs = append(attrs, slog.Any(k, v))
+		}
 	}
 	logger.LogAttrs(r.Context(), level, "mongohttp: request failed", attrs...)
 }
@@ -190,7 +203,7 @@ func (b *handlerBase[T]) document(r *http.Request, raw bson.Raw, v *T) ([]byte, 
 		return nil, fmt.Errorf("encoding %T: %w", zero, err)
 	}
 	if !b.raw {
-		doc = keepPresent(doc, raw, b.zeroDoc)
+		doc = keepEmpty(keepPresent(doc, raw, b.zeroDoc), raw, b.omitEmpty)
 	}
 	if len(b.hidden) > 0 {
 		doc = rawbson.OmitPaths(doc, b.hidden)
@@ -214,6 +227,11 @@ func (b *handlerBase[T]) renderEmbedded(r *http.Request, raw bson.Raw, embeds *e
 	doc, err := b.document(r, raw, &v)
 	if err != nil {
 		return nil, "", err
+	}
+	if b.raw && b.transform == nil && len(b.hidden) > 0 {
+		// document passes raw through; the read fetched the version for
+		// the ETag, and a write's document holds every field.
+		doc = rawbson.OmitPaths(doc, b.hidden)
 	}
 	if embeds != nil {
 		doc = embeds.apply(doc, raw)

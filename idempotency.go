@@ -46,12 +46,6 @@ type Idempotency struct {
 // DefaultIdempotencyTTL is how long Idempotency-Key answers are kept.
 const DefaultIdempotencyTTL = 24 * time.Hour
 
-// Errors of Idempotency-Key.
-var (
-	ErrIdempotencyKeyReused = &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Title: "Idempotency key reused"}
-	ErrIdempotencyPending   = &Error{Status: http.StatusConflict, Code: "idempotency_in_progress", Title: "Request in progress"}
-)
-
 // maxIdempotencyKey bounds the header's length.
 const maxIdempotencyKey = 255
 

@@ -131,13 +131,6 @@ func (r *Resource[T]) Indexes() []Index {
 	return out
 }
 
-// ErrIndexConflict is returned by EnsureIndexes when a collection holds an
-// index with a needed key pattern whose options keep it from serving the
-// need (partial, sparse, with a collation, or without the TTL asked for),
-// or another index under the needed name: it cannot be created beside it,
-// and mongohttp drops nothing.
-var ErrIndexConflict = errors.New("mongohttp: an index with the same key pattern or name exists with other options")
-
 // EnsureIndexes creates, in each collection concerned, the indexes of
 // Indexes that are missing, and returns those it created: see the function
 // EnsureIndexes.

@@ -145,7 +145,7 @@ func toD(raw bson.Raw) bson.D {
 }
 
 // conflictsWithScope reports the body fields that contradict the scope.
-func conflictsWithScope(body, fixed bson.D) error {
+func conflictsWithScope(body, fixed bson.D) []FieldError {
 	var errs []FieldError
 	for _, f := range fixed {
 		if i := indexOf(body, f.Key); i >= 0 && !sameBSON(body[i].Value, f.Value) {
@@ -153,10 +153,7 @@ func conflictsWithScope(body, fixed bson.D) error {
 				Detail: "this field is set by the request's scope and cannot take another value"})
 		}
 	}
-	if errs != nil {
-		return &ValidationError{Fields: errs}
-	}
-	return nil
+	return errs
 }
 
 func sameBSON(a, b any) bool {

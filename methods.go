@@ -3,7 +3,6 @@ package mongohttp
 import (
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -25,9 +24,7 @@ func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h, ok = m[http.MethodGet]
 	}
 	if !ok {
-		allowed := m.allowed()
-		w.Header().Set("Allow", allowed)
-		WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use %s", strconv.Quote(clipMethod(r.Method)), allowed))
+		methodNotAllowed(w, r, m.allowed())
 		return
 	}
 	h.ServeHTTP(w, r)
@@ -47,10 +44,19 @@ func (m Methods) allowed() string {
 	return strings.Join(names, ", ")
 }
 
-// clipMethod bounds a method echoed in an error detail.
-func clipMethod(m string) string {
-	if len(m) > 32 {
-		return m[:32]
+// allowGetHead answers 405 for methods other than GET and HEAD, and
+// reports whether the request may go on.
+func allowGetHead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
 	}
-	return m
+	methodNotAllowed(w, r, "GET, HEAD")
+	return false
+}
+
+// methodNotAllowed answers 405 problem+json with an Allow header: the one
+// answer of every handler to a method it does not serve.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use %s", clip(r.Method), allow))
 }

@@ -367,17 +367,6 @@ func (h *HealthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// allowGetHead answers 405 with an Allow header for methods other than GET
-// and HEAD, and reports whether the request may go on.
-func allowGetHead(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		return true
-	}
-	w.Header().Set("Allow", "GET, HEAD")
-	WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use GET or HEAD", clip(r.Method)))
-	return false
-}
-
 // writeJSON writes v as a small, non-cacheable JSON answer.
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	body, err := json.Marshal(v)

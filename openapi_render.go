@@ -151,12 +151,13 @@ func problemSchema() *jsonSchema {
 			"detail":   {Type: "string", Description: "What went wrong with this request, and what is accepted."},
 			"instance": {Type: "string", Description: "The request's path."},
 			"code":     {Type: "string", Description: "The stable code of the problem."},
-			"errors": {Type: "array", Description: "The failing fields of a validation_failed answer.", Items: &jsonSchema{
+			"errors": {Type: "array", Description: "The failing fields of a 422 answer, which always has at least one, and the fields of the unique index a 409 conflict broke.", Items: &jsonSchema{
 				Type: "object", Required: []string{"pointer", "code"}, AdditionalProperties: false,
 				Properties: map[string]*jsonSchema{
-					"pointer": {Type: "string", Description: "The field, as a JSON pointer into the request body (RFC 6901)."},
-					"code":    {Type: "string", Description: "not_writable, invalid_type, invalid_value, invalid_object_id, or the service's own."},
-					"detail":  {Type: "string"},
+					"pointer": {Type: "string", Description: "The field, as a JSON pointer into the request body (RFC 6901); \"\" is the whole body."},
+					"code": {Type: "string", Description: "not_writable, invalid_type, invalid_value, invalid_object_id, required, min_length, max_length, minimum, maximum, pattern, enum, " +
+						"conflicts_with_scope, duplicate (a 409's unique key), or the service's own."},
+					"detail": {Type: "string"},
 				}}},
 			"inserted": {Type: "integer", Minimum: "0", Description: "A bulk insert's documents stored before the failing line."},
 			"line":     {Type: "integer", Minimum: "1", Description: "A bulk insert's failing line, from 1."},
@@ -172,10 +173,17 @@ func problemResponseSchema(status int, codes []string) *jsonSchema {
 	for i, c := range codes {
 		enum[i] = c
 	}
-	return &jsonSchema{AllOf: []*jsonSchema{schemaRef("Problem"), {
-		Properties: map[string]*jsonSchema{
-			"status": {Type: "integer", Const: status},
-			"code":   {Type: "string", Enum: enum},
-		},
-	}}}
+	own := &jsonSchema{Properties: map[string]*jsonSchema{
+		"status": {Type: "integer", Const: status},
+		"code":   {Type: "string", Enum: enum},
+	}}
+	switch status {
+	case http.StatusUnprocessableEntity:
+		own.Required = []string{"errors"}
+		own.Properties["errors"] = &jsonSchema{MinItems: pointerTo(1)}
+	case http.StatusConflict:
+		own.Properties["errors"] = &jsonSchema{Description: "The fields of the unique index the write broke, when the server tells them.",
+			Items: &jsonSchema{Properties: map[string]*jsonSchema{"code": {Const: "duplicate"}}}}
+	}
+	return &jsonSchema{AllOf: []*jsonSchema{schemaRef("Problem"), own}}
 }

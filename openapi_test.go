@@ -320,3 +320,78 @@ func TestAPIServesTheDocument(t *testing.T) {
 		t.Error("the ETag did not change with the document")
 	}
 }
+
+type account struct {
+	ID       bson.ObjectID `bson:"_id"`
+	Name     string        `bson:"name"`
+	Tags     []string      `bson:"tags"`
+	Age      int32         `bson:"age,omitempty"`
+	Password string        `bson:"password"`
+}
+
+// TestDocumentOfConstraints: the constraints of a policy are on its write
+// bodies (required, except in a patch; lengths, ranges, patterns, enums,
+// writeOnly), a required field may not be null in a patch, and a
+// write-only field is in no answer's schema.
+func TestDocumentOfConstraints(t *testing.T) {
+	client, coll := offline(t, "accounts")
+	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[account]{
+		Client: client,
+		Coll:   coll,
+		Policy: mongohttp.Policy{
+			Write: map[string]mongohttp.Type{"name": mongohttp.String, "tags": mongohttp.ArrayOf(mongohttp.String),
+				"age": mongohttp.Int, "password": mongohttp.String, "home.city": mongohttp.String},
+			Constraints: map[string]mongohttp.Constraint{
+				"name":      {Required: true, MaxLength: 20, Pattern: "^[a-z]+$"},
+				"tags":      {Enum: []string{"a", "b"}},
+				"age":       {Minimum: mongohttp.Bound(0.5), Maximum: mongohttp.Bound(150)},
+				"password":  {Required: true, WriteOnly: true, MinLength: 8},
+				"home.city": {Required: true},
+			},
+		},
+	}))
+	api := &mongohttp.API{}
+	api.Handle("/accounts", mongohttp.Methods{"POST": res.Insert()})
+	api.Handle("/accounts/{id}", mongohttp.Methods{"GET": res.FindOne(), "PATCH": res.Patch()})
+	doc := documentOf(t, api)
+	schemas := at(t, doc, "components", "schemas").(map[string]any)
+	write := at(t, schemas, "AccountsWrite").(map[string]any)
+	if got := toStrings(write["required"]); !slices.Equal(got, []string{"home", "name", "password"}) {
+		t.Errorf("required %v", got)
+	}
+	if got := toStrings(at(t, write, "properties", "home", "required")); !slices.Equal(got, []string{"city"}) {
+		t.Errorf("home requires %v", got)
+	}
+	for path, want := range map[string]any{
+		"name.maxLength": 20.0, "name.allOf": "^[a-z]+$", "password.minLength": 8.0, "password.writeOnly": true,
+		"age.minimum": 1.0, "age.maximum": 150.0, "tags.items": "a",
+	} {
+		field, key, _ := strings.Cut(path, ".")
+		got := at(t, write, "properties", field, key)
+		switch key {
+		case "allOf":
+			got = at(t, got, 0, "pattern")
+		case "items":
+			got = at(t, got, "enum", 0)
+		}
+		if got != want {
+			t.Errorf("%s = %v, want %v", path, got, want)
+		}
+	}
+	patch := at(t, schemas, "AccountsPatch").(map[string]any)
+	if patch["required"] != nil {
+		t.Errorf("the patch requires %v", patch["required"])
+	}
+	if got := at(t, patch, "properties", "name", "type"); got != "string" {
+		t.Errorf("a required field may be null in a patch: %v", got)
+	}
+	if got := toStrings(at(t, patch, "properties", "age", "type")); !slices.Equal(got, []string{"integer", "null"}) {
+		t.Errorf("an optional field may not be null in a patch: %v", got)
+	}
+	if at(t, schemas, "Account", "properties", "password") != nil || at(t, schemas, "Account", "properties", "name") == nil {
+		t.Errorf("the answer's schema: %v", schemas["Account"])
+	}
+	if got := at(t, doc, "paths", "/accounts", "post", "responses", "422", "content", "application/problem+json", "schema", "allOf", 1, "required"); !slices.Equal(toStrings(got), []string{"errors"}) {
+		t.Errorf("a 422 need not list its errors: %v", got)
+	}
+}

@@ -24,6 +24,16 @@ const (
 	// Int fields are stored in filters as int64. Documents holding int32 or
 	// double values still match, because MongoDB compares numbers across
 	// numeric types. filter= accepts any JSON number with an integral value.
+	//
+	// Writes take a JSON number that denotes an integer exactly, read from
+	// its decimal text (42, 1e3 and 3.0, not 1.5 or 1e-400), within the
+	// range of the Go field of the Collection's document type that holds
+	// it (an int32 field takes int32 values, a uint8 field 0 to 255), and
+	// never beyond ±(2^53−1): larger integers would be stored exactly and
+	// read back rounded by JavaScript clients, whose numbers are doubles.
+	// Anything else is a 422 invalid_value at the field's pointer. Values
+	// that fit in an int32 are stored as int32, others as int64; the API
+	// document states the format (int32 or int64) and the range.
 	Int
 	// Float fields are stored in filters as float64; filter= accepts any
 	// finite JSON number. NaN and infinities are refused.
@@ -223,6 +233,13 @@ type Policy struct {
 	// nothing is writable.
 	Write map[string]Type
 
+	// Constraints declares, for fields of Write, what their values must
+	// be beyond their type: required, write-only, lengths, ranges,
+	// patterns, enums (see Constraint). The write handlers enforce them
+	// and the API document describes them. A key that is not in Write is
+	// a configuration error. Default is none.
+	Constraints map[string]Constraint
+
 	// Relations names the related documents clients may embed with
 	// ?embed=name (see Relation). The parameter is accepted only where
 	// relations are declared. Default is none.
@@ -269,12 +286,18 @@ type QueryParser struct {
 	maxDepth, maxFilterBytes, maxIn, maxQuery int
 	key                                       []byte
 	write                                     writeSchema
+	writeOnly                                 []string             // Constraints' WriteOnly fields, sorted
 	counts                                    map[CountMode]bool   // the modes Policy.Count allows
 	relations                                 map[string]*relation // nil when ?embed= is refused
 
 	// scope names what the parser serves ("database.collection\x00policy"
 	// for a handler's); after tokens and Idempotency-Keys are bound to it.
 	scope string
+
+	// version is the version field of the handlers' documents, hidden like
+	// Policy.Hidden (the ETag header carries it), also in related
+	// documents; "" for a parser built by NewQueryParser.
+	version string
 }
 
 func isReserved(name string) bool { return slices.Contains(reservedParameters, name) }
@@ -282,30 +305,54 @@ func isReserved(name string) bool { return slices.Contains(reservedParameters, n
 // NewQueryParser checks p and compiles it. Mistakes in the policy are
 // reported here, as plain errors, rather than as surprises at request time.
 func NewQueryParser(p Policy) (*QueryParser, error) {
+	qp, err := newQueryParser(p, "")
+	if err != nil {
+		return nil, fmt.Errorf("mongohttp: %w", err)
+	}
+	return qp, nil
+}
+
+// newQueryParser is NewQueryParser with errors that name the field at
+// fault ("Policy.Write: …") without the package's prefix, for New and
+// relations to place in their own. The handlers of a Collection whose
+// documents keep their version in the field version pass its name: it is
+// hidden as if Policy.Hidden listed it, in the policy and in every related
+// policy.
+func newQueryParser(p Policy, version string) (*QueryParser, error) {
 	qp := &QueryParser{
 		filter:   map[string]Type{"_id": ObjectID},
 		sortable: map[string]bool{"_id": true},
 		related:  map[string]bool{},
 		extras:   map[string]bool{},
 		key:      processKey(),
+		version:  version,
 	}
 	var err error
 	if qp.ops, err = parseOperators(p.Operators); err != nil {
 		return nil, err
 	}
-	for _, h := range p.Hidden {
+	hidden := p.Hidden
+	if version != "" {
+		hidden = append(slices.Clip(hidden), version)
+	}
+	for _, h := range hidden {
 		if err := checkPolicyPath("Hidden", h); err != nil {
 			return nil, err
 		}
 		if h == "_id" {
-			return nil, errors.New("mongohttp: Policy.Hidden: _id cannot be hidden; it is the paging tie-breaker")
+			return nil, errors.New("Policy.Hidden: _id cannot be hidden; it is the paging tie-breaker")
 		}
 		qp.hidden = append(qp.hidden, h)
 	}
+	// Write-only fields are hidden too: never served, filtered, sorted or
+	// projected, whatever another program stored under their names.
+	qp.writeOnly = writeOnlyFields(p.Constraints)
+	qp.hidden = append(qp.hidden, qp.writeOnly...)
 	// Drop repeats and paths under another hidden path: MongoDB refuses a
 	// projection that excludes both "a" and "a.b".
+	all := slices.Clone(qp.hidden)
 	qp.hidden = slices.DeleteFunc(qp.hidden, func(h string) bool {
-		for _, o := range p.Hidden {
+		for _, o := range all {
 			if isAncestor(o, h) {
 				return true
 			}
@@ -322,7 +369,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 			return nil, err
 		}
 		if !t.scalar() {
-			return nil, fmt.Errorf("mongohttp: Policy.Filter: field %q has invalid type %v", name, t)
+			return nil, fmt.Errorf("Policy.Filter: field %q has invalid type %v", name, t)
 		}
 		qp.filter[name] = t
 	}
@@ -344,13 +391,13 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	}
 	for _, name := range p.ExtraParameters {
 		if name == "" || !utf8.ValidString(name) || strings.ContainsAny(name, "[]\x00") {
-			return nil, fmt.Errorf("mongohttp: Policy.ExtraParameters: invalid name %q", name)
+			return nil, fmt.Errorf("Policy.ExtraParameters: invalid name %q", name)
 		}
 		if isReserved(name) {
-			return nil, fmt.Errorf("mongohttp: Policy.ExtraParameters: %q is a reserved parameter", name)
+			return nil, fmt.Errorf("Policy.ExtraParameters: %q is a reserved parameter", name)
 		}
 		if _, ok := qp.filter[name]; ok {
-			return nil, fmt.Errorf("mongohttp: Policy.ExtraParameters: %q is also a filterable field", name)
+			return nil, fmt.Errorf("Policy.ExtraParameters: %q is also a filterable field", name)
 		}
 		qp.extras[name] = true
 	}
@@ -373,7 +420,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	for _, l := range limits {
 		switch {
 		case l.v < 0:
-			return nil, fmt.Errorf("mongohttp: Policy.%s is negative", l.name)
+			return nil, fmt.Errorf("%s is negative", "Policy."+l.name)
 		case l.v == 0:
 			*l.dst = l.def
 		default:
@@ -381,14 +428,14 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 		}
 	}
 	if qp.defaultLimit > qp.maxLimit {
-		return nil, fmt.Errorf("mongohttp: Policy.DefaultLimit %d is above MaxLimit %d", qp.defaultLimit, qp.maxLimit)
+		return nil, fmt.Errorf("Policy.DefaultLimit %d is above MaxLimit %d", qp.defaultLimit, qp.maxLimit)
 	}
 	if qp.counts, err = countModes(p.Count); err != nil {
 		return nil, err
 	}
 	if p.CursorKey != nil {
 		if len(p.CursorKey) < 16 {
-			return nil, errors.New("mongohttp: Policy.CursorKey must be at least 16 bytes")
+			return nil, errors.New("Policy.CursorKey must be at least 16 bytes")
 		}
 		qp.key = slices.Clone(p.CursorKey)
 	}
@@ -399,7 +446,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	}
 	if qp.defaultSort, err = qp.parseSort(ds); err != nil {
 		// A plain error: this is the application's mistake, not a client's.
-		return nil, fmt.Errorf("mongohttp: Policy.DefaultSort: %s", AsError(err).Detail)
+		return nil, fmt.Errorf("Policy.DefaultSort: %s", AsError(err).Detail)
 	}
 
 	if qp.relations, err = qp.compileRelations(p.Relations, "", 1); err != nil {
@@ -424,7 +471,7 @@ func NewQueryParser(p Policy) (*QueryParser, error) {
 	if qp.acceptedOne == "" {
 		qp.acceptedOne = "none"
 	}
-	if qp.write, err = qp.compileWrite(p.Write); err != nil {
+	if qp.write, err = qp.compileWrite(p.Write, p.Constraints); err != nil {
 		return nil, err
 	}
 	return qp, nil
@@ -438,7 +485,7 @@ func countModes(modes []CountMode) (map[CountMode]bool, error) {
 	m := map[CountMode]bool{}
 	for _, c := range modes {
 		if c != CountExact && c != CountEstimated {
-			return nil, fmt.Errorf("mongohttp: Policy.Count: unknown count mode %q (use CountExact or CountEstimated)", c)
+			return nil, fmt.Errorf("Policy.Count: unknown count mode %q (use CountExact or CountEstimated)", c)
 		}
 		m[c] = true
 	}
@@ -468,8 +515,14 @@ func (qp *QueryParser) checkVisible(what, name string) error {
 		return err
 	}
 	for _, h := range qp.hidden {
+		if what == "Write" && name == h && slices.Contains(qp.writeOnly, name) {
+			continue // hidden because it is write-only
+		}
 		if name == h || isAncestor(name, h) || isAncestor(h, name) {
-			return fmt.Errorf("mongohttp: Policy.%s: field %q would reach hidden field %q", what, name, h)
+			if slices.Contains(qp.writeOnly, h) {
+				return fmt.Errorf("%s: field %q would reach write-only field %q, which is never stored", "Policy."+what, name, h)
+			}
+			return fmt.Errorf("%s: field %q would reach hidden field %q", "Policy."+what, name, h)
 		}
 	}
 	return nil
@@ -477,7 +530,7 @@ func (qp *QueryParser) checkVisible(what, name string) error {
 
 func checkPolicyPath(what, name string) error {
 	if !validPath(name) || strings.ContainsAny(name, "[],") || strings.HasPrefix(name, "-") {
-		return fmt.Errorf("mongohttp: Policy.%s: invalid field name %q", what, name)
+		return fmt.Errorf("%s: invalid field name %q", "Policy."+what, name)
 	}
 	return nil
 }
@@ -509,7 +562,3 @@ func validPath(name string) bool {
 func isAncestor(a, b string) bool {
 	return len(b) > len(a) && b[len(a)] == '.' && strings.HasPrefix(b, a)
 }
-
-// Hidden returns the policy's hidden fields, sorted, without repeats and
-// without paths under another hidden path.
-func (qp *QueryParser) Hidden() []string { return slices.Clone(qp.hidden) }

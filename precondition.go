@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -103,11 +102,9 @@ func (h *writer[T]) matches(r *http.Request, p preconditions, stored bson.Raw) (
 	if !candidate {
 		return false, nil
 	}
-	shown := stored
-	if len(h.hidden) > 0 {
-		shown = rawbson.OmitPaths(stored, h.hidden)
-	}
-	_, current, err := h.render(r, shown)
+	// render leaves out the hidden fields, the version among them, and
+	// takes the version for the ETag from stored.
+	_, current, err := h.render(r, stored)
 	if err != nil {
 		return false, err
 	}

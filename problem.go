@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -15,89 +14,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// Error is an error that maps to an HTTP answer: an RFC 9457 problem
-// document with a stable machine-readable Code.
-//
-// The package's sentinel errors (ErrNotFound, ErrFieldNotAllowed, …) are
-// *Error values; errors returned by mongohttp wrap them, so compare with
-// errors.Is. Two *Error values match under errors.Is when their codes are
-// equal, whatever their details.
-type Error struct {
-	// Status is the HTTP status code.
-	Status int
-	// Code is a stable identifier clients may switch on, for example
-	// "field_not_allowed". Codes never change once published.
-	Code string
-	// Title is a short summary of the problem type.
-	Title string
-	// Detail explains this occurrence. It is shown to clients, so it never
-	// holds driver or server messages.
-	Detail string
-	// Err is the underlying cause, for logs only. It is never shown to clients.
-	Err error
-	// Errors lists the failing fields of a 422 "validation_failed" answer,
-	// written as the problem's "errors" member.
-	Errors []FieldError
-	// Extensions are further members of the problem document, such as a
-	// bulk insert's "inserted" and "line". Members named like the standard
-	// ones are ignored.
-	Extensions map[string]any
-}
-
-// Sentinel errors, one per problem code. Match them with errors.Is.
-var (
-	ErrInvalidObjectID    = &Error{Status: http.StatusBadRequest, Code: "invalid_object_id", Title: "Invalid object id"}
-	ErrInvalidParameter   = &Error{Status: http.StatusBadRequest, Code: "invalid_parameter", Title: "Invalid parameter"}
-	ErrUnknownParameter   = &Error{Status: http.StatusBadRequest, Code: "unknown_parameter", Title: "Unknown parameter"}
-	ErrFieldNotAllowed    = &Error{Status: http.StatusBadRequest, Code: "field_not_allowed", Title: "Field not allowed"}
-	ErrOperatorNotAllowed = &Error{Status: http.StatusBadRequest, Code: "operator_not_allowed", Title: "Operator not allowed"}
-	ErrLimitExceeded      = &Error{Status: http.StatusBadRequest, Code: "limit_exceeded", Title: "Limit exceeded"}
-	ErrInvalidCursor      = &Error{Status: http.StatusBadRequest, Code: "invalid_cursor", Title: "Invalid cursor"}
-	ErrCountNotAllowed    = &Error{Status: http.StatusBadRequest, Code: "count_not_allowed", Title: "Count not allowed"}
-	ErrNotFound           = &Error{Status: http.StatusNotFound, Code: "not_found", Title: "Not found"}
-	ErrMethodNotAllowed   = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Method not allowed"}
-	ErrUnavailable        = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Database unavailable"}
-	ErrTimeout            = &Error{Status: http.StatusGatewayTimeout, Code: "timeout", Title: "Query timed out"}
-	ErrInternal           = &Error{Status: http.StatusInternalServerError, Code: "internal", Title: "Internal error"}
-)
-
 // ProblemTypeBase prefixes an Error's Code to form the problem's "type" URI.
 const ProblemTypeBase = "urn:mongohttp:problem:"
-
-func (e *Error) Error() string {
-	msg := e.Code
-	if e.Detail != "" {
-		msg += ": " + e.Detail
-	}
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return "mongohttp: " + msg
-}
-
-// Is reports whether target is an *Error with the same Code.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code
-}
-
-// Unwrap returns the underlying cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// Detailf returns a copy of e with Detail set from format and args. Use it to
-// derive an occurrence from a sentinel: ErrFieldNotAllowed.Detailf("field %q …", f).
-func (e *Error) Detailf(format string, args ...any) *Error {
-	c := *e
-	c.Detail = fmt.Sprintf(format, args...)
-	return &c
-}
-
-// withCause returns a copy of e whose Err is cause.
-func (e *Error) withCause(cause error) *Error {
-	c := *e
-	c.Err = cause
-	return &c
-}
 
 // AsError maps any error to the *Error a client should see:
 //   - an *Error anywhere in err's chain is returned as a copy, so that
@@ -128,6 +46,10 @@ func AsError(err error) *Error {
 		if c.Title == "" {
 			c.Title = http.StatusText(c.Status)
 		}
+		if c.Status == http.StatusUnprocessableEntity && len(c.Errors) == 0 {
+			// A 422 always lists what failed: at worst the whole body.
+			c.Errors = []FieldError{{Pointer: "", Code: c.Code, Detail: c.Detail}}
+		}
 		return &c
 	}
 	var ve *ValidationError
@@ -151,44 +73,6 @@ func AsError(err error) *Error {
 		return ErrInternal.Detailf("the request could not be completed").withCause(err)
 	}
 }
-
-// sentinels are the package's own *Error values, which no caller may be
-// handed to modify.
-var sentinels = []*Error{
-	ErrInvalidObjectID, ErrInvalidParameter, ErrUnknownParameter, ErrFieldNotAllowed,
-	ErrOperatorNotAllowed, ErrLimitExceeded, ErrInvalidCursor, ErrCountNotAllowed, ErrNotFound,
-	ErrMethodNotAllowed, ErrUnavailable, ErrTimeout, ErrInternal, ErrOverloaded,
-	ErrInvalidBody, ErrBodyTooLarge, ErrUnsupportedMediaType, ErrValidation,
-	ErrConflict, ErrPreconditionFailed, ErrPreconditionRequired,
-	ErrIdempotencyKeyReused, ErrIdempotencyPending, ErrInvalidResumeToken, ErrResumeExpired,
-}
-
-// detachSentinel returns err such that the first *Error errors.As finds in
-// it is not one of the package's sentinels: an ErrorFunc that edits the
-// *Error it is given (application code may return ErrNotFound itself from a
-// BaseFilter) must not rewrite the sentinel for the whole process. A bare
-// sentinel becomes a copy; a chain holding one is wrapped so that the copy
-// comes first, with the same message and errors.Is results.
-func detachSentinel(err error) error {
-	var e *Error
-	if !errors.As(err, &e) || !slices.Contains(sentinels, e) {
-		return err
-	}
-	c := *e
-	if err == error(e) {
-		return &c
-	}
-	return &detached{copy: &c, err: err}
-}
-
-// detached puts a copy of a sentinel in front of the chain that held it.
-type detached struct {
-	copy *Error
-	err  error
-}
-
-func (d *detached) Error() string   { return d.err.Error() }
-func (d *detached) Unwrap() []error { return []error{d.copy, d.err} }
 
 // unavailableCodes are server error codes that mean "not now, elsewhere or
 // later": shutdowns, elections, unreachable peers, overload.
@@ -266,9 +150,9 @@ func withExtensions(body []byte, ext map[string]any) []byte {
 	return out
 }
 
-// RetryAfter is the value, in seconds, of the Retry-After header sent with
+// retryAfter is the value, in seconds, of the Retry-After header sent with
 // 503 answers.
-const RetryAfter = 1
+const retryAfter = 1
 
 // WriteError writes err as an application/problem+json answer, mapped by
 // AsError: any error, nil included, ends in a problem document with a 4xx or
@@ -292,7 +176,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Del("Link")
 	h.Del("X-Total-Count")
 	if e.Status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", strconv.Itoa(RetryAfter))
+		h.Set("Retry-After", strconv.Itoa(retryAfter))
 	}
 	body, _ := json.Marshal(problemBody{
 		Type:     ProblemTypeBase + e.Code,

@@ -39,7 +39,7 @@ type Query struct {
 	Sort bson.D
 	// Projection never includes hidden fields. Without ?fields= it excludes
 	// them; with ?fields= it includes the fields named plus the sort fields,
-	// which NextToken needs. An empty document when there is nothing to
+	// which nextToken needs. An empty document when there is nothing to
 	// exclude.
 	Projection bson.D
 	// Limit is between 1 and the policy's MaxLimit.
@@ -58,6 +58,8 @@ type Query struct {
 	// anchor is the sort key the after token holds; nil without a token
 	// or for a token that only continues by position.
 	anchor []bson.RawValue
+	// ref is what a reference token holds; nil for other tokens.
+	ref *anchorRef
 	// params are the decoded parameters but after and skip, in request
 	// order: what a next link repeats.
 	params []queryParam
@@ -158,9 +160,17 @@ func (qp *QueryParser) bind(q *Query, base bson.D) error {
 	if q.anchor, q.Skip, err = qp.readToken(q.after, q); err != nil {
 		return err
 	}
+	parts := slices.Clip(q.parts)
 	if q.anchor != nil {
-		q.Filter = combine(append(q.parts, keyset(q.Sort, q.anchor)))
+		parts = append(parts, keyset(q.Sort, q.anchor))
 	}
+	if q.ref != nil {
+		// Until Find reads the document it names (see resolveRef).
+		if c := groupStart(q.Sort, q.ref.group, q.ref.prefix); c != nil {
+			parts = append(parts, c)
+		}
+	}
+	q.Filter = combine(parts)
 	return nil
 }
 
@@ -528,7 +538,7 @@ func (qp *QueryParser) parseSort(s string) (bson.D, error) {
 
 // projection builds the projection: without ?fields= the exclusion of hidden
 // fields; with it, an inclusion of the fields named plus the sort fields, so
-// that NextToken finds the sort key of the last document.
+// that nextToken finds the sort key of the last document.
 func (qp *QueryParser) projection(fields string, has bool, sort bson.D) (bson.D, error) {
 	if !has {
 		// Never nil: the driver cannot marshal a nil bson.D.

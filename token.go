@@ -17,7 +17,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// An after token is base64url (no padding) of
+// cursorVersion is the first byte of an after token, which is base64url
+// (no padding) of
 //
 //	version (1 byte) | BSON {"v": [anchor…], "o": offset} | MAC (16 bytes)
 //
@@ -40,14 +41,15 @@ import (
 const (
 	cursorVersion = 2
 	cursorMACLen  = 16
-	// MaxCursorLength caps an after token, in characters. A document whose
-	// sort values would not fit (very long strings as sort keys) cannot end
-	// a page; see Find.
-	MaxCursorLength = 1024
 	// maxKeysetLength leaves room in MaxCursorLength for the offset a
 	// positional continuation adds to a keyset token's anchor.
 	maxKeysetLength = MaxCursorLength - 32
 )
+
+// MaxCursorLength caps an after token, in characters. A document whose
+// sort values would not fit (very long strings as sort keys) cannot end a
+// page; see Find.
+const MaxCursorLength = 1024
 
 var cursorEncoding = base64.RawURLEncoding.Strict()
 
@@ -115,6 +117,17 @@ func (qp *QueryParser) mac(sort bson.D, digest, msg []byte) []byte {
 type tokenPayload struct {
 	V []bson.RawValue `bson:"v"`
 	O int64           `bson:"o,omitempty"`
+	// A reference token's (see anchorRef): the documents it names, and
+	// whether the last value of V is a prefix.
+	R []tokenRef `bson:"r,omitempty"`
+	P bool       `bson:"p,omitempty"`
+}
+
+// tokenRef names a document of a reference token: its _id and the digest
+// of its sort key.
+type tokenRef struct {
+	I bson.RawValue `bson:"i"`
+	H []byte        `bson:"h"`
 }
 
 func (qp *QueryParser) sign(q *Query, digest []byte, p tokenPayload) (string, error) {
@@ -132,52 +145,52 @@ func (qp *QueryParser) sign(q *Query, digest []byte, p tokenPayload) (string, er
 	return cursorEncoding.EncodeToString(msg), nil
 }
 
-// NextToken returns the after token for the page of q whose last document
+// nextToken returns the after token for the page of q whose last document
 // is last. It reads each sort field of last (dotted paths included) and _id;
 // the Query's projection always includes them.
 //
 // The token holds the document's sort key as the server sorts it (an
 // array's smallest element in ascending order, its largest in descending
 // order; missing as null), and the condition it turns into follows the
-// server's order across types and arrays (see the README). NextToken fails
+// server's order across types and arrays (see the README). nextToken fails
 // when last cannot anchor a page: a sort value of a type keyset paging does
 // not handle (regular expressions, MinKey, MaxKey, undefined, symbols,
 // JavaScript, DBPointer, nested arrays, NaN, an array of two or more
 // documents or of decimals mixed with other numbers, a path through an
 // array of documents), or a token longer than MaxCursorLength allows. Find
 // then ends the page at an earlier document, or continues by position.
-func (qp *QueryParser) NextToken(q *Query, last bson.Raw) (string, error) {
+func (qp *QueryParser) nextToken(q *Query, last bson.Raw) (string, error) {
 	if q == nil || len(q.Sort) == 0 {
-		return "", errors.New("mongohttp: NextToken needs a query with a sort")
+		return "", errors.New("mongohttp: nextToken needs a query with a sort")
 	}
 	digest, err := filterDigest(q)
 	if err != nil {
-		return "", fmt.Errorf("mongohttp: NextToken: %w", err)
+		return "", fmt.Errorf("mongohttp: nextToken: %w", err)
 	}
 	return qp.keysetToken(q, digest, last)
 }
 
 func (qp *QueryParser) keysetToken(q *Query, digest []byte, last bson.Raw) (string, error) {
 	if err := last.Validate(); err != nil {
-		return "", fmt.Errorf("mongohttp: NextToken: invalid document: %w", err)
+		return "", fmt.Errorf("mongohttp: nextToken: invalid document: %w", err)
 	}
 	anchor := make([]bson.RawValue, len(q.Sort))
 	for i, e := range q.Sort {
 		v, err := sortKey(last, e.Key, direction(e.Value) < 0)
 		if err != nil {
-			return "", fmt.Errorf("mongohttp: NextToken: sort field %q: %w", e.Key, err)
+			return "", fmt.Errorf("mongohttp: nextToken: sort field %q: %w", e.Key, err)
 		}
 		if e.Key == "_id" && v.Type == bson.TypeNull {
-			return "", errors.New("mongohttp: NextToken: the document has no _id")
+			return "", errors.New("mongohttp: nextToken: the document has no _id")
 		}
 		anchor[i] = v
 	}
 	tok, err := qp.sign(q, digest, tokenPayload{V: anchor})
 	if err != nil {
-		return "", fmt.Errorf("mongohttp: NextToken: %w", err)
+		return "", fmt.Errorf("mongohttp: nextToken: %w", err)
 	}
 	if len(tok) > maxKeysetLength {
-		return "", fmt.Errorf("mongohttp: NextToken: the sort values need a %d-character token; the maximum is %d", len(tok), maxKeysetLength)
+		return "", fmt.Errorf("mongohttp: nextToken: the sort values need a %d-character token; the maximum is %d", len(tok), maxKeysetLength)
 	}
 	return tok, nil
 }
@@ -188,6 +201,9 @@ func (qp *QueryParser) keysetToken(q *Query, digest []byte, last bson.Raw) (stri
 // token. It is exact while the documents between the anchor and the offset
 // do not change; the server walks the offset, so it is bounded by MaxSkip.
 func (qp *QueryParser) offsetToken(q *Query, digest []byte, served int) (string, error) {
+	if q.ref != nil && q.anchor == nil {
+		return "", errors.New("mongohttp: a page that started from a group of documents cannot continue by position")
+	}
 	offset := q.Skip + int64(served)
 	if offset > int64(qp.maxSkip) {
 		return "", fmt.Errorf("mongohttp: a positional continuation would skip %d documents; the maximum is MaxSkip, %d", offset, qp.maxSkip)
@@ -216,6 +232,9 @@ func (qp *QueryParser) readToken(token string, q *Query) ([]bson.RawValue, int64
 	if !hmac.Equal(sum, qp.mac(q.Sort, digest, msg)) {
 		return nil, 0, errInvalidToken()
 	}
+	if len(p.R) > 0 {
+		return nil, 0, nil // a reference token: Find reads the documents it names (see resolveRef)
+	}
 	if len(p.V) == 0 {
 		return nil, p.O, nil
 	}
@@ -239,6 +258,23 @@ func (qp *QueryParser) decodeToken(token string, q *Query) (msg, sum []byte, p t
 	msg, sum = b[:len(b)-cursorMACLen], b[len(b)-cursorMACLen:]
 	if err := bson.Unmarshal(msg[1:], &p); err != nil || p.O < 0 || p.O > int64(qp.maxSkip) {
 		return nil, nil, p, errInvalidToken()
+	}
+	if len(p.R) > 0 {
+		if p.O != 0 || len(p.R) > maxRefs || len(p.V) > len(q.Sort) || (p.P && (len(p.V) == 0 || p.V[len(p.V)-1].Type != bson.TypeString)) {
+			return nil, nil, p, errInvalidToken()
+		}
+		for _, r := range p.R {
+			if len(r.H) != 16 || r.I.Type == 0 {
+				return nil, nil, p, errInvalidToken()
+			}
+		}
+		for _, v := range p.V {
+			if b := bracketOfKey(v); b == bracketOther || b == bracketRegex {
+				return nil, nil, p, errInvalidToken()
+			}
+		}
+		q.ref = &anchorRef{refs: p.R, group: p.V, prefix: p.P}
+		return msg, sum, p, nil
 	}
 	switch {
 	case len(p.V) == 0 && p.O > 0:

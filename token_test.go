@@ -29,9 +29,9 @@ func afterToken(t testing.TB, qp *QueryParser, query string, doc bson.D) string 
 	if err != nil {
 		t.Fatalf("Parse(%q): %v", query, err)
 	}
-	tok, err := qp.NextToken(q, marshalRaw(t, doc))
+	tok, err := qp.nextToken(q, marshalRaw(t, doc))
 	if err != nil {
-		t.Fatalf("NextToken: %v", err)
+		t.Fatalf("nextToken: %v", err)
 	}
 	return tok
 }
@@ -147,8 +147,8 @@ func TestNextTokenRefusesWhatCannotAnchor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tok, err := qp.NextToken(q, tt.doc); err == nil {
-				t.Errorf("NextToken = %q, want an error", tok)
+			if tok, err := qp.nextToken(q, tt.doc); err == nil {
+				t.Errorf("nextToken = %q, want an error", tok)
 			}
 		})
 	}
@@ -157,14 +157,14 @@ func TestNextTokenRefusesWhatCannotAnchor(t *testing.T) {
 		t.Fatal(err)
 	}
 	through := marshalRaw(t, qD{{Key: "_id", Value: queryOID}, {Key: "p", Value: qA{qD{{Key: "c", Value: int32(1)}}}}})
-	if tok, err := qp.NextToken(pc, through); err == nil {
+	if tok, err := qp.nextToken(pc, through); err == nil {
 		t.Errorf("a path through an array of documents made token %q", tok)
 	}
-	if _, err := qp.NextToken(nil, withName("a")); err == nil {
-		t.Error("NextToken(nil query) did not fail")
+	if _, err := qp.nextToken(nil, withName("a")); err == nil {
+		t.Error("nextToken(nil query) did not fail")
 	}
 	// A key just under the cap makes a token that leaves room for an offset.
-	tok, err := qp.NextToken(q, withName(strings.Repeat("n", 600)))
+	tok, err := qp.nextToken(q, withName(strings.Repeat("n", 600)))
 	if err != nil || len(tok) > MaxCursorLength-32 {
 		t.Errorf("token of %d characters, %v", len(tok), err)
 	}
@@ -321,7 +321,7 @@ func TestTokensAreBoundToTheirScope(t *testing.T) {
 		if err := qp.bind(q, base); err != nil {
 			t.Fatal(err)
 		}
-		tok, err := qp.NextToken(q, marshalRaw(t, doc))
+		tok, err := qp.nextToken(q, marshalRaw(t, doc))
 		if err != nil {
 			t.Fatal(err)
 		}

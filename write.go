@@ -7,8 +7,10 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mongohttp/mongohttp/internal/rawbson"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -41,13 +43,6 @@ func (op WriteOp) String() string {
 	return "WriteOp(" + strconv.Itoa(int(op)) + ")"
 }
 
-// Errors of writes.
-var (
-	ErrConflict             = &Error{Status: http.StatusConflict, Code: "conflict", Title: "Conflict"}
-	ErrPreconditionFailed   = &Error{Status: http.StatusPreconditionFailed, Code: "precondition_failed", Title: "Precondition failed"}
-	ErrPreconditionRequired = &Error{Status: http.StatusPreconditionRequired, Code: "precondition_required", Title: "Precondition required"}
-)
-
 // Media types the write handlers take.
 const (
 	mediaJSON       = "application/json"
@@ -58,13 +53,22 @@ const (
 // insert) when Collection.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
 
+// DefaultBodyIdleTimeout bounds the wait for the next bytes of a body when
+// Collection.BodyIdleTimeout is 0.
+const DefaultBodyIdleTimeout = 10 * time.Second
+
 // DefaultVersionField is the field holding a document's version when
 // Collection.VersionField is "".
 const DefaultVersionField = "_etag"
 
 // maxWriteAttempts bounds the read-merge-write rounds of a PUT or PATCH
-// without If-Match that lose a race with another writer.
-const maxWriteAttempts = 8
+// without If-Match that lose a race with another writer. Each round
+// merges the body into the version it read, so writes of distinct fields
+// all land. With the short pauses between rounds (see pause) a writer that
+// lost comes back about as soon as one that just won starts its next
+// write, so none starves; a request gives up after 50 lost rounds (about
+// a second of pauses), or at its MaxTime.
+const maxWriteAttempts = 50
 
 // writer is a write handler of one policy.
 type writer[T any] struct {
@@ -83,8 +87,10 @@ type writeSettings[T any] struct {
 	prepare      func(r *http.Request, op WriteOp, doc *T) error
 	requireMatch bool
 	maxBody      int64
+	bodyIdle     time.Duration // <0: the server's read deadlines apply
 	location     func(r *http.Request, id any) string
 	known        map[string]bool // the keys T's marshalling writes; nil: every key
+	unique       *uniqueIndexes  // for the fields of a duplicate key
 	idem         *idempotency
 	claims       *claims
 	tombs        *tombstones // nil: deletes leave none
@@ -93,8 +99,7 @@ type writeSettings[T any] struct {
 func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setRequestID(w, r)
 	if r.Method != h.method {
-		w.Header().Set("Allow", h.method)
-		WriteError(w, r, ErrMethodNotAllowed.Detailf("method %s is not allowed; use %s", strconv.Quote(r.Method), h.method))
+		methodNotAllowed(w, r, h.method)
 		return
 	}
 	if err := admit(r.Context(), h.limit, h.clientLimit); err != nil {
@@ -104,41 +109,70 @@ func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer leave(h.limit, h.clientLimit)
 	h.obs(r).admitted()
 	if err := h.serve(h, w, r); err != nil {
+		// A refusal before the body was read (a bad id, a failed
+		// precondition) must reach a client that sends the whole body
+		// before it reads; an answer after the body was read finds it at
+		// its end. One that stopped arriving is not waited for again.
+		if !errors.Is(err, ErrBodyTimeout) && !errors.Is(err, ErrBodyTooLarge) {
+			dropRest(w, r, h.body(w, r), false)
+		}
 		h.errorFunc(w, r, err)
 	}
 }
 
 // mediaType returns the request's media type, lower case, without
-// parameters.
+// parameters; "" when it has a charset other than UTF-8, the only
+// encoding of JSON (RFC 8259 §8.1): its bytes would be read as something
+// other than what was sent.
 func mediaType(r *http.Request) string {
 	ct := r.Header.Get("Content-Type")
 	switch ct { // the usual spellings, without the parser's map of parameters
 	case mediaJSON, NDJSON, mediaMergePatch:
 		return ct
 	}
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
+		return ""
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return ""
 	}
 	return mt
 }
 
+// errMediaType is the 415 answer to a body that is not one of want.
+func errMediaType(r *http.Request, want string) error {
+	if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil {
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return ErrUnsupportedMediaType.Detailf("charset %s is not taken: send %s in UTF-8", clip(cs), want)
+		}
+	}
+	return ErrUnsupportedMediaType.Detailf("send %s", want)
+}
+
 // readBody reads the whole body, bounded by the handler's limit.
 func (h *writer[T]) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.w.maxBody))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		// The rest of the body is not read: the connection cannot serve
-		// another request. MaxBytesReader tells the server so through the
-		// ResponseWriter, which an observer's wrapper hides; the header
+	body := h.body(w, r)
+	tooLarge := func(started bool) error {
+		// MaxBytesReader tells the server to close the connection through
+		// the ResponseWriter, which an observer's wrapper hides; the header
 		// says it whatever wraps w.
 		w.Header().Set("Connection", "close")
-		return nil, ErrBodyTooLarge.Detailf("the body is larger than %d bytes", h.w.maxBody)
-	case err != nil:
-		return nil, ErrInvalidBody.Detailf("the body could not be read").withCause(err)
+		dropRest(w, r, body, started)
+		return ErrBodyTooLarge.Detailf("the body is larger than %d bytes", h.w.maxBody)
 	}
-	return body, nil
+	if r.ContentLength > h.w.maxBody {
+		return nil, tooLarge(false)
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, body, h.w.maxBody))
+	var overflow *http.MaxBytesError
+	switch {
+	case errors.As(err, &overflow):
+		return nil, tooLarge(true)
+	case err != nil:
+		return nil, h.bodyReadError(err)
+	}
+	return data, nil
 }
 
 // scope returns the request's base filter and the fields it fixes by
@@ -148,6 +182,40 @@ func (h *writer[T]) scope(r *http.Request) (base, fixed bson.D, err error) {
 		return nil, nil, err
 	}
 	return base, equalities(base, nil), nil
+}
+
+// decodeInScope decodes a write body and checks it against the request's
+// scope. The body's field errors and its conflicts with the scope are
+// answered together, in one 422.
+func (h *writer[T]) decodeInScope(r *http.Request, data []byte, patch bool) (body, base, fixed bson.D, err error) {
+	body, derr := h.parser.write.decodeBody(data, patch)
+	var fields *ValidationError
+	if derr != nil && !errors.As(derr, &fields) {
+		return nil, nil, nil, derr // not a JSON object: nothing to add
+	}
+	if base, fixed, err = h.scope(r); err != nil {
+		return nil, nil, nil, err
+	}
+	return body, base, fixed, checkScope(body, fields, fixed)
+}
+
+// checkScope adds to a body's field errors (fields, nil when it has none)
+// its conflicts with the fields the scope fixes, and drops the "required"
+// errors of fields the scope sets.
+func checkScope(body bson.D, fields *ValidationError, fixed bson.D) error {
+	var errs []FieldError
+	if fields != nil {
+		for _, f := range fields.Fields {
+			if f.Code != "required" || !slices.ContainsFunc(fixed, func(e bson.E) bool { return f.Pointer == leafPointer(e.Key, "") }) {
+				errs = append(errs, f)
+			}
+		}
+	}
+	errs = append(errs, conflictsWithScope(body, fixed)...)
+	if len(errs) > 0 {
+		return &ValidationError{Fields: errs}
+	}
+	return nil
 }
 
 // equalities collects the fields f fixes to one value: {k: v} and
@@ -191,7 +259,7 @@ func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixe
 	if h.raw {
 		v = any(bson.Raw(raw)).(T)
 	} else if err := bson.Unmarshal(raw, &v); err != nil {
-		return nil, ErrValidation.Detailf("the document does not fit the service's type").withCause(err)
+		return nil, misfit(err)
 	}
 	if h.w.validate != nil {
 		if err := h.w.validate(r, &v); err != nil {
@@ -210,18 +278,33 @@ func (h *writer[T]) finalize(r *http.Request, op WriteOp, m bson.D, id any, fixe
 		if out, err = bson.Marshal(&v); err != nil {
 			return nil, err
 		}
-		out = overlay(keepPresent(out, raw, h.zeroDoc), raw, h.w.known)
+		out = overlay(keepEmpty(keepPresent(out, raw, h.zeroDoc), raw, h.omitEmpty), raw, h.w.known)
+	}
+	if wo := h.parser.write.writeOnly; len(wo) > 0 {
+		out = rawbson.OmitPaths(out, wo) // whatever the hooks left there
 	}
 	set := append(bson.D{{Key: "_id", Value: id}, {Key: h.version, Value: bson.NewObjectID()}}, fixed...)
 	return rawbson.SetFields(out, set)
 }
 
+// misfit is the 422 of a document that T cannot hold (a value too large
+// for its field's Go type), naming the field the driver could not decode.
+func misfit(err error) error {
+	pointer := ""
+	var de *bson.DecodeError
+	if errors.As(err, &de) {
+		for _, k := range de.Keys() {
+			pointer += "/" + pointerEscape(k)
+		}
+	}
+	return &Error{Status: ErrValidation.Status, Code: ErrValidation.Code, Title: ErrValidation.Title,
+		Detail: "the document cannot be written; see errors", Err: err,
+		Errors: []FieldError{{Pointer: pointer, Code: "invalid_value", Detail: "the value does not fit the service's type for this field"}}}
+}
+
 // respond writes a successful write's answer: the stored document as the
 // handlers of one document serve it, or 204 under Prefer: return=minimal.
 func (h *writer[T]) respond(w http.ResponseWriter, r *http.Request, status int, stored bson.Raw, location string) error {
-	if len(h.hidden) > 0 {
-		stored = rawbson.OmitPaths(stored, h.hidden)
-	}
 	body, etag, err := h.render(r, stored)
 	if err != nil {
 		return err
@@ -289,21 +372,14 @@ func serveInsert[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		return h.serveBulk(w, r)
 	default:
 		w.Header().Set("Accept-Post", mediaJSON+", "+NDJSON)
-		return ErrUnsupportedMediaType.Detailf("send %s (one document) or %s (many)", mediaJSON, NDJSON)
+		return errMediaType(r, mediaJSON+" (one document) or "+NDJSON+" (many)")
 	}
 	data, err := h.readBody(w, r)
 	if err != nil {
 		return err
 	}
-	body, err := h.parser.write.decodeBody(data, false)
+	body, base, fixed, err := h.decodeInScope(r, data, false)
 	if err != nil {
-		return err
-	}
-	base, fixed, err := h.scope(r)
-	if err != nil {
-		return err
-	}
-	if err := conflictsWithScope(body, fixed); err != nil {
 		return err
 	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
@@ -336,7 +412,7 @@ func (h *writer[T]) insert(w http.ResponseWriter, r *http.Request, body, fixed b
 		if stored, lerr := h.loadStored(ctx, bson.D{{Key: "_id", Value: id}}); lerr == nil && stored != nil {
 			return h.respond(w, r, http.StatusCreated, stored, h.w.location(r, id))
 		}
-		return ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+		return h.w.unique.conflictError(ctx, err, doc)
 	}
 	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, h.w.location(r, id))
@@ -352,7 +428,7 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		if op == OpPatch {
 			w.Header().Set("Accept-Patch", mediaMergePatch)
 		}
-		return ErrUnsupportedMediaType.Detailf("send %s", media)
+		return errMediaType(r, media)
 	}
 	id, err := h.parser.ParseID(h.id(r))
 	if err != nil {
@@ -366,15 +442,8 @@ func serveUpdate[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	body, err := h.parser.write.decodeBody(data, op == OpPatch)
+	body, base, fixed, err := h.decodeInScope(r, data, op == OpPatch)
 	if err != nil {
-		return err
-	}
-	base, fixed, err := h.scope(r)
-	if err != nil {
-		return err
-	}
-	if err := conflictsWithScope(body, fixed); err != nil {
 		return err
 	}
 	if pre.ifNoneMatch {
@@ -463,23 +532,23 @@ func (h *writer[T]) create(w http.ResponseWriter, r *http.Request, body, fixed, 
 		if !isDuplicateKey(err) {
 			return err
 		}
-		if stored, err := h.loadStored(ctx, and(base, bson.D{{Key: "_id", Value: id}})); err != nil || stored != nil {
-			if err != nil {
-				return err
+		if stored, lerr := h.loadStored(ctx, and(base, bson.D{{Key: "_id", Value: id}})); lerr != nil || stored != nil {
+			if lerr != nil {
+				return lerr
 			}
 			return errExists
 		}
 		// Not in the scope: elsewhere, or the duplicate is of another
 		// unique key.
 		if base != nil {
-			if stored, err := h.loadStored(ctx, bson.D{{Key: "_id", Value: id}}); err != nil || stored != nil {
-				if err != nil {
-					return err
+			if stored, lerr := h.loadStored(ctx, bson.D{{Key: "_id", Value: id}}); lerr != nil || stored != nil {
+				if lerr != nil {
+					return lerr
 				}
 				return ErrNotFound.Detailf("this id cannot be created here")
 			}
 		}
-		return ErrConflict.Detailf("a document with the same unique key exists").withCause(err)
+		return h.w.unique.conflictError(ctx, err, doc) // another unique index than _id's
 	}
 	h.obs(r).wrote(1)
 	return h.respond(w, r, http.StatusCreated, doc, "")
@@ -552,57 +621,79 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	return nil
 }
 
-// knownKeys returns the top-level keys that marshalling a T writes, read
+// bsonField is a top-level key that marshalling a struct writes, and
+// whether its field is tagged omitempty.
+type bsonField struct {
+	key       string
+	omitEmpty bool
+}
+
+// bsonFields returns the top-level keys that marshalling a T writes, read
 // from its bson tags as the driver reads them (the lower-cased field name
-// when a tag gives none), or nil when T keeps any key (a map, bson.D,
-// bson.Raw, or a struct with an inline map).
-func knownKeys[T any]() map[string]bool {
+// when a tag gives none), inline structs included; and whether T keeps
+// any other key (it is a map, bson.D, bson.Raw, or a struct with an
+// inline map).
+func bsonFields[T any]() (fields []bsonField, anyKey bool) {
 	t := reflect.TypeFor[T]()
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
-		return nil
+		return nil, true
 	}
-	keys := map[string]bool{}
-	if !structKeys(t, keys) {
-		return nil
-	}
-	return keys
+	return structFields(t, nil, 0)
 }
 
-func structKeys(t reflect.Type, keys map[string]bool) bool {
+func structFields(t reflect.Type, fields []bsonField, depth int) ([]bsonField, bool) {
+	anyKey := false
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
-		tag := f.Tag.Get("bson")
-		name, opts, _ := strings.Cut(tag, ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("bson"), ",")
 		if name == "-" && opts == "" {
 			continue
 		}
+		opts = "," + opts + ","
 		ft := f.Type
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		if strings.Contains(","+opts+",", ",inline,") {
+		if strings.Contains(opts, ",inline,") {
 			switch ft.Kind() {
 			case reflect.Struct:
-				if !structKeys(ft, keys) {
-					return false
+				if depth < 8 {
+					var inlineAny bool
+					fields, inlineAny = structFields(ft, fields, depth+1)
+					anyKey = anyKey || inlineAny
 				}
 				continue
 			case reflect.Map:
-				return false
+				anyKey = true
+				continue
 			}
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		keys[name] = true
+		fields = append(fields, bsonField{key: name, omitEmpty: strings.Contains(opts, ",omitempty,")})
 	}
-	return true
+	return fields, anyKey
+}
+
+// knownKeys returns the top-level keys that marshalling a T writes, or nil
+// when T keeps any key.
+func knownKeys[T any]() map[string]bool {
+	fields, anyKey := bsonFields[T]()
+	if anyKey {
+		return nil
+	}
+	keys := map[string]bool{}
+	for _, f := range fields {
+		keys[f.key] = true
+	}
+	return keys
 }
 
 // isDuplicateKey reports whether err is a unique index violation. FerretDB

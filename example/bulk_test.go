@@ -122,7 +122,8 @@ func postStream(t *testing.T, url string, n int) (int, int) {
 }
 
 // TestBulkInsertStreams streams 100,000 NDJSON lines through one POST to
-// mongohttp's Insert on the shared database: every line must be stored,
+// mongohttp's Insert on the shared database, served with the service's
+// http.Server settings (see newServer): every line must be stored,
 // and the live heap of this process, which serves the request, must rise
 // about as little as it does for 10,000 lines. A handler that buffered the
 // stream (or the documents) would hold ten times as much for ten times the
@@ -155,7 +156,12 @@ func TestBulkInsertStreams(t *testing.T) {
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MaxTime: testMaxTime,
 	}))
-	srv := httptest.NewServer(posts.Insert())
+	// Served with the service's own http.Server settings: its ReadTimeout
+	// (10 s) is shorter than the upload of the larger stream, which keeps
+	// flowing and must not be cut.
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = newServer(posts.Insert(), defaultLimits, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv.Start()
 	t.Cleanup(srv.Close)
 
 	upload := func(n int) uint64 {

@@ -59,7 +59,19 @@ var usersPolicy = mongohttp.Policy{
 		"profile.city": mongohttp.String,
 		"password":     mongohttp.String,
 	},
+	// What a schema can state, enforced and described in the API
+	// document: a name that is not blank, an email with an @ (unique by
+	// an index: a taken one is a 409 naming /email), and a write-only
+	// password of at least 8 characters, which is never stored as sent.
+	Constraints: map[string]mongohttp.Constraint{
+		"name":     {Required: true, Pattern: notBlank},
+		"email":    {Required: true, Pattern: `^[^@ ]+@[^@ ]+$`},
+		"password": {Required: true, WriteOnly: true, MinLength: 8},
+	},
 }
+
+// notBlank is a pattern that needs a character other than white space.
+const notBlank = `[^ \t\n\r\f\v]`
 
 // postsPolicy is what clients may ask of the posts collection, and what
 // they may write. It has no Project list, so fields= is refused: posts are
@@ -76,7 +88,6 @@ var postsPolicy = mongohttp.Policy{
 	Hidden:       []string{"month"},
 	DefaultLimit: 20,
 	MaxLimit:     100,
-	// author_id must name an existing user (checked by validatePost);
 	// published defaults to the time of the insert.
 	Write: map[string]mongohttp.Type{
 		"author_id": mongohttp.ObjectID,
@@ -84,6 +95,14 @@ var postsPolicy = mongohttp.Policy{
 		"body":      mongohttp.String,
 		"published": mongohttp.Date,
 		"likes":     mongohttp.Int,
+	},
+	// A post needs an author and a title, and cannot have fewer than no
+	// likes. That the author exists is checked by validatePost: no schema
+	// can say it.
+	Constraints: map[string]mongohttp.Constraint{
+		"author_id": {Required: true},
+		"title":     {Required: true, Pattern: notBlank},
+		"likes":     {Minimum: mongohttp.Bound(0)},
 	},
 }
 
@@ -130,7 +149,7 @@ func declare(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Req
 		// being decoded. The policy's projection keeps password_hash on the
 		// server.
 		Client: client, Coll: db.Collection("users"), Policy: usersPol, ID: pathID, Logger: logger, MaxTime: maxTime,
-		Admission: lim.admission, Validate: validateUser, Prepare: prepareUser,
+		Admission: lim.admission, Prepare: prepareUser,
 	}))
 	// ?embed=author adds each post's author, read for a whole page with one
 	// query, under the users' policy: password_hash stays hidden.
@@ -169,8 +188,8 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		UserPostChanges: userPosts.Changes(),
 		// The same statistics for one user's posts (404 for an unknown
 		// user, through the base filter) and for everyone's.
-		UserStats: mustHandler(userPosts.Aggregate(postStats)),
-		PostStats: mustHandler(posts.Aggregate(postStats)),
+		UserStats: mongohttp.Must(userPosts.Aggregate(postStats)),
+		PostStats: mongohttp.Must(posts.Aggregate(postStats)),
 		Health:    &mongohttp.HealthHandler{Client: client, Logger: logger},
 	}
 }

@@ -408,6 +408,9 @@ func leakIn(req *http.Request, resp *http.Response, body []byte) string {
 			return where + ": the body holds part of a password hash"
 		}
 	}
+	if bytes.Contains(body, []byte(`"_etag"`)) {
+		return where + ": the body holds the version field, which only the ETag header carries"
+	}
 	if !bytes.Contains(body, []byte("password_hash")) {
 		return ""
 	}

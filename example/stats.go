@@ -96,12 +96,3 @@ func reduceStats(_ *http.Request, results map[string][]bson.Raw) (any, error) {
 	slices.SortFunc(out.ByMonth, func(a, b monthStats) int { return cmp.Compare(key(a), key(b)) })
 	return out, nil
 }
-
-// mustHandler returns h, and panics if err is not nil: for handlers built
-// once at start-up from declarations that are part of the program.
-func mustHandler(h http.Handler, err error) http.Handler {
-	if err != nil {
-		panic(err)
-	}
-	return h
-}

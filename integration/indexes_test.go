@@ -33,7 +33,7 @@ func TestEnsureIndexes(t *testing.T) {
 	if _, err := people.InsertMany(ctx, docs); err != nil {
 		t.Fatal(err)
 	}
-	r, err := mongohttp.New(mongohttp.Collection[bson.Raw]{Coll: people, Policy: mongohttp.Policy{
+	r, err := mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: people, Policy: mongohttp.Policy{
 		Sort: []string{"age"},
 		Relations: map[string]mongohttp.Relation{
 			"author": {Local: "author", Coll: users, Foreign: "email"},
@@ -126,7 +126,7 @@ func TestEnsureIndexesConflict(t *testing.T) {
 	}
 	before := listIndexSpecs(t, people)
 	r := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
-		Coll: people, Policy: mongohttp.Policy{Sort: []string{"age"}}, Idempotency: mongohttp.Idempotency{Disabled: true},
+		Client: c, Coll: people, Policy: mongohttp.Policy{Sort: []string{"age"}}, Idempotency: mongohttp.Idempotency{Disabled: true},
 	}))
 	created, err := r.EnsureIndexes(ctx)
 	if !errors.Is(err, mongohttp.ErrIndexConflict) || len(created) != 0 {

@@ -42,6 +42,7 @@ var notesPolicy = mongohttp.Policy{
 	Write: map[string]mongohttp.Type{
 		"title": mongohttp.String, "likes": mongohttp.Int, "tags": mongohttp.ArrayOf(mongohttp.String),
 		"city.name": mongohttp.String, "password": mongohttp.String, "owner": mongohttp.ObjectID, "due": mongohttp.Date,
+		"score": mongohttp.Int, // not a field of note: any int64 Go type would hold it
 	},
 }
 
@@ -109,7 +110,14 @@ func newWriteFixture(t *testing.T, tweak func(*mongohttp.Collection[note])) *wri
 // send makes a request with a body and a content type (and header pairs).
 func (f *writeFixture) send(t *testing.T, method, target, contentType, body string, header ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+target, strings.NewReader(body))
+	return sendTo(t, f.srv.URL, method, target, contentType, body, header...)
+}
+
+// sendTo makes a request to the server at base, and fails the test if the
+// answer carries a password, its hash or the version field.
+func sendTo(t *testing.T, base, method, target, contentType, body string, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, base+target, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +133,7 @@ func (f *writeFixture) send(t *testing.T, method, target, contentType, body stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	for _, leak := range []string{`"password":`, `"password_hash":`, "hash:"} {
+	for _, leak := range []string{`"password":`, `"password_hash":`, "hash:", `"_etag":`} {
 		if bytes.Contains(b, []byte(leak)) {
 			t.Fatalf("%s %s answered with %q: %s", method, target, leak, b)
 		}
@@ -215,6 +223,14 @@ func TestWriteRefusesWhatThePolicyDoesNot(t *testing.T) {
 		{"string for int", "application/json", `{"title":"x","likes":"5"}`, 422, "validation_failed", "/likes", "invalid_type"},
 		{"fraction for int", "application/json", `{"title":"x","likes":1.5}`, 422, "validation_failed", "/likes", "invalid_value"},
 		{"huge int", "application/json", `{"title":"x","likes":1e30}`, 422, "validation_failed", "/likes", "invalid_value"},
+		// Integers are read from the decimal text: a double rounds 1e-400
+		// to 0 and 1.0000000000000000001 to 1.
+		{"underflowing fraction", "application/json", `{"title":"x","likes":1e-400}`, 422, "validation_failed", "/likes", "invalid_value"},
+		{"fraction a double rounds", "application/json", `{"title":"x","likes":1.0000000000000000001}`, 422, "validation_failed", "/likes", "invalid_value"},
+		{"beyond int32", "application/json", `{"title":"x","likes":3000000000}`, 422, "validation_failed", "/likes", "invalid_value"},
+		{"beyond int32 with an exponent", "application/json", `{"title":"x","likes":-2.147483649e9}`, 422, "validation_failed", "/likes", "invalid_value"},
+		{"beyond the safe integers", "application/json", `{"title":"x","score":9007199254740992}`, 422, "validation_failed", "/score", "invalid_value"},
+		{"below the safe integers", "application/json", `{"title":"x","score":-9007199254740992.0}`, 422, "validation_failed", "/score", "invalid_value"},
 		{"bad object id", "application/json", `{"title":"x","owner":"zz"}`, 422, "validation_failed", "/owner", "invalid_object_id"},
 		{"bad $oid", "application/json", `{"title":"x","owner":{"$oid":"zz"}}`, 422, "validation_failed", "/owner", "invalid_object_id"},
 		{"bad date", "application/json", `{"title":"x","due":"tomorrow"}`, 422, "validation_failed", "/due", "invalid_value"},

@@ -156,7 +156,7 @@ func TestDocumentDescribesTheExample(t *testing.T) {
 	if patch.RequestBody.Value.Content.Get("application/merge-patch+json") == nil {
 		t.Error("PATCH /posts/{id} does not take a merge patch")
 	}
-	for _, status := range []int{200, 204, 400, 404, 409, 412, 413, 415, 422, 503, 504} {
+	for _, status := range []int{200, 204, 400, 404, 408, 409, 412, 413, 415, 422, 503, 504} {
 		if patch.Responses.Status(status) == nil {
 			t.Errorf("PATCH /posts/{id} has no %d answer", status)
 		}

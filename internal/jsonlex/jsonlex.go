@@ -1,8 +1,9 @@
 // Package jsonlex is a JSON lexer over a whole request body, for the body
-// decoder. It accepts exactly the grammar of RFC 8259, as encoding/json does
-// (strings' invalid UTF-8 and lone surrogates become U+FFFD, as there), but
-// returns tokens as values: encoding/json's Token API boxes every token in an
-// interface and was most of what a write allocated.
+// decoder. It accepts exactly the grammar of RFC 8259, as encoding/json does,
+// but refuses strings that are not UTF-8 text (invalid bytes, lone
+// surrogates), which encoding/json turns into U+FFFD: what is stored must be
+// what was sent. It returns tokens as values: encoding/json's Token API boxes
+// every token in an interface and was most of what a write allocated.
 package jsonlex
 
 import (
@@ -404,17 +405,21 @@ func (l *Lexer) strSlow(start int) (string, error) {
 				}
 				i += 4
 				if utf16.IsSurrogate(r) {
-					// A pair makes one rune; anything else is U+FFFD, and
-					// what follows is read on its own.
+					// Only a pair makes a rune: a lone surrogate is no
+					// text, and storing U+FFFD instead would change what
+					// was sent.
 					pair := unicode.ReplacementChar
 					if i+5 < len(d) && d[i] == '\\' && d[i+1] == 'u' {
 						if r2, ok := hex4(d[i+2 : i+6]); ok {
-							if pair = utf16.DecodeRune(r, r2); pair != unicode.ReplacementChar {
-								i += 6
-							}
+							pair = utf16.DecodeRune(r, r2)
 						}
 					}
+					if pair == unicode.ReplacementChar {
+						l.pos = i - 6
+						return "", l.errorf("lone surrogate %s in string literal (not valid UTF-8 text)", d[i-6:i])
+					}
 					r = pair
+					i += 6
 				}
 				b = utf8.AppendRune(b, r)
 			default:
@@ -426,7 +431,11 @@ func (l *Lexer) strSlow(start int) (string, error) {
 			i++
 		default:
 			r, size := utf8.DecodeRune(d[i:])
-			b = utf8.AppendRune(b, r) // invalid bytes become U+FFFD
+			if r == utf8.RuneError && size == 1 {
+				l.pos = i
+				return "", l.errorf("invalid UTF-8 in string literal")
+			}
+			b = utf8.AppendRune(b, r)
 			i += size
 		}
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -92,6 +94,26 @@ func decode(data []byte) ([]string, error) {
 	}
 }
 
+// isText reports whether the JSON data, whose tokens encoding/json gave
+// as tokens, is UTF-8 text: each U+FFFD in its strings was sent, as the
+// character or as an escape, and none stands for an invalid byte or an
+// unpaired surrogate.
+func isText(data []byte, tokens []string) bool {
+	if !utf8.Valid(data) {
+		return false
+	}
+	sent := bytes.Count(data, []byte("\uFFFD"))
+	for _, esc := range escapes.FindAll(data, -1) {
+		if bytes.EqualFold(esc, []byte(`\ufffd`)) {
+			sent++
+		}
+	}
+	return strings.Count(strings.Join(tokens, ""), "\uFFFD") == sent
+}
+
+// escapes matches the escapes of JSON strings, left to right.
+var escapes = regexp.MustCompile(`\\(?:u[0-9a-fA-F]{4}|[^u])`)
+
 // check compares the lexer with encoding/json on data: the same verdict,
 // the same tokens for valid JSON, and for invalid JSON an error at an
 // offset within the data, truncated when encoding/json reports the end of
@@ -100,6 +122,21 @@ func check(t *testing.T, data []byte) {
 	t.Helper()
 	got, err := lex(data, map[string]string{"a": "a", "title": "title"})
 	want, werr := decode(data)
+	// encoding/json reads invalid UTF-8 and lone surrogates as U+FFFD; the
+	// lexer refuses them, where they are, maybe before a fault further on
+	// that encoding/json reports.
+	if werr == nil && !isText(data, want) && (err == nil || !strings.Contains(err.Error(), "UTF-8")) {
+		t.Fatalf("%q is not UTF-8 text, but the lexer gave %v", data, err)
+	}
+	if se := (*SyntaxError)(nil); errors.As(err, &se) && strings.Contains(se.msg, "UTF-8") {
+		at := data[se.Offset:]
+		r, size := utf8.DecodeRune(at)
+		surrogate := len(at) >= 6 && at[0] == '\\' && at[1] == 'u' && strings.IndexByte("dD", at[2]) >= 0 && strings.IndexByte("89abcdefABCDEF", at[3]) >= 0
+		if !(r == utf8.RuneError && size == 1) && !surrogate {
+			t.Fatalf("%q: %v, but offset %d holds neither an invalid byte nor a surrogate escape", data, err, se.Offset)
+		}
+		return
+	}
 	if (err == nil) != (werr == nil) {
 		t.Fatalf("%q: lexer error %v, encoding/json error %v", data, err, werr)
 	}

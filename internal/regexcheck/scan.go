@@ -170,8 +170,8 @@ func quantifierRepeats(rest string) bool {
 	return false
 }
 
-// isRepetition reports whether s begins with {n}, {n,} or {n,m}.
-func isRepetition(s string) bool {
+// IsRepetition reports whether s begins with {n}, {n,} or {n,m}.
+func IsRepetition(s string) bool {
 	_, _, ok := parseRepetition(s)
 	return ok
 }
@@ -239,7 +239,7 @@ func HasLiteralBrace(pattern string) bool {
 		case '[':
 			i = skipClass(pattern, i)
 		case '{':
-			if !isRepetition(pattern[i:]) {
+			if !IsRepetition(pattern[i:]) {
 				return true
 			}
 			i++
