@@ -230,6 +230,11 @@ type Collection[T any] struct {
 	// Default is false: timings tell clients about the server, and only
 	// developers need them.
 	ServerTiming bool
+
+	// Changes configures the change feed (see Resource.Changes) and the
+	// tombstones Delete leaves for it. Default is the zero ChangeFeed:
+	// tombstones in "<name>_changes", kept DefaultChangeRetention.
+	Changes ChangeFeed
 }
 
 // Resource is a checked Collection declaration. Its methods make the
@@ -297,6 +302,9 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if err := c.Changes.withDefaults(); err != nil {
+		return nil, fmt.Errorf("%s: Changes: %w", where, err)
 	}
 	if c.WriteClaims < ClaimsDetect || c.WriteClaims > ClaimsNever {
 		return nil, fmt.Errorf("%s: WriteClaims %d is not a ClaimMode", where, c.WriteClaims)
@@ -385,6 +393,7 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 		maxBody: c.MaxBodyBytes, bodyIdle: c.BodyIdleTimeout, location: c.Location, known: knownKeys[T](),
 		unique: &uniqueIndexes{coll: c.Coll.Clone(options.Collection().SetReadPreference(readpref.Primary()))},
 		idem:   c.Idempotency.store(c.Coll, c.MaxTime), claims: newClaims(c.Coll, c.MaxTime, c.WriteClaims),
+		tombs: tombstonesFor(c.Coll, c.Changes, c.Logger),
 	}
 	return res, nil
 }

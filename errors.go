@@ -97,6 +97,12 @@ var (
 	ErrIdempotencyPending   = newSentinel(http.StatusConflict, "idempotency_in_progress", "Request in progress")
 )
 
+// Errors of change feeds.
+var (
+	ErrInvalidResumeToken = newSentinel(http.StatusBadRequest, "invalid_resume_token", "Invalid resume token")
+	ErrResumeExpired      = newSentinel(http.StatusGone, "resume_expired", "Resume token expired")
+)
+
 func (e *Error) Error() string {
 	msg := e.Code
 	if e.Detail != "" {

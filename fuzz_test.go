@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -342,6 +343,42 @@ func FuzzRegex(f *testing.F) {
 			var e *Error
 			if !errors.As(err, &e) || e.Status != 400 || len(e.Detail) > 1024 {
 				t.Fatalf("error %v is not a 400 *Error with a short detail", err)
+			}
+		}
+	})
+}
+
+// FuzzChangeToken checks that a resume token is accepted only as it was
+// made: any other string is invalid_resume_token (400), never a panic,
+// and a valid one resumes only where it was made.
+func FuzzChangeToken(f *testing.F) {
+	b := testBinding()
+	now := time.Now()
+	good, err := b.sign(changeToken{W: now.UnixMilli()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	anchored, err := b.sign(changeToken{W: now.UnixMilli(), Anchor: bson.RawValue{Type: bson.TypeString, Value: []byte("\x02\x00\x00\x00a\x00")}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{good, anchored, "", "0", "AQ", good[:len(good)-1], good + "A", strings.ToUpper(good)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := b.read(s, now, time.Hour)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidResumeToken) {
+				t.Fatalf("%q: %v, want invalid_resume_token", s, err)
+			}
+			return
+		}
+		if s != good && s != anchored {
+			// Another string that decodes to the same bytes would be a
+			// second spelling of a token: base64url without padding has one.
+			again, err := b.sign(tok)
+			if err != nil || again != s {
+				t.Fatalf("%q was accepted but is not a token this binding makes (%q)", s, again)
 			}
 		}
 	})

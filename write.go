@@ -93,6 +93,7 @@ type writeSettings[T any] struct {
 	unique       *uniqueIndexes  // for the fields of a duplicate key
 	idem         *idempotency
 	claims       *claims
+	tombs        *tombstones // nil: deletes leave none
 }
 
 func (h *writer[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -594,6 +595,11 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 		}
 		defer release()
 		filter = h.claimedFilter(id, filter, stored)
+	}
+	// The change feeds learn of the delete from its tombstone, written
+	// first so that no delete goes without one.
+	if err := h.w.tombs.record(ctx, id); err != nil {
+		return err
 	}
 	var opts []options.Lister[options.DeleteOneOptions]
 	if c := contextComment(ctx); c != nil {

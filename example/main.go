@@ -96,6 +96,7 @@ type config struct {
 	maxTime                                  time.Duration
 	maxActive                                int
 	uri                                      string // MONGODB_URI; "" for the embedded server
+	cursorKey                                string // CURSOR_KEY; "" for a key per process
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -148,6 +149,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return c, errUsage
 		}
 	}
+	if key := getenv("CURSOR_KEY"); key != "" {
+		// Instances behind one address share it, so that a paging or
+		// resume token from one is good on the others.
+		if len(key) < 16 {
+			fmt.Fprintln(stderr, "CURSOR_KEY must be at least 16 bytes")
+			return c, errUsage
+		}
+		c.cursorKey = key
+	}
 	c.uri = getenv("MONGODB_URI")
 	if c.dbOnly && c.uri != "" {
 		return c, errors.New("-db-only starts the embedded database: unset MONGODB_URI")
@@ -156,6 +166,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, errors.New("-data is for the embedded database: unset MONGODB_URI or drop -data")
 	}
 	return c, nil
+}
+
+// keyBytes is a key as the policies take it: nil for none.
+func keyBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
 }
 
 // run is the whole program: main only adds the signals and the exit code.
@@ -232,7 +250,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveDatabase(ctx, stdout, uri, cfg.dbName)
 	}
 
-	public, err := listen("public", cfg.addr, NewHandler(client, db, logger, limits{maxTime: cfg.maxTime, admission: mongohttp.Admission{MaxActive: cfg.maxActive}}), defaultLimits, logger)
+	public, err := listen("public", cfg.addr, NewHandler(client, db, logger, limits{maxTime: cfg.maxTime, admission: mongohttp.Admission{MaxActive: cfg.maxActive}, cursorKey: keyBytes(cfg.cursorKey)}), defaultLimits, logger)
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,9 @@ func TestParseConfig(t *testing.T) {
 		{"ADDR on the operator port", nil, map[string]string{"ADDR": ":6060"}, config{}, errUsage.Error()},
 		{"malformed operator address", []string{"-debug-addr", "6060"}, nil, config{}, errUsage.Error()},
 		{"malformed public address", []string{"-addr", "localhost"}, nil, config{}, errUsage.Error()},
+		{"CURSOR_KEY", nil, map[string]string{"CURSOR_KEY": "0123456789abcdef"},
+			config{addr: "127.0.0.1:8080", debugAddr: "127.0.0.1:6060", dbName: "mongohttp_example", dbAddr: "127.0.0.1:0", maxTime: 10 * time.Second, cursorKey: "0123456789abcdef"}, ""},
+		{"short CURSOR_KEY", nil, map[string]string{"CURSOR_KEY": "short"}, config{}, errUsage.Error()},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -110,6 +110,12 @@ var postsPolicy = mongohttp.Policy{
 type limits struct {
 	maxTime   time.Duration       // the time limit of a request's queries
 	admission mongohttp.Admission // how many requests each handler runs at once
+	// cursorKey signs the paging and resume tokens (CURSOR_KEY): instances
+	// that share it accept each other's tokens. nil: a key per process.
+	cursorKey []byte
+	// changes configures the posts' change feeds; the zero value is
+	// mongohttp's defaults.
+	changes mongohttp.ChangeFeed
 }
 
 // routes are the service's handlers, built once and mountable on any
@@ -120,6 +126,8 @@ type routes struct {
 	User, UserPosts      http.Handler
 	UserStats, PostStats http.Handler
 	Health               http.Handler
+	// The change feeds of all posts and of one user's posts.
+	PostChanges, UserPostChanges *mongohttp.Feed
 }
 
 // resources are the service's declarations, checked.
@@ -132,24 +140,27 @@ type resources struct {
 // maxTime bounds each request's queries: past it the answer is 504.
 func declare(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Request) string, logger *slog.Logger, lim limits) resources {
 	maxTime := lim.maxTime
+	usersPol, postsPol := usersPolicy, postsPolicy
+	usersPol.CursorKey, postsPol.CursorKey = lim.cursorKey, lim.cursorKey
 	// Each collection is declared once; its handlers are made from the
 	// declaration.
 	users := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
 		// bson.Raw: documents go from the cursor to the JSON encoder without
 		// being decoded. The policy's projection keeps password_hash on the
 		// server.
-		Client: client, Coll: db.Collection("users"), Policy: usersPolicy, ID: pathID, Logger: logger, MaxTime: maxTime,
+		Client: client, Coll: db.Collection("users"), Policy: usersPol, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Prepare: prepareUser,
 	}))
 	// ?embed=author adds each post's author, read for a whole page with one
 	// query, under the users' policy: password_hash stays hidden.
-	withAuthor := postsPolicy
+	withAuthor := postsPol
 	withAuthor.Relations = map[string]mongohttp.Relation{
 		"author": {Local: "author_id", Coll: db.Collection("users"), Policy: usersPolicy},
 	}
 	postsDecl := mongohttp.Collection[Post]{
 		Client: client, Coll: db.Collection("posts"), Policy: withAuthor, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Validate: validatePost(db.Collection("users")), Prepare: preparePost,
+		Changes: lim.changes,
 	}
 	posts := mongohttp.Must(mongohttp.New(postsDecl))
 	// A user's posts: the same declaration, scoped by the author in the path
@@ -173,6 +184,8 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		Post: mongohttp.Methods{
 			"GET": posts.FindOne(), "PUT": posts.Replace(), "PATCH": posts.Patch(), "DELETE": posts.Delete(),
 		},
+		PostChanges:     posts.Changes(),
+		UserPostChanges: userPosts.Changes(),
 		// The same statistics for one user's posts (404 for an unknown
 		// user, through the base filter) and for everyone's.
 		UserStats: mongohttp.Must(userPosts.Aggregate(postStats)),
@@ -258,6 +271,16 @@ func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logge
 		"GET":  {OperationID: "listPosts", Summary: "List posts"},
 		"POST": {OperationID: "createPost", Summary: "Create a post", Description: "author_id must name an existing user; published defaults to now."},
 	}})
+	feedDoc := func(id, summary string) mongohttp.Doc {
+		return mongohttp.Doc{OperationID: id, Summary: summary, Tags: []string{"posts"},
+			Description: "Server-Sent Events with Accept: text/event-stream (use EventSource), else the changes since since= as JSON or NDJSON. See docs/changes.md."}
+	}
+	handle("/posts/changes", rt.PostChanges, feedDoc("postChanges", "Follow the changes of posts"))
+	userFeed := feedDoc("userPostChanges", "Follow the changes of a user's posts")
+	userFeed.PathParams, userFeed.Errors = userID, authorErrors
+	handle("/users/{id}/posts/changes", rt.UserPostChanges, userFeed)
+	mux.Handle("GET /live", livePage)
+	mux.Handle("GET /live.js", livePage)
 	handle("/posts/stats", rt.PostStats, mongohttp.Doc{OperationID: "postStats", Summary: "Statistics of all posts"})
 	handle("/posts/{id}", rt.Post, mongohttp.Doc{Operations: map[string]mongohttp.Doc{
 		"GET":    {OperationID: "getPost", Summary: "Get a post"},

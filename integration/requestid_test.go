@@ -24,6 +24,9 @@ func TestEveryAnswerCarriesARequestID(t *testing.T) {
 	mux.Handle("/bare/find", res.Find())
 	mux.Handle("/bare/insert", res.Insert())
 	mux.Handle("/health", &mongohttp.HealthHandler{Client: c})
+	feed := res.Changes()
+	t.Cleanup(feed.Close)
+	mux.Handle("/notes/changes", feed)
 	srv := httptest.NewServer(c.Middleware(mux))
 	t.Cleanup(srv.Close)
 	send := func(method, target, body string, header ...string) response {
@@ -71,6 +74,9 @@ func TestEveryAnswerCarriesARequestID(t *testing.T) {
 		{"bare Insert 405", "GET", "/bare/insert", "", nil, 405},
 		{"health", "GET", "/health", "", nil, 200},
 		{"health 405", "POST", "/health", "", nil, 405},
+		{"feed", "GET", "/notes/changes?since=0", "", nil, 200},
+		{"feed 400", "GET", "/notes/changes?since=x", "", nil, 400},
+		{"feed 405", "POST", "/notes/changes", `{}`, nil, 405},
 		{"delete", "DELETE", doc, "", nil, 204},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

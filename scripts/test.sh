@@ -102,6 +102,14 @@ for m in "${modules[@]}"; do
 	)
 done
 
+# The example's /live page is tested in headless Chromium (Debian's package),
+# installed only where that test exists and no chromium is on the PATH.
+if ! command -v chromium >/dev/null && grep -qs '^func TestLivePage(' example/*_test.go; then
+	step "installing chromium for the example's /live page test"
+	apt-get update
+	apt-get install -y --no-install-recommends chromium
+fi
+
 for m in "${modules[@]}"; do
 	step "module $m: go test -race"
 	# Only the packages that have tests: go test would otherwise build the
