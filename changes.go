@@ -59,10 +59,6 @@ type ChangeFeed struct {
 	// deleted, for the feeds. Default (nil) is "<name>_changes" in the
 	// served collection's database.
 	Tombstones *mongo.Collection
-
-	// NoTombstones makes Delete leave no tombstone. Feeds then never see
-	// deletes: set it only where no feed is served. Default is false.
-	NoTombstones bool
 }
 
 // The defaults of ChangeFeed.
@@ -188,7 +184,14 @@ func (s *feedState) leave() {
 // another feed is 400 "invalid_resume_token", one older than
 // ChangeFeed.Retention 410 "resume_expired". docs/changes.md says what is
 // and is not seen.
+//
+// Changes panics when the declaration has no Collection.Changes: deletes
+// made through a declaration without one leave no tombstone, so its feed
+// could not see them.
 func (r *Resource[T]) Changes() *Feed {
+	if r.decl.Changes == nil {
+		panic(fmt.Sprintf("mongohttp: Changes on collection %q, whose declaration has no Changes: set Collection.Changes (&mongohttp.ChangeFeed{} for the defaults) so that its deletes leave the tombstones a feed reads", r.decl.Coll.Name()))
+	}
 	f := &Feed{closed: make(chan struct{})}
 	f.state = &feedState{closed: f.closed, servers: map[*http.Server]chan struct{}{}}
 	f.h = describedBy(r.perPolicy(func(b *handlerBase[T]) http.Handler {

@@ -80,7 +80,7 @@ func (h *feedHandler[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *feedHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
-	cfg := &h.res.decl.Changes
+	cfg := h.res.decl.Changes
 	params, err := h.parser.parseFeed(r.URL.RawQuery)
 	if err != nil {
 		return err
@@ -186,7 +186,7 @@ func (h *feedHandler[T]) subscription(r *http.Request, base bson.D, p feedParams
 
 // tailerConfig names the tailer this handler's feed shares.
 func (h *feedHandler[T]) tailerConfig() tailerConfig {
-	cfg := &h.res.decl.Changes
+	cfg := h.res.decl.Changes
 	return tailerConfig{
 		coll: h.coll, tombs: h.res.writes.tombs.collection(), version: h.version,
 		poll: cfg.Poll, overlap: cfg.Overlap, maxTime: h.maxTime, logger: h.logger,
@@ -333,7 +333,7 @@ func (s *subscription[T]) snapshot(out eventSink, w time.Time, anchor bson.RawVa
 // catchUp sends the current state of every document changed or deleted
 // since the watermark w (minus the overlap), up to now.
 func (s *subscription[T]) catchUp(out eventSink, w, now time.Time) error {
-	cfg := &s.h.res.decl.Changes
+	cfg := s.h.res.decl.Changes
 	tc := s.h.tailerConfig()
 	ctx, cancel := context.WithTimeout(s.r.Context(), s.h.maxTime)
 	hints, err := tc.readHints(ctx, w.Add(-cfg.Overlap))
@@ -372,7 +372,7 @@ func (s *subscription[T]) catchUp(out eventSink, w, now time.Time) error {
 // live follows the tailer until the client leaves, the stream fails, the
 // tailer cuts the subscriber, or the feed or server closes.
 func (s *subscription[T]) live(stream *eventStream, sub *subscriber, t *tailer, mark time.Time, stop, closed <-chan struct{}) {
-	cfg := &s.h.res.decl.Changes
+	cfg := s.h.res.decl.Changes
 	tokenAt := func(at time.Time) (string, error) { return s.binding.sign(changeToken{W: at.UnixMilli()}) }
 	tok, err := tokenAt(mark)
 	if err != nil {

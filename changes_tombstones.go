@@ -28,9 +28,9 @@ type tombstones struct {
 const sweepEvery = time.Minute
 
 // tombstonesFor returns the tombstones of the collection coll under cfg,
-// or nil when cfg turns them off.
-func tombstonesFor(coll *mongo.Collection, cfg ChangeFeed, logger *slog.Logger) *tombstones {
-	if cfg.NoTombstones {
+// or nil when the collection has no feed (cfg is nil).
+func tombstonesFor(coll *mongo.Collection, cfg *ChangeFeed, logger *slog.Logger) *tombstones {
+	if cfg == nil {
 		return nil
 	}
 	t := &tombstones{coll: cfg.Tombstones, retention: cfg.Retention, logger: logger}

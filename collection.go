@@ -231,10 +231,13 @@ type Collection[T any] struct {
 	// developers need them.
 	ServerTiming bool
 
-	// Changes configures the change feed (see Resource.Changes) and the
-	// tombstones Delete leaves for it. Default is the zero ChangeFeed:
-	// tombstones in "<name>_changes", kept DefaultChangeRetention.
-	Changes ChangeFeed
+	// Changes declares that the collection has a change feed (see
+	// Resource.Changes), and configures it: Delete then first records a
+	// tombstone in "<name>_changes", so that feeds see deletes. Give every
+	// instance that writes the collection the same declaration, whether
+	// or not it serves the feed. Default is nil: no feed, no tombstones;
+	// &ChangeFeed{} is a feed with every default.
+	Changes *ChangeFeed
 }
 
 // Resource is a checked Collection declaration. Its methods make the
@@ -303,8 +306,12 @@ func New[T any](c Collection[T]) (*Resource[T], error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if err := c.Changes.withDefaults(); err != nil {
-		return nil, fmt.Errorf("%s: Changes: %w", where, err)
+	if c.Changes != nil {
+		feed := *c.Changes // the caller's value stays as it was
+		if err := feed.withDefaults(); err != nil {
+			return nil, fmt.Errorf("%s: Changes: %w", where, err)
+		}
+		c.Changes = &feed
 	}
 	if c.WriteClaims < ClaimsDetect || c.WriteClaims > ClaimsNever {
 		return nil, fmt.Errorf("%s: WriteClaims %d is not a ClaimMode", where, c.WriteClaims)

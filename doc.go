@@ -122,13 +122,17 @@
 //
 // [API] serves the OpenAPI 3.1 document of the routes mounted
 // ([docs/openapi.md]); [Resource.EnsureIndexes] creates the indexes a
-// declaration needs. The docs directory holds the rest: the query language
+// declaration needs. [Resource.Changes] serves a collection's change feed,
+// as Server-Sent Events or a pull form, under the same policy as Find and
+// resumable across instances ([docs/changes.md]). The docs directory holds
+// the rest: the query language
 // for API clients ([docs/query.md]), writes and preconditions
 // ([docs/writes.md]), paging and tokens ([docs/paging.md]), relations
 // ([docs/relations.md]), serving safely and at scale ([docs/serving.md]),
 // performance ([docs/performance.md]) and the encoder's mapping
 // ([docs/encoding.md]).
 //
+// [docs/changes.md]: https://github.com/mongohttp/mongohttp/blob/main/docs/changes.md
 // [docs/serving.md]: https://github.com/mongohttp/mongohttp/blob/main/docs/serving.md
 // [docs/errors.md]: https://github.com/mongohttp/mongohttp/blob/main/docs/errors.md
 // [docs/observability.md]: https://github.com/mongohttp/mongohttp/blob/main/docs/observability.md

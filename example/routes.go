@@ -160,7 +160,7 @@ func declare(client *mongohttp.Client, db *mongo.Database, pathID func(*http.Req
 	postsDecl := mongohttp.Collection[Post]{
 		Client: client, Coll: db.Collection("posts"), Policy: withAuthor, ID: pathID, Logger: logger, MaxTime: maxTime,
 		Admission: lim.admission, Validate: validatePost(db.Collection("users")), Prepare: preparePost,
-		Changes: lim.changes,
+		Changes: &lim.changes,
 	}
 	posts := mongohttp.Must(mongohttp.New(postsDecl))
 	// A user's posts: the same declaration, scoped by the author in the path

@@ -66,7 +66,7 @@ func BenchmarkFeedVersusPolling(b *testing.B) {
 					Client: c, Logger: slog.New(slog.DiscardHandler),
 					Coll: coll, Policy: mongohttp.Policy{Filter: map[string]mongohttp.Type{"title": mongohttp.String}, Sort: []string{"likes"}, DefaultSort: "-likes",
 						DefaultLimit: 20, MaxLimit: 100, Write: map[string]mongohttp.Type{"title": mongohttp.String, "likes": mongohttp.Int}},
-					Admission: mongohttp.Admission{MaxActive: -1},
+					Admission: mongohttp.Admission{MaxActive: -1}, Changes: &mongohttp.ChangeFeed{},
 				}))
 				mux := http.NewServeMux()
 				mux.Handle("GET /docs", res.Find())

@@ -34,7 +34,7 @@ func newFeedFixture(t *testing.T, feed mongohttp.ChangeFeed) *feedFixture {
 	c := connect(t, mongohttp.PoolConfig{})
 	coll := database(t, c).Collection("notes")
 	decl := mongohttp.Collection[note]{
-		Client: c, Coll: coll, Policy: notesPolicy, Admission: mongohttp.Admission{MaxActive: -1}, Changes: feed,
+		Client: c, Coll: coll, Policy: notesPolicy, Admission: mongohttp.Admission{MaxActive: -1}, Changes: &feed,
 		Prepare: func(r *http.Request, op mongohttp.WriteOp, n *note) error {
 			if n.Password != "" {
 				n.PasswordHash, n.Password = "hash:"+strings.ToUpper(n.Password), ""

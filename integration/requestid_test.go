@@ -17,7 +17,8 @@ import (
 func TestEveryAnswerCarriesARequestID(t *testing.T) {
 	c := connect(t, mongohttp.PoolConfig{})
 	coll := database(t, c).Collection("notes")
-	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: notesPolicy}))
+	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: c, Coll: coll, Policy: notesPolicy,
+		Changes: &mongohttp.ChangeFeed{}}))
 	mux := http.NewServeMux()
 	mux.Handle("/notes", mongohttp.Methods{"GET": res.Find(), "POST": res.Insert()})
 	mux.Handle("/notes/{id}", mongohttp.Methods{"GET": res.FindOne(), "PUT": res.Replace(), "PATCH": res.Patch(), "DELETE": res.Delete()})

@@ -103,10 +103,9 @@ func newService(t *testing.T, wrap func(http.Handler, trace.TracerProvider, *sdk
 			t.Fatal(err)
 		}
 	}
-	// No feed is served: deletes leave no tombstone, so each write is one
-	// command under its request.
-	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: s.client, Coll: s.coll, Policy: policy,
-		Changes: mongohttp.ChangeFeed{NoTombstones: true}}))
+	// No feed is declared: deletes leave no tombstone, so each write is
+	// one command under its request.
+	res := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{Client: s.client, Coll: s.coll, Policy: policy}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /people", res.Find())
 	mux.Handle("GET /people/{id}", res.FindOne())
