@@ -20,6 +20,15 @@ const (
 	bulkBatchBytes = 4 << 20
 )
 
+// serveBulkInsert answers POST with an NDJSON stream of documents.
+func serveBulkInsert[T any](h *writer[T], w http.ResponseWriter, r *http.Request) error {
+	if mediaType(r) != NDJSON {
+		w.Header().Set("Accept-Post", NDJSON)
+		return errMediaType(r, NDJSON+": one document a line (a single "+mediaJSON+" document goes to the collection's insert route)")
+	}
+	return h.serveBulk(w, r)
+}
+
 // serveBulk inserts an NDJSON stream, one document per line (blank lines
 // are skipped), in ordered batches. It stops at the first line that cannot
 // be inserted: everything before it is stored, nothing after it. The

@@ -527,16 +527,27 @@ func (r *Resource[T]) FindOne() http.Handler {
 }
 
 // Insert returns a handler that answers POST with a new document: an
-// application/json body is one document, answered 201 Created with
-// Location, ETag and the stored document as FindOne serves it (204 under
-// Prefer: return=minimal); an application/x-ndjson body is a stream of
-// documents inserted in ordered batches (see docs/writes.md). Only the
-// policy's Write fields may be sent; the id is made by the server, and the
-// fields the BaseFilter fixes are set from it. A request with an
+// application/json body, answered 201 Created with Location, ETag and the
+// stored document as FindOne serves it (204 under Prefer: return=minimal).
+// Only the policy's Write fields may be sent; the id is made by the server,
+// and the fields the BaseFilter fixes are set from it. A request with an
 // Idempotency-Key header is answered, when retried with the same key and
-// body, as it was the first time, without inserting again.
+// body, as it was the first time, without inserting again. Streams of
+// documents go to BulkInsert.
 func (r *Resource[T]) Insert() http.Handler {
 	return r.writeHandler("insert", http.MethodPost, serveInsert[T])
+}
+
+// BulkInsert returns a handler that answers POST with an
+// application/x-ndjson body: one document a line, each checked as Insert
+// checks a body, inserted in ordered batches until the first line that
+// fails, with memory flat however long the stream (see docs/writes.md).
+// The answer is 200 {"inserted": n}, or the failing line's problem with
+// its "line" and the "inserted" count. Mount it on a route of its own
+// (POST /posts/bulk, say): an operation with one answer type is what
+// generated clients type directly.
+func (r *Resource[T]) BulkInsert() http.Handler {
+	return r.writeHandler("bulkInsert", http.MethodPost, serveBulkInsert[T])
 }
 
 // Replace returns a handler that answers PUT with the whole document of
@@ -572,7 +583,7 @@ func (r *Resource[T]) writeHandler(kind, method string, serve func(*writer[T], h
 	lim := r.decl.Admission.limiter()
 	return describedBy(r.observe(kind, r.perPolicy(func(b *handlerBase[T]) http.Handler {
 		return &writer[T]{handlerBase: b, w: r.writes, id: r.decl.ID, limit: lim, method: method, serve: serve}
-	})), r.describeWrite(method))
+	})), r.describeWrite(kind, method))
 }
 
 // perPolicy makes one handler per policy with mk and, when the declaration

@@ -9,13 +9,14 @@ import (
 	"strings"
 )
 
-// This file describes the write handlers (Insert, Replace, Patch, Delete)
+// This file describes the write handlers (Insert, BulkInsert, Replace, Patch, Delete)
 // for the API document: their request bodies as the body decoder reads
 // them (body.go), the preconditions and other headers they read, and every
 // answer they give.
 
-// describeWrite returns the description of the write handler of method.
-func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy string) (*apiOperation, error) {
+// describeWrite returns the description of the write handler of kind
+// (as Resource.writeHandler names it), which answers method.
+func (r *Resource[T]) describeWrite(kind, method string) func(c *apiComponents, policy string) (*apiOperation, error) {
 	return func(c *apiComponents, policy string) (*apiOperation, error) {
 		qp, err := r.parserFor(policy)
 		if err != nil {
@@ -71,37 +72,57 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 			description: "The body breaks the write policy (a field that may not be written, a value of the wrong type), its constraints (a required field, a length, a range, a pattern) or the service's validation; " +
 				"the problem's errors member lists each field by JSON pointer with its code (not_writable, invalid_type, invalid_value, invalid_object_id, required, min_length, max_length, minimum, maximum, pattern, enum, conflicts_with_scope, or the service's own)."}
 		var rs []apiResponse
-		switch method {
-		case http.MethodPost:
+		switch {
+		case kind == "bulkInsert":
+			op.summary = "Insert many into " + name
+			op.description = "An " + NDJSON + " stream, one document per line (blank lines skipped), each checked as a single insert's body, " +
+				"inserted in order in batches until the first line that fails: the lines before it are stored, none after it. " +
+				"Only the writable fields may be sent; the ids are made by the server."
+			op.bodies = []apiContent{{mediaType: NDJSON, schema: r.writeBody(c, qp, base, false)}}
+			op.headers = []apiParam{{name: "Idempotency-Key", schema: &jsonSchema{Type: "string", MaxLength: pointerTo(0)},
+				description: "Not taken: a bulk insert reports how far it got instead (any value is 400 invalid_parameter)."}}
+			lineOf := " The problem's line member gives the failing line (from 1) and inserted the documents stored before it."
+			rs = []apiResponse{
+				{status: http.StatusOK, description: "Every line was stored.", headers: []apiHeader{noStore},
+					contents: []apiContent{{mediaType: mediaJSON, schema: c.add("BulkInserted", &jsonSchema{Type: "object", Required: []string{"inserted"},
+						AdditionalProperties: false, Properties: map[string]*jsonSchema{"inserted": integerSchema(0, math.MaxInt64)}})}}},
+				{status: http.StatusBadRequest, problems: []*Error{ErrInvalidBody, ErrInvalidParameter},
+					description: "A line is not one JSON object, or a header is not valid." + lineOf},
+				{status: http.StatusConflict, problems: []*Error{ErrConflict},
+					description: "A line has the unique key of a stored document (errors names the unique index's fields, code duplicate)." + lineOf},
+				bodyTimeout,
+				{status: http.StatusRequestEntityTooLarge, problems: []*Error{ErrBodyTooLarge},
+					description: fmt.Sprintf("A line is larger than %d bytes.", r.writes.maxBody) + lineOf},
+				{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
+					description: "The body is not " + NDJSON + ", or declares a charset other than UTF-8.",
+					headers:     []apiHeader{{name: "Accept-Post", required: true, schema: &jsonSchema{Type: "string", Const: NDJSON}}}},
+				{status: invalid.status, problems: []*Error{ErrValidation}, description: invalid.description + lineOf},
+			}
+		case method == http.MethodPost:
 			op.summary = "Insert into " + name
-			op.description = "Only the writable fields may be sent; the id is made by the server. " +
-				"An " + NDJSON + " body is a bulk insert: one document per line, inserted in order until the first line that fails."
-			op.bodies = []apiContent{{mediaType: mediaJSON, schema: r.writeBody(c, qp, base, false)}, {mediaType: NDJSON, schema: r.writeBody(c, qp, base, false)}}
+			op.description = "Only the writable fields may be sent; the id is made by the server."
+			op.bodies = []apiContent{{mediaType: mediaJSON, schema: r.writeBody(c, qp, base, false)}}
 			key := apiParam{name: "Idempotency-Key", schema: &jsonSchema{Type: "string", MaxLength: pointerTo(maxIdempotencyKey)},
-				description: fmt.Sprintf("Makes a single insert safe to retry: the same key with the same body gets the first answer again (kept %s). Not with a bulk insert (400 invalid_parameter).", r.idempotencyTTL())}
+				description: fmt.Sprintf("Makes the insert safe to retry: the same key with the same body gets the first answer again (kept %s).", r.idempotencyTTL())}
 			if r.decl.Idempotency.Disabled {
 				key.schema.MaxLength = pointerTo(0)
 				key.description = "Not taken by this resource: any value is refused (400 invalid_parameter)."
 			}
 			op.headers = []apiParam{key, prefer}
 			rs = stored(http.StatusCreated, "Inserted.", true)
-			rs[0].description += " For a bulk insert the answer is 200 instead."
 			rs = append(rs, minimal(apiHeader{name: "Location", required: true, schema: &jsonSchema{Type: "string"}}),
-				apiResponse{status: http.StatusOK, description: "A bulk insert stored every line.", headers: []apiHeader{noStore},
-					contents: []apiContent{{mediaType: mediaJSON, schema: c.add("BulkInserted", &jsonSchema{Type: "object", Required: []string{"inserted"},
-						AdditionalProperties: false, Properties: map[string]*jsonSchema{"inserted": integerSchema(0, math.MaxInt64)}})}}},
 				apiResponse{status: http.StatusBadRequest, problems: []*Error{ErrInvalidBody, ErrInvalidParameter},
-					description: "The body is not one JSON object, or a header is not valid. A bulk insert's problem also gives the failing line and the documents inserted before it."},
+					description: "The body is not one JSON object, or a header is not valid."},
 				apiResponse{status: http.StatusConflict, problems: []*Error{ErrConflict, ErrIdempotencyPending},
 					description: "A document with the same unique key exists (errors names the unique index's fields, code duplicate), or a request with this Idempotency-Key is still in progress."},
 				bodyTimeout, bodyTooLarge,
 				apiResponse{status: http.StatusUnsupportedMediaType, problems: []*Error{ErrUnsupportedMediaType},
-					description: "The body is neither " + mediaJSON + " nor " + NDJSON + ", or declares a charset other than UTF-8.",
-					headers:     []apiHeader{{name: "Accept-Post", required: true, schema: &jsonSchema{Type: "string"}}}},
+					description: "The body is not " + mediaJSON + " (a stream goes to the bulk insert), or declares a charset other than UTF-8.",
+					headers:     []apiHeader{{name: "Accept-Post", required: true, schema: &jsonSchema{Type: "string", Const: mediaJSON}}}},
 				apiResponse{status: invalid.status, problems: []*Error{ErrValidation, ErrIdempotencyKeyReused},
 					description: invalid.description + " idempotency_key_reused: the Idempotency-Key was used for another request."},
 			)
-		case http.MethodPut, http.MethodPatch:
+		case method == http.MethodPut || method == http.MethodPatch:
 			patch := method == http.MethodPatch
 			media := mediaJSON
 			op.summary, op.description = "Replace a document of "+name,
@@ -137,7 +158,7 @@ func (r *Resource[T]) describeWrite(method string) func(c *apiComponents, policy
 					description: "If-Match does not name the document's current ETag (or names no strong tag), or there is no document and If-Match needs one; or If-None-Match: * found a document."},
 				bodyTimeout, bodyTooLarge, unsupported, invalid,
 			)
-		case http.MethodDelete:
+		case method == http.MethodDelete:
 			op.summary, op.description = "Delete a document of "+name, ""
 			op.headers = []apiParam{ifMatch, refuseNoneMatch}
 			rs = []apiResponse{

@@ -61,7 +61,7 @@ const RequestIDHeader = "X-Request-Id"
 // reach is 0.
 type RequestReport struct {
 	// Handler is the kind of handler: "find", "findOne", "aggregate",
-	// "insert" (a bulk insert too), "replace", "patch" or "delete".
+	// "insert", "bulkInsert", "replace", "patch" or "delete".
 	Handler string
 	// Collection and Database name the collection served.
 	Collection, Database string

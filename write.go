@@ -364,15 +364,16 @@ func (h *writer[T]) loadStored(ctx context.Context, filter bson.D) (bson.Raw, er
 	return raw, err
 }
 
-// serveInsert answers POST: one JSON document, or an NDJSON stream of them.
+// serveInsert answers POST with one JSON document.
 func serveInsert[T any](h *writer[T], w http.ResponseWriter, r *http.Request) error {
 	switch mediaType(r) {
 	case mediaJSON:
 	case NDJSON:
-		return h.serveBulk(w, r)
+		w.Header().Set("Accept-Post", mediaJSON)
+		return errMediaType(r, mediaJSON+": one document (a stream of "+NDJSON+" goes to the collection's bulk insert route)")
 	default:
-		w.Header().Set("Accept-Post", mediaJSON+", "+NDJSON)
-		return errMediaType(r, mediaJSON+" (one document) or "+NDJSON+" (many)")
+		w.Header().Set("Accept-Post", mediaJSON)
+		return errMediaType(r, mediaJSON)
 	}
 	data, err := h.readBody(w, r)
 	if err != nil {

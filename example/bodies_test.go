@@ -58,7 +58,7 @@ func readAnswer(t *testing.T, c net.Conn, limit time.Duration) (*http.Response, 
 func TestStalledWriteBodyIsCut(t *testing.T) {
 	for _, tt := range []struct{ name, head string }{
 		{"one document", "POST /posts HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"title\":"},
-		{"bulk", "POST /posts HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{\"title\":\r\n"},
+		{"bulk", "POST /posts/bulk HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{\"title\":\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

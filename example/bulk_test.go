@@ -160,7 +160,7 @@ func TestBulkInsertStreams(t *testing.T) {
 	// (10 s) is shorter than the upload of the larger stream, which keeps
 	// flowing and must not be cut.
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = newServer(posts.Insert(), defaultLimits, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv.Config = newServer(posts.BulkInsert(), defaultLimits, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv.Start()
 	t.Cleanup(srv.Close)
 

@@ -122,7 +122,9 @@ type limits struct {
 // router: only pathID, which reads the {id} segment of the path, depends
 // on the router.
 type routes struct {
-	Users, Posts, Post   mongohttp.Methods
+	Users, Posts, Post mongohttp.Methods
+	// BulkPosts takes an NDJSON stream of posts.
+	BulkPosts            http.Handler
 	User, UserPosts      http.Handler
 	UserStats, PostStats http.Handler
 	Health               http.Handler
@@ -181,6 +183,7 @@ func newRoutes(client *mongohttp.Client, db *mongo.Database, pathID func(*http.R
 		User:      users.FindOne(),
 		UserPosts: userPosts.Find(),
 		Posts:     mongohttp.Methods{"GET": posts.Find(), "POST": posts.Insert()},
+		BulkPosts: posts.BulkInsert(),
 		Post: mongohttp.Methods{
 			"GET": posts.FindOne(), "PUT": posts.Replace(), "PATCH": posts.Patch(), "DELETE": posts.Delete(),
 		},
@@ -271,6 +274,8 @@ func NewHandler(client *mongohttp.Client, db *mongo.Database, logger *slog.Logge
 		"GET":  {OperationID: "listPosts", Summary: "List posts"},
 		"POST": {OperationID: "createPost", Summary: "Create a post", Description: "author_id must name an existing user; published defaults to now."},
 	}})
+	handle("/posts/bulk", rt.BulkPosts, mongohttp.Doc{OperationID: "createPosts", Summary: "Create many posts",
+		Description: "One post a line; each is checked as createPost checks its body."})
 	feedDoc := func(id, summary string) mongohttp.Doc {
 		return mongohttp.Doc{OperationID: id, Summary: summary, Tags: []string{"posts"},
 			Description: "Server-Sent Events with Accept: text/event-stream (use EventSource), else the changes since since= as JSON or NDJSON. See docs/changes.md."}

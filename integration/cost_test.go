@@ -53,7 +53,7 @@ func TestBodiesOfManyKeys(t *testing.T) {
 		{"POST", "/notes", "application/json", body},
 		{"PUT", "/notes/" + id, "application/json", body},
 		{"PATCH", "/notes/" + id, "application/merge-patch+json", body},
-		{"POST", "/notes", "application/x-ndjson", `{"title":"first"}` + "\n" + body + "\n"},
+		{"POST", "/notes/bulk", "application/x-ndjson", `{"title":"first"}` + "\n" + body + "\n"},
 	}
 	// Generous for a decoder of linear cost under the race detector; the
 	// quadratic one needed minutes.
@@ -118,7 +118,7 @@ func TestBulkBodyThatKeepsFlowing(t *testing.T) {
 		Policy:          mongohttp.Policy{Write: map[string]mongohttp.Type{"n": mongohttp.Int}},
 		BodyIdleTimeout: 500 * time.Millisecond,
 		Logger:          slog.New(slog.NewTextHandler(&logs, nil)),
-	})).Insert()
+	})).BulkInsert()
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ReadTimeout = time.Second
 	srv.Start()

@@ -53,7 +53,7 @@ func TestIntegersAreExact(t *testing.T) {
 		{"PATCH", "/notes/" + id, "application/merge-patch+json", `{"likes":3000000000}`, "/likes"},
 		{"PUT", "/notes/" + id, "application/json", `{"title":"x","likes":1e-400}`, "/likes"},
 		{"PUT", "/notes/" + id, "application/json", `{"title":"x","score":1e16}`, "/score"},
-		{"POST", "/notes", "application/x-ndjson", "{\"title\":\"a\"}\n{\"title\":\"b\",\"likes\":2.5}\n", "/likes"},
+		{"POST", "/notes/bulk", "application/x-ndjson", "{\"title\":\"a\"}\n{\"title\":\"b\",\"likes\":2.5}\n", "/likes"},
 	} {
 		got := f.send(t, tt.method, tt.target, tt.contentType, tt.body)
 		var p struct {

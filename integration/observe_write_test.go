@@ -56,6 +56,7 @@ func TestObserveWrites(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/notes", mongohttp.Methods{"POST": res.Insert()})
+	mux.Handle("/notes/bulk", res.BulkInsert())
 	mux.Handle("GET /notes/stats", stats)
 	mux.Handle("/notes/{id}", mongohttp.Methods{"PUT": res.Replace(), "PATCH": res.Patch(), "DELETE": res.Delete()})
 	f := &writeFixture{srv: httptest.NewServer(mux)}
@@ -72,7 +73,7 @@ func TestObserveWrites(t *testing.T) {
 	id := jsonDoc(t, created)["_id"].(string)
 	f.send(t, http.MethodPatch, "/notes/"+id, "application/merge-patch+json", `{"likes":3}`, trace...)
 	f.send(t, http.MethodPut, "/notes/"+id, "application/json", `{"title":"other"}`, trace...)
-	f.send(t, http.MethodPost, "/notes", mongohttp.NDJSON, "{\"title\":\"b1\"}\n{\"title\":\"b2\"}\n{\"colour\":\"red\"}\n{\"title\":\"b4\"}\n", trace...)
+	f.send(t, http.MethodPost, "/notes/bulk", mongohttp.NDJSON, "{\"title\":\"b1\"}\n{\"title\":\"b2\"}\n{\"colour\":\"red\"}\n{\"title\":\"b4\"}\n", trace...)
 	f.send(t, http.MethodGet, "/notes/stats?title=other", "", "", trace...)
 	f.send(t, http.MethodDelete, "/notes/"+id, "", "", trace...)
 	gone := f.send(t, http.MethodDelete, "/notes/"+id, "", "", trace...)
@@ -86,7 +87,7 @@ func TestObserveWrites(t *testing.T) {
 		{"insert", "/notes", "POST", 201, 1, ""},
 		{"patch", "/notes/{id}", "PATCH", 200, 1, ""},
 		{"replace", "/notes/{id}", "PUT", 200, 1, ""},
-		{"insert", "/notes", "POST", 422, 2, "validation_failed"},
+		{"bulkInsert", "/notes/bulk", "POST", 422, 2, "validation_failed"},
 		{"aggregate", "/notes/stats", "GET", 200, 1, ""},
 		{"delete", "/notes/{id}", "DELETE", 204, 1, ""},
 		{"delete", "/notes/{id}", "DELETE", 404, 0, "not_found"},

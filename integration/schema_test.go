@@ -84,7 +84,7 @@ func TestConstraintsAnswer422WithPointers(t *testing.T) {
 		t.Fatalf("patch within the rules: %d %s", got.status, got.body)
 	}
 	// A bulk line is checked as a single body.
-	got := f.send(t, "POST", "/notes", "application/x-ndjson", "{\"title\":\"ok\"}\n{\"likes\":-1}\n")
+	got := f.send(t, "POST", "/notes/bulk", "application/x-ndjson", "{\"title\":\"ok\"}\n{\"likes\":-1}\n")
 	if got.status != 422 || !strings.Contains(string(got.body), `"line":2`) {
 		t.Fatalf("bulk: %d %s", got.status, got.body)
 	}
@@ -253,7 +253,7 @@ func TestDuplicateKeyNamesTheField(t *testing.T) {
 		{"patch", "PATCH", "/notes/" + id, "application/merge-patch+json", `{"title":"taken"}`, []string{"/title duplicate"}},
 		{"create by PUT", "PUT", "/notes/" + fresh, "application/json", `{"title":"taken","likes":4}`, []string{"/title duplicate"}},
 		{"compound", "POST", "/notes", "application/json", `{"title":"new","likes":1,"city":{"name":"Oslo"}}`, []string{"/city/name duplicate", "/likes duplicate"}},
-		{"bulk line", "POST", "/notes", "application/x-ndjson", "{\"title\":\"b1\",\"likes\":5}\n{\"title\":\"b1\",\"likes\":6}\n", []string{"/title duplicate"}},
+		{"bulk line", "POST", "/notes/bulk", "application/x-ndjson", "{\"title\":\"b1\",\"likes\":5}\n{\"title\":\"b1\",\"likes\":6}\n", []string{"/title duplicate"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := f.send(t, tt.method, tt.target, tt.ct, tt.body)

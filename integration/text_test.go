@@ -26,7 +26,7 @@ func TestTextIsStoredAsSent(t *testing.T) {
 		{"surrogate in a key", "POST", "/notes", "application/json", `{"title":"x","\ud800":1}`},
 		{"encoded surrogate", "POST", "/notes", "application/json", "{\"title\":\"\xed\xa0\x80\"}"},
 		{"overlong", "POST", "/notes", "application/json", "{\"title\":\"\xc0\xaf\"}"},
-		{"bulk line", "POST", "/notes", "application/x-ndjson", "{\"title\":\"a\"}\n{\"title\":\"\\ud800\"}\n"},
+		{"bulk line", "POST", "/notes/bulk", "application/x-ndjson", "{\"title\":\"a\"}\n{\"title\":\"\\ud800\"}\n"},
 		{"replace", "PUT", "/notes/" + id, "application/json", `{"title":"\ud800"}`},
 		{"patch", "PATCH", "/notes/" + id, "application/merge-patch+json", "{\"title\":\"\xff\"}"},
 	}

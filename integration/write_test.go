@@ -99,8 +99,10 @@ func newWriteFixture(t *testing.T, tweak func(*mongohttp.Collection[note])) *wri
 	group := mongohttp.Must(mongohttp.New(scoped))
 	mux := http.NewServeMux()
 	mux.Handle("/notes", mongohttp.Methods{"GET": all.Find(), "POST": all.Insert()})
+	mux.Handle("/notes/bulk", all.BulkInsert())
 	mux.Handle("/notes/{id}", mongohttp.Methods{"GET": all.FindOne(), "PUT": all.Replace(), "PATCH": all.Patch(), "DELETE": all.Delete()})
 	mux.Handle("/g/{group}/notes", mongohttp.Methods{"GET": group.Find(), "POST": group.Insert()})
+	mux.Handle("/g/{group}/notes/bulk", group.BulkInsert())
 	mux.Handle("/g/{group}/notes/{id}", mongohttp.Methods{"GET": group.FindOne(), "PUT": group.Replace(), "PATCH": group.Patch(), "DELETE": group.Delete()})
 	f := &writeFixture{coll: coll, srv: httptest.NewServer(mux)}
 	t.Cleanup(f.srv.Close)
@@ -579,7 +581,7 @@ func ndjsonNotes(n int, bad int) io.Reader {
 func TestBulkInsert(t *testing.T) {
 	f := newWriteFixture(t, nil)
 	post := func(body io.Reader, header ...string) response {
-		req, _ := http.NewRequest("POST", f.srv.URL+"/notes", body)
+		req, _ := http.NewRequest("POST", f.srv.URL+"/notes/bulk", body)
 		req.Header.Set("Content-Type", "application/x-ndjson")
 		for i := 0; i+1 < len(header); i += 2 {
 			req.Header.Set(header[i], header[i+1])
@@ -627,6 +629,23 @@ func TestBulkInsert(t *testing.T) {
 	}
 	if got := post(strings.NewReader(`{"title":"x"}`), "Idempotency-Key", "k"); got.status != 400 {
 		t.Fatalf("bulk with Idempotency-Key: %d %s", got.status, got.body)
+	}
+	// Each route takes its own media type, and says which in Accept-Post:
+	// an operation has one answer type, which generated clients rely on.
+	before, _ := f.coll.CountDocuments(context.Background(), bson.D{})
+	for _, tt := range []struct{ target, ct, accept string }{
+		{"/notes", "application/x-ndjson", "application/json"},
+		{"/notes/bulk", "application/json", "application/x-ndjson"},
+		{"/g/a/notes/bulk", "text/plain", "application/x-ndjson"},
+	} {
+		got := f.send(t, "POST", tt.target, tt.ct, "{\"title\":\"wrong route\"}\n")
+		if got.status != 415 || got.header.Get("Accept-Post") != tt.accept {
+			t.Errorf("%s to %s: %d, Accept-Post %q; want 415, %q", tt.ct, tt.target, got.status, got.header.Get("Accept-Post"), tt.accept)
+		}
+		checkProblem(t, got, "unsupported_media_type")
+	}
+	if n, _ := f.coll.CountDocuments(context.Background(), bson.D{}); n != before {
+		t.Errorf("the refused bodies stored %d documents", n-before)
 	}
 }
 

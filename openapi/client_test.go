@@ -118,7 +118,8 @@ func command(t *testing.T, dir, name string, args ...string) []byte {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr.String())
+		// tsc reports on standard output, most tools on standard error.
+		t.Fatalf("%s %v: %v\n%s%s", name, args, err, out, stderr.String())
 	}
 	return out
 }

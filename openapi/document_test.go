@@ -142,8 +142,24 @@ func TestDocumentDescribesTheExample(t *testing.T) {
 
 	// Writes: bodies from the write policy, media types, preconditions.
 	posts := doc.Paths.Find("/posts")
-	if c := posts.Post.RequestBody.Value.Content; c.Get("application/json") == nil || c.Get("application/x-ndjson") == nil {
-		t.Errorf("POST /posts takes %v", c)
+	// One media type, and one answer type, per operation: a stream goes
+	// to the bulk insert.
+	if c := posts.Post.RequestBody.Value.Content; len(c) != 1 || c.Get("application/json") == nil {
+		t.Errorf("POST /posts takes %v, want application/json alone", c)
+	}
+	if c := doc.Paths.Find("/posts/bulk").Post.RequestBody.Value.Content; len(c) != 1 || c.Get("application/x-ndjson") == nil {
+		t.Errorf("POST /posts/bulk takes %v, want application/x-ndjson alone", c)
+	}
+	for _, op := range []string{"/posts", "/posts/bulk"} {
+		var ok []string
+		for status, r := range doc.Paths.Find(op).Post.Responses.Map() {
+			if status[0] == '2' && r.Value.Content.Get("application/json") != nil {
+				ok = append(ok, status)
+			}
+		}
+		if len(ok) != 1 {
+			t.Errorf("POST %s has JSON success answers %v, want one", op, ok)
+		}
 	}
 	write := doc.Components.Schemas["PostsWrite"].Value
 	if write.AdditionalProperties.Has == nil || *write.AdditionalProperties.Has || write.Properties["month"] != nil || write.Properties["title"] == nil {

@@ -14,7 +14,8 @@ import (
 // TestTypeScriptClient generates TypeScript types from the example's
 // document with openapi-typescript and type-checks, with tsc --noEmit,
 // testdata/tsclient/client.ts: an openapi-fetch client that lists users
-// and a user's posts, reads a post and patches one, using the answers as
+// and a user's posts, reads a post, creates posts one at a time and in
+// bulk, and patches one, using the answers as
 // the plain JSON types (Users[], Post) without casts or type guards.
 // wrong.ts, which misuses them, must not compile. The npm packages are
 // pinned by package-lock.json and installed with npm ci into the

@@ -91,7 +91,7 @@ func routeWrites(mux *http.ServeMux, mh *mongohttp.Client, mdb, hdb *mongo.Datab
 	mux.Handle("PATCH /"+variantHandFAU+"/patch/{id}", handPatchFAU(hdb.Collection(writeColl(writePatch, variantHandFAU))))
 	mux.Handle("PATCH /"+variantHandClaimed+"/patch/{id}", handPatchClaimed(hdb.Collection(writeColl(writePatch, variantHandClaimed))))
 
-	mux.Handle("POST /"+variantRaw+"/bulk", st.sampled(raw(writeBulk).Insert()))
+	mux.Handle("POST /"+variantRaw+"/bulk", st.sampled(raw(writeBulk).BulkInsert()))
 	mux.Handle("POST /"+variantHand+"/bulk", st.sampled(handBulk(hdb.Collection(writeColl(writeBulk, variantHand)))))
 }
 

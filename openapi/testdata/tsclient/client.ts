@@ -30,6 +30,24 @@ export async function postsOfAUser(id: string): Promise<Post[]> {
   return data;
 }
 
+// A created post is a Post (undefined under Prefer: return=minimal); a
+// stream of posts goes to POST /posts/bulk, so no {inserted} joins it.
+export async function createPost(authorID: string, title: string): Promise<Post | undefined> {
+  const { data, error } = await api.POST("/posts", { body: { author_id: authorID, title } });
+  if (error) throw new Error(error.detail);
+  return data;
+}
+
+export async function createPosts(authorID: string, titles: string[]): Promise<number> {
+  const { data, error } = await api.POST("/posts/bulk", {
+    body: { author_id: authorID, title: titles[0] ?? "" },
+    bodySerializer: () => titles.map((title) => JSON.stringify({ author_id: authorID, title })).join("\n"),
+    headers: { "Content-Type": "application/x-ndjson" },
+  });
+  if (error) throw new Error(error.detail);
+  return data.inserted;
+}
+
 // undefined: the answer to Prefer: return=minimal (204) has no body.
 export async function likePost(id: string, likes: number): Promise<Post | undefined> {
   const { data, error } = await api.PATCH("/posts/{id}", { params: { path: { id } }, body: { likes } });
