@@ -59,6 +59,10 @@ type Index struct {
 //     {Foreign: 1} in the related collection, which finds a page's related
 //     documents ($in over the page's keys). A unique index on the field
 //     serves as well;
+//   - when the declaration has a change feed (Collection.Changes):
+//     {VersionField: 1}, with which each poll of the feed reads the
+//     versions made since the previous one without a scan (its tombstones
+//     are found by _id);
 //   - unless Idempotency is disabled: a TTL index on the store's "expires"
 //     field, with which servers that expire documents (MongoDB) remove old
 //     keys. FerretDB 1.x does not implement TTL indexes and refuses it;
@@ -123,6 +127,10 @@ func (r *Resource[T]) Indexes() []Index {
 			}
 		}
 		relations(qp.relations)
+	}
+	if r.decl.Changes != nil {
+		add(r.decl.Coll, bson.D{{Key: r.decl.VersionField, Value: int32(1)}}, false,
+			"the change feed (Collection.Changes): each poll reads the versions made since the previous one")
 	}
 	if idem := r.writes.idem; idem != nil {
 		add(idem.coll, bson.D{{Key: "expires", Value: int32(1)}}, true,

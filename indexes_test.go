@@ -13,8 +13,8 @@ import (
 // field (each direction, _id ascending after it), one for a DefaultSort of
 // several fields, none for a sort an index already serves backwards, one
 // per relation key that is not _id (nested relations too) in the related
-// collection, the TTL index of the idempotency store unless it is
-// disabled; each once, whichever policies ask for it, with a reason.
+// collection, the version field's for a change feed, the TTL index of the
+// idempotency store unless it is disabled; each once, whichever policies ask for it, with a reason.
 func TestIndexes(t *testing.T) {
 	client, coll := offline(t, "things")
 	db := coll.Database()
@@ -48,6 +48,12 @@ func TestIndexes(t *testing.T) {
 			name: "idempotency",
 			c:    mongohttp.Collection[bson.Raw]{Client: client, Coll: coll},
 			want: []string{`things_idempotency {"expires":1} ttl`},
+		},
+		{
+			name: "change feed",
+			c: mongohttp.Collection[bson.Raw]{Client: client, Coll: coll, VersionField: "rev",
+				Idempotency: mongohttp.Idempotency{Disabled: true}, Changes: &mongohttp.ChangeFeed{}},
+			want: []string{`things {"rev":1}`},
 		},
 		{
 			name: "sorts and relations",
