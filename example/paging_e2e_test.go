@@ -30,13 +30,13 @@ func TestPagingEverySort(t *testing.T) {
 	author := someUser.ID.Hex()
 
 	// Each page costs the database a scan of its collection, so the posts'
-	// sorts are walked over a fifth of them (likes are skewed: 20 % of the
-	// posts have fewer than 16, with many ties), and all of them once.
+	// sorts, the default one among them, are walked over a fifth of them
+	// (likes are skewed: 20 % of the posts have fewer than 16, with many
+	// ties).
 	fewLikes := bson.D{{Key: "likes", Value: bson.D{{Key: "$lt", Value: 16}}}}
 	cases := []walkCase{
 		{"/users?", "users", bson.D{}, []string{"age", "-age", "name", "-name", "created", "-created", "-age,name"}, 100},
-		{"/posts?", "posts", bson.D{}, []string{""}, 100},
-		{"/posts?likes[lt]=16&", "posts", fewLikes, []string{"published", "-published", "likes", "-likes", "-likes,published"}, 100},
+		{"/posts?likes[lt]=16&", "posts", fewLikes, []string{"", "published", "-published", "likes", "-likes", "-likes,published"}, 100},
 		{"/users/" + author + "/posts?", "posts", bson.D{{Key: "author_id", Value: someUser.ID}}, []string{"likes", "-likes", "published", "-published"}, 2},
 	}
 	// The walks run in parallel inside one group, which returns (and lets
