@@ -108,8 +108,12 @@ done
 # installed only where that test exists and no chromium is on the PATH.
 if ! command -v chromium >/dev/null && grep -qs '^func TestLivePage(' example/*_test.go; then
 	step "installing chromium for the example's /live page test"
-	apt-get update
-	apt-get install -y --no-install-recommends chromium
+	as_root=()
+	if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then
+		as_root=(sudo)
+	fi
+	"${as_root[@]}" apt-get update
+	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 fi
 
 for m in "${modules[@]}"; do
