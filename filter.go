@@ -108,7 +108,7 @@ func (qp *QueryParser) parseFilter(s string) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNumberWrappers(s); err != nil {
+	if err := checkNumbers(s); err != nil {
 		return nil, err
 	}
 	if loneSurrogate(s) {

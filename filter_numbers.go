@@ -1,9 +1,12 @@
 package mongohttp
 
 import (
-	"encoding/json"
+	"math"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/mongohttp/mongohttp/internal/jsonlex"
 )
 
 // Extended JSON writes the numbers of its wrappers in decimal. The
@@ -16,37 +19,56 @@ var numberWrappers = map[string]*regexp.Regexp{
 	"$numberInt":    regexp.MustCompile(`^[+-]?[0-9]+$`),
 }
 
-// checkNumberWrappers refuses a $numberDouble, $numberLong or $numberInt
-// wrapper whose string is not a decimal number. s has passed checkJSON.
-func checkNumberWrappers(s string) error {
-	if !strings.Contains(s, "$number") && !strings.Contains(s, `\u`) {
-		return nil // no wrapper, not even one with an escaped key
+// checkNumbers refuses the numbers of filter= that the driver would read
+// as another value than the one sent. s has passed checkJSON.
+//
+//   - A $numberDouble, $numberLong or $numberInt wrapper whose string is
+//     not a decimal number.
+//   - A number (or a $numberDouble) with a fraction or an exponent whose
+//     double is a whole number that the number is not: 1e-400 (rounded to
+//     0), 1.0000000000000001 (to 1), 9007199254740993.0 (to …992). The
+//     driver reads such numbers as doubles, and an integer field takes a
+//     whole double as that integer, so these would compare with another
+//     integer than the one sent, as a body's integer never does (see
+//     parseIntNumber). No JSON serializer writes them: a double's shortest
+//     form reads back as itself.
+//
+// It reads s once, in time linear in its length.
+func checkNumbers(s string) error {
+	if !strings.ContainsAny(s, ".eE") && !strings.Contains(s, "$number") && !strings.Contains(s, `\u`) {
+		return nil // no fraction, no exponent, no wrapper (not even one with an escaped key)
 	}
 	type frame struct{ object, wantKey bool }
 	var stack []frame
 	key := "" // the key of the value being read
-	dec := json.NewDecoder(strings.NewReader(s))
+	lex := jsonlex.New([]byte(s), nil)
 	for {
-		tok, err := dec.Token()
+		tok, err := lex.Next()
 		if err != nil {
 			return nil // the end, or an error the driver reports
 		}
 		top := len(stack) - 1
-		switch tok := tok.(type) {
-		case json.Delim:
-			if tok == '{' || tok == '[' {
-				stack = append(stack, frame{object: tok == '{', wantKey: tok == '{'})
-				key = ""
-				continue
-			}
+		switch tok.Kind {
+		case jsonlex.ObjectStart, jsonlex.ArrayStart:
+			stack = append(stack, frame{object: tok.Kind == jsonlex.ObjectStart, wantKey: tok.Kind == jsonlex.ObjectStart})
+			key = ""
+			continue
+		case jsonlex.ObjectEnd, jsonlex.ArrayEnd:
 			stack = stack[:top]
-		case string:
+		case jsonlex.String:
 			if top >= 0 && stack[top].wantKey {
-				key, stack[top].wantKey = tok, false
+				key, stack[top].wantKey = tok.Text, false
 				continue
 			}
-			if re := numberWrappers[key]; re != nil && !re.MatchString(tok) {
-				return ErrInvalidParameter.Detailf("filter has %s %s, which is not a decimal number", key, clip(tok))
+			if re := numberWrappers[key]; re != nil && !re.MatchString(tok.Text) {
+				return ErrInvalidParameter.Detailf("filter has %s %s, which is not a decimal number", key, clip(tok.Text))
+			}
+			if key == "$numberDouble" && !readsAsSent(tok.Text) {
+				return errRoundedNumber(tok.Text)
+			}
+		case jsonlex.Number:
+			if !readsAsSent(tok.Text) {
+				return errRoundedNumber(tok.Text)
 			}
 		}
 		// A value ended: its object expects a key again.
@@ -55,4 +77,24 @@ func checkNumberWrappers(s string) error {
 		}
 		key = ""
 	}
+}
+
+// readsAsSent reports whether the decimal number n, read as a double, is
+// not a whole number that n is not (see checkNumbers). Numbers without a
+// fraction or an exponent are read as integers when they fit an int64, and
+// doubles beyond ±2^63 are no integer field's: both read as sent.
+func readsAsSent(n string) bool {
+	if !strings.ContainsAny(n, ".eE") {
+		return true
+	}
+	f, err := strconv.ParseFloat(n, 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) >= 1<<63 {
+		return true // not finite (the driver refuses it), or not whole
+	}
+	i, ok := parseIntNumber(n)
+	return ok && float64(i) == f && i == int64(f)
+}
+
+func errRoundedNumber(n string) error {
+	return ErrInvalidParameter.Detailf("filter has the number %s, which a double rounds to a whole number it is not: send the value itself", clip(n))
 }

@@ -170,6 +170,15 @@ func TestHostileInput(t *testing.T) {
 		{"mixed operator document", nil, filterParam(`{"age":{"$gt":1,"x":1}}`), ErrInvalidParameter},
 		{"decimal for int", nil, filterParam(`{"age":{"$gt":{"$numberDecimal":"1"}}}`), ErrInvalidParameter},
 		{"NaN in filter=", nil, filterParam(`{"score":{"$numberDouble":"NaN"}}`), ErrInvalidParameter},
+		// Numbers a double rounds to a whole number they are not: an int
+		// field would compare with another integer than the one sent.
+		{"underflow for int in filter=", nil, filterParam(`{"age":1e-400}`), ErrInvalidParameter},
+		{"underflow in $in", nil, filterParam(`{"age":{"$in":[1,2e-999]}}`), ErrInvalidParameter},
+		{"17 digits for int in filter=", nil, filterParam(`{"age":{"$gt":1.0000000000000001}}`), ErrInvalidParameter},
+		{"beyond 2^53 with a fraction", nil, filterParam(`{"age":9007199254740993.0}`), ErrInvalidParameter},
+		{"underflow in $numberDouble", nil, filterParam(`{"age":{"$numberDouble":"1e-400"}}`), ErrInvalidParameter},
+		{"underflow for float in filter=", nil, filterParam(`{"score":{"$lt":1e-400}}`), ErrInvalidParameter},
+		{"underflow under $not", nil, filterParam(`{"age":{"$not":{"$eq":1E-400}}}`), ErrInvalidParameter},
 		{"null with $gt", nil, filterParam(`{"age":{"$gt":null}}`), ErrInvalidParameter},
 		{"number for $exists", nil, filterParam(`{"email":{"$exists":1}}`), ErrInvalidParameter},
 		{"scalar for $in", nil, filterParam(`{"age":{"$in":5}}`), ErrInvalidParameter},
@@ -386,5 +395,45 @@ func TestObjectIDForms(t *testing.T) {
 			continue
 		}
 		sameQueryDoc(t, query, q.Filter, want)
+	}
+}
+
+// TestFilterNumbersReadAsSent: the numbers of filter= that are what a
+// double holds go through, converted to the field's type; only those a
+// double would round to another whole number are refused (see the table of
+// TestParseErrors).
+func TestFilterNumbersReadAsSent(t *testing.T) {
+	for _, tt := range []struct {
+		filter string
+		want   any
+	}{
+		{`{"age":1e3}`, int64(1000)},
+		{`{"age":3.0}`, int64(3)},
+		{`{"age":-0.0}`, int64(0)},
+		{`{"age":9007199254740993}`, int64(9007199254740993)},
+		{`{"age":{"$numberDouble":"42.0"}}`, int64(42)},
+		{`{"score":1e-7}`, 1e-7},
+		{`{"score":0.30000000000000004}`, 0.30000000000000004},
+		{`{"score":1e19}`, 1e19},
+		{`{"score":5e-324}`, 5e-324},
+	} {
+		t.Run(tt.filter, func(t *testing.T) {
+			q, err := mustQueryParser(t, queryTestPolicy()).Parse(filterParam(tt.filter))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := q.Filter[0].Value
+			if d, ok := got.(qD); ok { // a comparison: {$eq: v} and the like
+				got = d[0].Value
+			}
+			if got != tt.want {
+				t.Errorf("filter %s: %T %v, want %T %v", tt.filter, got, got, tt.want, tt.want)
+			}
+		})
+	}
+	for _, n := range []string{"1e-400", "1.0000000000000001", "9007199254740993.0", "-1e-330", "123456789012345678.9"} {
+		if readsAsSent(n) {
+			t.Errorf("readsAsSent(%s) = true, want false", n)
+		}
 	}
 }

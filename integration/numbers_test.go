@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"encoding/json"
+	"net/url"
 	"testing"
 
 	"github.com/mongohttp/mongohttp"
@@ -63,5 +64,28 @@ func TestIntegersAreExact(t *testing.T) {
 		if got.status != 422 || len(p.Errors) != 1 || p.Errors[0].Pointer != tt.pointer || p.Errors[0].Code != "invalid_value" {
 			t.Errorf("%s %s %s: %d %s", tt.method, tt.target, tt.body, got.status, got.body)
 		}
+	}
+}
+
+// TestFilterIntegersAreExact: a filter= number that a double rounds to a
+// whole number it is not is refused, where it used to find the documents
+// of that other integer (likes 0 for 1e-400); one that is the integer it
+// says finds them.
+func TestFilterIntegersAreExact(t *testing.T) {
+	f := newWriteFixture(t, nil)
+	f.insertNote(t, "/notes", `{"title":"none","likes":0}`)
+	f.insertNote(t, "/notes", `{"title":"one","likes":1}`)
+	for _, filter := range []string{`{"likes":1e-400}`, `{"likes":1.0000000000000001}`, `{"likes":{"$in":[5,1E-999]}}`} {
+		got := f.send(t, "GET", "/notes?filter="+url.QueryEscape(filter), "", "")
+		if got.status != 400 {
+			t.Errorf("filter=%s: %d %s, want 400", filter, got.status, got.body)
+			continue
+		}
+		checkProblem(t, got, "invalid_parameter")
+	}
+	got := f.send(t, "GET", "/notes?filter="+url.QueryEscape(`{"likes":1.0e0}`), "", "")
+	var docs []struct{ Title string }
+	if got.status != 200 || json.Unmarshal(got.body, &docs) != nil || len(docs) != 1 || docs[0].Title != "one" {
+		t.Errorf("filter={\"likes\":1.0e0}: %d %s, want the note with one like", got.status, got.body)
 	}
 }
