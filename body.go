@@ -435,7 +435,9 @@ func (d *bodyDecoder) convert(path string, typ Type, tok jsonlex.Token) (any, er
 			}
 			return n, nil
 		case Float:
-			if f, err := strconv.ParseFloat(tok.Text, 64); err == nil && finite(f) {
+			// As a filter's number: never one a double rounds to a
+			// whole number it is not (see readsAsSent).
+			if f, err := strconv.ParseFloat(tok.Text, 64); err == nil && finite(f) && readsAsSent(tok.Text) {
 				return f, nil
 			}
 			return bad("invalid_value")

@@ -151,6 +151,7 @@ func TestHostileInput(t *testing.T) {
 		{"fraction for int", nil, "age=1.5", ErrInvalidParameter},
 		{"int overflow", nil, "age=99999999999999999999", ErrInvalidParameter},
 		{"NaN for float", nil, "score=NaN", ErrInvalidParameter},
+		{"underflow for float", nil, "score=1e-400", ErrInvalidParameter},
 		{"yes for bool", nil, "active=yes", ErrInvalidParameter},
 		{"bad date", nil, "created=yesterday", ErrInvalidParameter},
 		{"bad ObjectID", nil, "owner=123", ErrInvalidObjectID},

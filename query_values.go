@@ -30,7 +30,7 @@ func coerceText(name string, typ Type, s string) (any, error) {
 			return nil, bad()
 		}
 		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || !finite(f) {
+		if err != nil || !finite(f) || !readsAsSent(s) {
 			return nil, bad()
 		}
 		return f, nil
