@@ -73,6 +73,13 @@ type Query struct {
 	scope []byte
 }
 
+// maxPathID bounds a string id taken from a path, and so the ids clients
+// can create with PUT: a page can always continue after a document whose
+// id fits in a reference token (maxRefID bytes of BSON), whatever its sort
+// values; a client could otherwise store enough long ids in a row to leave
+// a listing no way to continue.
+const maxPathID = maxRefID - 5 // a BSON string's length prefix and NUL
+
 // queryParam is one decoded query parameter.
 type queryParam struct{ key, value string }
 
@@ -80,12 +87,15 @@ type queryParam struct{ key, value string }
 // type of _id. With the default ObjectID type anything but 24 hexadecimal
 // digits (NUL bytes and invalid UTF-8 included) is invalid_object_id, as it
 // is in the query string and in filter=; with other types a bad id is
-// invalid_parameter.
+// invalid_parameter, and so is a string id longer than maxPathID bytes.
 func (qp *QueryParser) ParseID(s string) (any, error) {
 	typ := qp.filter["_id"]
 	if typ != ObjectID {
 		if problem := textProblem(s); problem != "" {
 			return nil, ErrInvalidParameter.Detailf("the id %s", problem)
+		}
+		if typ == String && len(s) > maxPathID {
+			return nil, ErrInvalidParameter.Detailf("the id is %d bytes long; the maximum is %d", len(s), maxPathID)
 		}
 	}
 	return coerceText("_id", typ, s)

@@ -442,10 +442,28 @@ func TestParseID(t *testing.T) {
 	if v, err := qpStr.ParseID("ada"); err != nil || v != "ada" {
 		t.Errorf("string ParseID = %#v, %v", v, err)
 	}
-	for _, s := range []string{"a\x00", "\xff"} {
+	for _, s := range []string{"a\x00", "\xff", strings.Repeat("é", maxPathID/2+1)} {
 		if _, err := qpStr.ParseID(s); !errors.Is(err, ErrInvalidParameter) {
-			t.Errorf("string ParseID(%q) = %v, want invalid_parameter", s, err)
+			t.Errorf("string ParseID(%.20q…) = %v, want invalid_parameter", s, err)
 		}
+	}
+	// The longest id a client can create still anchors a reference token,
+	// so a listing can always continue after it.
+	longest := strings.Repeat("x", maxPathID)
+	if _, err := qpStr.ParseID(longest); err != nil {
+		t.Fatalf("ParseID of %d bytes: %v", maxPathID, err)
+	}
+	q, err := qpStr.Parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := bson.Marshal(bson.D{{Key: "_id", Value: longest}})
+	if _, _, err := docRef(q, doc); err != nil {
+		t.Errorf("a document with an id of %d bytes cannot anchor a reference token: %v", maxPathID, err)
+	}
+	doc, _ = bson.Marshal(bson.D{{Key: "_id", Value: longest + "x"}})
+	if _, _, err := docRef(q, doc); err == nil {
+		t.Errorf("a reference token anchored an id longer than maxRefID: the bound of ParseID is not the tightest")
 	}
 }
 
