@@ -237,6 +237,18 @@ func decimalAtMost(n string) string {
 
 // queryValueSchema is the schema of a query-string value for a field of
 // type t, exactly as coerceText reads it.
+// pathIDSchema is the schema of an id in a path, as ParseID reads it.
+func pathIDSchema(c *apiComponents, t Type) *jsonSchema {
+	s := queryValueSchema(c, t)
+	if t == String {
+		// ParseID counts bytes, JSON Schema characters: the description
+		// says which bound holds.
+		s.MaxLength = pointerTo(maxPathID)
+		s.Description = fmt.Sprintf("At most %d bytes of UTF-8 (400 invalid_parameter beyond).", maxPathID)
+	}
+	return s
+}
+
 func queryValueSchema(c *apiComponents, t Type) *jsonSchema {
 	switch t {
 	case String:

@@ -59,7 +59,7 @@ func (r *Resource[T]) describeFindOne(c *apiComponents, policy string) (*apiOper
 	etag := apiHeader{name: "ETag", required: true, description: "A strong validator of the answer; send it back in If-None-Match.",
 		schema: &jsonSchema{Type: "string", Pattern: `^"[A-Za-z0-9_.-]+"$`}}
 	idType := qp.filter["_id"]
-	idSchema := queryValueSchema(c, idType)
+	idSchema := pathIDSchema(c, idType)
 	var query []apiParam
 	if p, ok := qp.fieldsParam(); ok {
 		query = append(query, p)

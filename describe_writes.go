@@ -48,7 +48,7 @@ func (r *Resource[T]) describeWrite(kind, method string) func(c *apiComponents, 
 			idErr = ErrInvalidObjectID
 		}
 		if method != http.MethodPost {
-			op.id = &apiParam{name: "id", required: true, schema: queryValueSchema(c, qp.filter["_id"]),
+			op.id = &apiParam{name: "id", required: true, schema: pathIDSchema(c, qp.filter["_id"]),
 				description: fmt.Sprintf("The document's _id (%s).", qp.filter["_id"])}
 		}
 		ifMatch := apiParam{name: "If-Match", schema: &jsonSchema{Type: "string"},
