@@ -622,11 +622,12 @@ func serveDelete[T any](h *writer[T], w http.ResponseWriter, r *http.Request) er
 	return nil
 }
 
-// bsonField is a top-level key that marshalling a struct writes, and
-// whether its field is tagged omitempty.
+// bsonField is a top-level key that marshalling a struct writes, whether
+// its field is tagged omitempty, and the field's type.
 type bsonField struct {
 	key       string
 	omitEmpty bool
+	typ       reflect.Type
 }
 
 // bsonFields returns the top-level keys that marshalling a T writes, read
@@ -678,7 +679,7 @@ func structFields(t reflect.Type, fields []bsonField, depth int) ([]bsonField, b
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		fields = append(fields, bsonField{key: name, omitEmpty: strings.Contains(opts, ",omitempty,")})
+		fields = append(fields, bsonField{key: name, omitEmpty: strings.Contains(opts, ",omitempty,"), typ: f.Type})
 	}
 	return fields, anyKey
 }

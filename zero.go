@@ -2,6 +2,7 @@ package mongohttp
 
 import (
 	"math"
+	"reflect"
 	"time"
 
 	"github.com/mongohttp/mongohttp/internal/rawbson"
@@ -17,27 +18,112 @@ import (
 // to an empty value: a hook that emptied a field the source had filled
 // (Prepare clearing a password) still removes it.
 
-// omitEmptyKeys returns the top-level keys of T's fields tagged omitempty,
-// inline structs included; nil when there are none or T is not a struct.
-func omitEmptyKeys[T any]() map[string]bool {
-	fields, _ := bsonFields[T]()
-	var keys map[string]bool
-	for _, f := range fields {
-		if f.omitEmpty {
-			if keys == nil {
-				keys = map[string]bool{}
-			}
-			keys[f.key] = true
-		}
-	}
-	return keys
+// omitTree is where keepEmpty looks in a document marshalled from a
+// struct: the fields (by key) tagged omitempty, and those holding structs,
+// or slices and arrays of them, whose own fields may be.
+type omitTree map[string]*omitNode
+
+type omitNode struct {
+	empty bool     // the field is tagged omitempty
+	sub   omitTree // its struct's tree (of each element's, for a slice); nil for none
 }
 
-// keepEmpty adds to doc, marshalled from T, the fields of keys that src
+// omitEmptyKeys returns the omitTree of T; nil when T is not a struct or
+// no omitempty field is reachable from it. Each struct type gets one tree,
+// shared wherever the type appears, so a recursive type's tree refers to
+// itself; the trees hold only the fields through which an omitempty field
+// is reached, so documents without any cost keepEmpty nothing.
+func omitEmptyKeys[T any]() omitTree {
+	root := structOf(reflect.TypeFor[T]())
+	if root == nil {
+		return nil
+	}
+	// The struct types reachable from T, and their fields.
+	fields := map[reflect.Type][]bsonField{}
+	var visit func(t reflect.Type)
+	visit = func(t reflect.Type) {
+		if _, ok := fields[t]; ok {
+			return
+		}
+		fs, _ := structFields(t, nil, 0)
+		fields[t] = fs
+		for _, f := range fs {
+			if inner := structOf(f.typ); inner != nil {
+				visit(inner)
+			}
+		}
+	}
+	visit(root)
+	// A type has omitempty fields when one of its own is tagged, or one of
+	// its struct fields has: to a fixed point, for recursive types.
+	has := map[reflect.Type]bool{}
+	for changed := true; changed; {
+		changed = false
+		for t, fs := range fields {
+			if has[t] {
+				continue
+			}
+			for _, f := range fs {
+				if inner := structOf(f.typ); f.omitEmpty || (inner != nil && has[inner]) {
+					has[t], changed = true, true
+					break
+				}
+			}
+		}
+	}
+	if !has[root] {
+		return nil
+	}
+	trees := map[reflect.Type]omitTree{}
+	for t := range has {
+		trees[t] = omitTree{}
+	}
+	for t, tree := range trees {
+		for _, f := range fields[t] {
+			inner := structOf(f.typ)
+			if f.omitEmpty || (inner != nil && has[inner]) {
+				tree[f.key] = &omitNode{empty: f.omitEmpty, sub: trees[inner]}
+			}
+		}
+	}
+	return trees[root]
+}
+
+// structOf returns the struct type a field of type t marshals as a
+// document from (through pointers, and a slice's or an array's elements),
+// or nil.
+func structOf(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && t.Elem().Kind() != reflect.Uint8 {
+		t = t.Elem()
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+	}
+	if t.Kind() != reflect.Struct || ownEncoding(t) {
+		return nil
+	}
+	return t
+}
+
+// ownEncoding reports whether the driver encodes t otherwise than as a
+// document of its fields: time.Time, the bson package's types, marshalers.
+func ownEncoding(t reflect.Type) bool {
+	if t.PkgPath() == "time" || t.PkgPath() == objectIDType.PkgPath() {
+		return true
+	}
+	p := reflect.PointerTo(t)
+	return t.Implements(marshalerType) || t.Implements(valueMarshaler) || p.Implements(marshalerType) || p.Implements(valueMarshaler)
+}
+
+// keepEmpty adds to doc, marshalled from T, the fields of tree that src
 // (the document T was decoded from) holds with an empty value and doc
-// lacks.
-func keepEmpty(doc, src bson.Raw, keys map[string]bool) bson.Raw {
-	if keys == nil {
+// lacks, at every depth: in documents, and in the elements of arrays that
+// have as many in both.
+func keepEmpty(doc, src bson.Raw, tree omitTree) bson.Raw {
+	if tree == nil {
 		return doc
 	}
 	var restore bson.D
@@ -47,11 +133,21 @@ func keepEmpty(doc, src bson.Raw, keys map[string]bool) bson.Raw {
 	}
 	for _, e := range elems {
 		key := e.Key()
-		if !keys[key] || !emptyBSON(e.Value()) {
+		node := tree[key]
+		if node == nil {
 			continue
 		}
-		if _, err := doc.LookupErr(key); err != nil {
-			restore = append(restore, bson.E{Key: key, Value: e.Value()})
+		have, err := doc.LookupErr(key)
+		if err != nil {
+			if node.empty && emptyBSON(e.Value()) {
+				restore = append(restore, bson.E{Key: key, Value: e.Value()})
+			}
+			continue
+		}
+		if node.sub != nil {
+			if v, changed := keepEmptyIn(have, e.Value(), node.sub); changed {
+				restore = append(restore, bson.E{Key: key, Value: v})
+			}
 		}
 	}
 	if restore == nil {
@@ -62,6 +158,38 @@ func keepEmpty(doc, src bson.Raw, keys map[string]bool) bson.Raw {
 		return doc
 	}
 	return out
+}
+
+// keepEmptyIn applies keepEmpty to the document have, or to each document
+// of the array have, from src's; changed is false when nothing was added.
+func keepEmptyIn(have, src bson.RawValue, tree omitTree) (v any, changed bool) {
+	switch have.Type {
+	case bson.TypeEmbeddedDocument:
+		d, s := have.Document(), src.Document()
+		if src.Type != bson.TypeEmbeddedDocument {
+			return nil, false
+		}
+		out := keepEmpty(d, s, tree)
+		return out, len(out) != len(d)
+	case bson.TypeArray:
+		if src.Type != bson.TypeArray {
+			return nil, false
+		}
+		hv, err1 := have.Array().Values()
+		sv, err2 := src.Array().Values()
+		if err1 != nil || err2 != nil || len(hv) != len(sv) {
+			return nil, false
+		}
+		out := make(bson.A, len(hv))
+		for i := range hv {
+			out[i] = hv[i]
+			if e, ok := keepEmptyIn(hv[i], sv[i], tree); ok {
+				out[i], changed = e, true
+			}
+		}
+		return out, changed
+	}
+	return nil, false
 }
 
 // zeroTimeMillis is time.Time{} as a BSON date.
