@@ -42,10 +42,10 @@ type handlerBase[T any] struct {
 	logger      *slog.Logger
 	maxTime     time.Duration
 	enc         *bsonjson.Encoder
-	raw         bool            // T is bson.Raw: documents go from the cursor to the encoder untouched
-	zeroDoc     bson.Raw        // the zero T marshalled, to tell decoded zero values from set ones
-	omitEmpty   omitTree        // T's omitempty fields, at every depth, whose empty values keepEmpty puts back
-	version     string          // the field holding a document's version
+	raw         bool     // T is bson.Raw: documents go from the cursor to the encoder untouched
+	zeroDoc     bson.Raw // the zero T marshalled, to tell decoded zero values from set ones
+	omitEmpty   omitTree // T's omitempty fields, at every depth, whose empty values keepEmpty puts back
+	version     string   // the field holding a document's version
 
 	readConcern *readconcern.ReadConcern // sent with Find's command; nil for the server's default
 	runOpts     *options.RunCmdOptionsBuilder
