@@ -140,6 +140,13 @@ type member struct {
 	Nick         string        `bson:"nick" json:"nick"`
 	Password     string        `bson:"password" json:"password"`
 	PasswordHash string        `bson:"password_hash,omitempty" json:"-"`
+	Profile      *memberProfile `bson:"profile,omitempty" json:"profile,omitempty"`
+}
+
+// memberProfile's zero values round-trip too: nested omitempty fields.
+type memberProfile struct {
+	City  string `bson:"city,omitempty" json:"city,omitempty"`
+	Score int32  `bson:"score,omitempty" json:"score,omitempty"`
 }
 
 func TestWriteOnlyFieldsAndZeroValues(t *testing.T) {
@@ -152,7 +159,7 @@ func TestWriteOnlyFieldsAndZeroValues(t *testing.T) {
 		Policy: mongohttp.Policy{
 			Hidden: []string{"password_hash"},
 			Write: map[string]mongohttp.Type{"name": mongohttp.String, "age": mongohttp.Int, "admin": mongohttp.Bool,
-				"nick": mongohttp.String, "password": mongohttp.String},
+				"nick": mongohttp.String, "password": mongohttp.String, "profile.city": mongohttp.String, "profile.score": mongohttp.Int},
 			Constraints: map[string]mongohttp.Constraint{"password": {WriteOnly: true, MinLength: 8}},
 		},
 		Prepare: func(r *http.Request, op mongohttp.WriteOp, m *member) error {
@@ -169,7 +176,7 @@ func TestWriteOnlyFieldsAndZeroValues(t *testing.T) {
 	f := &writeFixture{coll: coll, srv: httptest.NewServer(mux)}
 	t.Cleanup(f.srv.Close)
 
-	created := f.send(t, "POST", "/members", "application/json", `{"name":"zed","age":0,"admin":false,"nick":"","password":"s3cret-pw"}`)
+	created := f.send(t, "POST", "/members", "application/json", `{"name":"zed","age":0,"admin":false,"nick":"","password":"s3cret-pw","profile":{"city":"","score":0}}`)
 	if created.status != 201 {
 		t.Fatalf("insert: %d %s", created.status, created.body)
 	}
@@ -180,9 +187,15 @@ func TestWriteOnlyFieldsAndZeroValues(t *testing.T) {
 			t.Errorf("answer's %s: %v (present %v), want %v: %s", k, v, ok, want, created.body)
 		}
 	}
+	if p, _ := doc["profile"].(map[string]any); p == nil || p["city"] != "" || p["score"] != 0.0 {
+		t.Errorf("answer's profile: %v, want city \"\" and score 0: %s", doc["profile"], created.body)
+	}
 	m := f.stored(t, id)
 	if m["age"] != int32(0) || m["admin"] != false || m["nick"] != "" || m["password_hash"] != "hash:s3cret-pw" {
 		t.Errorf("stored %v", m)
+	}
+	if p, _ := m["profile"].(bson.D); len(p) != 2 {
+		t.Errorf("stored profile %v, want city and score", m["profile"])
 	}
 	if _, ok := m["password"]; ok {
 		t.Errorf("the write-only password was stored: %v", m)
