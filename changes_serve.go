@@ -136,7 +136,7 @@ func (h *feedHandler[T]) serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer h.state.leave()
-	t, err := acquireTailer(r.Context(), h.tailerConfig())
+	t, err := h.res.decl.Client.feeds.acquire(r.Context(), h.tailerConfig())
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ type tailerConfig struct {
 }
 
 func (c tailerConfig) key() string {
-	k := fmt.Sprintf("%p|%s.%s|%s|%s|%s", c.coll.Database().Client(), c.coll.Database().Name(), c.coll.Name(), c.version, c.poll, c.overlap)
+	k := fmt.Sprintf("%s.%s|%s|%s|%s", c.coll.Database().Name(), c.coll.Name(), c.version, c.poll, c.overlap)
 	if c.tombs != nil {
 		k += "|" + c.tombs.Database().Name() + "." + c.tombs.Name()
 	}
@@ -172,7 +172,8 @@ type feedBatch struct {
 // tailer polls one collection for the feeds of one instance.
 type tailer struct {
 	cfg   tailerConfig
-	refs  int // under feedTailers.mu
+	reg   *tailers
+	refs  int // under reg.mu
 	stop  chan struct{}
 	ready chan struct{}
 
@@ -184,25 +185,32 @@ type tailer struct {
 	prev time.Time // the start of the last poll
 }
 
-var feedTailers = struct {
+// tailers are the running tailers of one Client's feeds, by what they
+// read: the feeds of one collection share one, whichever handlers,
+// declarations or policies serve them.
+type tailers struct {
 	mu sync.Mutex
 	m  map[string]*tailer
-}{m: map[string]*tailer{}}
+}
 
-// acquireTailer returns the running tailer of cfg, starting it if needed,
-// once it has read the changes a first time. Release it with release.
-func acquireTailer(ctx context.Context, cfg tailerConfig) (*tailer, error) {
+// acquire returns the running tailer of cfg in reg, starting it if
+// needed, once it has read the changes a first time. Release it with
+// release.
+func (reg *tailers) acquire(ctx context.Context, cfg tailerConfig) (*tailer, error) {
 	key := cfg.key()
-	feedTailers.mu.Lock()
-	t := feedTailers.m[key]
+	reg.mu.Lock()
+	t := reg.m[key]
 	if t == nil {
-		t = &tailer{cfg: cfg, stop: make(chan struct{}), ready: make(chan struct{}),
+		t = &tailer{cfg: cfg, reg: reg, stop: make(chan struct{}), ready: make(chan struct{}),
 			subs: map[*subscriber]struct{}{}, seen: map[string]time.Time{}}
-		feedTailers.m[key] = t
+		if reg.m == nil {
+			reg.m = map[string]*tailer{}
+		}
+		reg.m[key] = t
 		go t.run()
 	}
 	t.refs++
-	feedTailers.mu.Unlock()
+	reg.mu.Unlock()
 	wait, cancel := context.WithTimeout(ctx, cfg.maxTime)
 	defer cancel()
 	select {
@@ -217,15 +225,16 @@ func acquireTailer(ctx context.Context, cfg tailerConfig) (*tailer, error) {
 	}
 }
 
-// release gives back what acquireTailer took; the last one stops it.
+// release gives back what acquire took; the last one stops it.
 func (t *tailer) release() {
 	key := t.cfg.key()
-	feedTailers.mu.Lock()
-	defer feedTailers.mu.Unlock()
+	reg := t.reg
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
 	t.refs--
 	if t.refs == 0 {
-		if feedTailers.m[key] == t {
-			delete(feedTailers.m, key)
+		if reg.m[key] == t {
+			delete(reg.m, key)
 		}
 		close(t.stop)
 	}

@@ -58,6 +58,7 @@ type Client struct {
 	pool     *poolCounters // nil for a wrapped client
 	limit    *limiter      // the client-wide admission bound; nil when unbounded
 	observer Observer      // Config.Observer, the collections' default
+	feeds    tailers       // the change feeds' tailers
 
 	closeOnce sync.Once
 	closeErr  error
