@@ -24,8 +24,9 @@ import (
 // request: the same key with another body is refused with 422
 // "idempotency_key_reused". Keys are kept per collection, policy and scope
 // (the BaseFilter's result): the same key sent to another tenant, or
-// another collection, is another key; the path's spelling does not matter. While the first request runs, a retry
-// waits for it a little, then gets 409 "idempotency_in_progress".
+// another collection, is another key; the path's spelling does not
+// matter. While the first request runs, a retry waits for it a little,
+// then gets 409 "idempotency_in_progress".
 type Idempotency struct {
 	// Store is the collection that keeps the keys. Default (nil) is the
 	// collection "<name>_idempotency" in the served collection's database.

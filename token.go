@@ -36,8 +36,9 @@ import (
 // result), and the version and BSON bytes, cut to 16 bytes. Scope, sort
 // and filter are signed but not stored, so a token only works where it was
 // made (the same collection, policy and BaseFilter result), for the same
-// sort and filter, and any change to a byte fails the MAC. The values are not encrypted: they are the sort fields of a document
-// the client has already seen.
+// sort and filter, and any change to a byte fails the MAC. The values are
+// not encrypted: they are the sort fields of a document the client has
+// already seen.
 const (
 	cursorVersion = 2
 	cursorMACLen  = 16

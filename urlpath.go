@@ -10,9 +10,10 @@ import (
 // itself, and the hex digits of the other escapes in upper case. So
 // /pos%74s and /%70osts give /posts, while %2F, which means something else
 // than a "/", stays escaped, and so does %2E: an escaped ".." is a name to
-// a router that does not clean paths, but would be a step up in a URL. The headers built from a request's path
-// (Location, Link, a problem's instance) use it, so that an odd spelling of
-// a path is not echoed back and does not name another resource.
+// a router that does not clean paths, but would be a step up in a URL. The
+// headers built from a request's path (Location, Link, a problem's
+// instance) use it, so that an odd spelling of a path is not echoed back
+// and does not name another resource.
 func canonicalPath(p string) string {
 	i := strings.IndexByte(p, '%')
 	if i < 0 {
