@@ -133,13 +133,13 @@ func TestEvery422NamesItsFields(t *testing.T) {
 // tags say, and a field a client left out stays out. Password is
 // write-only: Prepare sees it, nothing stores or serves it.
 type member struct {
-	ID           bson.ObjectID `bson:"_id" json:"_id"`
-	Name         string        `bson:"name" json:"name"`
-	Age          int32         `bson:"age,omitempty" json:"age,omitempty"`
-	Admin        bool          `bson:"admin,omitempty" json:"admin,omitempty"`
-	Nick         string        `bson:"nick" json:"nick"`
-	Password     string        `bson:"password" json:"password"`
-	PasswordHash string        `bson:"password_hash,omitempty" json:"-"`
+	ID           bson.ObjectID  `bson:"_id" json:"_id"`
+	Name         string         `bson:"name" json:"name"`
+	Age          int32          `bson:"age,omitempty" json:"age,omitempty"`
+	Admin        bool           `bson:"admin,omitempty" json:"admin,omitempty"`
+	Nick         string         `bson:"nick" json:"nick"`
+	Password     string         `bson:"password" json:"password"`
+	PasswordHash string         `bson:"password_hash,omitempty" json:"-"`
 	Profile      *memberProfile `bson:"profile,omitempty" json:"profile,omitempty"`
 }
 
