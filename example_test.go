@@ -384,3 +384,75 @@ func ExampleResource_Patch() {
 	// POST 422 validation_failed
 	// POST 400 invalid_body
 }
+
+// BulkInsert takes a stream of documents, one a line, on a route of its
+// own; Insert takes one JSON document. A line that fails stops the stream,
+// and the problem says which line and how many were stored before it.
+func ExampleResource_BulkInsert() {
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
+	defer client.Close(context.Background())
+	posts := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client: client,
+		Coll:   client.Database("app").Collection("posts"),
+		Policy: mongohttp.Policy{Write: map[string]mongohttp.Type{"title": mongohttp.String}},
+	}))
+	h := http.NewServeMux()
+	h.Handle("/posts", mongohttp.Methods{"POST": posts.Insert()})
+	h.Handle("/posts/bulk", posts.BulkInsert())
+
+	for _, tt := range []struct{ target, contentType, body string }{
+		{"/posts/bulk", "application/json", `{"title":"one"}`},
+		{"/posts", "application/x-ndjson", "{\"title\":\"one\"}\n"},
+		{"/posts/bulk", "application/x-ndjson", "{\"title\":\n"},
+	} {
+		req := httptest.NewRequest("POST", tt.target, strings.NewReader(tt.body))
+		req.Header.Set("Content-Type", tt.contentType)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var p struct {
+			Code           string
+			Line, Inserted *int
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		if p.Line == nil {
+			fmt.Println(tt.target, rec.Code, p.Code, "Accept-Post:", rec.Header().Get("Accept-Post"))
+		} else {
+			fmt.Println(tt.target, rec.Code, p.Code, "line:", *p.Line, "inserted:", *p.Inserted)
+		}
+	}
+	// Output:
+	// /posts/bulk 415 unsupported_media_type Accept-Post: application/x-ndjson
+	// /posts 415 unsupported_media_type Accept-Post: application/json
+	// /posts/bulk 400 invalid_body line: 1 inserted: 0
+}
+
+// Changes serves a collection's change feed. The declaration says that
+// the collection has one (Collection.Changes), so that its deletes leave
+// the tombstones the feed reads; give every instance that writes the
+// collection the same declaration. Browsers follow the feed with
+// EventSource; a token that is not one of the feed's is refused before the
+// database is asked.
+func ExampleResource_Changes() {
+	client, _ := mongohttp.Connect(context.Background(), "mongodb://127.0.0.1:1")
+	defer client.Close(context.Background())
+	posts := mongohttp.Must(mongohttp.New(mongohttp.Collection[bson.Raw]{
+		Client:  client,
+		Coll:    client.Database("app").Collection("posts"),
+		Policy:  mongohttp.Policy{Filter: map[string]mongohttp.Type{"likes": mongohttp.Int}, CursorKey: []byte("shared by every instance")},
+		Changes: &mongohttp.ChangeFeed{},
+	}))
+	feed := posts.Changes()
+	defer feed.Close() // ends the open streams; so does http.Server.Shutdown
+	h := http.NewServeMux()
+	h.Handle("GET /posts/changes", feed)
+
+	// new EventSource("/posts/changes?since=0&likes[gte]=10") in a browser.
+	req := httptest.NewRequest("GET", "/posts/changes?likes[gte]=10", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", "not-a-token")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Println(rec.Code, problemCode(rec))
+	// Output:
+	// 400 invalid_resume_token
+}
