@@ -4,8 +4,6 @@ package integration_test
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -17,17 +15,7 @@ import (
 // serverURI is the server every test in this package uses.
 var serverURI string
 
-func TestMain(m *testing.M) {
-	uri, stop, err := testserver.URI()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting test server:", err)
-		os.Exit(1)
-	}
-	serverURI = uri
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testserver.Main(m, &serverURI) }
 
 // connect builds a client on the test server and closes it when the test
 // ends.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -31,21 +30,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// serverURI is the real server every test uses: an in-process FerretDB,
+// serverURI is the real server every test uses: a FerretDB child process,
 // or the server of MONGODB_URI.
 var serverURI string
 
-func TestMain(m *testing.M) {
-	uri, stop, err := testserver.URI()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting test server:", err)
-		os.Exit(1)
-	}
-	serverURI = uri
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testserver.Main(m, &serverURI) }
 
 // secret is a filter value of the tests' queries: it must reach no span,
 // log or metric.

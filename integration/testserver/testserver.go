@@ -26,6 +26,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -145,6 +146,20 @@ func (s *Server) Stop() {
 
 // Restart starts a stopped server again on the same address and data.
 func (s *Server) Restart() error { return s.start() }
+
+// Main is a package's TestMain: it sets *uri to the server of URI, runs
+// the tests, stops the server and exits with the tests' code.
+func Main(m *testing.M, uri *string) {
+	u, stop, err := URI()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting test server:", err)
+		os.Exit(1)
+	}
+	*uri = u
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
 
 // URI returns the server tests should use: MONGODB_URI when set, otherwise
 // the URI of a FerretDB started in a temporary directory. The returned stop
