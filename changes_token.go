@@ -100,7 +100,7 @@ func tokenShaped(s string) bool {
 	if len(s) > MaxCursorLength {
 		return false
 	}
-	raw, err := cursorEncoding.DecodeString(s)
+	raw, err := decodeTokenText(s)
 	return err == nil && len(raw) >= 1+5+cursorMACLen && raw[0] == changeTokenVersion
 }
 
@@ -112,7 +112,7 @@ func (b *feedBinding) read(s string, now time.Time, retention time.Duration) (ch
 	if !tokenShaped(s) {
 		return changeToken{}, invalid
 	}
-	raw, _ := cursorEncoding.DecodeString(s)
+	raw, _ := decodeTokenText(s)
 	msg, sum := raw[:len(raw)-cursorMACLen], raw[len(raw)-cursorMACLen:]
 	if !hmac.Equal(sum, b.mac(msg)) {
 		return changeToken{}, invalid

@@ -58,6 +58,13 @@ func TestChangeTokenBinding(t *testing.T) {
 			}
 		})
 	}
+	// A token has one spelling: the line breaks base64 decoders skip are
+	// refused.
+	for _, spelt := range []string{tok[:7] + "\n" + tok[7:], "\r" + tok, tok + "\n"} {
+		if _, err := b.read(spelt, now, time.Hour); !errors.Is(err, ErrInvalidResumeToken) {
+			t.Errorf("read(%q) = %v, want invalid_resume_token", spelt, err)
+		}
+	}
 	// Every single-bit change of the token is refused.
 	raw, _ := cursorEncoding.DecodeString(tok)
 	for i := range raw {

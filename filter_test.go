@@ -123,6 +123,8 @@ func TestHostileInput(t *testing.T) {
 		{"token truncated", nil, "sort=-age&after=" + tok[:len(tok)/2], ErrInvalidCursor},
 		{"token from another sort", nil, "sort=age&after=" + tok, ErrInvalidCursor},
 		{"token one byte flipped", nil, "sort=-age&after=" + flipChar(tok, len(tok)/2), ErrInvalidCursor},
+		{"token with a line break", nil, "sort=-age&after=" + tok[:len(tok)/2] + "%0A" + tok[len(tok)/2:], ErrInvalidCursor},
+		{"token with a carriage return", nil, "sort=-age&after=" + tok[:5] + "%0D" + tok[5:], ErrInvalidCursor},
 		{"token with skip", nil, "sort=-age&skip=0&after=" + tok, ErrInvalidParameter},
 		{"token twice", nil, "sort=-age&after=" + tok + "&after=" + tok, ErrInvalidParameter},
 
