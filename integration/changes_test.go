@@ -262,8 +262,9 @@ func TestChangesResume(t *testing.T) {
 	feed := openFeed(t, f.srv.URL+"/notes/changes?since=0")
 	rep := replica{}
 	feed.until(t, rep, 5*time.Second, "the snapshot", func(r replica) bool { return len(r) == 2 })
-	// Let a heartbeat or mark move the token past the snapshot.
-	time.Sleep(300 * time.Millisecond)
+	// A heartbeat moves the token past the snapshot.
+	snapshot := feed.last()
+	eventually(t, 5*time.Second, "a heartbeat's token after the snapshot", func() bool { return feed.last() != snapshot })
 	token := feed.last()
 	feed.close()
 	<-feed.done
@@ -391,6 +392,8 @@ func TestChangesTokens(t *testing.T) {
 		}
 	})
 	t.Run("expired", func(t *testing.T) {
+		// Waiting for the clock itself: the token must outlive the
+		// retention, and nothing else says when it has.
 		time.Sleep(1600 * time.Millisecond)
 		r := f.send(t, http.MethodGet, "/notes/changes?likes[gt]=1&since="+tok, "", "", "Accept", "text/event-stream")
 		if r.status != http.StatusGone || jsonDoc(t, r)["code"] != "resume_expired" ||
@@ -403,8 +406,9 @@ func TestChangesTokens(t *testing.T) {
 // TestChangesShutdown: a graceful shutdown ends the open streams at once.
 func TestChangesShutdown(t *testing.T) {
 	f := newFeedFixture(t, feedSettings)
+	// openFeed returns once the headers came, which the feed sends after
+	// it has counted the stream in and registered with the server.
 	feeds := []*eventReader{openFeed(t, f.srv.URL+"/notes/changes"), openFeed(t, f.srv.URL+"/g/x/notes/changes?since=0")}
-	time.Sleep(100 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -436,7 +440,14 @@ func TestChangesCutsSlowClient(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "GET /notes/changes HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
-	time.Sleep(200 * time.Millisecond)
+	// The headers come once the stream has subscribed to the changes; then
+	// the client reads nothing more until the server has had to cut it.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	in := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// 18 MB, more than the sockets' buffers hold, written as mongohttp's
 	// writes do (with a version) but directly, which is quicker.
 	big := strings.Repeat("x", 600<<10)
@@ -450,14 +461,12 @@ func TestChangesCutsSlowClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(2 * time.Second) // the feed's writes block, and the write timeout passes
+	// A client that stalls: deliberate, not a wait for a condition. The
+	// feed's writes block, and its write timeout passes.
+	time.Sleep(2 * time.Second)
 	// The client now reads: it must reach the end of the stream, which the
 	// server ended, instead of waiting forever.
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("after %d bytes: %v (the server did not cut the stream)", n, err)
