@@ -35,7 +35,7 @@ var numberWrappers = map[string]*regexp.Regexp{
 //
 // It reads s once, in time linear in its length.
 func checkNumbers(s string) error {
-	if !strings.ContainsAny(s, ".eE") && !strings.Contains(s, "$number") && !strings.Contains(s, `\u`) {
+	if !fractionOrExponent(s) && !strings.Contains(s, "$number") && !strings.Contains(s, `\u`) {
 		return nil // no fraction, no exponent, no wrapper (not even one with an escaped key)
 	}
 	type frame struct{ object, wantKey bool }
@@ -77,6 +77,18 @@ func checkNumbers(s string) error {
 		}
 		key = ""
 	}
+}
+
+// fractionOrExponent reports whether s may hold a number with a fraction
+// or an exponent: a digit followed by '.', 'e' or 'E'. Most filters have
+// none, and skip the lexer.
+func fractionOrExponent(s string) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' && (s[i+1] == '.' || s[i+1] == 'e' || s[i+1] == 'E') {
+			return true
+		}
+	}
+	return false
 }
 
 // readsAsSent reports whether the decimal number n, read as a double, is
